@@ -1,0 +1,62 @@
+"""What both scripts share at the edge: flags in both spellings, logging, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from .datasync import AWSError, describe_error
+from .errors import UserError
+
+EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
+DEFAULT_LOG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "log")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that accepts ``--snake_case`` and ``--dashed-case`` for every long flag,
+    and reports a usage error on one line with exit code 2."""
+
+    def add_flag(self, name: str, **kwargs) -> None:
+        flags = [name] if "_" not in name else [name, name.replace("_", "-")]
+        self.add_argument(*flags, **kwargs)
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> str:
+    """Log to stderr and to ``log_dir/log_file``; return the log file's path."""
+    log_dir = log_dir or DEFAULT_LOG_DIR
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.join(log_dir, log_file)
+    fmt = logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s")
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return path
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a script's main: a user error is one line on stderr and exit 2, an AWS error
+    that survived botocore's retries is one line and exit 1; never a traceback."""
+    prog = os.path.basename(sys.argv[0])
+    try:
+        return main(argv)
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AWSError as exc:
+        logging.getLogger(prog).error("AWS call failed: %s", describe_error(exc))
+        print(f"{prog}: AWS error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_AWS
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,70 @@
+"""Turn a plan into running executions: reuse or create, start, record at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from . import datasync as ds
+from .plan import Plan
+from .state import append_line
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Launched:
+    agent_arn: str
+    location_arn: str
+    task_arn: str
+    execution_arn: str
+    location_created: bool
+    task_created: bool
+    execution_reused: bool
+
+
+def rotate_arn_file(path: str) -> None:
+    """Keep the previous run's arn file as ``<path>.prev``: the watcher follows this run only."""
+    if os.path.exists(path) and os.path.getsize(path):
+        os.replace(path, path + ".prev")
+        log.info("previous %s kept as %s.prev", path, path)
+
+
+def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
+           cloudwatch_arn: str | None, options: dict, arn_file: str) -> list[Launched]:
+    """Reuse or create each agent's location and task, start it, record the execution ARN.
+
+    Every step is logged as it happens and every ARN is on disk the moment its execution
+    starts, so a failure midway leaves a record, and a rerun finds and reuses what exists
+    (an execution still running the same scope is adopted rather than started twice).
+    """
+    rotate_arn_file(arn_file)
+    done = []
+    for task in plan.tasks:
+        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir)
+        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
+        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
+                                          includes=task.includes, excludes=task.excludes,
+                                          options=options, cloudwatch_arn=cloudwatch_arn)
+        task_arn = before["TaskArn"]
+        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated", task_arn)
+        running = None if task_new else _running_same_scope(client, before, task.includes, task.excludes)
+        if running:
+            execution = running
+            log.info("execution already running this scope, adopted: %s", execution)
+        else:
+            execution = ds.start_execution(client, task_arn, task.includes, task.excludes)
+            log.info("execution started: %s", execution)
+        append_line(arn_file, execution)
+        done.append(Launched(task.agent_arn, loc, task_arn, execution, loc_new, task_new, bool(running)))
+    return done
+
+
+def _running_same_scope(client, task: dict, includes, excludes) -> str | None:
+    current = task.get("CurrentTaskExecutionArn")
+    if not current:
+        return None
+    ex = ds.describe_execution(client, current)
+    same = ds.patterns(ex.get("Includes")) == list(includes) and ds.patterns(ex.get("Excludes")) == list(excludes)
+    return current if same and ex.get("Status") in ds.RUNNING_STATES else None

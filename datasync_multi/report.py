@@ -1,0 +1,30 @@
+"""Human-readable tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .plan import Plan
+from .scan import human_bytes
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def plan_table(plan: Plan) -> str:
+    """One row per task: what each agent carries and how long its filters are."""
+    rows = [(t.agent_arn.rsplit("/", 1)[-1], t.name, len(t.units), human_bytes(t.bytes), f"{t.files:,}",
+             f"{100 * t.cost / plan.total_cost:.1f}%" if plan.total_cost else "-",
+             f"{t.include_chars:,}", f"{t.exclude_chars:,}") for t in plan.tasks]
+    body = table(("agent", "task", "units", "bytes", "files", "share", "include chars", "exclude chars"),
+                 rows, (False, False, True, True, True, True, True, True))
+    summary = (f"{len(plan.tasks)} task(s) on {len(plan.agents)} agent(s); "
+               f"{human_bytes(plan.total_bytes)} in {plan.total_files:,} files and {plan.total_dirs:,} dirs; "
+               f"heaviest task / lower bound = {plan.balance:.3f}")
+    return body + "\n" + summary

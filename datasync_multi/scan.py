@@ -1,0 +1,274 @@
+"""Walk the mounted NFS tree and measure it, directory by directory.
+
+The walk keeps one small record per directory and nothing per file (beyond the few
+largest loose files of each directory), so memory grows with directories, not files.
+It runs on threads because on NFS the time goes to metadata round trips (one ``lstat``
+per entry), which release the GIL and overlap well. It never follows symlinks and never
+enters another file system.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import queue
+import stat
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+log = logging.getLogger(__name__)
+
+BIG_FILES_KEPT = 8
+"""How many of a directory's largest loose files the scan remembers (candidates for units of their own)."""
+
+LARGEST_FILES_KEPT = 4096
+"""How many of the whole share's largest files the scan remembers, wherever they lie: a
+directory whose loose files alone outweigh a share can then be cut file by file."""
+
+DATASYNC_SKIPS_AT_ROOT = frozenset({".aws-datasync", ".awssync", ".zfs"})
+"""Top-level names DataSync never transfers (its docs, 'Data excluded by default')."""
+
+UNREADABLE = "unreadable"
+OTHER_FILE_SYSTEM = "other file system"
+
+
+@dataclass(slots=True)
+class Dir:
+    """One directory: what lies directly in it and, after :func:`scan`, its whole subtree."""
+
+    own_bytes: int = 0
+    own_files: int = 0
+    """Non-directory entries directly inside: files, symlinks, devices, sockets."""
+    subdirs: list[str] = field(default_factory=list)
+    big_files: list[tuple[int, str]] = field(default_factory=list)
+    """(size, name) of the largest regular files directly inside, largest first."""
+    hardlinked: int = 0
+    note: str = ""
+    """Why this directory cannot be split or split off ('' when it can)."""
+    bytes: int = 0
+    files: int = 0
+    dirs: int = 0
+    """Directories in the subtree, this one included."""
+    largest_file: int = 0
+
+
+@dataclass
+class Tree:
+    """The scanned directories, keyed by path relative to the mount ('' is the mount)."""
+
+    dirs: dict[str, Dir]
+    roots: tuple[str, ...]
+    skipped: list[str] = field(default_factory=list)
+    """Paths DataSync would skip by default, left out of every count."""
+    largest: list[tuple[int, str, str]] = field(default_factory=list)
+    """(size, directory, name) of the share's largest files, as a heap while scanning."""
+
+    def children(self, rel: str) -> list[str]:
+        return [join(rel, name) for name in self.dirs[rel].subdirs]
+
+    def loose_files(self, rel: str) -> list[tuple[int, str]]:
+        """The largest known loose files of a directory, largest first."""
+        known = set(self.dirs[rel].big_files)
+        known.update((size, name) for size, parent, name in self.largest if parent == rel)
+        return sorted(known, key=lambda sn: (-sn[0], sn[1]))
+
+
+def join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+def depth(rel: str) -> int:
+    return rel.count("/") + 1 if rel else 0
+
+
+class Progress:
+    """A one-line progress report on a terminal; silent otherwise (cron, pipes, CI)."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.5):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.interval = interval
+        self.dirs = self.files = self.bytes = 0
+        self._started = time.monotonic()
+        self._shown = 0.0
+
+    def add(self, d: Dir) -> None:
+        self.dirs += 1
+        self.files += d.own_files
+        self.bytes += d.own_bytes
+
+    def show(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self._shown < self.interval):
+            return
+        self._shown = now
+        rate = self.dirs / max(now - self._started, 1e-9)
+        self.stream.write(f"\rscanned {self.dirs:,} dirs, {self.files:,} files, "
+                          f"{human_bytes(self.bytes)} ({rate:,.0f} dirs/s)" + ("\n" if final else ""))
+        self.stream.flush()
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def scan(mount: str, roots: tuple[str, ...], workers: int = 16, progress: Progress | None = None) -> Tree:
+    """Scan each root (relative to ``mount``) and return the measured tree."""
+    mount_dev = os.lstat(mount).st_dev
+    tree = Tree({}, roots)
+    work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    finished = threading.Event()
+    lock = threading.Lock()
+    pending = len(roots)
+
+    def scan_one(rel: str) -> None:
+        nonlocal pending
+        try:
+            d, todo = _read_dir(mount, rel, mount_dev, tree)
+            tree.dirs[rel] = d
+            if progress:
+                progress.add(d)
+            with lock:
+                pending += len(todo)
+            for child in todo:
+                work.put(child)
+        finally:
+            with lock:
+                pending -= 1
+                if pending == 0:
+                    finished.set()
+
+    def worker() -> None:
+        while (rel := work.get()) is not None:
+            try:
+                scan_one(rel)
+            except Exception:  # a bug, not an I/O error: keep the pool alive, report it loudly
+                log.exception("scan of /%s failed", rel)
+
+    threads = [threading.Thread(target=worker, daemon=True, name=f"scan-{i}") for i in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for rel in roots:
+        work.put(rel)
+    while not finished.wait(0.2):
+        if progress:
+            progress.show()
+    for _ in threads:
+        work.put(None)
+    for t in threads:
+        t.join()
+    if progress:
+        progress.show(final=True)
+    if len(tree.dirs) < _expected(tree):
+        raise RuntimeError("the scan lost directories; see the log")
+    _aggregate(tree)
+    return tree
+
+
+def _expected(tree: Tree) -> int:
+    return sum(1 for d in tree.dirs.values() for _ in d.subdirs) + len(tree.roots)
+
+
+def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, list[str]]:
+    """Read one directory; return its record and the child directories still to scan."""
+    d = Dir()
+    todo: list[str] = []
+    path = os.path.join(mount, rel) if rel else mount
+    try:
+        it = os.scandir(path)
+    except OSError as exc:
+        log.warning("cannot read /%s (%s); it stays whole inside its parent's share", rel, exc.strerror)
+        d.note = UNREADABLE
+        return d, todo
+    big = d.big_files
+    mine: list[tuple[int, str, str]] = []
+    with it:
+        for entry in it:
+            name = entry.name
+            if name.endswith(".snapshot") or (not rel and name in DATASYNC_SKIPS_AT_ROOT):
+                tree.skipped.append(join(rel, name))
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # vanished since readdir: nothing to move
+            if stat.S_ISDIR(st.st_mode):
+                d.subdirs.append(name)
+                child = join(rel, name)
+                if st.st_dev != mount_dev:
+                    log.warning("/%s is another file system; it is not scanned and stays with its parent", child)
+                    tree.dirs[child] = Dir(note=OTHER_FILE_SYSTEM)
+                else:
+                    todo.append(child)
+                continue
+            d.own_files += 1
+            if stat.S_ISREG(st.st_mode):
+                size = st.st_size
+                d.own_bytes += size
+                if st.st_nlink > 1:
+                    d.hardlinked += 1
+                if len(big) < BIG_FILES_KEPT:
+                    heapq.heappush(big, (size, name))
+                elif size > big[0][0]:
+                    heapq.heapreplace(big, (size, name))
+                if size and (len(tree.largest) < LARGEST_FILES_KEPT or size > tree.largest[0][0]):
+                    mine.append((size, rel, name))
+    if mine:
+        _keep_largest(tree, mine)
+    d.subdirs.sort()
+    big.sort(key=lambda sn: (-sn[0], sn[1]))
+    return d, todo
+
+
+_largest_lock = threading.Lock()
+
+
+def _keep_largest(tree: Tree, files: list[tuple[int, str, str]]) -> None:
+    with _largest_lock:
+        heap = tree.largest
+        for item in files:
+            if len(heap) < LARGEST_FILES_KEPT:
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                heapq.heapreplace(heap, item)
+
+
+def _aggregate(tree: Tree) -> None:
+    """Fill the subtree totals, deepest directories first."""
+    for rel in sorted(tree.dirs, key=depth, reverse=True):
+        d = tree.dirs[rel]
+        d.bytes, d.files, d.dirs = d.own_bytes, d.own_files, 1
+        d.largest_file = d.big_files[0][0] if d.big_files else 0
+        for child in tree.children(rel):
+            c = tree.dirs[child]
+            d.bytes += c.bytes
+            d.files += c.files
+            d.dirs += c.dirs
+            d.largest_file = max(d.largest_file, c.largest_file)
+    tree.skipped.sort()
+    tree.largest.sort(reverse=True)
+
+
+def nfs_mount_source(path: str, mounts_file: str = "/proc/mounts") -> tuple[str, str] | None:
+    """(server, export) when ``path`` is itself an NFS mount point, else None."""
+    real = os.path.realpath(path)
+    try:
+        with open(mounts_file, encoding="utf-8", errors="replace") as fh:
+            entries = [line.split() for line in fh]
+    except OSError:
+        return None
+    for fields in reversed(entries):  # the last mount on a point is the visible one
+        if len(fields) >= 3 and fields[1].replace("\\040", " ") == real:
+            if fields[2].startswith("nfs") and ":" in fields[0]:
+                server, _, export = fields[0].rpartition(":")
+                return server.strip("[]"), export
+            return None
+    return None

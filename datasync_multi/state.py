@@ -1,0 +1,88 @@
+"""Files that must survive a crash: the arn file, the plan, the watcher's ledger.
+
+Lines are appended and fsynced one at a time, so an ARN is on disk as soon as its
+execution has started; whole files are replaced atomically (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+
+from .errors import UserError
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line and make it durable before returning."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line.rstrip("\n") + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_lines(path: str) -> list[str]:
+    """Non-blank, non-comment lines, stripped; a missing file reads as empty."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [s for s in (line.strip() for line in fh) if s and not s.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old file or the new, never half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json(path: str, value: object) -> None:
+    write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str, default: object = None) -> object:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing).
+
+    Yields True when held; with ``wait=False`` yields False at once if another process
+    holds it. The kernel drops the lock when the process dies, so a crash never leaves
+    it stuck.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

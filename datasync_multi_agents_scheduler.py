@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Split an NFS share across the online DataSync agents and start one task per agent.
+
+parse flags -> check input -> find agents -> scan -> plan -> write plan -> launch -> record
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from datasync_multi import datasync as ds
+from datasync_multi.cli import Parser, run, setup_logging
+from datasync_multi.errors import UserError
+from datasync_multi.launch import launch
+from datasync_multi.manifest import read_manifest
+from datasync_multi.plan import DEFAULT_PER_FILE_COST, make_plan
+from datasync_multi.report import plan_table
+from datasync_multi.scan import Progress, nfs_mount_source, scan
+from datasync_multi.state import write_json
+
+log = logging.getLogger("scheduler")
+
+
+def parse(argv: list[str] | None):
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_flag("--task_name", default="Distributed_Tasks_", help="prefix of the task names (one task per agent)")
+    p.add_flag("--nfs_server_name", help="NFS server of the source locations (host name or IP)")
+    p.add_flag("--sub_dir", help="export path on the NFS server, e.g. /vol1")
+    p.add_flag("--mount_path_dir", required=True, help="where that export is mounted on this VM, e.g. /fsx")
+    p.add_flag("--dest_loc", help="ARN of the destination location")
+    p.add_flag("--cloudwatch_arn", help="ARN of the CloudWatch log group for the tasks' logs")
+    p.add_flag("--source_file", default="source_file.manifest", help="directories to move, one per line")
+    p.add_flag("--max_depth", type=int, default=5, help="how deep below a manifest entry the split may go")
+    p.add_flag("--per_file_cost", type=int, default=DEFAULT_PER_FILE_COST,
+               help="bytes one file weighs in the balance, for its per-file overhead (default 512 KiB)")
+    p.add_flag("--agent_arns", help="comma-separated agent ARNs to use instead of every online agent")
+    p.add_flag("--arn_file", default="arn_file.txt", help="where the execution ARNs are recorded")
+    p.add_flag("--plan_file", default="plan.json", help="where the plan is written")
+    p.add_flag("--dry_run", action="store_true", help="scan, plan and print; create nothing in AWS")
+    p.add_flag("--scan_workers", type=int, default=16, help="threads walking the mount")
+    p.add_flag("--verify_mode", default="ONLY_FILES_TRANSFERRED",
+               choices=("ONLY_FILES_TRANSFERRED", "POINT_IN_TIME_CONSISTENT", "NONE"))
+    p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task (-1: none)")
+    p.add_flag("--region", help="AWS region (default: the standard chain)")
+    p.add_flag("--profile", help="AWS profile (default: the standard chain)")
+    p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
+    p.add_flag("--log_dir", help="directory of ds_ma_sche.log (default: log/ beside the scripts)")
+    p.add_flag("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def check_args(a) -> list[str]:
+    """Refuse bad input before anything is created; return the agent ARNs given, if any."""
+    def must_match(value, shape, what):
+        if value is not None and not ds.model_pattern(shape).fullmatch(value):
+            raise UserError(f"{what} {value!r} is not a valid {shape}")
+
+    if not a.dry_run:
+        missing = [f"--{n}" for n in ("nfs_server_name", "sub_dir", "dest_loc") if not getattr(a, n)]
+        if missing:
+            raise UserError(f"{', '.join(missing)} required (unless --dry_run)")
+    must_match(a.task_name, "TagValue", "--task_name")
+    must_match(a.nfs_server_name, "ServerHostname", "--nfs_server_name")
+    must_match(a.sub_dir, "NfsSubdirectory", "--sub_dir")
+    must_match(a.dest_loc, "LocationArn", "--dest_loc")
+    must_match(a.cloudwatch_arn, "LogGroupArn", "--cloudwatch_arn")
+    for flag in ("max_depth", "per_file_cost"):
+        if getattr(a, flag) < 0:
+            raise UserError(f"--{flag} must not be negative")
+    if a.scan_workers < 1:
+        raise UserError("--scan_workers must be at least 1")
+    if a.bytes_per_second < -1 or a.bytes_per_second == 0:
+        raise UserError("--bytes_per_second must be -1 (no limit) or positive")
+    if not os.path.isdir(a.mount_path_dir):
+        raise UserError(f"mount directory {a.mount_path_dir!r} does not exist")
+    agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
+    for arn in agents:
+        must_match(arn, "AgentArn", "agent")
+    if a.agent_arns is not None and not agents:
+        raise UserError("--agent_arns lists no agent")
+    return sorted(set(agents))
+
+
+def find_agents(client, given: list[str]) -> list[str]:
+    if given:
+        offline = [g for g in given if ds.describe_agent(client, g).status != "ONLINE"]
+        if offline:
+            raise UserError(f"agent(s) not ONLINE: {', '.join(offline)}")
+        return given
+    agents = ds.list_agents(client)
+    online = [a.arn for a in agents if a.status == "ONLINE"]
+    if not online:
+        raise UserError(f"no online DataSync agent ({len(agents)} agent(s) found, none ONLINE)")
+    log.info("online agents: %s", online)
+    return online
+
+
+def warn_if_mount_differs(a) -> None:
+    source = nfs_mount_source(a.mount_path_dir)
+    if source and a.nfs_server_name and a.sub_dir:
+        server, export = source
+        if (server, export.rstrip("/") or "/") != (a.nfs_server_name, a.sub_dir.rstrip("/") or "/"):
+            log.warning("%s is mounted from %s:%s, not %s:%s; if that is not the same export, the tasks "
+                        "will select nothing", a.mount_path_dir, server, export, a.nfs_server_name, a.sub_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
+    log_path = setup_logging("ds_ma_sche.log", a.log_dir, a.verbose)
+    given = check_args(a)
+    manifest = read_manifest(a.source_file, a.mount_path_dir)
+    warn_if_mount_differs(a)
+
+    client = None
+    if not (a.dry_run and given):
+        client = ds.make_client(a.region, a.profile, a.endpoint_url)
+    agents = given if (a.dry_run and given) else find_agents(client, given)
+    if not a.dry_run and not ds.location_exists(client, a.dest_loc):
+        raise UserError(f"destination location {a.dest_loc} not found in this account and region")
+
+    log.info("scanning %d manifest entr%s under %s", len(manifest.entries),
+             "y" if len(manifest.entries) == 1 else "ies", a.mount_path_dir)
+    tree = scan(a.mount_path_dir, manifest.entries, a.scan_workers, Progress())
+    plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth)
+    if not plan.tasks:
+        raise UserError("nothing to transfer under the manifest's directories")
+    write_json(a.plan_file, plan.to_json())
+    print(plan_table(plan), flush=True)
+    log.info("plan written to %s", a.plan_file)
+    if a.dry_run:
+        log.info("dry run: nothing created in AWS")
+        return 0
+
+    options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn))
+    launched = launch(client, plan, nfs_server=a.nfs_server_name, sub_dir=a.sub_dir, dest_loc=a.dest_loc,
+                      cloudwatch_arn=a.cloudwatch_arn, options=options, arn_file=a.arn_file)
+    log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,88 @@
+"""The walk: measures everything, follows no symlink, survives unreadable directories."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import pathlib
+import tempfile
+
+from datasync_multi.plan import make_plan
+from datasync_multi.scan import Progress, scan
+
+AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5)]
+
+
+def test_counts_bytes_files_and_dirs_without_following_symlinks(tmp_path):
+    (tmp_path / "a/b").mkdir(parents=True)
+    (tmp_path / "a/f").write_bytes(b"x" * 10)
+    (tmp_path / "a/b/g").write_bytes(b"x" * 5)
+    (tmp_path / "a/loop").symlink_to("..")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden/h").write_bytes(b"x")
+    (tmp_path / "x.snapshot").mkdir()
+    tree = scan(str(tmp_path), ("",), workers=3)
+    root = tree.dirs[""]
+    assert (root.bytes, root.files, root.dirs) == (16, 4, 4)
+    assert tree.skipped == ["x.snapshot"]
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_only_on_a_terminal(tmp_path):
+    (tmp_path / "d").mkdir()
+    quiet, loud = io.StringIO(), Tty()
+    scan(str(tmp_path), ("",), progress=Progress(quiet))
+    scan(str(tmp_path), ("",), progress=Progress(loud))
+    assert quiet.getvalue() == "" and "scanned 2 dirs" in loud.getvalue()
+
+
+def test_an_unreadable_directory_stays_whole_inside_its_parent():
+    """Scan as an unprivileged user (root reads everything), in a forked child, over a tree
+    with one directory that user may not read."""
+    with tempfile.TemporaryDirectory() as top:  # pytest's tmp_path sits under a root-only dir
+        _unreadable_case(pathlib.Path(top))
+
+
+def _unreadable_case(tmp_path):
+    share = tmp_path / "share"
+    (share / "open/locked").mkdir(parents=True)
+    (share / "open/other").mkdir()
+    (share / "open/other/f").write_bytes(b"x" * 100)
+    (share / "open/locked/secret").write_bytes(b"x")
+    os.chmod(share / "open/locked", 0)
+    for p in (tmp_path, share, share / "open", share / "open/other"):
+        os.chmod(p, 0o755)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, scan, plan, report, exit
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            records = []
+            handler = logging.Handler()
+            handler.emit = records.append
+            logging.getLogger("datasync_multi").addHandler(handler)
+            tree = scan(str(share), ("",))
+            plan = make_plan(tree, AGENTS, task_name="T_", per_file_cost=0)
+            out = [tree.dirs["open/locked"].note, [t.includes for t in plan.tasks], list(plan.warnings),
+                   [r.getMessage() for r in records]]
+            os.write(write_end, json.dumps(out).encode())
+        except BaseException as exc:
+            os.write(write_end, json.dumps(["child failed: " + repr(exc), [], [], []]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as fh:
+        note, includes, warnings, logged = json.loads(fh.read())
+    os.waitpid(pid, 0)
+    assert note == "unreadable" and any("cannot read /open/locked" in m for m in logged)
+    assert not any("/open/locked" in p for inc in includes for p in inc)
+    assert any("could not be scanned" in w for w in warnings)

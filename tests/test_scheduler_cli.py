@@ -1,0 +1,105 @@
+"""The scheduler as a user runs it: bad input is one line and exit 2; a dry run plans offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "datasync_multi_agents_scheduler.py")
+AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
+AGENT2 = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef1"
+DEST = "arn:aws:datasync:us-east-1:111122223333:location/loc-0123456789abcdef0"
+
+
+def offline_env(tmp_path):
+    """An environment in which any AWS call fails fast: no credentials, a dead endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_DEFAULT_REGION="us-east-1",
+               AWS_EC2_METADATA_DISABLED="true", AWS_MAX_ATTEMPTS="1")
+    return env
+
+
+def run(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, SCRIPT, "--log_dir", str(tmp_path / "log"), *args],
+                          capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120)
+
+
+@pytest.fixture
+def share(tmp_path):
+    mount = tmp_path / "fsx"
+    for d in ("files/a", "files/b", "images", "org/x/y"):
+        (mount / d).mkdir(parents=True)
+    for i, f in enumerate(("files/a/1", "files/b/2", "images/3", "org/x/y/4", "org/5")):
+        (mount / f).write_bytes(b"z" * (100 * (i + 1)))
+    (tmp_path / "source_file.manifest").write_text("# what to move\n\n/files\n/images\n/org\n")
+    return mount
+
+
+def base(share, *extra):
+    return ["--task_name", "T_", "--nfs_server_name", "198.51.100.10", "--sub_dir", "/vol1",
+            "--mount_path_dir", str(share), "--dest_loc", DEST, *extra]
+
+
+def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, share):
+    r = run(tmp_path, *base(share, "--dry-run", "--agent-arns", f"{AGENT},{AGENT2}", "--plan-file", "p.json"))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "p.json").read_text())
+    assert {t["agent_arn"] for t in plan["tasks"]} == {AGENT, AGENT2}
+    assert sum(t["files"] for t in plan["tasks"]) == 5
+    assert all(t["includes"] and isinstance(t["excludes"], list) for t in plan["tasks"])
+    assert "heaviest task / lower bound" in r.stdout
+    assert not (tmp_path / "arn_file.txt").exists()
+    assert (tmp_path / "log" / "ds_ma_sche.log").read_text().count("dry run") == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--source_file", "missing.manifest"], "does not exist"),
+    (["--source_file", "empty.manifest"], "lists no directory"),
+    (["--source_file", "escape.manifest"], "escapes the mount"),
+    (["--source_file", "nosuch.manifest"], "is not a directory"),
+    (["--source_file", "pipe.manifest"], "no DataSync filter can carry"),
+    (["--dest_loc", "arn:aws:datasync:us-east-1:1:location/bad"], "not a valid LocationArn"),
+    (["--agent_arns", "agent-1"], "not a valid AgentArn"),
+    (["--cloudwatch_arn", "log-group"], "not a valid LogGroupArn"),
+    (["--max_depth", "-1"], "must not be negative"),
+    (["--mount_path_dir", "/nonexistent/fsx"], "does not exist"),
+    (["--task_name", "bad|name"], "not a valid"),
+    (["--scan-workers", "0"], "at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
+    (tmp_path / "empty.manifest").write_text("# nothing\n\n")
+    (tmp_path / "escape.manifest").write_text("/files\n/../../etc\n")
+    (tmp_path / "nosuch.manifest").write_text("/files\n/no/such/dir\n")
+    (share / "a|b").mkdir()
+    (tmp_path / "pipe.manifest").write_text("/a|b\n")
+    r = run(tmp_path, *base(share, *args))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and message in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_required_flags_outside_dry_run(tmp_path, share):
+    r = run(tmp_path, "--mount_path_dir", str(share))
+    assert r.returncode == 2 and "required" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_aws_unreachable_is_exit_1_without_traceback(tmp_path, share):
+    r = run(tmp_path, *base(share))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_overlapping_manifest_entries_are_moved_once(tmp_path, share):
+    (tmp_path / "overlap.manifest").write_text("/org/x\n/org\n/org/x/y\n")
+    r = run(tmp_path, *base(share, "--dry_run", "--agent_arns", AGENT, "--source_file", "overlap.manifest"))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["roots"] == ["/org"] and sum(t["files"] for t in plan["tasks"]) == 2
+    assert "inside another entry" in r.stderr
