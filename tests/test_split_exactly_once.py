@@ -7,7 +7,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasync_multi.filters import MAX_FILTER_CHARS, filter_value, is_nameable, selects
+from datasync_multi.filters import MAX_FILTER_CHARS, filter_value, is_nameable, pattern_for, selects
 from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import scan
@@ -34,10 +34,11 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task(spec, data):
             fh.write("# generated\n\n" + "\n".join("/" + c.lstrip("/") for c in chosen) + "\n")
         manifest = read_manifest(f"{mount}.manifest", mount)
         tree = scan(mount, manifest.entries, workers=data.draw(st.sampled_from([1, 4]), label="workers"))
+        limit = data.draw(st.sampled_from([60, MAX_FILTER_CHARS]), label="limit")
         plan = make_plan(tree, AGENTS[:data.draw(st.integers(1, 8), label="agents")], task_name="T_",
                          per_file_cost=data.draw(st.sampled_from([0, 1, 1000]), label="per_file_cost"),
                          max_depth=data.draw(st.integers(0, 4), label="max_depth"),
-                         filter_limit=data.draw(st.sampled_from([60, MAX_FILTER_CHARS]), label="limit"))
+                         filter_limit=limit)
 
         roots = ["/" + r if r else "" for r in manifest.entries]
         for path, kind in entries(mount):
@@ -50,7 +51,9 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task(spec, data):
 
         for t in plan.tasks:
             assert t.includes, t.name
-            assert len(filter_value(t.includes)) <= max(60, len(filter_value(["/" + r for r in manifest.entries])))
+            roots_length = len(filter_value([pattern_for(r) for r in manifest.entries]))
+            assert len(filter_value(t.includes)) <= max(limit, roots_length)
+            assert len(filter_value(t.excludes)) <= limit
             for pattern in t.includes + t.excludes:
                 assert pattern == "/*" or "*" not in pattern
                 names = pattern.strip("/*").split("/")

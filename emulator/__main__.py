@@ -1,0 +1,75 @@
+"""Entry point: python3 -m emulator --port 0 --agents 3 --export H:/EXP=DIR --s3-root DIR"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from . import model
+from .core import State
+from .server import make_server
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m emulator",
+                                 description="Local AWS DataSync emulator (NFS -> S3)")
+    ap.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=0, help="TCP port, 0 = pick a free one")
+    ap.add_argument("--agents", type=int, default=3, help="number of emulated agents")
+    ap.add_argument("--export", action="append", default=[], metavar="HOST:/EXPORT=LOCALDIR",
+                    help="map an NFS export to a local directory (repeatable)")
+    ap.add_argument("--s3-root", required=True,
+                    help="local directory standing in for S3; bucket B is <s3-root>/B")
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--phase-delay", type=float, default=0.05,
+                    help="minimum seconds spent in each execution phase")
+    ap.add_argument("--offline-error-delay", type=float, default=1.0,
+                    help="seconds a running execution survives its agent being OFFLINE")
+    ap.add_argument("--verbose", action="store_true", help="log HTTP requests to stderr")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    exports = {}
+    for spec in args.export:
+        left, sep, local = spec.rpartition("=")
+        if not sep or not left or not local:
+            print(f"bad --export {spec!r}: want HOST:/EXPORT=LOCALDIR", file=sys.stderr)
+            return 2
+        exports[left] = local
+    if not os.path.isdir(args.s3_root):
+        print(f"--s3-root {args.s3_root!r} is not a directory", file=sys.stderr)
+        return 2
+    model.service_model()  # load once before serving
+    state = State(region=args.region, agents=args.agents, exports=exports,
+                  s3_root=args.s3_root, phase_delay=args.phase_delay,
+                  offline_error_delay=args.offline_error_delay)
+    srv = make_server(state, args.host, args.port, verbose=args.verbose)
+    host, port = srv.server_address[:2]
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                          name="http", daemon=True)
+    th.start()
+    sys.stdout.write(f"http://{host}:{port}\n")
+    sys.stdout.flush()
+    while not stop.wait(0.5):
+        pass
+    srv.shutdown()
+    th.join(5)
+    state.stop()
+    srv.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""DataSync SIMPLE_PATTERN filter matching, as the emulator reads the rules.
+
+This is the emulator's own reading of /work/shared/research/datasync-facts.md
+(section 1), written independently of the project's code.
+
+Paths are relative to the location subdirectory and look like ``/a/b/c``.
+
+* A rule Value holds patterns separated by ``|`` (empty pieces are ignored).
+* A pattern without ``*``: one trailing ``/`` is stripped; it matches ``p``
+  when ``p == pattern`` or ``p`` starts with ``pattern + "/"`` (component-wise:
+  ``/dir`` does not match ``/dir2``).
+* ``/`` and ``/*`` match everything.
+* Include patterns may contain ``*`` only as the last character; ``/dir*``
+  matches every path that starts with the string ``/dir`` (so ``/dir2/x`` too).
+  A ``*`` anywhere else in an include is invalid (:class:`FilterError`).
+* Exclude patterns may contain ``*`` anywhere; ``*`` matches any run of
+  characters including ``/``; only ``*`` is special.  A path is excluded when it
+  or one of its ancestors matches.
+* Exclude wins over include.  Matching is case-sensitive.
+* Default-ignored: a path whose last component ends with ``.snapshot``, and
+  ``/.aws-datasync``, ``/.awssync``, ``/.zfs`` at the top level (and
+  everything beneath them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+TOP_LEVEL_IGNORED = ("/.aws-datasync", "/.awssync", "/.zfs")
+
+
+class FilterError(ValueError):
+    """A filter value that DataSync would reject."""
+
+
+def split_patterns(value: str) -> list[str]:
+    return [p for p in value.split("|") if p != ""]
+
+
+def _rules_value(rules) -> str | None:
+    """Join the Value of a FilterList (0 or 1 rules) -> str or None."""
+    if not rules:
+        return None
+    vals = [r.get("Value", "") for r in rules if r.get("Value")]
+    if not vals:
+        return None
+    return "|".join(vals)
+
+
+def validate_includes(rules) -> None:
+    value = _rules_value(rules)
+    if value is None:
+        return
+    for pat in split_patterns(value):
+        if "*" in pat[:-1]:
+            raise FilterError(
+                f"Include filter pattern {pat!r} is invalid: the wildcard (*) "
+                "is supported only as the rightmost character of an include pattern"
+            )
+
+
+def _ancestors_and_self(path: str):
+    """'/a/b/c' -> '/a', '/a/b', '/a/b/c'."""
+    parts = path.strip("/").split("/")
+    cur = ""
+    for part in parts:
+        cur = cur + "/" + part
+        yield cur
+
+
+@dataclass
+class _Include:
+    kind: str  # "all" | "exact" | "prefix"
+    text: str
+
+    def matches(self, p: str) -> bool:
+        if self.kind == "all":
+            return True
+        if self.kind == "prefix":
+            return p.startswith(self.text)
+        return p == self.text or p.startswith(self.text + "/")
+
+    def may_select_below(self, d: str) -> bool:
+        """True if something strictly below directory ``d`` could match."""
+        if self.kind == "all":
+            return True
+        d = d.rstrip("/")  # the root "/" becomes ""
+        if self.kind == "prefix":
+            # anything below d starts with d + "/"; a match needs a common
+            # prefix with self.text
+            dd = d + "/"
+            return self.text.startswith(dd) or dd.startswith(self.text)
+        return self.text.startswith(d + "/") or (d != "" and self.matches(d))
+
+
+def _compile_include(pat: str) -> _Include:
+    if pat in ("/", "/*"):
+        return _Include("all", "")
+    if pat.endswith("*"):
+        return _Include("prefix", pat[:-1])
+    if pat.endswith("/"):
+        pat = pat[:-1]
+    return _Include("exact", pat)
+
+
+def _compile_exclude(pat: str):
+    if pat in ("/", "/*"):
+        return re.compile(r"[\s\S]*")
+    if pat.endswith("/") and len(pat) > 1:
+        pat = pat[:-1]
+    rx = "[\\s\\S]*".join(re.escape(piece) for piece in pat.split("*"))
+    return re.compile(rx)
+
+
+@dataclass
+class FilterSet:
+    """Compiled include/exclude rules for one execution."""
+
+    includes: list[_Include] | None = None  # None: no include rule given
+    excludes: list = field(default_factory=list)
+
+    @classmethod
+    def from_rules(cls, includes=None, excludes=None) -> "FilterSet":
+        validate_includes(includes)
+        inc_value = _rules_value(includes)
+        exc_value = _rules_value(excludes)
+        inc = None
+        if inc_value is not None:
+            pats = split_patterns(inc_value)
+            inc = [_compile_include(p) for p in pats] if pats else None
+        exc = [_compile_exclude(p) for p in split_patterns(exc_value)] if exc_value else []
+        return cls(inc, exc)
+
+    # -- single predicates -------------------------------------------------
+    @staticmethod
+    def default_ignored(p: str) -> bool:
+        last = p.rsplit("/", 1)[-1]
+        if last.endswith(".snapshot"):
+            return True
+        for top in TOP_LEVEL_IGNORED:
+            if p == top or p.startswith(top + "/"):
+                return True
+        return False
+
+    def excluded(self, p: str) -> bool:
+        if not self.excludes:
+            return False
+        for anc in _ancestors_and_self(p):
+            for rx in self.excludes:
+                if rx.fullmatch(anc):
+                    return True
+        return False
+
+    def included(self, p: str) -> bool:
+        """p or one of its ancestors matches an include (True if no includes)."""
+        if self.includes is None:
+            return True
+        return any(inc.matches(anc) for anc in _ancestors_and_self(p) for inc in self.includes)
+
+    def traverse_only(self, d: str) -> bool:
+        """Directory d is not itself included but may hold included entries."""
+        if self.includes is None:
+            return False
+        return any(inc.may_select_below(d) for inc in self.includes)
+
+    def ignored_anywhere(self, p: str) -> bool:
+        return any(self.default_ignored(a) for a in _ancestors_and_self(p))
+
+    def selects(self, p: str) -> bool:
+        """Is the entry at relative path p transferred (and counted)?"""
+        if self.ignored_anywhere(p) or self.excluded(p):
+            return False
+        return self.included(p)

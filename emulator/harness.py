@@ -1,0 +1,205 @@
+"""Start the emulator as a subprocess for tests and demos.
+
+    from emulator.harness import Emulator
+    with Emulator().start({"198.51.100.10:/vol1": "/src"}, "/dest") as emu:
+        ds = emu.client()
+        ...
+
+Control calls use only urllib (stdlib).  ``client()`` needs boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TERMINAL = ("SUCCESS", "ERROR")
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Emulator:
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self._url: str | None = None
+        self.region = "us-east-1"
+        self._stderr_chunks: list[bytes] = []
+        self._stderr_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self, exports: dict[str, str], s3_root: str, agents: int = 3,
+              phase_delay: float = 0.05, offline_error_delay: float = 1.0,
+              region: str = "us-east-1", startup_timeout: float = 20.0,
+              extra_args: list[str] | None = None) -> "Emulator":
+        """Launch ``python -m emulator``; returns self (usable as a context manager)."""
+        if self.proc is not None:
+            raise EmulatorError("already started")
+        self.region = region
+        cmd = [sys.executable, "-m", "emulator", "--port", "0", "--agents", str(agents),
+               "--s3-root", str(s3_root), "--region", region,
+               "--phase-delay", str(phase_delay),
+               "--offline-error-delay", str(offline_error_delay)]
+        for spec, local in exports.items():
+            cmd += ["--export", f"{spec}={local}"]
+        cmd += list(extra_args or [])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"]
+                                           if env.get("PYTHONPATH") else "")
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+        line_box: list[bytes] = []
+        reader = threading.Thread(target=lambda: line_box.append(self.proc.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(startup_timeout)
+        line = line_box[0].decode().strip() if line_box else ""
+        if not line.startswith("http://"):
+            self.stop()
+            raise EmulatorError(f"emulator did not start (first line {line!r}); "
+                                f"stderr:\n{self.stderr()}")
+        self._url = line
+        return self
+
+    def _drain_stderr(self):
+        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
+            self._stderr_chunks.append(chunk)
+
+    def stderr(self) -> str:
+        return b"".join(self._stderr_chunks).decode(errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait, SIGKILL after `timeout`.  Returns the exit code."""
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(2)
+        for f in (p.stdout, p.stderr):
+            try:
+                f.close()
+            except Exception:
+                pass
+        return p.returncode
+
+    def __enter__(self) -> "Emulator":
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # ---------------------------------------------------------------- access
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise EmulatorError("emulator not started")
+        return self._url
+
+    def client(self, **config_overrides):
+        import boto3
+        from botocore.config import Config
+
+        cfg = {"retries": {"mode": "standard", "max_attempts": 10}}
+        cfg.update(config_overrides)
+        return boto3.session.Session().client(
+            "datasync", region_name=self.region, endpoint_url=self.url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(**cfg))
+
+    # ------------------------------------------------------------ control API
+    def _call(self, method: str, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read().decode() or "null")
+        except urllib.error.HTTPError as exc:
+            raise EmulatorError(f"{method} {path}: HTTP {exc.code} {exc.read().decode()}")
+
+    def state(self) -> dict:
+        return self._call("GET", "/_emulator/state")
+
+    def set_agent(self, agent: str, status: str | None = None,
+                  bytes_per_second: int | None = None) -> dict:
+        """agent: agent id, full ARN, name or 1-based index.  0/None bps = unlimited.
+
+        Only the arguments given are changed; pass bytes_per_second=0 to clear a limit.
+        """
+        body = {}
+        if status is not None:
+            body["status"] = status
+        if bytes_per_second is not None:
+            body["bytes_per_second"] = bytes_per_second
+        return self._call("POST", f"/_emulator/agents/{agent}", body)
+
+    def throttle(self, fraction: float, seed: int = 1) -> dict:
+        return self._call("POST", "/_emulator/throttle", {"fraction": fraction, "seed": seed})
+
+    def config(self, **kw) -> dict:
+        return self._call("POST", "/_emulator/config", kw)
+
+    def calls(self) -> dict:
+        return self._call("GET", "/_emulator/calls")
+
+    def reset_calls(self) -> dict:
+        return self._call("POST", "/_emulator/calls/reset", {})
+
+    def agent_arns(self) -> list[str]:
+        return [a["arn"] for a in self.state()["agents"]]
+
+    # --------------------------------------------------------------- waiting
+    def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.02):
+        """Poll state() until predicate(state) is truthy; return that value.
+
+        Raises TimeoutError carrying the last state on timeout.
+        """
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            last = self.state()
+            value = predicate(last)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout}s; last state:\n"
+                                   + json.dumps(last, indent=1, default=str)[:20000])
+            time.sleep(interval)
+
+    def execution(self, state: dict, arn: str) -> dict | None:
+        for e in state["executions"]:
+            if e["arn"] == arn:
+                return e
+        return None
+
+    def wait_executions_done(self, arns, timeout: float = 20.0) -> dict[str, dict]:
+        """Wait until every execution in `arns` is SUCCESS or ERROR; return them by ARN."""
+        arns = list(arns)
+
+        def done(st):
+            found = {e["arn"]: e for e in st["executions"] if e["arn"] in arns}
+            if len(found) == len(arns) and all(e["status"] in TERMINAL for e in found.values()):
+                return found
+            return None
+
+        return self.wait_for(done, timeout)

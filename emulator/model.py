@@ -1,0 +1,160 @@
+"""botocore service model loading and request validation.
+
+botocore's ParamValidator checks types, required members, unknown members and
+minimum lengths/values.  Real DataSync also enforces the model's maximum
+lengths, regular-expression patterns and enums, so :func:`validate` adds those
+checks on top (the report lines mimic botocore's wording).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import unicodedata
+
+import botocore.session
+import botocore.validate
+
+_MODEL = None
+_MODEL_LOCK = threading.Lock()
+
+
+def service_model():
+    global _MODEL
+    with _MODEL_LOCK:
+        if _MODEL is None:
+            _MODEL = botocore.session.get_session().get_service_model("datasync")
+        return _MODEL
+
+
+# --- Java/Smithy regex -> Python re -----------------------------------------
+_CAT_RANGES: dict[str, str] = {}
+_CAT_LOCK = threading.Lock()
+
+
+def _category_class_body(cat: str) -> str:
+    """Character-class body (ranges) for a Unicode general category like Zs or L."""
+    with _CAT_LOCK:
+        if cat in _CAT_RANGES:
+            return _CAT_RANGES[cat]
+        ranges = []
+        start = prev = None
+        for cp in range(sys.maxunicode + 1):
+            c = unicodedata.category(chr(cp))
+            ok = c == cat if len(cat) == 2 else c[0] == cat
+            if ok:
+                if start is None:
+                    start = prev = cp
+                elif cp == prev + 1:
+                    prev = cp
+                else:
+                    ranges.append((start, prev))
+                    start = prev = cp
+        if start is not None:
+            ranges.append((start, prev))
+
+        def esc(cp):
+            return "\\U%08x" % cp
+
+        body = "".join(esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges)
+        _CAT_RANGES[cat] = body
+        return body
+
+
+_PCLASS = re.compile(r"\\p\{([A-Za-z]{1,2})\}")
+_COMPILED: dict[str, re.Pattern] = {}
+
+
+def compile_pattern(pat: str) -> re.Pattern | None:
+    if pat in _COMPILED:
+        return _COMPILED[pat]
+    py = pat.replace("\\z", "\\Z")
+    # the "any printable/any char" class used for free text
+    py = py.replace(r"[\p{L}\p{M}\p{Z}\p{S}\p{N}\p{P}\p{C}]", r"[\s\S]")
+    py = _PCLASS.sub(lambda m: _category_class_body(m.group(1)), py)
+    try:
+        rx = re.compile(py)
+    except re.error:
+        rx = None  # cannot check this pattern; accept anything
+    _COMPILED[pat] = rx
+    return rx
+
+
+def _extra_checks(value, shape, name, errors: list[str]) -> None:
+    meta = shape.metadata
+    t = shape.type_name
+    if t == "structure":
+        if not isinstance(value, dict):
+            return
+        for key, v in value.items():
+            if key in shape.members:
+                _extra_checks(v, shape.members[key], f"{name}.{key}", errors)
+    elif t == "list":
+        if not isinstance(value, list):
+            return
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(
+                f"Invalid length for parameter {name}, value: {len(value)}, "
+                f"valid max length: {meta['max']}"
+            )
+        for i, v in enumerate(value):
+            _extra_checks(v, shape.member, f"{name}[{i}]", errors)
+    elif t == "map":
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _extra_checks(v, shape.value, f"{name}.{k}", errors)
+    elif t == "string":
+        if not isinstance(value, str):
+            return
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(
+                f"Invalid length for parameter {name}, value: {len(value)}, "
+                f"valid max length: {meta['max']}"
+            )
+        enum = getattr(shape, "enum", None)
+        if enum and value not in enum:
+            errors.append(
+                f"Invalid value for parameter {name}, value: {value!r}, "
+                f"valid values: {', '.join(enum)}"
+            )
+        pat = meta.get("pattern")
+        if pat:
+            rx = compile_pattern(pat)
+            if rx is not None and not rx.search(value):
+                errors.append(
+                    f"Invalid value for parameter {name}, value: {value!r}, "
+                    f"does not match pattern: {pat}"
+                )
+    elif t in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return
+        if "max" in meta and value > meta["max"]:
+            errors.append(
+                f"Invalid value for parameter {name}, value: {value}, "
+                f"valid max value: {meta['max']}"
+            )
+
+
+def validate(params, input_shape) -> str | None:
+    """Return a validation report (str) or None when the params are valid."""
+    if input_shape is None:
+        if params:
+            return "Unknown parameters: operation takes no input"
+        return None
+    if not isinstance(params, dict):
+        return "Invalid type for request body: expected a JSON object"
+    report = botocore.validate.ParamValidator().validate(params, input_shape)
+    lines = []
+    if report.has_errors():
+        lines.append(report.generate_report())
+    extra: list[str] = []
+    try:
+        _extra_checks(params, input_shape, "input", extra)
+    except Exception:  # a type error botocore already reported
+        pass
+    if extra:
+        if not lines:
+            lines.append(f"Parameter validation failed:")
+        lines.extend(extra)
+    return "\n".join(lines) if lines else None

@@ -1,0 +1,107 @@
+"""Walking an NFS source tree and copying selected entries to the destination."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+
+from .filters import FilterSet
+
+
+@dataclass
+class Entry:
+    rel: str  # "/a/b"
+    kind: str  # "file" | "symlink" | "dir"
+    size: int = 0
+    mode: int = 0
+    mtime_ns: int = 0
+    atime_ns: int = 0
+    target: str | None = None  # symlink target text
+
+
+def plan(src_root: str, filters: FilterSet) -> list[Entry]:
+    """Selected entries in pre-order (a directory before its contents).
+
+    Never follows symlinks.  Devices, FIFOs and sockets are skipped.
+    """
+    out: list[Entry] = []
+    # stack of (local dir path, relative path, parent selected?)
+    stack = [(src_root, "", False)]
+    while stack:
+        local, rel_dir, parent_selected = stack.pop()
+        try:
+            with os.scandir(local) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            continue
+        children = []
+        for e in entries:
+            rel = f"{rel_dir}/{e.name}"
+            if FilterSet.default_ignored(rel) or filters.excluded(rel):
+                continue
+            is_link = e.is_symlink()
+            is_dir = (not is_link) and e.is_dir(follow_symlinks=False)
+            selected = parent_selected or filters.included(rel)
+            if not selected:
+                if is_dir and filters.traverse_only(rel):
+                    children.append((e.path, rel, False))
+                continue
+            st = e.stat(follow_symlinks=False)
+            if is_link:
+                out.append(Entry(rel, "symlink", 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns,
+                                 st.st_atime_ns, os.readlink(e.path)))
+            elif is_dir:
+                out.append(Entry(rel, "dir", 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns,
+                                 st.st_atime_ns))
+                children.append((e.path, rel, True))
+            elif stat.S_ISREG(st.st_mode):
+                out.append(Entry(rel, "file", st.st_size, stat.S_IMODE(st.st_mode),
+                                 st.st_mtime_ns, st.st_atime_ns))
+            # other file types: skipped (PreserveDevices is not emulated)
+        # pre-order, in name order: push in reverse
+        for child in reversed(children):
+            stack.append(child)
+    # the stack-based walk above visits a directory's children after all of
+    # its siblings' entries were listed; re-sort so each dir precedes contents
+    out.sort(key=lambda en: en.rel.split("/"))
+    return out
+
+
+def dest_path(dst_root: str, rel: str) -> str:
+    return os.path.join(dst_root, *rel.strip("/").split("/"))
+
+
+def temp_name(path: str) -> str:
+    d, name = os.path.split(path)
+    return os.path.join(d, f".{name}.emu-tmp-{uuid.uuid4().hex[:12]}")
+
+
+def file_unchanged(entry: Entry, dst: str) -> bool:
+    try:
+        st = os.lstat(dst)
+    except FileNotFoundError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_size == entry.size
+            and st.st_mtime_ns == entry.mtime_ns)
+
+
+def symlink_unchanged(entry: Entry, dst: str) -> bool:
+    try:
+        return os.path.islink(dst) and os.readlink(dst) == entry.target
+    except OSError:
+        return False
+
+
+def write_symlink(entry: Entry, dst: str) -> None:
+    tmp = temp_name(dst)
+    os.symlink(entry.target, tmp)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
