@@ -28,3 +28,15 @@ def plan_table(plan: Plan) -> str:
                f"{human_bytes(plan.total_bytes)} in {plan.total_files:,} files and {plan.total_dirs:,} dirs; "
                f"heaviest task / lower bound = {plan.balance:.3f}")
     return body + "\n" + summary
+
+
+def watch_table(rows) -> str:
+    """One row per watched execution: where it runs, how far it got, what the watcher did."""
+    def progress(done: int, estimated: int, fmt) -> str:
+        return f"{fmt(done)} / {fmt(estimated)}" if estimated else fmt(done)
+
+    return table(("execution", "task", "agent", "status", "bytes", "files", "action"),
+                 [(r.execution.rsplit("/", 1)[-1], r.task, r.agent.rsplit("/", 1)[-1], r.status,
+                   progress(r.bytes_done, r.bytes_estimated, human_bytes),
+                   progress(r.files_done, r.files_estimated, lambda n: f"{n:,}"), r.action) for r in rows],
+                 (False, False, False, False, True, True, False))

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Watch the executions in the arn file and move a failed or stranded share to a healthy agent.
+
+each check: lock -> read arn file -> list agents -> describe executions -> cancel what is
+stranded -> retry on a healthy agent (intent in the ledger first) -> table -> sleep or exit
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+from datasync_multi import datasync as ds
+from datasync_multi.cli import EXIT_OK, Parser, run, setup_logging
+from datasync_multi.errors import UserError
+from datasync_multi.report import watch_table
+from datasync_multi.state import Ledger, exclusive_lock, read_json
+from datasync_multi.watch import Settings, Watcher
+
+EXIT_EXHAUSTED = 3
+"""A scope failed and has no retries left."""
+EXIT_NO_HEALTHY_AGENT = 4
+"""A scope failed and no healthy agent could take it (the next check tries again)."""
+
+log = logging.getLogger("ha")
+
+
+def parse(argv: list[str] | None):
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_flag("--arn_file", default="arn_file.txt", help="execution ARNs to watch, one per line")
+    p.add_flag("--timeout_sec", type=int, default=300, help="seconds to sleep between checks")
+    p.add_flag("--once", action="store_true", help="one check, then exit (for cron)")
+    p.add_flag("--max_retries", type=int, default=1, help="retries per scope, ever")
+    p.add_flag("--offline_threshold_sec", type=int, default=600,
+               help="how long an agent must be OFFLINE before its unfinished executions are moved")
+    p.add_flag("--plan_file", default="plan.json", help="the scheduler's plan, to check estimates against")
+    p.add_flag("--ledger_file", help="the retry ledger (default: <arn_file>.ledger.json)")
+    p.add_flag("--region", help="AWS region (default: the standard chain)")
+    p.add_flag("--profile", help="AWS profile (default: the standard chain)")
+    p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
+    p.add_flag("--log_dir", help="directory of ds_ha.log (default: log/ beside the scripts)")
+    p.add_flag("--verbose", action="store_true")
+    a = p.parse_args(argv)
+    for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
+        if getattr(a, flag) < 0:
+            raise UserError(f"--{flag} must not be negative")
+    if not os.path.isfile(a.arn_file):
+        raise UserError(f"arn file {a.arn_file!r} does not exist")
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
+    setup_logging("ds_ha.log", a.log_dir, a.verbose)
+    plan = read_json(a.plan_file) if os.path.isfile(a.plan_file) else None
+    settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan)
+    client = ds.make_client(a.region, a.profile, a.endpoint_url)
+    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
+    while True:
+        try:
+            code, finished = check_once(client, a.arn_file, ledger_file, settings)
+        except ds.AWSError as exc:
+            if a.once:
+                raise
+            log.error("check failed, next one in %ss: %s", a.timeout_sec, ds.describe_error(exc))
+            code, finished = EXIT_OK, False
+        if a.once or finished:
+            return code
+        log.info("sleeping %s sec", a.timeout_sec)
+        time.sleep(a.timeout_sec)
+
+
+def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> tuple[int, bool]:
+    """One locked check; returns (exit code, whether every scope has ended)."""
+    with exclusive_lock(arn_file + ".lock", wait=False) as held:
+        if not held:
+            log.info("another watcher is checking %s; waiting for it", arn_file)
+    with exclusive_lock(arn_file + ".lock") as _:
+        result = Watcher(client, Ledger(ledger_file), arn_file, settings).check()
+    print(watch_table(result.rows), flush=True)
+    for line in watch_table(result.rows).splitlines():
+        log.info("%s", line)
+    if result.exhausted:
+        log.error("%d scope(s) failed with no retries left", len(result.exhausted))
+        return EXIT_EXHAUSTED, result.finished
+    if result.waiting:
+        return EXIT_NO_HEALTHY_AGENT, False
+    if result.finished:
+        log.info("every watched scope has succeeded")
+    return EXIT_OK, result.finished
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
