@@ -12,3 +12,6 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+demo: $(VENV)/.installed
+	$(PY) -m emulator.demo
