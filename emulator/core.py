@@ -1008,10 +1008,7 @@ class State:
             self._checkpoint(e)
             os.replace(tmp, dst)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            transfer.discard(tmp)
             raise
 
     def _verify(self, e: Execution, entries, dst_root: str):

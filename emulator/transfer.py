@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
@@ -94,14 +95,17 @@ def symlink_unchanged(entry: Entry, dst: str) -> bool:
         return False
 
 
+def discard(path: str) -> None:
+    """Remove a temp file left by a failed write, if it is there."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 def write_symlink(entry: Entry, dst: str) -> None:
     tmp = temp_name(dst)
     os.symlink(entry.target, tmp)
     try:
         os.replace(tmp, dst)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        discard(tmp)
         raise
