@@ -74,10 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> tuple[int, bool]:
     """One locked check; returns (exit code, whether every scope has ended)."""
-    with exclusive_lock(arn_file + ".lock", wait=False) as held:
-        if not held:
-            log.info("another watcher is checking %s; waiting for it", arn_file)
-    with exclusive_lock(arn_file + ".lock") as _:
+    with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
+                                                                     "waiting for it", arn_file)):
         result = Watcher(client, Ledger(ledger_file), arn_file, settings).check()
     print(watch_table(result.rows), flush=True)
     for line in watch_table(result.rows).splitlines():

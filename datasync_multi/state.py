@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .errors import UserError
 
@@ -69,21 +69,21 @@ def read_json(path: str, default: object = None) -> object:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive advisory lock on ``path`` (created if missing).
+def exclusive_lock(path: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing), waiting for it.
 
-    Yields True when held; with ``wait=False`` yields False at once if another process
-    holds it. The kernel drops the lock when the process dies, so a crash never leaves
-    it stuck.
+    ``on_wait`` is called once if another process holds it. The kernel drops the lock
+    when its holder dies, so a crash never leaves it stuck.
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
-        yield True
+            if on_wait:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(fd)
 

@@ -261,6 +261,7 @@ class Watcher:
                 continue
             try:
                 execution = self._carry_out(attempt)
+                result.unfinished += 1
                 result.rows.append(Row(execution, attempt["task_name"], attempt["agent"], "STARTED",
                                        action=f"retry of {_short(attempt['retry_of'])} completed after a restart"))
             except ds.AWSError as exc:

@@ -7,7 +7,10 @@ import json
 import logging
 import os
 import pathlib
+import subprocess
 import tempfile
+
+import pytest
 
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import Progress, scan
@@ -86,3 +89,23 @@ def _unreadable_case(tmp_path):
     assert note == "unreadable" and any("cannot read /open/locked" in m for m in logged)
     assert not any("/open/locked" in p for inc in includes for p in inc)
     assert any("could not be scanned" in w for w in warnings)
+
+
+def test_another_file_system_is_not_entered(tmp_path):
+    """A file system mounted inside the share (here a tmpfs) is neither scanned nor split off."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/f").write_bytes(b"x" * 10)
+    inner = tmp_path / "data/mnt"
+    inner.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "none", str(inner)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        (inner / "elsewhere").write_bytes(b"x" * 1000)
+        tree = scan(str(tmp_path), ("",))
+        plan = make_plan(tree, AGENTS, task_name="T_", per_file_cost=0)
+    finally:
+        subprocess.run(["umount", str(inner)], check=True)
+    assert tree.dirs["data/mnt"].note == "other file system"
+    assert tree.dirs[""].bytes == 10
+    assert not any("mnt" in p for t in plan.tasks for p in t.includes + t.excludes)
