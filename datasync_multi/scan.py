@@ -32,6 +32,8 @@ directory whose loose files alone outweigh a share can then be cut file by file.
 DATASYNC_SKIPS_AT_ROOT = frozenset({".aws-datasync", ".awssync", ".zfs"})
 """Top-level names DataSync never transfers (its docs, 'Data excluded by default')."""
 
+_S_IFMT, _S_IFDIR, _S_IFREG = stat.S_IFMT(0o170000), stat.S_IFDIR, stat.S_IFREG
+
 UNREADABLE = "unreadable"
 OTHER_FILE_SYSTEM = "other file system"
 
@@ -188,19 +190,25 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, li
         log.warning("cannot read /%s (%s); it stays whole inside its parent's share", rel, exc.strerror)
         d.note = UNREADABLE
         return d, todo
+    # The hot loop: one lstat per entry, counters in locals, thresholds read once per directory.
     big = d.big_files
     mine: list[tuple[int, str, str]] = []
+    largest = tree.largest
+    share_floor = largest[0][0] if len(largest) >= LARGEST_FILES_KEPT else 0
+    files = nbytes = linked = 0
+    at_root = not rel
     with it:
         for entry in it:
             name = entry.name
-            if name.endswith(".snapshot") or (not rel and name in DATASYNC_SKIPS_AT_ROOT):
+            if name.endswith(".snapshot") or (at_root and name in DATASYNC_SKIPS_AT_ROOT):
                 tree.skipped.append(join(rel, name))
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished since readdir: nothing to move
-            if stat.S_ISDIR(st.st_mode):
+            kind = st.st_mode & _S_IFMT
+            if kind == _S_IFDIR:
                 d.subdirs.append(name)
                 child = join(rel, name)
                 if st.st_dev != mount_dev:
@@ -209,18 +217,19 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, li
                 else:
                     todo.append(child)
                 continue
-            d.own_files += 1
-            if stat.S_ISREG(st.st_mode):
+            files += 1
+            if kind == _S_IFREG:
                 size = st.st_size
-                d.own_bytes += size
+                nbytes += size
                 if st.st_nlink > 1:
-                    d.hardlinked += 1
+                    linked += 1
                 if len(big) < BIG_FILES_KEPT:
                     heapq.heappush(big, (size, name))
                 elif size > big[0][0]:
                     heapq.heapreplace(big, (size, name))
-                if size and (len(tree.largest) < LARGEST_FILES_KEPT or size > tree.largest[0][0]):
+                if size > share_floor:
                     mine.append((size, rel, name))
+    d.own_files, d.own_bytes, d.hardlinked = files, nbytes, linked
     if mine:
         _keep_largest(tree, mine)
     d.subdirs.sort()
