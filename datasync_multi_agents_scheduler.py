@@ -39,7 +39,8 @@ def parse(argv: list[str] | None):
     p.add_flag("--arn_file", default="arn_file.txt", help="where the execution ARNs are recorded")
     p.add_flag("--plan_file", default="plan.json", help="where the plan is written")
     p.add_flag("--dry_run", action="store_true", help="scan, plan and print; create nothing in AWS")
-    p.add_flag("--scan_workers", type=int, default=16, help="threads walking the mount")
+    p.add_flag("--scan_workers", type=int,
+               help="threads walking the mount (default: 16 on a network file system, 1 on a local one)")
     p.add_flag("--verify_mode", default="ONLY_FILES_TRANSFERRED",
                choices=("ONLY_FILES_TRANSFERRED", "POINT_IN_TIME_CONSISTENT", "NONE"))
     p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task (-1: none)")
@@ -69,7 +70,7 @@ def check_args(a) -> list[str]:
     for flag in ("max_depth", "per_file_cost"):
         if getattr(a, flag) < 0:
             raise UserError(f"--{flag} must not be negative")
-    if a.scan_workers < 1:
+    if a.scan_workers is not None and a.scan_workers < 1:
         raise UserError("--scan_workers must be at least 1")
     if a.bytes_per_second < -1 or a.bytes_per_second == 0:
         raise UserError("--bytes_per_second must be -1 (no limit) or positive")

@@ -122,8 +122,14 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def scan(mount: str, roots: tuple[str, ...], workers: int = 16, progress: Progress | None = None) -> Tree:
-    """Scan each root (relative to ``mount``) and return the measured tree."""
+def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
+         progress: Progress | None = None) -> Tree:
+    """Scan each root (relative to ``mount``) and return the measured tree.
+
+    ``workers`` defaults to :func:`default_workers` for the mount's file system.
+    """
+    mount = os.path.realpath(mount)
+    workers = workers or default_workers(mount)
     mount_dev = os.lstat(mount).st_dev
     tree = Tree({}, roots)
     work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -185,12 +191,28 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, li
     todo: list[str] = []
     path = os.path.join(mount, rel) if rel else mount
     try:
-        it = os.scandir(path)
+        # Read through a directory fd: each entry.stat() is then fstatat(fd, name), one
+        # lookup, where lstat(full path) would walk every component again (a round trip
+        # each on NFS). O_NOFOLLOW: a directory swapped for a symlink is not followed.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
         log.warning("cannot read /%s (%s); it stays whole inside its parent's share", rel, exc.strerror)
         d.note = UNREADABLE
         return d, todo
-    # The hot loop: one lstat per entry, counters in locals, thresholds read once per directory.
+    try:
+        _tally(d, todo, os.scandir(fd), rel, mount_dev, tree)
+    finally:
+        os.close(fd)
+    d.subdirs.sort()
+    d.big_files.sort(key=lambda sn: (-sn[0], sn[1]))
+    return d, todo
+
+
+def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) -> None:
+    """Count one directory's entries into ``d``; its child directories to scan go to ``todo``.
+
+    The hot loop: one lstat per entry, counters in locals, thresholds read once per directory.
+    """
     big = d.big_files
     mine: list[tuple[int, str, str]] = []
     largest = tree.largest
@@ -232,9 +254,6 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, li
     d.own_files, d.own_bytes, d.hardlinked = files, nbytes, linked
     if mine:
         _keep_largest(tree, mine)
-    d.subdirs.sort()
-    big.sort(key=lambda sn: (-sn[0], sn[1]))
-    return d, todo
 
 
 _largest_lock = threading.Lock()
@@ -266,18 +285,44 @@ def _aggregate(tree: Tree) -> None:
     tree.largest.sort(reverse=True)
 
 
-def nfs_mount_source(path: str, mounts_file: str = "/proc/mounts") -> tuple[str, str] | None:
-    """(server, export) when ``path`` is itself an NFS mount point, else None."""
+NETWORK_FILE_SYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "ceph", "glusterfs",
+                                  "lustre", "9p", "afs", "gpfs"})
+NETWORK_WORKERS = 16
+
+
+def default_workers(path: str) -> int:
+    """Threads for the walk: many on a network file system, where each lstat waits on a
+    round trip; one on a local disk, where calls return at once and threads only queue
+    for the interpreter lock (measured in bench/RESULTS.md)."""
+    mount = mount_of(path)
+    return NETWORK_WORKERS if mount and mount[1] in NETWORK_FILE_SYSTEMS else 1
+
+
+def mount_of(path: str, mounts_file: str = "/proc/mounts") -> tuple[str, str, str] | None:
+    """(mount point, file system type, source) of the mount holding ``path``."""
     real = os.path.realpath(path)
     try:
         with open(mounts_file, encoding="utf-8", errors="replace") as fh:
             entries = [line.split() for line in fh]
     except OSError:
         return None
-    for fields in reversed(entries):  # the last mount on a point is the visible one
-        if len(fields) >= 3 and fields[1].replace("\\040", " ") == real:
-            if fields[2].startswith("nfs") and ":" in fields[0]:
-                server, _, export = fields[0].rpartition(":")
-                return server.strip("[]"), export
-            return None
-    return None
+    best = None
+    for fields in entries:  # the longest mount point wins; of equals, the last mounted
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if real == point or real.startswith(point.rstrip("/") + "/"):
+            if best is None or len(point) >= len(best[0]):
+                best = (point, fields[2], fields[0])
+    return best
+
+
+def nfs_mount_source(path: str, mounts_file: str = "/proc/mounts") -> tuple[str, str] | None:
+    """(server, export path) that ``path`` shows, when it lies on an NFS mount."""
+    mount = mount_of(path, mounts_file)
+    if not mount or not mount[1].startswith("nfs") or ":" not in mount[2]:
+        return None
+    point, _, source = mount
+    server, _, export = source.rpartition(":")
+    below = os.path.relpath(os.path.realpath(path), point)
+    return server.strip("[]"), os.path.normpath(os.path.join(export, below)) if below != "." else export

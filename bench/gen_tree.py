@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Make a deterministic test tree of sparse files (terabytes of apparent size, no disk).
+
+    python3 bench/gen_tree.py --shape skewed --files 100000 --seed 1 OUTDIR
+
+OUTDIR gets ``tree/`` (the tree to scan) and ``gen.json`` (the parameters and the
+totals). ``gen.json`` is written last, as the marker of a finished tree: asked again for
+the same parameters, the generator reuses the tree instead of making it anew. A half-made
+tree (no marker, or other parameters) is removed and made again.
+
+Shapes
+    flat    every file in one huge directory (the mount itself).
+    deep    a binary-ish tree about log2(dirs) levels deep, files spread evenly.
+    skewed  a random tree (half uniform attachment, which makes it deep, half preferential,
+            which makes a few directories wide); files land by Pareto weights, and three
+            giant directories several levels down hold about 40% of the bytes (big loose
+            files and big subtrees). Sizes are log-normal (median 256 KiB, mean ~6 MiB).
+
+From Python: ``ensure_tree("skewed", 100_000, seed=1)`` returns the tree's path under
+``bench/work/`` (gitignored), making it only if it is not there yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
+SHAPES = ("flat", "deep", "skewed")
+VERSION = 1
+"""Bump when the generator changes, so old trees are made again."""
+MAX_FILE = 200 * 2**30
+
+
+def default_dirs(shape: str, files: int) -> int:
+    return 1 if shape == "flat" else max(files // 10, 1)
+
+
+def work_dir(shape: str, files: int, seed: int = 1, dirs: int | None = None) -> str:
+    dirs = default_dirs(shape, files) if dirs is None else dirs
+    return os.path.join(WORK, f"{shape}-f{files}-d{dirs}-s{seed}")
+
+
+def ensure_tree(shape: str, files: int, seed: int = 1, dirs: int | None = None,
+                outdir: str | None = None, quiet: bool = False) -> str:
+    """The path of the tree with these parameters, made now only if it does not exist."""
+    dirs = default_dirs(shape, files) if dirs is None else dirs
+    outdir = outdir or work_dir(shape, files, seed, dirs)
+    params = {"version": VERSION, "shape": shape, "files": files, "dirs": dirs, "seed": seed}
+    marker = os.path.join(outdir, "gen.json")
+    tree = os.path.join(outdir, "tree")
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            if json.load(fh)["params"] == params and os.path.isdir(tree):
+                return tree
+    except (OSError, ValueError, KeyError):
+        pass
+    if os.path.exists(tree):
+        shutil.rmtree(tree)
+    if os.path.exists(marker):
+        os.remove(marker)
+    os.makedirs(tree)
+    t0 = time.monotonic()
+    layout = build_layout(shape, files, dirs, seed)
+    totals = materialize(tree, layout, quiet=quiet)
+    totals["seconds"] = round(time.monotonic() - t0, 1)
+    with open(marker + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump({"params": params, "totals": totals}, fh, indent=1)
+    os.replace(marker + ".tmp", marker)
+    if not quiet:
+        print(f"made {tree}: {totals}", file=sys.stderr)
+    return tree
+
+
+def totals_of(tree: str) -> dict:
+    with open(os.path.join(os.path.dirname(tree), "gen.json"), encoding="utf-8") as fh:
+        return json.load(fh)["totals"]
+
+
+# --- layout: pure, seeded -----------------------------------------------------------------
+
+
+def _size(rng: random.Random, scale: float = 1.0) -> int:
+    # log-normal: median 256 KiB, sigma 2.5 -> mean ~6 MiB, a long tail up to tens of GB
+    return min(int(rng.lognormvariate(math.log(256 * 1024 * scale), 2.5)), MAX_FILE)
+
+
+def build_layout(shape: str, files: int, dirs: int, seed: int):
+    """Return (dir_paths, files_per_dir) where files_per_dir[i] = list of sizes."""
+    rng = random.Random(seed)
+    if shape == "flat":
+        return [""], [[_size(rng) for _ in range(files)]]
+    parents = [-1]
+    depth = [0]
+    if shape == "deep":
+        # complete binary tree in BFS order: dir i's parent is (i-1)//2
+        for i in range(1, dirs):
+            parents.append((i - 1) // 2)
+            depth.append(depth[(i - 1) // 2] + 1)
+        weights = [1.0] * dirs
+        scales = [1.0] * dirs
+    elif shape == "skewed":
+        pool = [0]  # each dir once, plus once per child: preferential attachment
+        for i in range(1, dirs):
+            p = rng.choice(pool) if rng.random() < 0.5 else rng.randrange(i)
+            parents.append(p)
+            depth.append(depth[p] + 1)
+            pool.append(p)
+            pool.append(i)
+        weights = [rng.paretovariate(1.1) for _ in range(dirs)]
+        scales = [1.0] * dirs
+        # three giant directories several levels down: many files and large ones
+        deepish = [i for i in range(dirs) if 3 <= depth[i] <= 5] or list(range(1, dirs)) or [0]
+        giants = rng.sample(deepish, min(3, len(deepish)))
+        total_w = sum(weights)
+        for g, share, scale in zip(giants, (0.12, 0.08, 0.05), (8.0, 6.0, 4.0)):
+            weights[g] = total_w * share
+            scales[g] = scale
+            # and make the giant's subtree heavy too: its children get big weights
+        for i in range(dirs):
+            if parents[i] in giants:
+                weights[i] *= 20
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    # names: unique per parent, deterministic
+    paths = [""]
+    nchild = [0] * dirs
+    for i in range(1, dirs):
+        p = parents[i]
+        nchild[p] += 1
+        name = f"d{nchild[p]:04d}"
+        paths.append(f"{paths[p]}/{name}" if paths[p] else name)
+    # files: the first `dirs` files one per directory when there are enough (no empty
+    # dirs unless files < dirs), the rest by weight
+    per_dir: list[list[int]] = [[] for _ in range(dirs)]
+    choices = rng.choices(range(dirs), weights=weights, k=max(files - dirs, 0))
+    for i in range(min(files, dirs)):
+        per_dir[i].append(_size(rng, scales[i]))
+    for i in choices:
+        per_dir[i].append(_size(rng, scales[i]))
+    return paths, per_dir
+
+
+# --- on disk ------------------------------------------------------------------------------
+
+
+def materialize(tree: str, layout, quiet: bool = False) -> dict:
+    paths, per_dir = layout
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    nbytes = nfiles = 0
+    largest = 0
+    t0 = last = time.monotonic()
+    for rel in paths[1:]:  # parents come before children
+        os.mkdir(os.path.join(tree, rel))
+    for rel, sizes in zip(paths, per_dir):
+        base = os.path.join(tree, rel) if rel else tree
+        for k, size in enumerate(sizes):
+            fd = os.open(f"{base}/f{k:05d}.dat", flags, 0o644)
+            if size:
+                os.ftruncate(fd, size)
+            os.close(fd)
+        nfiles += len(sizes)
+        s = sum(sizes)
+        nbytes += s
+        if sizes:
+            largest = max(largest, max(sizes))
+        now = time.monotonic()
+        if not quiet and now - last > 5:
+            last = now
+            print(f"  {nfiles:,} files written ({nfiles / (now - t0):,.0f}/s)", file=sys.stderr)
+    return {"files": nfiles, "dirs": len(paths), "bytes": nbytes, "largest_file": largest}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shape", choices=SHAPES, default="skewed")
+    p.add_argument("--files", type=int, default=100_000)
+    p.add_argument("--dirs", type=int, help="directories (default files/10; flat: 1)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("outdir", nargs="?", help="default: bench/work/<shape>-f<files>-d<dirs>-s<seed>")
+    a = p.parse_args(argv)
+    if a.shape == "flat" and a.dirs not in (None, 1):
+        p.error("flat has one directory")
+    print(ensure_tree(a.shape, a.files, a.seed, a.dirs, a.outdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
