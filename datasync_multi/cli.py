@@ -36,7 +36,7 @@ def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> 
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8")):
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     for noisy in ("botocore", "boto3", "urllib3"):

@@ -467,24 +467,34 @@ def _warnings(tree: Tree, packing: _Packing, tasks: Iterable[TaskPlan], agents: 
                    f"{MAX_FILTER_CHARS:,} characters")
     if packing.deep:
         out.append(f"{len(packing.deep)} unit(s) above the split threshold sit at max_depth "
-                   f"{max_depth}, e.g. /{sorted(packing.deep)[0]}; a larger --max_depth may balance better")
+                   f"{max_depth}, e.g. {_shown(sorted(packing.deep)[0])}; a larger --max_depth may balance better")
     notes = sorted((rel, d.note) for rel, d in tree.dirs.items() if d.note)
     if notes:
         out.append(f"{len(notes)} directory(ies) could not be scanned and travel whole with their "
-                   f"parent, e.g. /{notes[0][0]} ({notes[0][1]})")
+                   f"parent, e.g. {_shown(notes[0][0])} ({notes[0][1]})")
     unnamed = sorted(rel for rel in tree.dirs if rel and not is_nameable(rel.rsplit("/", 1)[-1]))
     if unnamed:
         out.append(f"{len(unnamed)} directory name(s) cannot appear in a DataSync filter and travel "
-                   f"with their parent, e.g. {ascii('/' + unnamed[0])}")
+                   f"with their parent, e.g. {_shown(unnamed[0])}")
     links = sum(d.hardlinked for d in tree.dirs.values())
     if links:
         out.append(f"{links} file(s) have hard links; links that land in different tasks arrive "
                    "as separate copies")
     if tree.skipped:
         out.append(f"{len(tree.skipped)} path(s) are skipped by DataSync by default and left out, "
-                   f"e.g. /{tree.skipped[0]}")
+                   f"e.g. {_shown(tree.skipped[0])}")
     for t in tasks:
         if t.files + t.dirs > BASIC_MODE_ITEM_QUOTA:
             out.append(f"task {t.name} holds {t.files + t.dirs:,} items, above DataSync's "
                        f"{BASIC_MODE_ITEM_QUOTA:,} per-execution quota in Basic mode")
     return out
+
+
+def _shown(rel: str) -> str:
+    """A path for messages: as it is, or escaped where it holds line breaks or non-UTF-8 bytes."""
+    path = "/" + rel
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(path)
+    return path if path.isprintable() else ascii(path)

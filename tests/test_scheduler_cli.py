@@ -103,3 +103,20 @@ def test_overlapping_manifest_entries_are_moved_once(tmp_path, share):
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["roots"] == ["/org"] and sum(t["files"] for t in plan["tasks"]) == 2
     assert "inside another entry" in r.stderr
+
+
+def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_path, share):
+    for odd in ("org/a|b", "org/st*r", "org/back\\slash", "org/latin1-\udce9t\udce9", "org/x.snapshot"):
+        os.makedirs(os.fsencode(share / odd))
+        with open(os.fsencode(share / odd / "f"), "wb") as fh:
+            fh.write(b"data")
+    r = run(tmp_path, *base(share, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}", "--max_depth", "3",
+                            "--per_file_cost", "0"))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    patterns = [p for t in plan["tasks"] for p in t["includes"] + t["excludes"]]
+    assert not any(c in p for p in patterns for c in "|*\\") and all(p.isprintable() for p in patterns)
+    assert sum(t["files"] for t in plan["tasks"]) == 5 + 4  # the .snapshot file is DataSync's to skip
+    assert any("cannot appear in a DataSync filter" in w for w in plan["warnings"])
+    assert any("skipped by DataSync" in w for w in plan["warnings"])
+    assert "Logging error" not in r.stderr and "Traceback" not in r.stderr

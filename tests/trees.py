@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 # pattern can carry ('|', '*', '\\'), which the planner must keep inside their parent.
 NAME = st.one_of(
     st.sampled_from(["a", "b", "data", "data2", "dir", "dir2", ".hidden", ".git", "with space",
-                     "naïve", "日本", "x|y", "star*", "back\\slash", "a.b", "-dash", "2024"]),
+                     "naïve", "日本", "x|y", "star*", "back\\slash", "a.b", "-dash", "2024",
+                     "latin1-\udce9t\udce9"]),  # bytes that are not UTF-8, as Python names them
     st.text(alphabet="abcXYZ019._- |*é", min_size=1, max_size=6).filter(lambda s: s not in (".", "..")),
 )
 
