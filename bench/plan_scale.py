@@ -36,7 +36,7 @@ sys.path.insert(0, sys.argv[1])
 from datasync_multi.scan import scan
 from datasync_multi.plan import make_plan
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-t0 = time.perf_counter(); tree = scan(sys.argv[2], ("",), 16); t1 = time.perf_counter(); r1 = rss()
+t0 = time.perf_counter(); tree = scan(sys.argv[2], ("",)); t1 = time.perf_counter(); r1 = rss()
 plan = make_plan(tree, sys.argv[3].split(","), task_name="Distributed_Tasks_")
 t2 = time.perf_counter()
 print(json.dumps({"scan": t1 - t0, "plan": t2 - t1, "rss_scan": r1, "rss_plan": rss(),
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                        f"({mem:.0f} MiB)")
     header = ["tree", "size", "CLI dry run: wall s", "CLI peak RSS MiB", "scan() s", "make_plan() s",
               "RSS after scan MiB", "RSS after plan MiB", "balance"]
-    body = (f"{a.agents} agents, default per-file cost (512 KiB) and max_depth (5), scan at 16 threads, "
+    body = (f"{a.agents} agents, default per-file cost (512 KiB) and max_depth (5), the scan's default threads (1 on local disk), "
             "local disk, warm cache. CLI: `" + cmd + "` under `/usr/bin/time -v`; scan()/make_plan() timed "
             "apart in a fresh process.\n\n" + table(header, rows) + "\n\n" + "\n".join(verdict) + "\n")
     append_results("3. Plan scale", body)

@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with Emulator().start({f"{SERVER}:{EXPORT}": share}, s3, agents=3, phase_delay=0.3,
                           offline_error_delay=1.0) as emu:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(AWS_ENDPOINT_URL=emu.url, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",
-                   AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        env = emu.env()
         say(f"local DataSync emulator at {emu.url} with 3 agents")
         dest = emu.client().create_location_s3(
             S3BucketArn="arn:aws:s3:::demo-bucket", Subdirectory="/migrated",

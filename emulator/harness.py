@@ -126,6 +126,14 @@ class Emulator:
             aws_access_key_id="testing", aws_secret_access_key="testing",
             config=Config(**cfg))
 
+    def env(self) -> dict[str, str]:
+        """The environment a program needs to reach this emulator through the standard
+        chain: this process's, without AWS settings, plus the endpoint and dummy credentials."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ENDPOINT_URL=self.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   AWS_DEFAULT_REGION=self.region, AWS_EC2_METADATA_DISABLED="true")
+        return env
+
     # ------------------------------------------------------------ control API
     def _call(self, method: str, path: str, body=None):
         data = None if body is None else json.dumps(body).encode()

@@ -30,14 +30,8 @@ class Site:
     def client(self):
         return self.emu.client()
 
-    def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(AWS_ENDPOINT_URL=self.emu.url, AWS_ACCESS_KEY_ID="emulated", AWS_SECRET_ACCESS_KEY="emulated",
-                   AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-        return env
-
     def run(self, script: str, *args: str, env_extra: dict | None = None, timeout: float = 120):
-        env = self.env()
+        env = self.emu.env()
         env.update(env_extra or {})
         return subprocess.run([sys.executable, os.path.join(ROOT, script), "--log_dir",
                                os.path.join(self.work, "log"), *args],

@@ -127,7 +127,7 @@ def test_two_watchers_started_at_once_make_one_retry(site):
     fail_mid_transfer(site, agent)
     cmd = [sys.executable, os.path.join(ROOT, "datasync_agent_ha.py"), "--arn_file", "arn_file.txt", "--once",
            "--offline_threshold_sec", "0", "--log_dir", os.path.join(site.work, "log")]
-    procs = [subprocess.Popen(cmd, cwd=site.work, env=site.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [subprocess.Popen(cmd, cwd=site.work, env=site.emu.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
     codes = [p.wait(timeout=120) for p in procs]
     assert codes == [0, 0]
