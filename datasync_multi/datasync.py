@@ -160,6 +160,11 @@ def task_options(verify_mode: str = "ONLY_FILES_TRANSFERRED", bytes_per_second: 
             "LogLevel": "BASIC" if logging_on else "OFF"}
 
 
+def list_tasks(client) -> list[dict]:
+    """Every task in the region: TaskArn, Name and Status."""
+    return [t for page in client.get_paginator("list_tasks").paginate() for t in page.get("Tasks", [])]
+
+
 def find_task(client, source_arn: str, dest_arn: str, name: str) -> dict | None:
     """The task named ``name`` from this source to this destination, described; or None."""
     filters = [{"Name": "LocationId", "Values": [source_arn], "Operator": "Equals"}]

@@ -39,6 +39,7 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
     starts, so a failure midway leaves a record, and a rerun finds and reuses what exists
     (an execution still running the same scope is adopted rather than started twice).
     """
+    warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
     done = []
     for task in plan.tasks:
@@ -59,6 +60,20 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
         append_line(arn_file, execution)
         done.append(Launched(task.agent_arn, loc, task_arn, execution, loc_new, task_new, bool(running)))
     return done
+
+
+def warn_about_stale_runs(client, plan: Plan) -> list[str]:
+    """Tasks of an earlier run (same name prefix, an agent this plan does not use) that are
+    still running: their old scope overlaps the new plan, so files may be sent twice."""
+    prefix = plan.tasks[0].name.rsplit("agent-", 1)[0] if plan.tasks else ""
+    mine = {t.name for t in plan.tasks}
+    stale = [t["TaskArn"] for t in ds.list_tasks(client)
+             if prefix and t.get("Name", "").startswith(prefix) and t.get("Name") not in mine
+             and t.get("Status") in ("RUNNING", "QUEUED")]
+    for arn in stale:
+        log.warning("task %s from an earlier run is still running on an agent this plan does not use; "
+                    "its scope overlaps this plan: cancel it, or let it finish before this run", arn)
+    return stale
 
 
 def _running_same_scope(client, task: dict, includes, excludes) -> str | None:

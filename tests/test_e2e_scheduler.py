@@ -92,3 +92,13 @@ def test_our_code_never_turns_off_parameter_validation():
         for name in names:
             if name.endswith(".py"):
                 assert "parameter_validation" not in open(os.path.join(top, name), encoding="utf-8").read(), name
+
+
+def test_a_rerun_on_fewer_agents_warns_about_the_old_task_still_running(site):
+    slow = site.emu.agent_arns()[2]
+    site.emu.set_agent(slow, bytes_per_second=20_000)
+    assert site.schedule().returncode == 0
+    site.emu.wait_for(lambda st: any(e["agent"] == slow and e["status"] == "TRANSFERRING" for e in st["executions"]))
+    r = site.schedule("--agent_arns", ",".join(site.emu.agent_arns()[:2]))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("from an earlier run is still running") == 1 and len(site.arns()) == 2
