@@ -191,9 +191,7 @@ class Watcher:
             return
         latest["failed"] = status if state == FAILED else f"{status} on offline agent"
         if state == STRANDED:
-            if status != "CANCELLING":
-                ds.cancel_execution(self.client, execution)
-            row.action = f"stranded: agent offline {offline_for:.0f}s, cancelled; "
+            row.action = f"stranded: agent offline {offline_for:.0f}s; "
         error = (desc.get("Result") or {}).get("ErrorCode")
         if error:
             row.action += f"{error}; "
@@ -209,6 +207,9 @@ class Watcher:
             row.action += "failed; no healthy agent to move to, retry budget kept"
             log.warning("%s failed and no healthy agent is ONLINE; will try again next check", execution)
             return
+        if state == STRANDED and status != "CANCELLING":  # only once it can be moved: it may yet resume
+            ds.cancel_execution(self.client, execution)
+            row.action += "cancelled; "
         target = healthy[0]
         task = self.task(ds.task_of(execution))
         loc = self.location(task["source"])

@@ -174,3 +174,14 @@ def test_a_hundred_watched_executions_cost_a_bounded_number_of_calls(site):
     second = site.emu.calls()["total"]
     assert first <= 1 + 100 + 3 + 3, site.emu.calls()  # agents, executions, tasks, locations
     assert second <= 1, site.emu.calls()  # ended executions and descriptions come from the ledger
+
+
+def test_a_stranded_execution_that_cannot_be_moved_is_left_running(site):
+    agent = schedule_with_one_slow_agent(site)
+    arns = site.arns()
+    site.emu.wait_for(lambda st: execution_on(st, agent, arns)["status"] == "TRANSFERRING")
+    site.emu.config(offline_error_delay=600)  # it hangs rather than fails
+    site.emu.set_agent(agent, status="OFFLINE")
+    r = site.watch("--once", "--offline_threshold_sec", "0", "--max_retries", "0")
+    assert r.returncode == 3 and "stranded" in r.stdout and "no retries left" in r.stdout
+    assert site.emu.calls()["calls"].get("CancelTaskExecution", 0) == 0
