@@ -185,3 +185,23 @@ def test_a_stranded_execution_that_cannot_be_moved_is_left_running(site):
     r = site.watch("--once", "--offline_threshold_sec", "0", "--max_retries", "0")
     assert r.returncode == 3 and "stranded" in r.stdout and "no retries left" in r.stdout
     assert site.emu.calls()["calls"].get("CancelTaskExecution", 0) == 0
+
+
+def test_an_execution_that_selects_nothing_the_plan_expects_is_flagged(site):
+    """The mount is not the export: the task 'succeeds' having moved nothing."""
+    assert site.schedule("--dry_run").returncode == 0
+    with open(os.path.join(site.work, "plan.json")) as fh:
+        planned = json.load(fh)["tasks"][0]
+    client = site.client
+    wrong = client.create_location_nfs(ServerHostname="198.51.100.10", Subdirectory="/vol1/empty",
+                                       OnPremConfig={"AgentArns": [planned["agent_arn"]]})["LocationArn"]
+    rules = lambda pats: [{"FilterType": "SIMPLE_PATTERN", "Value": "|".join(pats)}] if pats else []  # noqa: E731
+    task = client.create_task(SourceLocationArn=wrong, DestinationLocationArn=site.dest_loc, Name="wrong_mount",
+                              Includes=rules(planned["includes"]), Excludes=rules(planned["excludes"]))["TaskArn"]
+    arn = client.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    site.emu.wait_executions_done([arn], timeout=30)
+    with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:
+        fh.write(arn + "\n")
+    r = site.watch("--once")
+    assert r.returncode == 0, r.stderr
+    assert f"selected 0 files, the plan has {planned['files']:,}" in r.stdout
