@@ -140,8 +140,12 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str,
     return arn, True
 
 
-def location_agents(client, location_arn: str) -> list[str]:
-    return client.describe_location_nfs(LocationArn=location_arn).get("OnPremConfig", {}).get("AgentArns", [])
+def describe_nfs_location(client, arn: str) -> dict:
+    """An NFS location's agents, server and export path (read from its LocationUri)."""
+    d = client.describe_location_nfs(LocationArn=arn)
+    host, _, path = d.get("LocationUri", "nfs://").removeprefix("nfs://").partition("/")
+    return {"agents": d.get("OnPremConfig", {}).get("AgentArns", []), "server": host,
+            "subdir": "/" + path.strip("/")}
 
 
 # --- tasks and executions ----------------------------------------------------------------
@@ -217,6 +221,12 @@ def describe_execution(client, arn: str) -> dict:
 
 def describe_task(client, arn: str) -> dict:
     return client.describe_task(TaskArn=arn)
+
+
+def list_executions(client, task_arn: str) -> list[str]:
+    """The ARNs of a task's executions (in no order we rely on)."""
+    return [e["TaskExecutionArn"] for page in client.get_paginator("list_task_executions").paginate(TaskArn=task_arn)
+            for e in page.get("TaskExecutions", [])]
 
 
 def cancel_execution(client, arn: str) -> None:

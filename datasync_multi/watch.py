@@ -110,10 +110,7 @@ class Watcher:
 
     def location(self, loc_arn: str) -> dict:
         if loc_arn not in self.ledger.locations:
-            d = self.client.describe_location_nfs(LocationArn=loc_arn)
-            host, _, path = d.get("LocationUri", "nfs://").removeprefix("nfs://").partition("/")
-            self.ledger.locations[loc_arn] = {"agents": d.get("OnPremConfig", {}).get("AgentArns", []),
-                                              "server": host, "subdir": "/" + path.strip("/")}
+            self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
         return self.ledger.locations[loc_arn]
 
     def agent_of(self, execution: str) -> str:
@@ -164,7 +161,6 @@ class Watcher:
                 result.unfinished += 1
                 result.rows.append(Row(execution, "?", agent, desc.get("Status", "?"),
                                        action=f"AWS error, next check retries: {ds.describe_error(exc)}"))
-            self.ledger.save()
         self.ledger.save()
         return result
 
@@ -238,10 +234,8 @@ class Watcher:
             attempt["task"] = task["TaskArn"]
             self.ledger.save()
         known = {a.get("execution") for s in self.ledger.scopes.values() for a in s["attempts"]}
-        adopt = [e["TaskExecutionArn"]
-                 for page in self.client.get_paginator("list_task_executions").paginate(TaskArn=attempt["task"])
-                 for e in page.get("TaskExecutions", []) if e["TaskExecutionArn"] not in known
-                 and _started_after(ds.describe_execution(self.client, e["TaskExecutionArn"]), attempt["decided"])]
+        adopt = [e for e in ds.list_executions(self.client, attempt["task"]) if e not in known
+                 and _started_after(ds.describe_execution(self.client, e), attempt["decided"])]
         if adopt:
             execution = adopt[-1]
             log.info("adopting retry execution %s started before a restart", execution)
