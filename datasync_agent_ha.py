@@ -46,6 +46,8 @@ def parse(argv: list[str] | None):
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
         if getattr(a, flag) < 0:
             raise UserError(f"--{flag} must not be negative")
+    if a.timeout_sec < 1 and not a.once:
+        raise UserError("--timeout_sec must be at least 1 between checks (or use --once)")
     if not os.path.isfile(a.arn_file):
         raise UserError(f"arn file {a.arn_file!r} does not exist")
     return a
