@@ -10,8 +10,13 @@ The reading, from ``shared/research/datasync-facts.md`` (section 1):
   the other reading, because we never write a pattern that is a string prefix of a
   sibling's name without a ``/`` after it).
 * ``*`` in an include may only be the last character and then matches any string
-  continuation. We write exactly one such pattern, ``/*``, for "the whole location"
-  (a manifest entry of ``/``), where every reading of ``*`` selects everything.
+  continuation (the docs' ``/documents*``; excludes allow it too, ``/reports*``). We write
+  it in two places only: ``/*`` for the whole location, and ``/d/prefix*`` for a prefix
+  group, which selects every entry of ``/d`` whose name starts with ``prefix`` and all
+  below it. Whether ``*`` itself crosses ``/`` is UNCONFIRMED; both readings select the
+  same paths here, because a matched folder brings its contents. A group is exactly-once
+  whatever matches it, since the task holding the directory's rest excludes the very
+  same pattern.
 * When a path matches both an include and an exclude, the exclude wins (UNCONFIRMED
   upstream; it is the only reading under which DataSync's own examples, such as include
   ``/a`` with exclude ``*/tmp``, make sense). Plans that carry excludes depend on it, and

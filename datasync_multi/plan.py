@@ -6,7 +6,10 @@ Units
                the children too small or impossible to name, and anything created there
                after the scan (include ``/d``, exclude each split-off child held by
                another task);
-    ``file``   one large loose file split off from its directory (include ``/d/f``).
+    ``file``   one large loose file split off from its directory (include ``/d/f``);
+    ``group``  the light children of a wide directory whose names start with one prefix
+               (include ``/d/prefix*``), so that 50,000 home directories need a few
+               hundred patterns rather than 50,000.
 
 A task's filters are derived from the units it holds. A ``rest`` unit relies on an
 exclude winning over an include, and one exclude is task-wide: a task that holds
@@ -23,6 +26,7 @@ so the same tree gives the same plan.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import logging
 from collections.abc import Iterable, Sequence
@@ -33,7 +37,9 @@ from .scan import Tree, depth, join
 
 log = logging.getLogger(__name__)
 
-WHOLE, REST, FILE = "whole", "rest", "file"
+WHOLE, REST, FILE, GROUP = "whole", "rest", "file", "group"
+GROUP_FROM = 64
+"""A split cutting more light children than this from one directory packs them into prefix groups."""
 DEFAULT_PER_FILE_COST = 512 * 1024
 BASIC_MODE_ITEM_QUOTA = 50_000_000
 TOLERANCE = 0.01
@@ -139,7 +145,7 @@ def task_name_for(prefix: str, agent_arn: str) -> str:
 
 def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
               per_file_cost: int = DEFAULT_PER_FILE_COST, max_depth: int = 5,
-              filter_limit: int = MAX_FILTER_CHARS) -> Plan:
+              filter_limit: int = MAX_FILTER_CHARS, group_from: int = GROUP_FROM) -> Plan:
     """Plan the transfer of ``tree`` over ``agents`` (ARNs): one task per agent that gets work."""
     if not agents:
         raise ValueError("no agent to plan for")
@@ -159,7 +165,7 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
     share = max(total // len(agents), 1)
     for step in range(FINEST_SPLIT + 1):
         threshold = max(share >> step, 1)
-        packing = _pack_within_limits(tree, cost, threshold, max_depth, len(agents), filter_limit)
+        packing = _pack_within_limits(tree, cost, threshold, max_depth, len(agents), filter_limit, group_from)
         ratio = packing.max_load / bound if bound else 1.0
         if best is None or ratio < best[0] - 1e-9:
             best = (ratio, threshold, packing)
@@ -195,53 +201,114 @@ class _Split:
     """Units above the threshold that the depth limit kept whole."""
 
 
-def _split(tree: Tree, cost, threshold: int, max_depth: int, caps: dict[str, int]) -> _Split:
+def _split(tree: Tree, cost, threshold: int, max_depth: int, caps: dict[str, int], group_from: int) -> _Split:
     out = _Split({}, {})
     stack: list[tuple[str, str | None, int]] = [(r, None, 0) for r in tree.roots]
     while stack:
         rel, parent, level = stack.pop()
         d = tree.dirs[rel]
         whole_cost = cost(d.bytes, d.files + d.dirs)
-        chosen: list[tuple[int, str, bool]] = []
+        chosen: list[_Piece] = []
         if whole_cost > threshold and level < max_depth and not d.note:
-            chosen = _children_to_split_off(tree, rel, cost, threshold, whole_cost, caps.get(rel))
+            chosen = _children_to_split_off(tree, rel, cost, threshold, whole_cost, caps.get(rel), group_from)
         elif whole_cost > threshold and level >= max_depth and not d.note:
             out.deep.append(rel)
         if not chosen:
             out.units[rel] = Unit(rel, WHOLE, d.bytes, d.files, d.dirs, whole_cost, parent)
             continue
         nbytes, files, dirs = d.bytes, d.files, d.dirs
-        for _, child, is_dir in chosen:
-            if is_dir:
-                c = tree.dirs[child]
-                nbytes, files, dirs = nbytes - c.bytes, files - c.files, dirs - c.dirs
-                stack.append((child, rel, level + 1))
-            else:
-                size = next(s for s, n in tree.loose_files(rel) if join(rel, n) == child)
+        for piece in chosen:
+            if piece.kind == FILE:
+                size = next(s for s, n in tree.loose_files(rel) if join(rel, n) == piece.path)
                 nbytes, files = nbytes - size, files - 1
-                out.units[child] = Unit(child, FILE, size, 1, 0, cost(size, 1), rel)
+                out.units[piece.path] = Unit(piece.path, FILE, size, 1, 0, cost(size, 1), rel)
+                continue
+            members = [tree.dirs[m] for m in piece.members]
+            b, f, n = (sum(m.bytes for m in members), sum(m.files for m in members), sum(m.dirs for m in members))
+            nbytes, files, dirs = nbytes - b, files - f, dirs - n
+            if piece.kind == GROUP:
+                out.units[piece.path] = Unit(piece.path, GROUP, b, f, n, piece.cost, rel)
+            else:
+                stack.append((piece.path, rel, level + 1))
         out.units[rel] = Unit(rel, REST, nbytes, files, dirs, cost(nbytes, files + dirs), parent)
-        out.split_off[rel] = [child for _, child, _ in chosen]
+        out.split_off[rel] = [piece.path for piece in chosen]
     return out
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """Something cut from a split directory: a subdirectory, a file, or a prefix group."""
+
+    cost: int
+    path: str
+    kind: str
+    """WHOLE (a subdirectory, which may be split further), FILE or GROUP."""
+    members: tuple[str, ...] = ()
+    """The subdirectories a piece carries (itself, for a subdirectory)."""
+
+
 def _children_to_split_off(tree: Tree, rel: str, cost, threshold: int, whole_cost: int,
-                           cap: int | None) -> list[tuple[int, str, bool]]:
-    """The heaviest nameable children, taken until what stays behind fits the threshold."""
-    candidates = [(cost(c.bytes, c.files + c.dirs), child, True)
-                  for child, c in ((ch, tree.dirs[ch]) for ch in tree.children(rel))
-                  if not c.note and is_nameable(child.rsplit("/", 1)[-1])]
-    candidates += [(cost(size, 1), join(rel, name), False) for size, name in tree.loose_files(rel)
+                           cap: int | None, group_from: int) -> list[_Piece]:
+    """The heaviest nameable children, taken until what stays behind fits the threshold.
+
+    When that takes many light children, they go in prefix groups instead (``/d/ab*``):
+    far fewer patterns, so a directory of 50,000 home directories still fits DataSync's
+    filter limit. The heavy ones stay pieces of their own.
+    """
+    dirs = [(cost(c.bytes, c.files + c.dirs), child) for child, c in ((ch, tree.dirs[ch]) for ch in tree.children(rel))
+            if not c.note and is_nameable(child.rsplit("/", 1)[-1])]
+    candidates = [_Piece(c, child, WHOLE, (child,)) for c, child in dirs]
+    candidates += [_Piece(cost(size, 1), join(rel, name), FILE) for size, name in tree.loose_files(rel)
                    if is_nameable(name) and cost(size, 1) * 8 >= threshold]
-    candidates.sort(key=lambda c: (-c[0], c[1]))
-    chosen = []
+    candidates.sort(key=lambda p: (-p.cost, p.path))
+    chosen: list[_Piece] = []
     remainder = whole_cost
-    for cand in candidates:
+    for piece in candidates:
         if remainder <= threshold or (cap is not None and len(chosen) >= cap):
             break
-        chosen.append(cand)
-        remainder -= cand[0]
-    return chosen
+        chosen.append(piece)
+        remainder -= piece.cost
+    if len(chosen) <= group_from:
+        return chosen
+    heavy = [p for p in chosen if p.kind == FILE or p.cost * 4 >= threshold]
+    reserved = {p.path.rsplit("/", 1)[-1] for p in heavy}
+    light = {child.rsplit("/", 1)[-1]: (c, child) for c, child in dirs
+             if child.rsplit("/", 1)[-1] not in reserved}
+    pieces = heavy + _prefix_groups(rel, light, reserved, threshold)
+    pieces.sort(key=lambda p: (-p.cost, p.path))
+    return pieces[:cap] if cap is not None else pieces
+
+
+def _prefix_groups(rel: str, light: dict[str, tuple[int, str]], reserved: set[str], limit: int) -> list[_Piece]:
+    """Cover the light children with disjoint name prefixes, each group at most ``limit``.
+
+    A trie walk over the sorted names: a prefix becomes a group when what starts with it
+    fits the limit and no reserved name (a piece of its own) starts with it; otherwise it
+    splits by the next character. A name equal to a prefix that had to split stays behind,
+    in the directory's rest. So no group's prefix starts another piece's name, and no two
+    groups overlap.
+    """
+    names = sorted(set(light) | reserved)
+    groups: list[_Piece] = []
+
+    def walk(prefix: str, lo: int, hi: int) -> None:
+        inside = names[lo:hi]
+        if prefix and is_nameable(prefix) and not any(n in reserved for n in inside):
+            total = sum(light[n][0] for n in inside)
+            if total <= limit:
+                groups.append(_Piece(total, join(rel, prefix + "*"), GROUP, tuple(light[n][1] for n in inside)))
+                return
+        i = lo + (1 if lo < hi and names[lo] == prefix else 0)
+        while i < hi:
+            nxt = names[i][len(prefix)]
+            j = i
+            while j < hi and names[j][len(prefix)] == nxt:
+                j += 1
+            walk(prefix + nxt, i, j)
+            i = j
+
+    walk("", 0, len(names))
+    return groups
 
 
 # --- packing ---------------------------------------------------------------------------
@@ -259,11 +326,11 @@ class _Packing:
 
 
 def _pack_within_limits(tree: Tree, cost, threshold: int, max_depth: int, n: int,
-                        filter_limit: int) -> _Packing:
+                        filter_limit: int, group_from: int) -> _Packing:
     """Split and pack; while a filter would be too long, split the guilty directory less."""
     caps: dict[str, int] = {}
     while True:
-        split = _split(tree, cost, threshold, max_depth, caps)
+        split = _split(tree, cost, threshold, max_depth, caps, group_from)
         owner = _assign(split, n)
         tasks = []
         too_long: list[str] = []
@@ -419,19 +486,28 @@ def _improve(units, chains, below, owner, members, max_rounds: int = 2000) -> No
             return
 
 
-def _try_swap(units, owner, members, loads, a, others, mine, ok_after) -> bool:
+def _try_swap(units, owner, members, loads, a, others, mine, ok_after, tries: int = 8) -> bool:
+    """Swap a unit of the heaviest task for a lighter one elsewhere, if that lowers it.
+
+    A swap of p (from a) for q (from b) helps when 0 < cost(p) - cost(q) < the load gap;
+    the partners in that cost window are found by bisection, best first (a difference
+    near half the gap evens the pair out most).
+    """
     for b in others:
         gap = loads[a] - loads[b]
-        theirs = sorted(members[b], key=lambda p: (units[p].cost, p))
+        theirs = sorted(members[b], key=lambda q: (units[q].cost, q))
+        costs = [units[q].cost for q in theirs]
         for p in mine:
             cp = units[p].cost
-            for q in theirs:
-                delta = cp - units[q].cost
-                if delta <= 0:
-                    break
-                if delta >= gap:
-                    continue
+            lo, hi = bisect.bisect_right(costs, cp - gap), bisect.bisect_left(costs, cp)
+            if lo >= hi:
+                continue
+            mid = bisect.bisect_left(costs, cp - gap / 2, lo, hi)
+            window = range(max(lo, mid - tries), min(hi, mid + tries))
+            for k in sorted(window, key=lambda k: abs(k - mid))[:tries]:
+                q = theirs[k]
                 if ok_after([(p, a, b), (q, b, a)]):
+                    delta = cp - units[q].cost
                     owner[p], owner[q] = b, a
                     loads[a] -= delta
                     loads[b] += delta

@@ -102,3 +102,21 @@ def test_a_rerun_on_fewer_agents_warns_about_the_old_task_still_running(site):
     r = site.schedule("--agent_arns", ",".join(site.emu.agent_arns()[:2]))
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("from an earlier run is still running") == 1 and len(site.arns()) == 2
+
+
+def test_a_wide_directory_travels_in_prefix_groups_exactly_once(site):
+    wide = os.path.join(site.share, "wide")
+    for i in range(400):
+        os.makedirs(os.path.join(wide, f"user{i:03d}"))
+        with open(os.path.join(wide, f"user{i:03d}", "profile"), "wb") as fh:
+            fh.write(b"p" * (i % 7))
+    with open(os.path.join(wide, "user-notes.txt"), "w") as fh:  # a loose file a group prefix also matches
+        fh.write("notes")
+    r = site.schedule()
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(open(os.path.join(site.work, "plan.json")).read())
+    groups = [u["path"] for t in plan["tasks"] for u in t["units"] if u["kind"] == "group"]
+    assert groups and all(g.startswith("/wide/") and g.endswith("*") for g in groups)
+    finish(site, site.arns())
+    assert differences(site.share, site.dest_dir) == []
+    assert max(site.writes().values()) == 1
