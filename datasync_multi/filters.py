@@ -6,9 +6,10 @@ The reading, from ``shared/research/datasync-facts.md`` (section 1):
   rule per task or execution; each value holds at most 102,400 characters.
 * Paths are relative to the location's subdirectory and start with ``/``.
 * ``/dir`` and ``/dir/`` select the folder and everything under it, component by
-  component: ``/dir`` does not select ``/dir2`` (UNCONFIRMED upstream; we never rely on
-  the other reading, because we never write a pattern that is a string prefix of a
-  sibling's name without a ``/`` after it).
+  component: ``/dir`` does not select ``/dir2``. UNCONFIRMED upstream, and we rely on it:
+  siblings ``/d/dir`` and ``/d/dir2`` may go to different tasks. It is the reading the
+  docs imply by writing ``/reports*`` whenever they want prefix matching; the emulator
+  follows it, and the README asks for a check on a real account.
 * ``*`` in an include may only be the last character and then matches any string
   continuation (the docs' ``/documents*``; excludes allow it too, ``/reports*``). We write
   it in two places only: ``/*`` for the whole location, and ``/d/prefix*`` for a prefix
