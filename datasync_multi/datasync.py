@@ -7,6 +7,7 @@ mode, so no function here loops or sleeps on its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ import botocore.session
 from botocore.config import Config
 
 from .errors import UserError
-from .filters import filter_value
+from .filters import filter_value, split_value
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def describe_error(exc: BaseException) -> str:
     return str(exc)
 
 
+@functools.cache
 def model_pattern(shape: str) -> re.Pattern[str]:
     """The pattern botocore's DataSync model gives a string shape (AgentArn, NfsSubdirectory, ...)."""
     meta = botocore.session.get_session().get_service_model("datasync").shape_for(shape).metadata
@@ -71,7 +73,7 @@ def rules(patterns: Sequence[str]) -> list[dict]:
 
 def patterns(filter_list: Sequence[dict] | None) -> list[str]:
     """The patterns of a FilterList as DescribeTask or DescribeTaskExecution return it."""
-    return [p for rule in filter_list or () for p in rule.get("Value", "").split("|") if p]
+    return [p for rule in filter_list or () for p in split_value(rule.get("Value", ""))]
 
 
 # --- agents ----------------------------------------------------------------------------

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 from . import datasync as ds
 from .plan import Plan
 from .state import append_line
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Launched:
-    agent_arn: str
-    location_arn: str
-    task_arn: str
-    execution_arn: str
-    location_created: bool
-    task_created: bool
-    execution_reused: bool
 
 
 def rotate_arn_file(path: str) -> None:
@@ -32,8 +20,10 @@ def rotate_arn_file(path: str) -> None:
 
 
 def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
-           cloudwatch_arn: str | None, options: dict, arn_file: str) -> list[Launched]:
+           cloudwatch_arn: str | None, options: dict, arn_file: str) -> list[str]:
     """Reuse or create each agent's location and task, start it, record the execution ARN.
+
+    Returns the execution ARNs, one per task.
 
     Every step is logged as it happens and every ARN is on disk the moment its execution
     starts, so a failure midway leaves a record, and a rerun finds and reuses what exists
@@ -58,7 +48,7 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
             execution = ds.start_execution(client, task_arn, task.includes, task.excludes)
             log.info("execution started: %s", execution)
         append_line(arn_file, execution)
-        done.append(Launched(task.agent_arn, loc, task_arn, execution, loc_new, task_new, bool(running)))
+        done.append(execution)
     return done
 
 

@@ -219,9 +219,8 @@ def _split(tree: Tree, cost, threshold: int, max_depth: int, caps: dict[str, int
         nbytes, files, dirs = d.bytes, d.files, d.dirs
         for piece in chosen:
             if piece.kind == FILE:
-                size = next(s for s, n in tree.loose_files(rel) if join(rel, n) == piece.path)
-                nbytes, files = nbytes - size, files - 1
-                out.units[piece.path] = Unit(piece.path, FILE, size, 1, 0, cost(size, 1), rel)
+                nbytes, files = nbytes - piece.size, files - 1
+                out.units[piece.path] = Unit(piece.path, FILE, piece.size, 1, 0, piece.cost, rel)
                 continue
             members = [tree.dirs[m] for m in piece.members]
             b, f, n = (sum(m.bytes for m in members), sum(m.files for m in members), sum(m.dirs for m in members))
@@ -245,6 +244,8 @@ class _Piece:
     """WHOLE (a subdirectory, which may be split further), FILE or GROUP."""
     members: tuple[str, ...] = ()
     """The subdirectories a piece carries (itself, for a subdirectory)."""
+    size: int = 0
+    """A file's bytes."""
 
 
 def _children_to_split_off(tree: Tree, rel: str, cost, threshold: int, whole_cost: int,
@@ -258,7 +259,7 @@ def _children_to_split_off(tree: Tree, rel: str, cost, threshold: int, whole_cos
     dirs = [(cost(c.bytes, c.files + c.dirs), child) for child, c in ((ch, tree.dirs[ch]) for ch in tree.children(rel))
             if not c.note and is_nameable(child.rsplit("/", 1)[-1])]
     candidates = [_Piece(c, child, WHOLE, (child,)) for c, child in dirs]
-    candidates += [_Piece(cost(size, 1), join(rel, name), FILE) for size, name in tree.loose_files(rel)
+    candidates += [_Piece(cost(size, 1), join(rel, name), FILE, size=size) for size, name in tree.loose_files(rel)
                    if is_nameable(name) and cost(size, 1) * 8 >= threshold]
     candidates.sort(key=lambda p: (-p.cost, p.path))
     chosen: list[_Piece] = []

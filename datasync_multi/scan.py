@@ -68,14 +68,17 @@ class Tree:
     """Paths DataSync would skip by default, left out of every count."""
     largest: list[tuple[int, str, str]] = field(default_factory=list)
     """(size, directory, name) of the share's largest files, as a heap while scanning."""
+    _largest_by_dir: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def children(self, rel: str) -> list[str]:
         return [join(rel, name) for name in self.dirs[rel].subdirs]
 
     def loose_files(self, rel: str) -> list[tuple[int, str]]:
         """The largest known loose files of a directory, largest first."""
-        known = set(self.dirs[rel].big_files)
-        known.update((size, name) for size, parent, name in self.largest if parent == rel)
+        if self.largest and not self._largest_by_dir:
+            for size, parent, name in self.largest:
+                self._largest_by_dir.setdefault(parent, []).append((size, name))
+        known = set(self.dirs[rel].big_files).union(self._largest_by_dir.get(rel, ()))
         return sorted(known, key=lambda sn: (-sn[0], sn[1]))
 
 

@@ -81,6 +81,12 @@ def compile_pattern(pat: str) -> re.Pattern | None:
     return rx
 
 
+def _check_max_length(value, meta: dict, name: str, errors: list) -> None:
+    if "max" in meta and len(value) > meta["max"]:
+        errors.append(f"Invalid length for parameter {name}, value: {len(value)}, "
+                      f"valid max length: {meta['max']}")
+
+
 def _extra_checks(value, shape, name, errors: list[str]) -> None:
     meta = shape.metadata
     t = shape.type_name
@@ -93,11 +99,7 @@ def _extra_checks(value, shape, name, errors: list[str]) -> None:
     elif t == "list":
         if not isinstance(value, list):
             return
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(
-                f"Invalid length for parameter {name}, value: {len(value)}, "
-                f"valid max length: {meta['max']}"
-            )
+        _check_max_length(value, meta, name, errors)
         for i, v in enumerate(value):
             _extra_checks(v, shape.member, f"{name}[{i}]", errors)
     elif t == "map":
@@ -107,11 +109,7 @@ def _extra_checks(value, shape, name, errors: list[str]) -> None:
     elif t == "string":
         if not isinstance(value, str):
             return
-        if "max" in meta and len(value) > meta["max"]:
-            errors.append(
-                f"Invalid length for parameter {name}, value: {len(value)}, "
-                f"valid max length: {meta['max']}"
-            )
+        _check_max_length(value, meta, name, errors)
         enum = getattr(shape, "enum", None)
         if enum and value not in enum:
             errors.append(

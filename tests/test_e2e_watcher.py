@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from datasync_multi import datasync as ds
 from emulator.sample import differences
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,9 +196,8 @@ def test_an_execution_that_selects_nothing_the_plan_expects_is_flagged(site):
     client = site.client
     wrong = client.create_location_nfs(ServerHostname="198.51.100.10", Subdirectory="/vol1/empty",
                                        OnPremConfig={"AgentArns": [planned["agent_arn"]]})["LocationArn"]
-    rules = lambda pats: [{"FilterType": "SIMPLE_PATTERN", "Value": "|".join(pats)}] if pats else []  # noqa: E731
     task = client.create_task(SourceLocationArn=wrong, DestinationLocationArn=site.dest_loc, Name="wrong_mount",
-                              Includes=rules(planned["includes"]), Excludes=rules(planned["excludes"]))["TaskArn"]
+                              Includes=ds.rules(planned["includes"]), Excludes=ds.rules(planned["excludes"]))["TaskArn"]
     arn = client.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     site.emu.wait_executions_done([arn], timeout=30)
     with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:

@@ -25,8 +25,8 @@ def offline_env(tmp_path):
     return env
 
 
-def run(tmp_path, *args, env=None):
-    return subprocess.run([sys.executable, SCRIPT, "--log_dir", str(tmp_path / "log"), *args],
+def run(tmp_path, *args, env=None, script=SCRIPT):
+    return subprocess.run([sys.executable, script, "--log_dir", str(tmp_path / "log"), *args],
                           capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120)
 
 

@@ -1,14 +1,10 @@
 """The watcher refuses bad input on one line with exit 2, before any AWS call."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from test_scheduler_cli import offline_env
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from test_scheduler_cli import ROOT, run
 
 
 @pytest.mark.parametrize("args,message", [
@@ -20,8 +16,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ])
 def test_bad_input(tmp_path, args, message):
     (tmp_path / "arn_file.txt").write_text("")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "datasync_agent_ha.py"), "--log_dir",
-                        str(tmp_path / "log"), *args], cwd=tmp_path, env=offline_env(tmp_path),
-                       capture_output=True, text=True, timeout=60)
+    r = run(tmp_path, *args, script=os.path.join(ROOT, "datasync_agent_ha.py"))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
