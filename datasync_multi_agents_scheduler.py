@@ -32,7 +32,8 @@ def parse(argv: list[str] | None):
     p.add_flag("--dest_loc", help="ARN of the destination location")
     p.add_flag("--cloudwatch_arn", help="ARN of the CloudWatch log group for the tasks' logs")
     p.add_flag("--source_file", default="source_file.manifest", help="directories to move, one per line")
-    p.add_flag("--max_depth", type=int, default=5, help="how deep below a manifest entry the split may go")
+    p.add_flag("--max_depth", type=int,
+               help="how deep below a manifest entry the cut may go (default: as deep as balance needs)")
     p.add_flag("--per_file_cost", type=int, default=DEFAULT_PER_FILE_COST,
                help="bytes one file weighs in the balance, for its per-file overhead (default 512 KiB)")
     p.add_flag("--agent_arns", help="comma-separated agent ARNs to use instead of every online agent")
@@ -68,7 +69,7 @@ def check_args(a) -> list[str]:
     must_match(a.dest_loc, "LocationArn", "--dest_loc")
     must_match(a.cloudwatch_arn, "LogGroupArn", "--cloudwatch_arn")
     for flag in ("max_depth", "per_file_cost"):
-        if getattr(a, flag) < 0:
+        if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
     if a.scan_workers is not None and a.scan_workers < 1:
         raise UserError("--scan_workers must be at least 1")

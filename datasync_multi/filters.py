@@ -1,37 +1,37 @@
-"""DataSync SIMPLE_PATTERN filters: the rules we rely on, how we build patterns, how they match.
+"""DataSync SIMPLE_PATTERN filters: what the docs settle, what they leave open, how we match.
 
-The reading, from ``shared/research/datasync-facts.md`` (section 1):
+Settled (``shared/research/datasync-facts.md``, section 1):
 
-* A filter value is patterns joined by ``|``; at most one include rule and one exclude
-  rule per task or execution; each value holds at most 102,400 characters.
+* A filter value is patterns joined by ``|``; one include rule and one exclude rule per
+  task or execution; a value holds at most 102,400 characters.
 * Paths are relative to the location's subdirectory and start with ``/``.
-* ``/dir`` and ``/dir/`` select the folder and everything under it, component by
-  component: ``/dir`` does not select ``/dir2``. UNCONFIRMED upstream, and we rely on it:
-  siblings ``/d/dir`` and ``/d/dir2`` may go to different tasks. It is the reading the
-  docs imply by writing ``/reports*`` whenever they want prefix matching; the emulator
-  follows it, and the README asks for a check on a real account.
-* ``*`` in an include may only be the last character and then matches any string
-  continuation (the docs' ``/documents*``; excludes allow it too, ``/reports*``). We write
-  it in two places only: ``/*`` for the whole location, and ``/d/prefix*`` for a prefix
-  group, which selects every entry of ``/d`` whose name starts with ``prefix`` and all
-  below it. Whether ``*`` itself crosses ``/`` is UNCONFIRMED; both readings select the
-  same paths here, because a matched folder brings its contents. A group is exactly-once
-  whatever matches it, since the task holding the directory's rest excludes the very
-  same pattern.
-* When a path matches both an include and an exclude, the exclude wins (UNCONFIRMED
-  upstream; it is the only reading under which DataSync's own examples, such as include
-  ``/a`` with exclude ``*/tmp``, make sense). Plans that carry excludes depend on it, and
-  the README says so.
+* ``/dir`` and ``/dir/`` both select the folder and everything under it.
+* In an include, ``*`` may only be the last character: ``/documents*``.
 
-Names that no pattern can carry safely (``|`` splits patterns, ``*`` is a wildcard, ``\\``
-may be an escape, line breaks break our line-based files, and bytes that are not UTF-8
-cannot travel in a JSON request) are never written into a pattern: the planner keeps
-such an entry inside its parent's unit.
+Open, and so built to hold under every answer (:data:`READINGS`):
+
+* **matching**: whether ``/dir`` also selects ``/dir2`` (a string prefix) or only the
+  component ``dir``; under the prefix reading ``/dir/`` selects what is below ``/dir``;
+* **star**: whether a final ``*`` stops at ``/``;
+* **precedence**: whether an exclude beats an include for a path matching both.
+
+Our plans carry no excludes, so precedence never arises. They write two forms only:
+``/d/`` for a directory (never ``/d``, which might reach ``/d2``; the one exception is an
+empty manifest directory no sibling's name extends, see ``split.dir_pattern``), and
+``/d/prefix*`` for a prefix group, which selects every entry of ``/d`` whose name starts
+with ``prefix`` and all below it under every reading. The property tests check every plan
+under all eight combinations, and the emulator can copy under each.
+
+Names holding a character no pattern can carry safely (``|`` splits patterns, ``*`` is a
+wildcard, ``\\`` may be an escape, line breaks break our line-based files, and bytes that
+are not UTF-8 cannot travel in a JSON request) are never written into a pattern: a prefix
+group stops before the character, and so carries them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 MAX_FILTER_CHARS = 102_400
 """DataSync's limit on one filter value (``FilterValue`` max length in botocore's model)."""
@@ -42,20 +42,15 @@ WHOLE_LOCATION = "/*"
 _UNSAFE_CHARS = frozenset("|*\\\n\r\x00")
 
 
+def is_safe_char(ch: str) -> bool:
+    """Whether one character may appear in a pattern we write (surrogates stand for bytes
+    that are not UTF-8)."""
+    return ch not in _UNSAFE_CHARS and not "\ud800" <= ch <= "\udfff"
+
+
 def is_nameable(name: str) -> bool:
     """Whether one path component can be written into a DataSync pattern."""
-    if not name or _UNSAFE_CHARS.intersection(name):
-        return False
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes arrive as surrogate escapes
-        return False
-    return True
-
-
-def pattern_for(relpath: str) -> str:
-    """The pattern selecting ``relpath`` (relative to the location, '' for its root) and all below it."""
-    return "/" + relpath if relpath else WHOLE_LOCATION
+    return bool(name) and all(is_safe_char(ch) for ch in name)
 
 
 def filter_value(patterns: Sequence[str]) -> str:
@@ -68,30 +63,63 @@ def split_value(value: str) -> list[str]:
     return [p for p in value.split("|") if p]
 
 
-def pattern_matches(pattern: str, path: str) -> bool:
-    """Whether ``pattern`` selects ``path`` (a location path such as ``/a/b``).
+@dataclass(frozen=True)
+class Reading:
+    """One answer to each open question of DataSync's filter rules."""
 
-    Only the two forms we write are accepted: a path (``/a/b``, optionally with one
-    trailing ``/``) and a path followed by a final ``*``.
-    """
-    if pattern.endswith("*"):
-        prefix = pattern[:-1]
-        if "*" in prefix:
-            raise ValueError(f"'*' may only end a pattern: {pattern!r}")
-        return path.startswith(prefix)
-    if "*" in pattern:
-        raise ValueError(f"'*' may only end a pattern: {pattern!r}")
-    base = pattern[:-1] if pattern.endswith("/") else pattern
-    if base == "":
+    matching: str
+    """'component': ``/a`` selects /a and below; 'prefix': any path starting with ``/a``."""
+    star_crosses_slash: bool
+    precedence: str
+    """'exclude' or 'include': which wins for a path matching both."""
+
+    def __str__(self) -> str:
+        return f"{self.matching}/{'star-crosses' if self.star_crosses_slash else 'star-stops'}/{self.precedence}-wins"
+
+
+READINGS = tuple(Reading(m, s, p) for m in ("component", "prefix") for s in (True, False)
+                 for p in ("exclude", "include"))
+COMPONENT = READINGS[0]
+"""The reading the emulator starts with by default."""
+
+
+def _ancestors(path: str):
+    """'/a/b/c' -> '/a', '/a/b', '/a/b/c'."""
+    end = path.find("/", 1)
+    while end != -1:
+        yield path[:end]
+        end = path.find("/", end + 1)
+    yield path
+
+
+def pattern_matches(pattern: str, path: str, reading: Reading = COMPONENT) -> bool:
+    """Whether ``pattern`` selects ``path`` (a location path such as ``/a/b``): ``path`` or
+    one of its ancestors matches. Only the forms we write are accepted: a path, optionally
+    with one trailing ``/``, and a path followed by a final ``*``."""
+    if pattern in ("/", WHOLE_LOCATION):
         return True
-    return path == base or path.startswith(base + "/")
+    star = pattern.endswith("*")
+    stem = pattern[:-1] if star else pattern
+    if "*" in stem:
+        raise ValueError(f"'*' may only end a pattern: {pattern!r}")
+    for a in _ancestors(path):
+        if star:
+            if a.startswith(stem) and (reading.star_crosses_slash or "/" not in a[len(stem):]):
+                return True
+        elif reading.matching == "prefix":
+            if a.startswith(stem):
+                return True
+        elif a == stem.rstrip("/"):
+            return True
+    return False
 
 
-def selects(path: str, includes: Iterable[str], excludes: Iterable[str]) -> bool:
-    """Whether a task with these include and exclude patterns transfers ``path``.
-
-    No include pattern means everything is included; an exclude wins over an include.
-    """
+def selects(path: str, includes: Iterable[str], excludes: Iterable[str] = (),
+            reading: Reading = COMPONENT) -> bool:
+    """Whether a task with these patterns transfers ``path`` under ``reading``.
+    No include pattern means everything is included."""
     includes = list(includes)
-    included = not includes or any(pattern_matches(p, path) for p in includes)
-    return included and not any(pattern_matches(p, path) for p in excludes)
+    included = not includes or any(pattern_matches(p, path, reading) for p in includes)
+    if reading.precedence == "include" and includes and included:
+        return True
+    return included and not any(pattern_matches(p, path, reading) for p in excludes)

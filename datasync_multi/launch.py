@@ -36,16 +36,16 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
         loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir)
         log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
         before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
-                                          includes=task.includes, excludes=task.excludes,
+                                          includes=task.includes, excludes=(),
                                           options=options, cloudwatch_arn=cloudwatch_arn)
         task_arn = before["TaskArn"]
         log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated", task_arn)
-        running = None if task_new else _running_same_scope(client, before, task.includes, task.excludes)
+        running = None if task_new else _running_same_scope(client, before, task.includes, ())
         if running:
             execution = running
             log.info("execution already running this scope, adopted: %s", execution)
         else:
-            execution = ds.start_execution(client, task_arn, task.includes, task.excludes)
+            execution = ds.start_execution(client, task_arn, task.includes, ())
             log.info("execution started: %s", execution)
         append_line(arn_file, execution)
         done.append(execution)

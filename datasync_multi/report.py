@@ -18,11 +18,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Seque
 
 
 def plan_table(plan: Plan) -> str:
-    """One row per task: what each agent carries and how long its filters are."""
+    """One row per task: what each agent carries, what DataSync will list for it, and how long its filter is."""
+    total = plan.total_cost
     rows = [(t.agent_arn.rsplit("/", 1)[-1], t.name, len(t.units), human_bytes(t.bytes), f"{t.files:,}",
-             f"{100 * t.cost / plan.total_cost:.1f}%" if plan.total_cost else "-",
-             f"{t.include_chars:,}", f"{t.exclude_chars:,}") for t in plan.tasks]
-    body = table(("agent", "task", "units", "bytes", "files", "share", "include chars", "exclude chars"),
+             f"{t.items:,}", f"{100 * t.cost / total:.1f}%" if total else "-", f"{t.include_chars:,}")
+            for t in plan.tasks]
+    body = table(("agent", "task", "units", "bytes", "files", "items listed", "share", "include chars"),
                  rows, (False, False, True, True, True, True, True, True))
     summary = (f"{len(plan.tasks)} task(s) on {len(plan.agents)} agent(s); "
                f"{human_bytes(plan.total_bytes)} in {plan.total_files:,} files and {plan.total_dirs:,} dirs; "

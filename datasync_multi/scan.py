@@ -1,15 +1,17 @@
 """Walk the mounted NFS tree and measure it, directory by directory.
 
-The walk keeps one small record per directory and nothing per file (beyond the few
-largest loose files of each directory), so memory grows with directories, not files.
-It runs on threads because on NFS the time goes to metadata round trips (one ``lstat``
-per entry), which release the GIL and overlap well. It never follows symlinks and never
-enters another file system.
+The walk keeps one small record per directory and nothing per file, so memory grows with
+directories, not files. It runs on threads because on NFS the time goes to metadata round
+trips (one ``lstat`` per entry), which release the GIL and overlap well. It never follows
+symlinks and never enters another file system.
+
+The names of loose files are read later, and only for the directories the planner cuts by
+name (:meth:`Tree.loose_names`): a second read of those few directories, counted into a
+bounded histogram (``names.py``), rather than every file name of the share held in memory.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import queue
@@ -17,17 +19,13 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from .names import NameCount, histogram, refine
+
 log = logging.getLogger(__name__)
-
-BIG_FILES_KEPT = 8
-"""How many of a directory's largest loose files the scan remembers (candidates for units of their own)."""
-
-LARGEST_FILES_KEPT = 4096
-"""How many of the whole share's largest files the scan remembers, wherever they lie: a
-directory whose loose files alone outweigh a share can then be cut file by file."""
 
 DATASYNC_SKIPS_AT_ROOT = frozenset({".aws-datasync", ".awssync", ".zfs"})
 """Top-level names DataSync never transfers (its docs, 'Data excluded by default')."""
@@ -46,16 +44,17 @@ class Dir:
     own_files: int = 0
     """Non-directory entries directly inside: files, symlinks, devices, sockets."""
     subdirs: list[str] = field(default_factory=list)
-    big_files: list[tuple[int, str]] = field(default_factory=list)
-    """(size, name) of the largest regular files directly inside, largest first."""
     hardlinked: int = 0
     note: str = ""
-    """Why this directory cannot be split or split off ('' when it can)."""
+    """Why this directory cannot be cut or made a unit of its own ('' when it can)."""
     bytes: int = 0
     files: int = 0
     dirs: int = 0
     """Directories in the subtree, this one included."""
-    largest_file: int = 0
+
+
+LooseReader = Callable[[str], Iterator[tuple[str, int]]]
+"""(name, size) of every non-directory entry directly in a directory (path relative to the mount)."""
 
 
 @dataclass
@@ -64,22 +63,33 @@ class Tree:
 
     dirs: dict[str, Dir]
     roots: tuple[str, ...]
+    read_loose: LooseReader
     skipped: list[str] = field(default_factory=list)
     """Paths DataSync would skip by default, left out of every count."""
-    largest: list[tuple[int, str, str]] = field(default_factory=list)
-    """(size, directory, name) of the share's largest files, as a heap while scanning."""
-    _largest_by_dir: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    largest_file: int = 0
+    stat_errors: int = 0
+    """Entries that could not be measured (EACCES, EIO, ESTALE...): left out of every count."""
+    lone_roots: frozenset[str] = frozenset()
+    """Manifest directories whose name no sibling's name extends."""
+    _names: dict[str, list[NameCount]] = field(default_factory=dict)
 
     def children(self, rel: str) -> list[str]:
         return [join(rel, name) for name in self.dirs[rel].subdirs]
 
-    def loose_files(self, rel: str) -> list[tuple[int, str]]:
-        """The largest known loose files of a directory, largest first."""
-        if self.largest and not self._largest_by_dir:
-            for size, parent, name in self.largest:
-                self._largest_by_dir.setdefault(parent, []).append((size, name))
-        known = set(self.dirs[rel].big_files).union(self._largest_by_dir.get(rel, ()))
-        return sorted(known, key=lambda sn: (-sn[0], sn[1]))
+    def loose_names(self, rel: str, too_heavy: Callable[[NameCount], bool]) -> list[NameCount] | None:
+        """Exact counts of a directory's loose entries by name, no key ``too_heavy`` where
+        the names allow; None when the directory can no longer be read."""
+        if not self.dirs[rel].own_files:
+            return []
+        try:
+            counts = self._names.get(rel)
+            if counts is None:
+                counts = histogram(self.read_loose(rel))
+            counts = self._names[rel] = refine(counts, lambda: self.read_loose(rel), too_heavy)
+        except OSError as exc:
+            log.warning("cannot read /%s again to cut it by name (%s); it stays one unit", rel, exc.strerror)
+            return None
+        return counts
 
 
 def join(rel: str, name: str) -> str:
@@ -134,7 +144,7 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     mount = os.path.realpath(mount)
     workers = workers or default_workers(mount)
     mount_dev = os.lstat(mount).st_dev
-    tree = Tree({}, roots)
+    tree = Tree({}, roots, lambda rel: _loose_entries(mount, rel))
     work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
     finished = threading.Event()
     lock = threading.Lock()
@@ -143,12 +153,14 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     def scan_one(rel: str) -> None:
         nonlocal pending
         try:
-            d, todo = _read_dir(mount, rel, mount_dev, tree)
+            d, todo, largest, errors = _read_dir(mount, rel, mount_dev, tree)
             tree.dirs[rel] = d
             if progress:
                 progress.add(d)
             with lock:
                 pending += len(todo)
+                tree.largest_file = max(tree.largest_file, largest)
+                tree.stat_errors += errors
             for child in todo:
                 work.put(child)
         finally:
@@ -180,7 +192,8 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
         progress.show(final=True)
     if len(tree.dirs) < _expected(tree):
         raise RuntimeError("the scan lost directories; see the log")
-    _aggregate(tree)
+    aggregate(tree)
+    tree.lone_roots = frozenset(r for r in roots if r and not _extended_by_sibling(mount, r))
     return tree
 
 
@@ -188,50 +201,78 @@ def _expected(tree: Tree) -> int:
     return sum(1 for d in tree.dirs.values() for _ in d.subdirs) + len(tree.roots)
 
 
-def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, list[str]]:
-    """Read one directory; return its record and the child directories still to scan."""
+def _extended_by_sibling(mount: str, rel: str) -> bool:
+    """Whether another entry beside ``rel`` has a name that starts with its name."""
+    parent, _, name = rel.rpartition("/")
+    try:
+        return any(n != name and n.startswith(name) for n in os.listdir(os.path.join(mount, parent)))
+    except OSError:
+        return True
+
+
+def _open_dir(mount: str, rel: str) -> int:
+    # Read through a directory fd: each entry.stat() is then fstatat(fd, name), one lookup,
+    # where lstat(full path) would walk every component again (a round trip each on NFS).
+    # O_NOFOLLOW: a directory swapped for a symlink is not followed.
+    return os.open(os.path.join(mount, rel) if rel else mount, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def _skipped_by_datasync(name: str, at_root: bool) -> bool:
+    return name.endswith(".snapshot") or (at_root and name in DATASYNC_SKIPS_AT_ROOT)
+
+
+def _stat(entry: os.DirEntry, rel: str) -> os.stat_result | None:
+    """The entry's lstat; None when it vanished since readdir. Any other error (EACCES,
+    EIO, ESTALE) is not a vanished file: it is logged and raised."""
+    try:
+        return entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("cannot stat /%s (%s)", join(rel, entry.name), exc.strerror)
+        raise
+
+
+def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, list[str], int, int]:
+    """Read one directory: its record, the child directories still to scan, its largest
+    loose file and how many entries could not be measured."""
     d = Dir()
     todo: list[str] = []
-    path = os.path.join(mount, rel) if rel else mount
     try:
-        # Read through a directory fd: each entry.stat() is then fstatat(fd, name), one
-        # lookup, where lstat(full path) would walk every component again (a round trip
-        # each on NFS). O_NOFOLLOW: a directory swapped for a symlink is not followed.
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = _open_dir(mount, rel)
     except OSError as exc:
         log.warning("cannot read /%s (%s); it stays whole inside its parent's share", rel, exc.strerror)
         d.note = UNREADABLE
-        return d, todo
+        return d, todo, 0, 0
     try:
-        _tally(d, todo, os.scandir(fd), rel, mount_dev, tree)
+        largest, errors = _tally(d, todo, os.scandir(fd), rel, mount_dev, tree)
     finally:
         os.close(fd)
     d.subdirs.sort()
-    d.big_files.sort(key=lambda sn: (-sn[0], sn[1]))
-    return d, todo
+    return d, todo, largest, errors
 
 
-def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) -> None:
+def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) -> tuple[int, int]:
     """Count one directory's entries into ``d``; its child directories to scan go to ``todo``.
+    Returns the largest loose file and the number of entries that could not be measured.
 
-    The hot loop: one lstat per entry, counters in locals, thresholds read once per directory.
+    The hot loop: one lstat per entry, counters in locals.
     """
-    big = d.big_files
-    mine: list[tuple[int, str, str]] = []
-    largest = tree.largest
-    share_floor = largest[0][0] if len(largest) >= LARGEST_FILES_KEPT else 0
-    files = nbytes = linked = 0
+    files = nbytes = linked = largest = errors = 0
     at_root = not rel
     with it:
         for entry in it:
             name = entry.name
-            if name.endswith(".snapshot") or (at_root and name in DATASYNC_SKIPS_AT_ROOT):
+            if _skipped_by_datasync(name, at_root):
                 tree.skipped.append(join(rel, name))
                 continue
             try:
-                st = entry.stat(follow_symlinks=False)
+                st = _stat(entry, rel)
             except OSError:
-                continue  # vanished since readdir: nothing to move
+                errors += 1
+                continue
+            if st is None:
+                continue
             kind = st.st_mode & _S_IFMT
             if kind == _S_IFDIR:
                 d.subdirs.append(name)
@@ -246,46 +287,45 @@ def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) ->
             if kind == _S_IFREG:
                 size = st.st_size
                 nbytes += size
+                if size > largest:
+                    largest = size
                 if st.st_nlink > 1:
                     linked += 1
-                if len(big) < BIG_FILES_KEPT:
-                    heapq.heappush(big, (size, name))
-                elif size > big[0][0]:
-                    heapq.heapreplace(big, (size, name))
-                if size > share_floor:
-                    mine.append((size, rel, name))
     d.own_files, d.own_bytes, d.hardlinked = files, nbytes, linked
-    if mine:
-        _keep_largest(tree, mine)
+    return largest, errors
 
 
-_largest_lock = threading.Lock()
+def _loose_entries(mount: str, rel: str) -> Iterator[tuple[str, int]]:
+    """(name, size) of each non-directory entry of one directory, read again: the same
+    entries :func:`_tally` counts (sizes of regular files; 0 for links and the like)."""
+    fd = _open_dir(mount, rel)
+    try:
+        with os.scandir(fd) as it:
+            for entry in it:
+                if _skipped_by_datasync(entry.name, not rel):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:  # vanished, or already counted and reported by the scan
+                    continue
+                if st.st_mode & _S_IFMT == _S_IFDIR:
+                    continue
+                yield entry.name, st.st_size if st.st_mode & _S_IFMT == _S_IFREG else 0
+    finally:
+        os.close(fd)
 
 
-def _keep_largest(tree: Tree, files: list[tuple[int, str, str]]) -> None:
-    with _largest_lock:
-        heap = tree.largest
-        for item in files:
-            if len(heap) < LARGEST_FILES_KEPT:
-                heapq.heappush(heap, item)
-            elif item > heap[0]:
-                heapq.heapreplace(heap, item)
-
-
-def _aggregate(tree: Tree) -> None:
+def aggregate(tree: Tree) -> None:
     """Fill the subtree totals, deepest directories first."""
     for rel in sorted(tree.dirs, key=depth, reverse=True):
         d = tree.dirs[rel]
         d.bytes, d.files, d.dirs = d.own_bytes, d.own_files, 1
-        d.largest_file = d.big_files[0][0] if d.big_files else 0
         for child in tree.children(rel):
             c = tree.dirs[child]
             d.bytes += c.bytes
             d.files += c.files
             d.dirs += c.dirs
-            d.largest_file = max(d.largest_file, c.largest_file)
     tree.skipped.sort()
-    tree.largest.sort(reverse=True)
 
 
 NETWORK_FILE_SYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "ceph", "glusterfs",

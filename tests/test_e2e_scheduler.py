@@ -115,7 +115,7 @@ def test_a_wide_directory_travels_in_prefix_groups_exactly_once(site):
     r = site.schedule()
     assert r.returncode == 0, r.stderr
     plan = json.loads(open(os.path.join(site.work, "plan.json")).read())
-    groups = [u["path"] for t in plan["tasks"] for u in t["units"] if u["kind"] == "group"]
+    groups = [u["pattern"] for t in plan["tasks"] for u in t["units"] if u["kind"] == "group"]
     assert groups and all(g.startswith("/wide/") and g.endswith("*") for g in groups)
     finish(site, site.arns())
     assert differences(site.share, site.dest_dir) == []

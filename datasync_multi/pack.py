@@ -1,0 +1,118 @@
+"""Pack units onto agents: even cost, each task's filter and item count within DataSync's limits.
+
+Units are independent (each is one include pattern that reaches nothing another unit
+holds), so any assignment is exactly-once; packing is only about balance and limits.
+Largest first onto the least-loaded agent that still has room, then moves and swaps off
+the heaviest task while that lowers it. Ties go to the agent with fewer patterns, so
+units of no cost (empty directories with ``--per_file_cost 0``) spread out instead of
+piling onto one filter. Every order is total, so the same units give the same packing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .split import Unit
+
+MAX_IMPROVE_ROUNDS = 2000
+"""Moves and swaps tried off the heaviest task; each lowers it, so this only caps the time."""
+
+SWAP_PARTNERS = 8
+"""Swap candidates tried per unit, nearest to the cost that evens the pair out."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    filter_chars: int
+    """Characters in one task's include value."""
+    items: int | None
+    """Items one execution may list (Basic mode's quota); None for no limit."""
+
+
+class _Bins:
+    def __init__(self, n: int, limits: Limits):
+        self.members: list[list[Unit]] = [[] for _ in range(n)]
+        self.cost = [0] * n
+        self.chars = [-1] * n  # the '|' separators: n patterns take their lengths + n - 1
+        self.items = [0] * n
+        self.limits = limits
+
+    def room(self, i: int, unit: Unit, leaving: Unit | None = None) -> bool:
+        chars = self.chars[i] + len(unit.pattern) + 1 - (len(leaving.pattern) + 1 if leaving else 0)
+        items = self.items[i] + unit.items - (leaving.items if leaving else 0)
+        return chars <= self.limits.filter_chars and (self.limits.items is None or items <= self.limits.items)
+
+    def put(self, i: int, unit: Unit) -> None:
+        self.members[i].append(unit)
+        self.cost[i] += unit.cost
+        self.chars[i] += len(unit.pattern) + 1
+        self.items[i] += unit.items
+
+    def take(self, i: int, unit: Unit) -> None:
+        self.members[i].remove(unit)
+        self.cost[i] -= unit.cost
+        self.chars[i] -= len(unit.pattern) + 1
+        self.items[i] -= unit.items
+
+
+def pack(units: Sequence[Unit], n: int, limits: Limits) -> list[list[Unit]] | None:
+    """Units per agent, or None when some unit fits no agent's limits."""
+    bins = _Bins(n, limits)
+    for unit in sorted(units, key=lambda u: (-u.cost, u.pattern)):
+        order = sorted(range(n), key=lambda i: (bins.cost[i], len(bins.members[i]), i))
+        target = next((i for i in order if bins.room(i, unit)), None)
+        if target is None:
+            return None
+        bins.put(target, unit)
+    _improve(bins)
+    return [sorted(m, key=lambda u: u.pattern) for m in bins.members]
+
+
+def _improve(bins: _Bins) -> None:
+    """Move or swap units off the heaviest task while that lowers it."""
+    n = len(bins.members)
+    for _ in range(MAX_IMPROVE_ROUNDS):
+        a = max(range(n), key=lambda i: (bins.cost[i], -i))
+        others = sorted((i for i in range(n) if i != a), key=lambda i: (bins.cost[i], i))
+        mine = sorted(bins.members[a], key=lambda u: (-u.cost, u.pattern))
+        if not (_move(bins, a, others, mine) or _swap(bins, a, others, mine)):
+            return
+
+
+def _move(bins: _Bins, a: int, others: list[int], mine: list[Unit]) -> bool:
+    for unit in mine:
+        for b in others:
+            if bins.cost[b] + unit.cost >= bins.cost[a]:
+                break
+            if bins.room(b, unit):
+                bins.take(a, unit)
+                bins.put(b, unit)
+                return True
+    return False
+
+
+def _swap(bins: _Bins, a: int, others: list[int], mine: list[Unit]) -> bool:
+    """Swap a unit p of the heaviest task for a lighter q elsewhere: it helps when
+    0 < cost(p) - cost(q) < the load gap. Partners in that window are found by bisection,
+    nearest first to half the gap (which evens the pair out most)."""
+    for b in others:
+        gap = bins.cost[a] - bins.cost[b]
+        theirs = sorted(bins.members[b], key=lambda q: (q.cost, q.pattern))
+        costs = [q.cost for q in theirs]
+        for p in mine:
+            lo, hi = bisect.bisect_right(costs, p.cost - gap), bisect.bisect_left(costs, p.cost)
+            if lo >= hi:
+                continue
+            mid = bisect.bisect_left(costs, p.cost - gap / 2, lo, hi)
+            window = range(max(lo, mid - SWAP_PARTNERS), min(hi, mid + SWAP_PARTNERS))
+            for k in sorted(window, key=lambda k: abs(k - mid))[:SWAP_PARTNERS]:
+                q = theirs[k]
+                if bins.room(b, p, leaving=q) and bins.room(a, q, leaving=p):
+                    bins.take(a, p)
+                    bins.take(b, q)
+                    bins.put(b, p)
+                    bins.put(a, q)
+                    return True
+    return False
