@@ -116,7 +116,8 @@ def test_a_wide_directory_travels_in_prefix_groups_exactly_once(site):
     assert r.returncode == 0, r.stderr
     plan = json.loads(open(os.path.join(site.work, "plan.json")).read())
     groups = [u["pattern"] for t in plan["tasks"] for u in t["units"] if u["kind"] == "group"]
-    assert groups and all(g.startswith("/wide/") and g.endswith("*") for g in groups)
+    assert any(g.startswith("/wide/user") for g in groups) and all(g.endswith("*") for g in groups)
+    assert not any(t["excludes"] for t in plan["tasks"])
     finish(site, site.arns())
     assert differences(site.share, site.dest_dir) == []
     assert max(site.writes().values()) == 1
