@@ -10,6 +10,7 @@ import threading
 
 from . import model
 from .core import State
+from .filters import Reading
 from .server import make_server
 
 
@@ -28,6 +29,12 @@ def parse_args(argv=None):
                     help="minimum seconds spent in each execution phase")
     ap.add_argument("--offline-error-delay", type=float, default=1.0,
                     help="seconds a running execution survives its agent being OFFLINE")
+    ap.add_argument("--match", choices=("component", "prefix"), default="component",
+                    help="open filter rule: does /dir also select /dir2 (prefix) or not (component)")
+    ap.add_argument("--star", choices=("crosses", "stops"), default="crosses",
+                    help="open filter rule: does a '*' cross '/'")
+    ap.add_argument("--precedence", choices=("exclude", "include"), default="exclude",
+                    help="open filter rule: which wins for a path matching an include and an exclude")
     ap.add_argument("--verbose", action="store_true", help="log HTTP requests to stderr")
     return ap.parse_args(argv)
 
@@ -47,7 +54,8 @@ def main(argv=None) -> int:
     model.service_model()  # load once before serving
     state = State(region=args.region, agents=args.agents, exports=exports,
                   s3_root=args.s3_root, phase_delay=args.phase_delay,
-                  offline_error_delay=args.offline_error_delay)
+                  offline_error_delay=args.offline_error_delay,
+                  reading=Reading(args.match, args.star, args.precedence))
     srv = make_server(state, args.host, args.port, verbose=args.verbose)
     host, port = srv.server_address[:2]
     stop = threading.Event()

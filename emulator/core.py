@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from . import transfer
-from .filters import FilterError, FilterSet, validate_includes
+from .filters import DEFAULT_READING, FilterError, FilterSet, Reading, validate_includes
 
 ACCOUNT = "111122223333"
 TERMINAL = ("SUCCESS", "ERROR")
@@ -256,8 +256,9 @@ def _match_filter(name: str, op: str, values: list[str], actual, kind: str) -> b
 
 class State:
     def __init__(self, region="us-east-1", agents=3, exports=None, s3_root=".",
-                 phase_delay=0.05, offline_error_delay=1.0):
+                 phase_delay=0.05, offline_error_delay=1.0, reading: Reading = DEFAULT_READING):
         self.region = region
+        self.reading = reading
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.phase_delay = float(phase_delay)
@@ -276,6 +277,9 @@ class State:
         self.executions: dict[str, Execution] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.writes: dict[str, int] = defaultdict(int)
+        # how many successful prepares selected each file or link, written or not: a test's
+        # evidence that two tasks' filters overlap even where CHANGED skips the second copy
+        self.selections: dict[str, int] = defaultdict(int)
         self.calls: dict[str, int] = defaultdict(int)
         self.throttled: dict[str, int] = defaultdict(int)
         self.throttle_fraction = 0.0
@@ -842,7 +846,7 @@ class State:
                 src_dir, dst_dir = self._resolve_dirs(e)
                 e.source_dir, e.dest_dir = src_dir, dst_dir
                 try:
-                    filters = FilterSet.from_rules(e.includes, e.excludes)
+                    filters = FilterSet.from_rules(e.includes, e.excludes, self.reading)
                 except FilterError as exc:
                     raise _ExecFailed("InvalidFilter", str(exc))
                 # PREPARING
@@ -850,6 +854,9 @@ class State:
                 phase_t0 = time.time()
                 entries = transfer.plan(src_dir, filters)
                 with self.lock:
+                    for x in entries:
+                        if x.kind != "dir":
+                            self.selections[f"{src_dir}:{x.rel}"] += 1
                     e.counters["EstimatedFilesToTransfer"] = len(entries)
                     e.counters["EstimatedBytesToTransfer"] = sum(x.size for x in entries)
                 self._wait(e, self.phase_delay - (time.time() - phase_t0), running=True)
@@ -1061,6 +1068,7 @@ class State:
                                 "source_dir": e.source_dir, "dest_dir": e.dest_dir}
                                for e in sorted(self.executions.values(), key=lambda e: e.seq)],
                 "writes": dict(sorted(self.writes.items())),
+                "selections": dict(sorted(self.selections.items())),
                 "tags": {k: v for k, v in self.tags.items() if v},
                 "calls": dict(self.calls),
                 "throttled": dict(self.throttled),

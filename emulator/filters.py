@@ -17,6 +17,12 @@ Paths are relative to the location subdirectory and look like ``/a/b/c``.
   characters including ``/``; only ``*`` is special.  A path is excluded when it
   or one of its ancestors matches.
 * Exclude wins over include.  Matching is case-sensitive.
+
+Those are the default answers to the questions the docs leave open. A :class:`Reading`
+(``--match``, ``--star`` and ``--precedence`` on the command line) picks the others, so a
+test can copy under each: ``prefix`` matching makes a pattern without ``*`` a plain string
+prefix (``/dir`` also takes ``/dir2``; ``/dir/`` takes what is below ``/dir``); ``stops``
+keeps a final ``*`` from crossing ``/``; ``include`` lets an include beat an exclude.
 * Default-ignored: a path whose last component ends with ``.snapshot``, and
   ``/.aws-datasync``, ``/.awssync``, ``/.zfs`` at the top level (and
   everything beneath them).
@@ -69,16 +75,32 @@ def _ancestors_and_self(path: str):
         yield cur
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One answer to each open question of the filter rules."""
+
+    match: str = "component"  # or "prefix"
+    star: str = "crosses"  # or "stops"
+    precedence: str = "exclude"  # or "include"
+
+
+DEFAULT_READING = Reading()
+
+
 @dataclass
 class _Include:
     kind: str  # "all" | "exact" | "prefix"
     text: str
+    reading: Reading = DEFAULT_READING
+    raw: str = ""  # the pattern as written, for the prefix reading of "exact"
 
     def matches(self, p: str) -> bool:
         if self.kind == "all":
             return True
         if self.kind == "prefix":
-            return p.startswith(self.text)
+            return p.startswith(self.text) and (self.reading.star == "crosses" or "/" not in p[len(self.text):])
+        if self.reading.match == "prefix":
+            return p.startswith(self.raw)
         return p == self.text or p.startswith(self.text + "/")
 
     def may_select_below(self, d: str) -> bool:
@@ -86,30 +108,31 @@ class _Include:
         if self.kind == "all":
             return True
         d = d.rstrip("/")  # the root "/" becomes ""
-        if self.kind == "prefix":
+        if self.kind == "prefix" or self.reading.match == "prefix":
             # anything below d starts with d + "/"; a match needs a common
-            # prefix with self.text
-            dd = d + "/"
-            return self.text.startswith(dd) or dd.startswith(self.text)
+            # prefix with the pattern's text
+            dd, text = d + "/", self.text if self.kind == "prefix" else self.raw
+            return text.startswith(dd) or dd.startswith(text)
         return self.text.startswith(d + "/") or (d != "" and self.matches(d))
 
 
-def _compile_include(pat: str) -> _Include:
+def _compile_include(pat: str, reading: Reading) -> _Include:
     if pat in ("/", "/*"):
-        return _Include("all", "")
+        return _Include("all", "", reading)
     if pat.endswith("*"):
-        return _Include("prefix", pat[:-1])
-    if pat.endswith("/"):
-        pat = pat[:-1]
-    return _Include("exact", pat)
+        return _Include("prefix", pat[:-1], reading)
+    return _Include("exact", pat[:-1] if pat.endswith("/") else pat, reading, pat)
 
 
-def _compile_exclude(pat: str):
+def _compile_exclude(pat: str, reading: Reading):
     if pat in ("/", "/*"):
         return re.compile(r"[\s\S]*")
+    if reading.match == "prefix" and "*" not in pat:
+        return re.compile(re.escape(pat) + r"[\s\S]*")
     if pat.endswith("/") and len(pat) > 1:
         pat = pat[:-1]
-    rx = "[\\s\\S]*".join(re.escape(piece) for piece in pat.split("*"))
+    star = "[\\s\\S]*" if reading.star == "crosses" else "[^/]*"
+    rx = star.join(re.escape(piece) for piece in pat.split("*"))
     return re.compile(rx)
 
 
@@ -119,18 +142,19 @@ class FilterSet:
 
     includes: list[_Include] | None = None  # None: no include rule given
     excludes: list = field(default_factory=list)
+    reading: Reading = DEFAULT_READING
 
     @classmethod
-    def from_rules(cls, includes=None, excludes=None) -> "FilterSet":
+    def from_rules(cls, includes=None, excludes=None, reading: Reading = DEFAULT_READING) -> "FilterSet":
         validate_includes(includes)
         inc_value = _rules_value(includes)
         exc_value = _rules_value(excludes)
         inc = None
         if inc_value is not None:
             pats = split_patterns(inc_value)
-            inc = [_compile_include(p) for p in pats] if pats else None
-        exc = [_compile_exclude(p) for p in split_patterns(exc_value)] if exc_value else []
-        return cls(inc, exc)
+            inc = [_compile_include(p, reading) for p in pats] if pats else None
+        exc = [_compile_exclude(p, reading) for p in split_patterns(exc_value)] if exc_value else []
+        return cls(inc, exc, reading)
 
     # -- single predicates -------------------------------------------------
     @staticmethod
@@ -144,7 +168,10 @@ class FilterSet:
         return False
 
     def excluded(self, p: str) -> bool:
+        """p or an ancestor matches an exclude, and (under the include-wins reading) no include."""
         if not self.excludes:
+            return False
+        if self.reading.precedence == "include" and self.includes is not None and self.included(p):
             return False
         for anc in _ancestors_and_self(p):
             for rx in self.excludes:

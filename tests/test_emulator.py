@@ -479,6 +479,20 @@ def test_filter_unit_rules():
         FilterSet.from_rules(rules("/a*/b"), None)
 
 
+def test_filter_readings_answer_the_open_questions_differently():
+    from emulator.filters import Reading
+
+    def fs(includes, excludes=None, **reading):
+        return FilterSet.from_rules(rules(includes), rules(excludes) if excludes else None, Reading(**reading))
+
+    assert not fs("/dir").selects("/dir2") and fs("/dir", match="prefix").selects("/dir2")
+    assert fs("/dir/", match="prefix").selects("/dir/x") and not fs("/dir/", match="prefix").selects("/dir2/x")
+    assert fs("/d/ab*", star="stops").selects("/d/abc/x") and fs("/d/ab*").selects("/d/abc/x")
+    assert not fs("/d", "/d/x*/y").selects("/d/x1/z/y") and fs("/d", "/d/x*/y", star="stops").selects("/d/x1/z/y")
+    assert not fs("/keep", "/keep/tmp").selects("/keep/tmp/t") and fs("/keep", "/keep/tmp", precedence="include").selects("/keep/tmp/t")
+    assert fs("/dir", match="prefix").traverse_only("/") and not fs("/dir/", match="prefix").traverse_only("/e")
+
+
 # ---------------------------------------------------------------- queueing
 def test_one_execution_at_a_time_per_agent(emu, ds, dirs):
     src, _ = dirs

@@ -24,12 +24,21 @@ FLAT = st.tuples(st.just("flat"), st.tuples(st.integers(50, 1500), st.sampled_fr
 each other), m00001 ... (padded), or both with odd characters (mixed)."""
 
 
+HEAVY = st.tuples(st.just("file"), st.integers(min_value=20_000, max_value=200_000))
+FAMILY = st.dictionaries(st.sampled_from(["u1", "u10", "u100", "u11", "u2", "data", "data2", "data-old"]),
+                         st.one_of(HEAVY, FILE, st.just(("dir", {})), st.dictionaries(
+                             st.sampled_from(["in", "f", "g"]), st.one_of(HEAVY, FILE), min_size=1, max_size=3
+                         ).map(lambda d: ("dir", d))), min_size=2, max_size=8).map(lambda d: ("dir", d))
+"""Siblings whose names are string prefixes of each other, some heavy enough to be units of
+their own: where a pattern for one would reach another under the string-prefix reading."""
+
+
 def _dirs(children):
     return st.dictionaries(NAME, children, max_size=5).map(lambda d: ("dir", d))
 
 
 TREE = st.recursive(st.one_of(FILE, LINK, st.just(("dir", {}))), _dirs, max_leaves=40)
-TOP = st.dictionaries(NAME, st.one_of(TREE, FLAT), min_size=1, max_size=6)
+TOP = st.dictionaries(NAME, st.one_of(TREE, FLAT, FAMILY), min_size=1, max_size=6)
 
 
 def flat_names(count: int, style: str) -> list[str]:
