@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .errors import UserError
 from .filters import MAX_FILTER_CHARS, filter_value, is_nameable
 from .pack import Limits, pack
-from .scan import Tree, join
+from .scan import Tree
 from .split import GROUP, Split, Unit, shown as _shown, split_tree
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> lis
     if notes:
         out.append(f"{len(notes)} directory(ies) could not be scanned; each travels whole inside a unit "
                    f"of its parent, e.g. /{notes[0][0]} ({notes[0][1]})")
-    unnamed = sorted(join(rel, n) for rel, d in tree.dirs.items() for n in d.subdirs if not is_nameable(n))
+    unnamed = sorted(c for d in tree.dirs.values() for c in d.children if not is_nameable(c.rpartition("/")[2]))
     if unnamed:
         out.append(f"{len(unnamed)} directory name(s) hold a character no DataSync filter can carry; each "
                    f"travels inside the prefix group or directory that holds it, e.g. {_shown('/' + unnamed[0])}")

@@ -40,14 +40,16 @@ OTHER_FILE_SYSTEM = "other file system"
 class Dir:
     """One directory: what lies directly in it and, after :func:`scan`, its whole subtree."""
 
-    own_bytes: int = 0
     own_files: int = 0
     """Non-directory entries directly inside: files, symlinks, devices, sockets."""
-    subdirs: list[str] = field(default_factory=list)
+    children: tuple[str, ...] = ()
+    """Subdirectories, as paths relative to the mount: the same strings that key
+    :attr:`Tree.dirs`, so a directory's name is stored once."""
     hardlinked: int = 0
     note: str = ""
     """Why this directory cannot be cut or made a unit of its own ('' when it can)."""
     bytes: int = 0
+    """Bytes directly inside until :func:`aggregate`, then of the whole subtree."""
     files: int = 0
     dirs: int = 0
     """Directories in the subtree, this one included."""
@@ -74,7 +76,7 @@ class Tree:
     _names: dict[str, list[NameCount]] = field(default_factory=dict)
 
     def children(self, rel: str) -> list[str]:
-        return [join(rel, name) for name in self.dirs[rel].subdirs]
+        return list(self.dirs[rel].children)
 
     def loose_names(self, rel: str, too_heavy: Callable[[NameCount], bool]) -> list[NameCount] | None:
         """Exact counts of a directory's loose entries by name, no key ``too_heavy`` where
@@ -114,7 +116,7 @@ class Progress:
     def add(self, d: Dir) -> None:
         self.dirs += 1
         self.files += d.own_files
-        self.bytes += d.own_bytes
+        self.bytes += d.bytes
 
     def show(self, final: bool = False) -> None:
         now = time.monotonic()
@@ -198,7 +200,7 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
 
 
 def _expected(tree: Tree) -> int:
-    return sum(1 for d in tree.dirs.values() for _ in d.subdirs) + len(tree.roots)
+    return sum(len(d.children) for d in tree.dirs.values()) + len(tree.roots)
 
 
 def _extended_by_sibling(mount: str, rel: str) -> bool:
@@ -248,7 +250,6 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, li
         largest, errors = _tally(d, todo, os.scandir(fd), rel, mount_dev, tree)
     finally:
         os.close(fd)
-    d.subdirs.sort()
     return d, todo, largest, errors
 
 
@@ -259,6 +260,7 @@ def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) ->
     The hot loop: one lstat per entry, counters in locals.
     """
     files = nbytes = linked = largest = errors = 0
+    children: list[str] = []
     at_root = not rel
     with it:
         for entry in it:
@@ -275,8 +277,8 @@ def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) ->
                 continue
             kind = st.st_mode & _S_IFMT
             if kind == _S_IFDIR:
-                d.subdirs.append(name)
                 child = join(rel, name)
+                children.append(child)
                 if st.st_dev != mount_dev:
                     log.warning("/%s is another file system; it is not scanned and stays with its parent", child)
                     tree.dirs[child] = Dir(note=OTHER_FILE_SYSTEM)
@@ -291,7 +293,8 @@ def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) ->
                     largest = size
                 if st.st_nlink > 1:
                     linked += 1
-    d.own_files, d.own_bytes, d.hardlinked = files, nbytes, linked
+    d.own_files, d.bytes, d.hardlinked = files, nbytes, linked
+    d.children = tuple(sorted(children))
     return largest, errors
 
 
@@ -316,10 +319,11 @@ def _loose_entries(mount: str, rel: str) -> Iterator[tuple[str, int]]:
 
 
 def aggregate(tree: Tree) -> None:
-    """Fill the subtree totals, deepest directories first."""
+    """Fill the subtree totals, deepest directories first (once: each directory's bytes
+    start as its own)."""
     for rel in sorted(tree.dirs, key=depth, reverse=True):
         d = tree.dirs[rel]
-        d.bytes, d.files, d.dirs = d.own_bytes, d.own_files, 1
+        d.files, d.dirs = d.own_files, 1
         for child in tree.children(rel):
             c = tree.dirs[child]
             d.bytes += c.bytes

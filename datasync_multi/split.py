@@ -145,9 +145,10 @@ class _Item:
 
 def _items(tree: Tree, rel: str, loose: list[NameCount], cost: Cost) -> list[_Item]:
     items = [_Item(c.key, False, c.bytes, c.files, 0, cost(c.bytes, c.files)) for c in loose]
-    for name in tree.dirs[rel].subdirs:
-        c = tree.dirs[join(rel, name)]
-        items.append(_Item(name, not c.note and (c.files > 0 or c.dirs > 1), c.bytes, c.files, c.dirs,
+    skip = len(rel) + 1 if rel else 0
+    for child in tree.dirs[rel].children:
+        c = tree.dirs[child]
+        items.append(_Item(child[skip:], not c.note and (c.files > 0 or c.dirs > 1), c.bytes, c.files, c.dirs,
                            cost(c.bytes, c.files + c.dirs)))
     items.sort(key=lambda it: it.key)
     return items

@@ -158,16 +158,16 @@ def skewed_tree(seed: int, top: int = 60, giants: int = 3):
     def make(rel: str, level: int, weight: float) -> None:
         d = dirs[rel] = Dir()
         sizes = [int(weight * 0.05 * rng.random() / 20) for _ in range(rng.randint(1, 40))]
-        d.own_files, d.own_bytes = len(sizes), sum(sizes)
+        d.own_files, d.bytes = len(sizes), sum(sizes)
         loose[rel] = [(f"f{j:02d}", s) for j, s in enumerate(sizes)]
         if level < 6 and weight > 1e9:
             for j in range(rng.randint(3, 12)):
-                d.subdirs.append(f"d{j:02d}")
+                d.children += (f"{rel}/d{j:02d}",)
                 make(f"{rel}/d{j:02d}", level + 1, weight * rng.random() / 6)
 
     root = dirs[""] = Dir()
     for i in range(top):
-        root.subdirs.append(f"p{i:03d}")
+        root.children += (f"p{i:03d}",)
         make(f"p{i:03d}", 1, 5e12 if i < giants else rng.paretovariate(1.2) * 1e9)
     tree = Tree(dirs, ("",), lambda rel: iter(loose.get(rel, ())),
                 largest_file=max(s for files in loose.values() for _, s in files))
