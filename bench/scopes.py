@@ -104,7 +104,7 @@ SHARES = {"flat": build_flat, "mixed": build_mixed, "homes": build_homes, "sibli
 
 
 def everything(root: str) -> list[tuple[str, str, int]]:
-    """(location path, kind, size) of every file, link and empty directory."""
+    """(location path, kind, size) of every entry below the root: what DataSync lists."""
     out = []
     for top, dirs, files in os.walk(root):
         rel = os.path.relpath(top, root)
@@ -112,8 +112,7 @@ def everything(root: str) -> list[tuple[str, str, int]]:
         for f in files:
             st = os.lstat(os.path.join(top, f))
             out.append((f"{rel}/{f}", "link" if os.path.islink(os.path.join(top, f)) else "file", st.st_size))
-        if not dirs and not files:
-            out.append((rel, "empty-dir", 0))
+        out += [(f"{rel}/{d}", "dir", 0) for d in dirs]
     return out
 
 
@@ -156,11 +155,13 @@ def evaluate(tasks: list[dict], paths: list[tuple[str, str, int]], per_file_cost
         inc_p, exc_p = inc.hits(path, "prefix"), exc.hits(path, "prefix")
         doubled_prefix += len(inc_p - exc_p) > 1
         doubled_include += len(inc_c) > 1
-    total = sum(size + per_file_cost for _, _, size in paths)
+    total = sum(selected)  # what the tasks select: a directory that was cut belongs to none
     largest = max(size for _, _, size in paths) + per_file_cost
     bound = max(-(-total // n), largest)
+    scope = sum(1 for _ in paths) - sum(1 for path, kind, _ in paths if kind == "dir" and not (
+        inc.hits(path, "component") - exc.hits(path, "component")))
     return {"balance": max(selected) / bound, "working": sum(1 for s in selected if s),
-            "listed": reached / len(paths), "patterns": max(len(t["includes"]) + len(t.get("excludes") or [])
+            "listed": reached / scope, "patterns": max(len(t["includes"]) + len(t.get("excludes") or [])
                                                            for t in tasks),
             "doubled_prefix": doubled_prefix, "doubled_include": doubled_include}
 

@@ -194,6 +194,9 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
         raise UserError(f"the manifest's entries need more include-filter characters than {n} agent(s) "
                         f"can carry ({filter_limit:,} each); list fewer, higher directories")
     _, threshold, split, packing = best
+    # The bound of record counts what the units hold: a directory that was cut is listed by
+    # every task with something inside it, and belongs to none.
+    bound = max(-(-sum(u.cost for u in split.units) // n), largest)
     tasks = tuple(TaskPlan(agents[i], task_name_for(task_name, agents[i]), tuple(members))
                   for i, members in enumerate(packing) if members)
     plan = Plan(tasks, agents, tree.roots, per_file_cost, max_depth, bound, threshold)
