@@ -191,6 +191,10 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
         if ratio <= 1 + TOLERANCE or n == 1 or threshold == 1 or threshold > share:
             break
     if best is None:
+        items = sum(d.files + d.dirs for d in roots)
+        if item_cap is not None and items > n * item_cap:
+            raise UserError(f"the share holds {items:,} items, more than {n} agent(s) may list at "
+                            f"{item_cap:,} per execution in Basic mode; add agents, or use Enhanced mode")
         raise UserError(f"the manifest's entries need more include-filter characters than {n} agent(s) "
                         f"can carry ({filter_limit:,} each); list fewer, higher directories")
     _, threshold, split, packing = best
