@@ -102,14 +102,23 @@ def histogram(entries: Iterable[tuple[str, int]], budget: int = DEFAULT_BUDGET) 
     return hist.result()
 
 
+KEYS_PER_TARGET = 4
+"""Keys a heavy bucket is refined into for each target's worth of weight it holds: enough
+to cut it into even pieces, few enough that the whole directory stays near the number of
+units it will become."""
+
+
 def refine(counts: list[NameCount], read: Callable[[], Iterator[tuple[str, int]]],
-           too_heavy: Callable[[NameCount], bool], budget: int = DEFAULT_BUDGET,
+           weigh: Callable[[NameCount], float], budget: int = DEFAULT_BUDGET,
            passes: int = MAX_REFINE_PASSES) -> list[NameCount]:
-    """Re-read the directory (``read``) to split every bucket ``too_heavy`` finds, up to
-    ``passes`` times. Each pass reads the directory once for all heavy buckets together."""
+    """Re-read the directory (``read``) to split every bucket heavier than the target
+    (``weigh`` > 1, in targets), up to ``passes`` times. Each pass reads the directory once
+    for all heavy buckets together, and gives each about KEYS_PER_TARGET keys per target of
+    weight (at most ``budget``), so memory follows the cut, not the names."""
     for _ in range(passes):
-        heavy = {c.stem: NameHistogram(budget, floor=len(c.stem) + 1)
-                 for c in counts if c.is_bucket and c.files > 1 and too_heavy(c)}
+        heavy = {c.stem: NameHistogram(min(budget, max(8, int(KEYS_PER_TARGET * weigh(c)) + 1)),
+                                       floor=len(c.stem) + 1)
+                 for c in counts if c.is_bucket and c.files > 1 and weigh(c) > 1}
         if not heavy:
             break
         lengths = sorted({len(stem) for stem in heavy})

@@ -78,16 +78,17 @@ class Tree:
     def children(self, rel: str) -> list[str]:
         return list(self.dirs[rel].children)
 
-    def loose_names(self, rel: str, too_heavy: Callable[[NameCount], bool]) -> list[NameCount] | None:
-        """Exact counts of a directory's loose entries by name, no key ``too_heavy`` where
-        the names allow; None when the directory can no longer be read."""
+    def loose_names(self, rel: str, weigh: Callable[[NameCount], float]) -> list[NameCount] | None:
+        """Exact counts of a directory's loose entries by name, no key heavier than the
+        target (``weigh`` > 1) where the names allow; None when the directory can no longer
+        be read."""
         if not self.dirs[rel].own_files:
             return []
         try:
             counts = self._names.get(rel)
             if counts is None:
                 counts = histogram(self.read_loose(rel))
-            counts = self._names[rel] = refine(counts, lambda: self.read_loose(rel), too_heavy)
+            counts = self._names[rel] = refine(counts, lambda: self.read_loose(rel), weigh)
         except OSError as exc:
             log.warning("cannot read /%s again to cut it by name (%s); it stays one unit", rel, exc.strerror)
             return None

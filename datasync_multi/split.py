@@ -107,7 +107,8 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
             out.units.append(whole)
             out.held.append((whole, f"at --max_depth {max_depth}"))
             continue
-        loose = tree.loose_names(rel, lambda c: too_heavy(c.bytes, c.files, name_target))
+        loose = tree.loose_names(rel, lambda c: max(cost(c.bytes, c.files) / name_target,
+                                                    c.files / item_cap if item_cap else 0.0))
         if loose is None:
             out.units.append(whole)
             out.held.append((whole, "could not be read again to count its names"))

@@ -30,7 +30,7 @@ def test_every_name_falls_under_exactly_one_key_and_counts_are_exact(names, budg
     distinct_first = len({n[0] for n in names})
     assert len(counts) <= max(budget, 2 * distinct_first)  # at the floor: a name and a bucket per first character
 
-    refined = refine(counts, lambda: iter((n, sizes[n]) for n in names), lambda c: c.files > 3, budget)
+    refined = refine(counts, lambda: iter((n, sizes[n]) for n in names), lambda c: c.files / 3, budget)
     for name in names:
         assert len(owner(refined, name)) == 1, (name, refined)
     assert sum(c.files for c in refined) == len(names) and sum(c.bytes for c in refined) == sum(sizes.values())
@@ -40,8 +40,9 @@ def test_a_flat_directory_of_sequential_names_resolves_to_even_buckets():
     names = [(f"msg{i:07d}", 1) for i in range(200_000)]
     counts = histogram(iter(names), budget=1024)
     assert len(counts) <= 1024 and max(c.files for c in counts) <= 2_000
-    finer = refine(counts, lambda: iter(names), lambda c: c.files > 100, budget=1024)
+    finer = refine(counts, lambda: iter(names), lambda c: c.files / 100, budget=1024)
     assert max(c.files for c in finer) <= 100 and sum(c.files for c in finer) == 200_000
+    assert len(finer) <= 200_000 // 100 * 4 * 2  # bounded by the cut, not by the names
 
 
 def test_bucket_keys_sort_between_a_name_and_its_extensions():
