@@ -62,7 +62,7 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--source_file", "missing.manifest"], "does not exist"),
     (["--source_file", "empty.manifest"], "lists no directory"),
     (["--source_file", "escape.manifest"], "escapes the mount"),
-    (["--source_file", "nosuch.manifest"], "is not a directory"),
+    (["--source_file", "nosuch.manifest"], "does not exist under"),
     (["--source_file", "pipe.manifest"], "no DataSync filter can carry"),
     (["--dest_loc", "arn:aws:datasync:us-east-1:1:location/bad"], "not a valid LocationArn"),
     (["--agent_arns", "agent-1"], "not a valid AgentArn"),
