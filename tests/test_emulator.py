@@ -485,7 +485,7 @@ def test_one_execution_at_a_time_per_agent(emu, ds, dirs):
     write(src / "big" / "f.bin", os.urandom(300_000))
     write(src / "small" / "s.txt", "s")
     a1 = emu.agent_arns()[0]
-    emu.set_agent(a1, bytes_per_second=400_000)  # the first run takes ~0.75 s
+    emu.set_agent(a1, bytes_per_second=2_000)  # the first run holds the agent until we lift the limit
     s3 = s3_location(ds)
     t1 = ds.create_task(SourceLocationArn=nfs_location(ds, a1, "/vol1/big"),
                         DestinationLocationArn=s3)["TaskArn"]
@@ -500,6 +500,7 @@ def test_one_execution_at_a_time_per_agent(emu, ds, dirs):
     assert ds.describe_task(TaskArn=t2)["Status"] == "QUEUED"
     assert ds.describe_task(TaskArn=t1)["Status"] == "RUNNING"
     assert ds.describe_task_execution(TaskExecutionArn=e1)["Status"] == "TRANSFERRING"
+    emu.set_agent(a1, bytes_per_second=0)
     done = emu.wait_executions_done([e1, e2, e1b], timeout=20)
     assert all(x["status"] == "SUCCESS" for x in done.values())
     assert done[e2]["launch_time"] >= done[e1]["end_time"]
@@ -514,7 +515,7 @@ def test_agent_offline_mid_transfer(emu, ds, dirs):
     write(src / "other" / "o.bin", os.urandom(60_000))
     a1, a2, _ = emu.agent_arns()
     emu.config(offline_error_delay=0.3)
-    emu.set_agent(a1, bytes_per_second=100_000)
+    emu.set_agent(a1, bytes_per_second=20_000)  # still copying when the agent goes offline
     s3 = s3_location(ds, "b", "/x")
     t_big = ds.create_task(SourceLocationArn=nfs_location(ds, a1, "/vol1/big"),
                            DestinationLocationArn=s3)["TaskArn"]
