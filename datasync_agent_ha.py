@@ -16,7 +16,7 @@ from datasync_multi import datasync as ds
 from datasync_multi.cli import EXIT_OK, Parser, run, setup_logging
 from datasync_multi.errors import UserError
 from datasync_multi.report import watch_table
-from datasync_multi.state import Ledger, exclusive_lock, read_json
+from datasync_multi.state import Ledger, check_writable, exclusive_lock, read_json
 from datasync_multi.watch import Settings, Watcher
 
 EXIT_EXHAUSTED = 3
@@ -50,6 +50,8 @@ def parse(argv: list[str] | None):
         raise UserError("--timeout_sec must be at least 1 between checks (or use --once)")
     if not os.path.isfile(a.arn_file):
         raise UserError(f"arn file {a.arn_file!r} does not exist")
+    check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
+    check_writable(a.ledger_file or a.arn_file + ".ledger.json", "--ledger_file")
     return a
 
 

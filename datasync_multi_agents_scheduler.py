@@ -18,7 +18,7 @@ from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import DEFAULT_PER_FILE_COST, make_plan
 from datasync_multi.report import plan_table
 from datasync_multi.scan import Progress, nfs_mount_source, scan
-from datasync_multi.state import write_json
+from datasync_multi.state import check_writable, write_json
 
 log = logging.getLogger("scheduler")
 
@@ -74,8 +74,13 @@ def check_args(a) -> list[str]:
         raise UserError("--scan_workers must be at least 1")
     if a.bytes_per_second < -1 or a.bytes_per_second == 0:
         raise UserError("--bytes_per_second must be -1 (no limit) or positive")
-    if not os.path.isdir(a.mount_path_dir):
+    if not os.path.exists(a.mount_path_dir):
         raise UserError(f"mount directory {a.mount_path_dir!r} does not exist")
+    if not os.path.isdir(a.mount_path_dir):
+        raise UserError(f"--mount_path_dir {a.mount_path_dir!r} is not a directory")
+    check_writable(a.plan_file, "--plan_file")
+    if not a.dry_run:
+        check_writable(a.arn_file, "--arn_file")
     agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
     for arn in agents:
         must_match(arn, "AgentArn", "agent")

@@ -30,13 +30,17 @@ class Parser(argparse.ArgumentParser):
 def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> str:
     """Log to stderr and to ``log_dir/log_file``; return the log file's path."""
     log_dir = log_dir or DEFAULT_LOG_DIR
-    os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, log_file)
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        to_file = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise UserError(f"cannot write the log {path!r}: {exc.strerror}") from None
     fmt = logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")):
+    for handler in (logging.StreamHandler(sys.stderr), to_file):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     for noisy in ("botocore", "boto3", "urllib3"):

@@ -40,11 +40,16 @@ def make_client(region: str | None = None, profile: str | None = None, endpoint_
     """A DataSync client on the standard credential chain, with adaptive retries.
 
     ``endpoint_url`` points it at the local emulator; boto3 also reads ``AWS_ENDPOINT_URL``.
+    No credentials at all is the user's to fix, so it is a UserError (exit 2) before any call.
     """
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
-        return session.client("datasync", endpoint_url=endpoint_url,
-                              config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent"))
+        client = session.client("datasync", endpoint_url=endpoint_url,
+                                config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent"))
+        if session.get_credentials() is None:
+            raise UserError("no AWS credentials found: run `aws configure`, set AWS_PROFILE (or --profile), "
+                            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
+        return client
     except botocore.exceptions.ProfileNotFound:
         raise UserError(f"AWS profile {profile!r} is not configured") from None
     except botocore.exceptions.NoRegionError:

@@ -16,6 +16,21 @@ from collections.abc import Callable, Iterator
 from .errors import UserError
 
 
+def check_writable(path: str, flag: str) -> None:
+    """Refuse, before anything is created, a file we will write that cannot be written:
+    its directory is missing, is not a directory, or is not writable, or it is a directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path!r} is a directory")
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise UserError(f"{flag} {path!r}: its directory {directory!r} {what}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path!r}: its directory {directory!r} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path!r} is not writable")
+
+
 def append_line(path: str, line: str) -> None:
     """Append one line and make it durable before returning."""
     with open(path, "a", encoding="utf-8") as fh:

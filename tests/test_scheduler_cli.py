@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -71,8 +73,15 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--mount_path_dir", "/nonexistent/fsx"], "does not exist"),
     (["--task_name", "bad|name"], "not a valid"),
     (["--scan-workers", "0"], "at least 1"),
+    (["--mount_path_dir", "afile"], "is not a directory"),
+    (["--plan_file", "nodir/plan.json"], "its directory"),
+    (["--arn_file", "nodir/arn_file.txt"], "its directory"),
+    (["--plan_file", "afile/plan.json"], "is not a directory"),
+    (["--arn_file", "."], "is a directory"),
+    (["--log_dir", "afile/log"], "cannot write the log"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
+    (tmp_path / "afile").write_text("not a directory")
     (tmp_path / "empty.manifest").write_text("# nothing\n\n")
     (tmp_path / "escape.manifest").write_text("/files\n/../../etc\n")
     (tmp_path / "nosuch.manifest").write_text("/files\n/no/such/dir\n")
@@ -90,10 +99,46 @@ def test_missing_required_flags_outside_dry_run(tmp_path, share):
     assert r.returncode == 2 and "required" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_aws_unreachable_is_exit_1_without_traceback(tmp_path, share):
-    r = run(tmp_path, *base(share))
+@pytest.fixture
+def denying_endpoint():
+    """An endpoint that refuses every call as AWS refuses a caller without permission
+    (an error botocore does not retry, so the test is quick)."""
+    class Deny(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"__type": "AccessDeniedException", "message": "not authorized"}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpoint):
+    env = offline_env(tmp_path)
+    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL=denying_endpoint)
+    r = run(tmp_path, *base(share), env=env)
     assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr
+    assert "AWS error: AccessDeniedException: not authorized" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("script", ["datasync_multi_agents_scheduler.py", "datasync_agent_ha.py"])
+def test_no_credentials_is_exit_2_and_says_what_to_do(tmp_path, share, script):
+    (tmp_path / "arn_file.txt").write_text("")
+    args = base(share) if script.startswith("datasync_multi") else ["--once"]
+    r = run(tmp_path, *args, script=os.path.join(ROOT, script))
+    assert r.returncode == 2, r.stderr
+    assert "no AWS credentials found" in r.stderr and "aws configure" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_overlapping_manifest_entries_are_moved_once(tmp_path, share):

@@ -13,6 +13,8 @@ from test_scheduler_cli import ROOT, run
     (["--timeout_sec", "0"], "at least 1"),
     (["--offline-threshold-sec", "-5"], "must not be negative"),
     (["--timeout_sec", "soon"], "invalid int value"),
+    (["--ledger_file", "nodir/ledger.json"], "its directory"),
+    (["--log_dir", "arn_file.txt/log"], "cannot write the log"),
 ])
 def test_bad_input(tmp_path, args, message):
     (tmp_path / "arn_file.txt").write_text("")
