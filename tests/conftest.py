@@ -61,7 +61,7 @@ def site(tmp_path):
     build_sample_share(str(share))
     (work / "source_file.manifest").write_text("/\n")
     with Emulator().start({f"{SERVER}:{EXPORT}": str(share)}, str(dest), agents=3,
-                          phase_delay=0.02, offline_error_delay=0.5) as emu:
+                          phase_delay=0.02, offline_error_delay=0.5, task_create_delay=0) as emu:
         client = emu.client()
         dest_loc = client.create_location_s3(
             S3BucketArn="arn:aws:s3:::migration-target", Subdirectory="/share",
