@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import datasync as ds
+from .errors import SetupError
 from .state import Ledger, append_line, read_lines
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class Settings:
     offline_threshold: float = 600.0
     """Seconds an agent must have been OFFLINE before its unfinished executions count as stranded."""
     plan: dict | None = None
+    task_ready_timeout: float = ds.TASK_READY_TIMEOUT
+    """Seconds a retry's new task may stay CREATING before this check gives up on it (the next one resumes)."""
 
 
 @dataclass
@@ -104,8 +107,8 @@ class Watcher:
         if task_arn not in self.ledger.tasks:
             t = ds.describe_task(self.client, task_arn)
             self.ledger.tasks[task_arn] = {
-                "name": t.get("Name", ""), "source": t["SourceLocationArn"],
-                "dest": t["DestinationLocationArn"], "cloudwatch": t.get("CloudWatchLogGroupArn")}
+                "name": t.get("Name", ""), "source": t["SourceLocationArn"], "dest": t["DestinationLocationArn"],
+                "cloudwatch": t.get("CloudWatchLogGroupArn"), "mode": t.get("TaskMode", "BASIC")}
         return self.ledger.tasks[task_arn]
 
     def location(self, loc_arn: str) -> dict:
@@ -156,7 +159,7 @@ class Watcher:
         for execution, (desc, agent) in views.items():
             try:
                 self._handle(execution, desc, agent, agents, busy, now, result)
-            except ds.AWSError as exc:
+            except (ds.AWSError, SetupError) as exc:
                 log.error("handling %s failed: %s", execution, ds.describe_error(exc))
                 result.unfinished += 1
                 result.rows.append(Row(execution, "?", agent, desc.get("Status", "?"),
@@ -210,12 +213,14 @@ class Watcher:
         task = self.task(ds.task_of(execution))
         loc = self.location(task["source"])
         scope["retries"] += 1
+        mode = task.get("mode", "BASIC")
         scope["attempts"].append({"agent": target, "retry_of": execution, "decided": now,
                                   "task_name": task["name"] + "_retry", "server": loc["server"],
-                                  "subdir": loc["subdir"], "dest": task["dest"], "cloudwatch": task["cloudwatch"],
+                                  "subdir": loc["subdir"], "nfs_version": loc.get("nfs_version", "AUTOMATIC"),
+                                  "dest": task["dest"], "cloudwatch": task["cloudwatch"], "task_mode": mode,
                                   "includes": ds.patterns(desc.get("Includes")),
                                   "excludes": ds.patterns(desc.get("Excludes")),
-                                  "options": desc.get("Options") or {}})
+                                  "options": ds.for_mode(desc.get("Options") or {}, mode)})
         self.ledger.save()  # the intent is durable before anything is created or started
         new = self._carry_out(scope["attempts"][-1])
         busy[target] = busy.get(target, 0) + 1
@@ -225,14 +230,18 @@ class Watcher:
     def _carry_out(self, attempt: dict) -> str:
         """Create or reuse the retry's location and task, then adopt or start its execution."""
         if not attempt.get("task"):
-            loc, _ = ds.ensure_nfs_location(self.client, attempt["agent"], attempt["server"],
-                                            attempt["subdir"], tag=ds.WATCHER_TAG)
+            loc, _ = ds.ensure_nfs_location(self.client, attempt["agent"], attempt["server"], attempt["subdir"],
+                                            attempt.get("nfs_version", "AUTOMATIC"), tag=ds.WATCHER_TAG)
             task, _ = ds.ensure_task(
                 self.client, source_arn=loc, dest_arn=attempt["dest"], name=attempt["task_name"],
                 includes=attempt["includes"], excludes=attempt["excludes"], options=attempt["options"],
-                cloudwatch_arn=attempt.get("cloudwatch"), tag=ds.WATCHER_TAG)
+                cloudwatch_arn=attempt.get("cloudwatch"), task_mode=attempt.get("task_mode", "BASIC"),
+                tag=ds.WATCHER_TAG)
             attempt["task"] = task["TaskArn"]
             self.ledger.save()
+        ds.wait_until_ready(self.client, {attempt["task"]: f"retry task {attempt['task_name']} on agent "
+                                                           f"{_short(attempt['agent'])}"},
+                            timeout=self.settings.task_ready_timeout, on_wait=log.info)
         known = {a.get("execution") for s in self.ledger.scopes.values() for a in s["attempts"]}
         adopt = [e for e in ds.list_executions(self.client, attempt["task"]) if e not in known
                  and _started_after(ds.describe_execution(self.client, e), attempt["decided"])]
@@ -259,7 +268,7 @@ class Watcher:
                 result.unfinished += 1
                 result.rows.append(Row(execution, attempt["task_name"], attempt["agent"], "STARTED",
                                        action=f"retry of {_short(attempt['retry_of'])} completed after a restart"))
-            except ds.AWSError as exc:
+            except (ds.AWSError, SetupError) as exc:
                 log.error("completing the retry of %s failed: %s", root, ds.describe_error(exc))
                 result.unfinished += 1
 

@@ -161,6 +161,8 @@ def test_a_hundred_watched_executions_cost_a_bounded_number_of_calls(site):
                                          OnPremConfig={"AgentArns": [agent]})["LocationArn"]
         tasks.append(client.create_task(SourceLocationArn=loc, DestinationLocationArn=site.dest_loc, Name=f"t{i}",
                                         Includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/home/with space"}])["TaskArn"])
+    for task in tasks:
+        site.emu.wait_task_created(task)
     arns = [client.start_task_execution(TaskArn=tasks[i % 3])["TaskExecutionArn"] for i in range(100)]
     with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:
         fh.write("# a hundred executions\nnot-an-arn\n" + "\n".join(arns) + "\n")
@@ -198,6 +200,7 @@ def test_an_execution_that_selects_nothing_the_plan_expects_is_flagged(site):
                                        OnPremConfig={"AgentArns": [planned["agent_arn"]]})["LocationArn"]
     task = client.create_task(SourceLocationArn=wrong, DestinationLocationArn=site.dest_loc, Name="wrong_mount",
                               Includes=ds.rules(planned["includes"]), Excludes=ds.rules(planned["excludes"]))["TaskArn"]
+    site.emu.wait_task_created(task)
     arn = client.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     site.emu.wait_executions_done([arn], timeout=30)
     with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:

@@ -79,6 +79,13 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--plan_file", "afile/plan.json"], "is not a directory"),
     (["--arn_file", "."], "is a directory"),
     (["--log_dir", "afile/log"], "cannot write the log"),
+    (["--task_mode", "ENHANCED", "--bytes_per_second", "1000"], "does not apply to --task_mode ENHANCED"),
+    (["--task_mode", "ENHANCED", "--verify_mode", "POINT_IN_TIME_CONSISTENT"], "not supported"),
+    (["--task_mode", "ENHANCED", "--cloudwatch_arn", "arn:aws:logs:us-east-1:111122223333:log-group:/mine"],
+     "logs to the log group /aws/datasync"),
+    (["--task_mode", "FAST"], "invalid choice"),
+    (["--nfs_version", "NFS4_2"], "invalid choice"),
+    (["--task_ready_timeout_sec", "0"], "at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
     (tmp_path / "afile").write_text("not a directory")
@@ -165,3 +172,32 @@ def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_
     assert any("cannot appear in a DataSync filter" in w for w in plan["warnings"])
     assert any("skipped by DataSync" in w for w in plan["warnings"])
     assert "Logging error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def flag_help(help_text: str) -> dict[str, str]:
+    """Each flag's help in an argparse --help, joined onto one line."""
+    out, flag = {}, None
+    for line in help_text.splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            out[flag] = ""
+        elif not line.strip() or not line.startswith(" "):
+            flag = None
+        if flag:
+            out[flag] += " " + line.strip()
+    return {k: " ".join(v.split()) for k, v in out.items()}
+
+
+def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
+    r = run(tmp_path, "--help")
+    assert r.returncode == 0, r.stderr
+    flags = flag_help(r.stdout)
+    for flag, default in (("--max_depth", "5"), ("--source_file", "source_file.manifest"), ("--task_mode", "BASIC"),
+                          ("--nfs_version", "AUTOMATIC"), ("--verify_mode", "ONLY_FILES_TRANSFERRED"),
+                          ("--bytes_per_second", "-1"), ("--arn_file", "arn_file.txt")):
+        assert f"(default: {default})" in flags[flag], flags[flag]
+    required = {f for f, text in flags.items() if "required unless --dry_run" in text}
+    assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}
+    assert flags["--mount_path_dir"].endswith("required")
+    codes = r.stdout.split("exit codes:", 1)[1].split()
+    assert [c for c in codes if c.isdigit() and len(c) == 1] == ["0", "1", "2", "3"]
