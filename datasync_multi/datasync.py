@@ -97,6 +97,8 @@ class Agent:
     arn: str
     name: str
     status: str
+    last_contact: float | None = None
+    """When the agent last spoke to DataSync (epoch seconds; DescribeAgent only)."""
 
 
 def list_agents(client) -> list[Agent]:
@@ -107,8 +109,10 @@ def list_agents(client) -> list[Agent]:
 
 
 def describe_agent(client, arn: str) -> Agent:
+    """DescribeAgent: status and LastConnectionTime."""
     a = client.describe_agent(AgentArn=arn)
-    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"))
+    last = a.get("LastConnectionTime")
+    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"), last.timestamp() if last else None)
 
 
 # --- locations -------------------------------------------------------------------------
