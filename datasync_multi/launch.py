@@ -37,26 +37,28 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
     prepared = []
-    for task in plan.tasks:
-        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir, nfs_version)
-        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
-        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
-                                          includes=task.includes, excludes=task.excludes, options=options,
+    for task in plan.to_json()["tasks"]:  # the plan file's view: includes, and excludes if any
+        includes, excludes = task["includes"], task.get("excludes", [])
+        loc, loc_new = ds.ensure_nfs_location(client, task["agent_arn"], nfs_server, sub_dir, nfs_version)
+        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task["agent_arn"], loc)
+        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task["name"],
+                                          includes=includes, excludes=excludes, options=options,
                                           cloudwatch_arn=cloudwatch_arn, task_mode=task_mode)
-        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated", before["TaskArn"])
-        prepared.append((task, before, task_new))
-    ds.wait_until_ready(client, {before["TaskArn"]: f"task {task.name} on agent {_short(task.agent_arn)}, "
+        log.info("task %s %s: %s", task["name"], "created" if task_new else "reused, filters updated",
+                 before["TaskArn"])
+        prepared.append((task["name"], task["agent_arn"], includes, excludes, before, task_new))
+    ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent)}, "
                                                     f"mounting {nfs_server}:{sub_dir}"
-                                 for task, before, _ in prepared},
+                                 for name, agent, _, _, before, _ in prepared},
                         timeout=ready_timeout, on_wait=log.info)
     done = []
-    for task, before, task_new in prepared:
-        running = None if task_new else _running_same_scope(client, before, task.includes, task.excludes)
+    for _, _, includes, excludes, before, task_new in prepared:
+        running = None if task_new else _running_same_scope(client, before, includes, excludes)
         if running:
             execution = running
             log.info("execution already running this scope, adopted: %s", execution)
         else:
-            execution = ds.start_execution(client, before["TaskArn"], task.includes, task.excludes)
+            execution = ds.start_execution(client, before["TaskArn"], includes, excludes)
             log.info("execution started: %s", execution)
         append_line(arn_file, execution)
         done.append(execution)
