@@ -15,22 +15,39 @@ from datasync_multi.cli import Parser, run, setup_logging
 from datasync_multi.errors import UserError
 from datasync_multi.launch import launch
 from datasync_multi.manifest import read_manifest
-from datasync_multi.plan import DEFAULT_PER_FILE_COST, make_plan
+from datasync_multi.plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
 from datasync_multi.report import plan_table
 from datasync_multi.scan import Progress, nfs_mount_source, scan
-from datasync_multi.state import write_json
+from datasync_multi.state import check_writable, write_json
 
 log = logging.getLogger("scheduler")
 
+EXIT_CODES = """exit codes:
+  0  done (with --dry_run: the plan is written and nothing is created)
+  1  an AWS call failed after retries: the log and the arn file say what was created;
+     rerun to continue, nothing is duplicated
+  2  bad input or environment (flags, manifest, files that cannot be written, no AWS
+     credentials): refused before anything was created
+  3  DataSync could not get a task ready (the export does not mount, the task mode does
+     not fit the agent, or it stayed CREATING too long): nothing was started"""
+
 
 def parse(argv: list[str] | None):
-    p = Parser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     p.add_flag("--task_name", default="Distributed_Tasks_", help="prefix of the task names (one task per agent)")
-    p.add_flag("--nfs_server_name", help="NFS server of the source locations (host name or IP)")
-    p.add_flag("--sub_dir", help="export path on the NFS server, e.g. /vol1")
-    p.add_flag("--mount_path_dir", required=True, help="where that export is mounted on this VM, e.g. /fsx")
-    p.add_flag("--dest_loc", help="ARN of the destination location")
-    p.add_flag("--cloudwatch_arn", help="ARN of the CloudWatch log group for the tasks' logs")
+    p.add_flag("--nfs_server_name", help="NFS server of the source locations (host name or IP); "
+                                         "required unless --dry_run")
+    p.add_flag("--sub_dir", help="export path on the NFS server, e.g. /vol1; required unless --dry_run")
+    p.add_flag("--mount_path_dir", required=True, help="where that export is mounted on this VM, e.g. /fsx; required")
+    p.add_flag("--dest_loc", help="ARN of the destination location; required unless --dry_run")
+    p.add_flag("--cloudwatch_arn", help="ARN of the CloudWatch log group for the tasks' logs (sets LogLevel "
+                                        "BASIC; without it LogLevel is OFF)")
+    p.add_flag("--task_mode", default="BASIC", choices=ds.TASK_MODES,
+               help="DataSync task mode; ENHANCED needs Enhanced mode agents (pick them with --agent_arns)")
+    p.add_flag("--nfs_version", default="AUTOMATIC", choices=ds.NFS_VERSIONS,
+               help="NFS version the source locations mount (NFS3 fixes FsNfsIdMappingEnabled)")
+    p.add_flag("--task_ready_timeout_sec", type=int, default=int(ds.TASK_READY_TIMEOUT),
+               help="seconds a new task may stay CREATING before the run gives up")
     p.add_flag("--source_file", default="source_file.manifest", help="directories to move, one per line")
     p.add_flag("--max_depth", type=int,
                help="how deep below a manifest entry the cut may go (default: as deep as balance needs)")
@@ -43,13 +60,16 @@ def parse(argv: list[str] | None):
     p.add_flag("--scan_workers", type=int,
                help="threads walking the mount (default: 16 on a network file system, 1 on a local one)")
     p.add_flag("--verify_mode", default="ONLY_FILES_TRANSFERRED",
-               choices=("ONLY_FILES_TRANSFERRED", "POINT_IN_TIME_CONSISTENT", "NONE"))
-    p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task (-1: none)")
+               choices=("ONLY_FILES_TRANSFERRED", "POINT_IN_TIME_CONSISTENT", "NONE"),
+               help="what DataSync verifies (POINT_IN_TIME_CONSISTENT checks the whole destination, "
+                    "which the other tasks write to)")
+    p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task, -1 for none "
+                                                                "(not in ENHANCED mode)")
     p.add_flag("--region", help="AWS region (default: the standard chain)")
     p.add_flag("--profile", help="AWS profile (default: the standard chain)")
     p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
     p.add_flag("--log_dir", help="directory of ds_ma_sche.log (default: log/ beside the scripts)")
-    p.add_flag("--verbose", action="store_true")
+    p.add_flag("--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
 
@@ -75,8 +95,24 @@ def check_args(a) -> list[str]:
         raise UserError("--scan_workers must be at least 1")
     if a.bytes_per_second < -1 or a.bytes_per_second == 0:
         raise UserError("--bytes_per_second must be -1 (no limit) or positive")
-    if not os.path.isdir(a.mount_path_dir):
+    if a.task_ready_timeout_sec < 1:
+        raise UserError("--task_ready_timeout_sec must be at least 1")
+    if a.task_mode == "ENHANCED":
+        if a.bytes_per_second != -1:
+            raise UserError("--bytes_per_second does not apply to --task_mode ENHANCED")
+        if a.verify_mode == "POINT_IN_TIME_CONSISTENT":
+            raise UserError("--verify_mode POINT_IN_TIME_CONSISTENT is not supported in --task_mode ENHANCED")
+        group = (a.cloudwatch_arn or "").split(":log-group:", 1)[-1].removesuffix(":*")
+        if a.cloudwatch_arn and group != ds.ENHANCED_LOG_GROUP:
+            raise UserError(f"--task_mode ENHANCED logs to the log group {ds.ENHANCED_LOG_GROUP}; pass its ARN "
+                            "or leave --cloudwatch_arn out")
+    if not os.path.exists(a.mount_path_dir):
         raise UserError(f"mount directory {a.mount_path_dir!r} does not exist")
+    if not os.path.isdir(a.mount_path_dir):
+        raise UserError(f"--mount_path_dir {a.mount_path_dir!r} is not a directory")
+    check_writable(a.plan_file, "--plan_file")
+    if not a.dry_run:
+        check_writable(a.arn_file, "--arn_file")
     agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
     for arn in agents:
         must_match(arn, "AgentArn", "agent")
@@ -125,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("scanning %d manifest entr%s under %s", len(manifest.entries),
              "y" if len(manifest.entries) == 1 else "ies", a.mount_path_dir)
     tree = scan(a.mount_path_dir, manifest.entries, a.scan_workers, Progress())
-    plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth)
+    plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth,
+                     item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None)
     if not plan.tasks:
         raise UserError("nothing to transfer under the manifest's directories")
     write_json(a.plan_file, plan.to_json())
@@ -135,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("dry run: nothing created in AWS")
         return 0
 
-    options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn))
+    options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
+                              task_mode=a.task_mode)
     launched = launch(client, plan, nfs_server=a.nfs_server_name, sub_dir=a.sub_dir, dest_loc=a.dest_loc,
-                      cloudwatch_arn=a.cloudwatch_arn, options=options, arn_file=a.arn_file)
+                      cloudwatch_arn=a.cloudwatch_arn, options=options, arn_file=a.arn_file,
+                      task_mode=a.task_mode, nfs_version=a.nfs_version, ready_timeout=a.task_ready_timeout_sec)
     log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
     return 0
 

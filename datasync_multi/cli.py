@@ -9,15 +9,31 @@ import sys
 from collections.abc import Callable
 
 from .datasync import AWSError, describe_error
-from .errors import UserError
+from .errors import SetupError, UserError
 
-EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_SETUP = 0, 1, 2, 3
+FILE_ONLY = {"file_only": True}
+"""``extra=`` for a log record that goes to the log file only: what the script also prints."""
 DEFAULT_LOG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "log")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each flag's default, and keeps the epilog's layout (the exit codes)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class Parser(argparse.ArgumentParser):
     """argparse that accepts ``--snake_case`` and ``--dashed-case`` for every long flag,
-    and reports a usage error on one line with exit code 2."""
+    shows defaults and exit codes in --help, and reports a usage error on one line with
+    exit code 2."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=HelpFormatter, **kwargs)
 
     def add_flag(self, name: str, **kwargs) -> None:
         flags = [name] if "_" not in name else [name, name.replace("_", "-")]
@@ -30,13 +46,19 @@ class Parser(argparse.ArgumentParser):
 def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> str:
     """Log to stderr and to ``log_dir/log_file``; return the log file's path."""
     log_dir = log_dir or DEFAULT_LOG_DIR
-    os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, log_file)
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        to_file = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise UserError(f"cannot write the log {path!r}: {exc.strerror}") from None
     fmt = logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")):
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.addFilter(lambda record: not getattr(record, "file_only", False))
+    for handler in (to_stderr, to_file):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     for noisy in ("botocore", "boto3", "urllib3"):
@@ -46,15 +68,20 @@ def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a script's main: a user error is one line on stderr and exit 2, an AWS error
-    that survived botocore's retries is one line and exit 1; never a traceback."""
+    that survived botocore's retries is one line and exit 1, a task DataSync could not get
+    ready is one line and exit 3; never a traceback. The log file keeps each line too."""
     prog = os.path.basename(sys.argv[0])
     try:
         return main(argv)
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SetupError as exc:
+        logging.getLogger(prog).error("%s", exc, extra=FILE_ONLY)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
     except AWSError as exc:
-        logging.getLogger(prog).error("AWS call failed: %s", describe_error(exc))
+        logging.getLogger(prog).error("AWS call failed: %s", describe_error(exc), extra=FILE_ONLY)
         print(f"{prog}: AWS error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_AWS
     except KeyboardInterrupt:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import boto3
@@ -18,7 +19,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
-from .errors import UserError
+from .errors import SetupError, UserError
 from .filters import filter_value, split_value
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,13 @@ SCHEDULER_TAG = {"Key": TAG_KEY, "Value": "datasync-multi-agent-scheduler"}
 WATCHER_TAG = {"Key": TAG_KEY, "Value": "datasync-agent-ha"}
 
 RETRIES = {"mode": "adaptive", "max_attempts": 10}
+
+TASK_MODES = ("BASIC", "ENHANCED")
+NFS_VERSIONS = ("AUTOMATIC", "NFS3", "NFS4_0", "NFS4_1")
+ENHANCED_LOG_GROUP = "/aws/datasync"
+"""Enhanced mode tasks log here and nowhere else."""
+TASK_READY_TIMEOUT = 600.0
+"""Seconds a new task may stay CREATING before the launch gives up on it."""
 
 TERMINAL_STATES = frozenset({"SUCCESS", "ERROR"})
 RUNNING_STATES = frozenset({"QUEUED", "LAUNCHING", "LAUNCHED", "PREPARING", "TRANSFERRING", "VERIFYING"})
@@ -40,11 +48,16 @@ def make_client(region: str | None = None, profile: str | None = None, endpoint_
     """A DataSync client on the standard credential chain, with adaptive retries.
 
     ``endpoint_url`` points it at the local emulator; boto3 also reads ``AWS_ENDPOINT_URL``.
+    No credentials at all is the user's to fix, so it is a UserError (exit 2) before any call.
     """
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
-        return session.client("datasync", endpoint_url=endpoint_url,
-                              config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent"))
+        client = session.client("datasync", endpoint_url=endpoint_url,
+                                config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent"))
+        if session.get_credentials() is None:
+            raise UserError("no AWS credentials found: run `aws configure`, set AWS_PROFILE (or --profile), "
+                            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
+        return client
     except botocore.exceptions.ProfileNotFound:
         raise UserError(f"AWS profile {profile!r} is not configured") from None
     except botocore.exceptions.NoRegionError:
@@ -84,6 +97,8 @@ class Agent:
     arn: str
     name: str
     status: str
+    last_contact: float | None = None
+    """When the agent last spoke to DataSync (epoch seconds; DescribeAgent only)."""
 
 
 def list_agents(client) -> list[Agent]:
@@ -94,8 +109,10 @@ def list_agents(client) -> list[Agent]:
 
 
 def describe_agent(client, arn: str) -> Agent:
+    """DescribeAgent: status and LastConnectionTime."""
     a = client.describe_agent(AgentArn=arn)
-    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"))
+    last = a.get("LastConnectionTime")
+    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"), last.timestamp() if last else None)
 
 
 # --- locations -------------------------------------------------------------------------
@@ -120,50 +137,69 @@ def nfs_uri_matches(uri: str, server: str, subdir: str) -> bool:
     return host == server and "/" + path.strip("/") == "/" + subdir.strip("/")
 
 
-def find_nfs_location(client, agent_arn: str, server: str, subdir: str) -> str | None:
-    """An existing NFS location for exactly this agent, server and export path."""
+def find_nfs_location(client, agent_arn: str, server: str, subdir: str) -> dict | None:
+    """An existing NFS location for exactly this agent, server and export path, described
+    (DescribeLocationNfs); or None."""
     filters = [{"Name": "LocationUri", "Values": [f"nfs://{server}/"], "Operator": "BeginsWith"}]
     for loc in _locations(client, filters):
         if nfs_uri_matches(loc.get("LocationUri", ""), server, subdir):
             desc = client.describe_location_nfs(LocationArn=loc["LocationArn"])
             if desc.get("OnPremConfig", {}).get("AgentArns") == [agent_arn]:
-                return loc["LocationArn"]
+                return desc
     return None
 
 
-def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str,
+def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_version: str = "AUTOMATIC",
                         tag: dict = SCHEDULER_TAG) -> tuple[str, bool]:
-    """Reuse or create the NFS source location of one agent; returns (arn, created)."""
+    """Reuse or create the NFS source location of one agent; returns (arn, created).
+
+    A reused location that mounts another NFS version is updated (UpdateLocationNfs), and
+    the log says so: a location is never used with mount options other than those asked.
+    """
     found = find_nfs_location(client, agent_arn, server, subdir)
     if found:
-        return found, False
+        arn = found["LocationArn"]
+        current = (found.get("MountOptions") or {}).get("Version", "AUTOMATIC")
+        if current != nfs_version:
+            client.update_location_nfs(LocationArn=arn, MountOptions={"Version": nfs_version})
+            log.warning("location %s mounted with NFS version %s; updated to %s", arn, current, nfs_version)
+        return arn, False
     arn = client.create_location_nfs(ServerHostname=server, Subdirectory=subdir,
-                                     OnPremConfig={"AgentArns": [agent_arn]}, Tags=[tag])["LocationArn"]
+                                     OnPremConfig={"AgentArns": [agent_arn]},
+                                     MountOptions={"Version": nfs_version}, Tags=[tag])["LocationArn"]
     return arn, True
 
 
 def describe_nfs_location(client, arn: str) -> dict:
-    """An NFS location's agents, server and export path (read from its LocationUri)."""
+    """An NFS location's agents, server, export path (read from its LocationUri) and NFS version."""
     d = client.describe_location_nfs(LocationArn=arn)
     host, _, path = d.get("LocationUri", "nfs://").removeprefix("nfs://").partition("/")
     return {"agents": d.get("OnPremConfig", {}).get("AgentArns", []), "server": host,
-            "subdir": "/" + path.strip("/")}
+            "subdir": "/" + path.strip("/"), "nfs_version": (d.get("MountOptions") or {}).get("Version", "AUTOMATIC")}
 
 
 # --- tasks and executions ----------------------------------------------------------------
 
 
 def task_options(verify_mode: str = "ONLY_FILES_TRANSFERRED", bytes_per_second: int = -1,
-                 logging_on: bool = False) -> dict:
+                 logging_on: bool = False, task_mode: str = "BASIC") -> dict:
     """Options safe for several tasks writing to one destination.
 
     PRESERVE keeps files deleted at the source: with REMOVE, a task could delete files
     another task wrote (UNCONFIRMED how REMOVE scopes itself under filters). Verification
-    covers only what this task moved, and only changed data is sent.
+    covers only what this task moved, and only changed data is sent. LogLevel is always
+    set: DataSync's default is OFF, so a log group alone would receive nothing. Enhanced
+    mode takes no bandwidth limit, so none is sent.
     """
-    return {"VerifyMode": verify_mode, "TransferMode": "CHANGED", "PreserveDeletedFiles": "PRESERVE",
-            "OverwriteMode": "ALWAYS", "TaskQueueing": "ENABLED", "BytesPerSecond": bytes_per_second,
-            "LogLevel": "BASIC" if logging_on else "OFF"}
+    options = {"VerifyMode": verify_mode, "TransferMode": "CHANGED", "PreserveDeletedFiles": "PRESERVE",
+               "OverwriteMode": "ALWAYS", "TaskQueueing": "ENABLED", "BytesPerSecond": bytes_per_second,
+               "LogLevel": "BASIC" if logging_on else "OFF"}
+    return for_mode(options, task_mode)
+
+
+def for_mode(options: dict, task_mode: str) -> dict:
+    """Options without what a task of this mode does not take (Enhanced: BytesPerSecond)."""
+    return {k: v for k, v in options.items() if not (task_mode == "ENHANCED" and k == "BytesPerSecond")}
 
 
 def list_tasks(client) -> list[dict]:
@@ -186,21 +222,85 @@ def find_task(client, source_arn: str, dest_arn: str, name: str) -> dict | None:
 
 def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: Sequence[str],
                 excludes: Sequence[str], options: dict, cloudwatch_arn: str | None,
-                tag: dict = SCHEDULER_TAG) -> tuple[dict, bool]:
-    """Reuse (with its filters and options brought up to date) or create a task.
+                task_mode: str = "BASIC", tag: dict = SCHEDULER_TAG) -> tuple[dict, bool]:
+    """Reuse (with its filters and options brought up to date) or create a task
+    (CreateTask, UpdateTask); it may still be CREATING: see ``wait_until_ready``.
 
     Returns the task's description as it was before any update, and whether it was created.
+    Raises SetupError when the task found has another mode (a mode never changes after
+    creation), or when DataSync refuses the mode for this location's agent.
     """
     common = {"Includes": rules(includes), "Excludes": rules(excludes), "Options": options}
     if cloudwatch_arn:
         common["CloudWatchLogGroupArn"] = cloudwatch_arn
     found = find_task(client, source_arn, dest_arn, name)
     if found:
+        mode = found.get("TaskMode", "BASIC")
+        if mode != task_mode:
+            raise SetupError(f"task {name} ({found['TaskArn']}) exists in {mode} mode and a task's mode cannot "
+                             f"change: delete it, or pass another --task_name, to run {task_mode} tasks")
         client.update_task(TaskArn=found["TaskArn"], **common)
         return found, False
-    arn = client.create_task(SourceLocationArn=source_arn, DestinationLocationArn=dest_arn,
-                             Name=name, Tags=[tag], **common)["TaskArn"]
-    return {"TaskArn": arn}, True
+    try:
+        arn = client.create_task(SourceLocationArn=source_arn, DestinationLocationArn=dest_arn,
+                                 Name=name, Tags=[tag], TaskMode=task_mode, **common)["TaskArn"]
+    except botocore.exceptions.ClientError as exc:
+        if "mode" not in describe_error(exc).lower():
+            raise
+        raise SetupError(f"DataSync refused to create {task_mode} task {name}: {describe_error(exc)}. A task "
+                         f"uses only agents of its own mode, and ListAgents does not say an agent's mode: pass "
+                         f"the {task_mode.title()} mode agents with --agent_arns") from None
+    return {"TaskArn": arn, "Status": "CREATING"}, True
+
+
+def task_readiness(task: dict) -> str:
+    """'ready', 'wait' or 'failed', from a DescribeTask.
+
+    A new task is CREATING while DataSync mounts the export; a failed mount leaves it
+    UNAVAILABLE with an ErrorCode. UNAVAILABLE without one (an agent offline, or a creation
+    not yet settled) is waited on, as Terraform's provider does.
+    """
+    status = task.get("Status")
+    if status in ("AVAILABLE", "QUEUED", "RUNNING"):
+        return "ready"
+    if status == "UNAVAILABLE" and task.get("ErrorCode"):
+        return "failed"
+    return "wait"
+
+
+def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY_TIMEOUT,
+                     on_wait: Callable[[str], None] | None = None) -> None:
+    """Wait (DescribeTask, backing off to 10 s) until every task in ``labels`` (task ARN ->
+    how to name it to the user) can start. Raises SetupError naming the first task whose
+    creation failed, with DataSync's error, or the tasks still not ready after ``timeout``.
+    ``on_wait`` gets a progress line now and then."""
+    started = time.monotonic()
+    pending = dict(labels)
+    pause, last_said = 0.2, 0.0
+    while True:
+        statuses = {}
+        for arn in list(pending):
+            task = describe_task(client, arn)
+            readiness = task_readiness(task)
+            if readiness == "failed":
+                raise SetupError(f"{pending[arn]}: DataSync could not create task {arn}: {task.get('ErrorCode')}: "
+                                 f"{task.get('ErrorDetail', '')}; fix the cause, delete the task and rerun")
+            if readiness == "ready":
+                del pending[arn]
+            else:
+                statuses[arn] = task.get("Status", "?")
+        if not pending:
+            return
+        waited = time.monotonic() - started
+        if waited >= timeout:
+            raise SetupError(f"{len(pending)} task(s) not ready after {timeout:.0f} s "
+                             f"({', '.join(f'{pending[a]}: {s}' for a, s in statuses.items())}); rerun to continue")
+        if on_wait and waited - last_said >= 10:
+            last_said = waited
+            on_wait(f"waiting for {len(pending)} task(s) to become AVAILABLE "
+                    f"({', '.join(sorted(set(statuses.values())))}), {waited:.0f} s of {timeout:.0f} s")
+        time.sleep(min(pause, timeout - waited))
+        pause = min(pause * 1.5, 10.0)
 
 
 def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Sequence[str],
@@ -222,6 +322,7 @@ def describe_execution(client, arn: str) -> dict:
 
 
 def describe_task(client, arn: str) -> dict:
+    """DescribeTask: status, mode, filters, locations, and ErrorCode/ErrorDetail if its creation failed."""
     return client.describe_task(TaskArn=arn)
 
 

@@ -20,32 +20,45 @@ def rotate_arn_file(path: str) -> None:
 
 
 def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
-           cloudwatch_arn: str | None, options: dict, arn_file: str) -> list[str]:
-    """Reuse or create each agent's location and task, start it, record the execution ARN.
+           cloudwatch_arn: str | None, options: dict, arn_file: str, task_mode: str = "BASIC",
+           nfs_version: str = "AUTOMATIC", ready_timeout: float = ds.TASK_READY_TIMEOUT) -> list[str]:
+    """Reuse or create each agent's location and task, wait until every task is ready,
+    then start each and record its execution ARN.
 
     Returns the execution ARNs, one per task.
 
     Every step is logged as it happens and every ARN is on disk the moment its execution
     starts, so a failure midway leaves a record, and a rerun finds and reuses what exists
     (an execution still running the same scope is adopted rather than started twice).
+    Nothing starts until every task is ready: a new task is CREATING while DataSync mounts
+    the export, and an export that does not mount stops the run (SetupError) before any
+    data moves.
     """
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
+    prepared = []
+    for task in plan.to_json()["tasks"]:  # the plan file's view: includes, and excludes if any
+        includes, excludes = task["includes"], task.get("excludes", [])
+        loc, loc_new = ds.ensure_nfs_location(client, task["agent_arn"], nfs_server, sub_dir, nfs_version)
+        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task["agent_arn"], loc)
+        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task["name"],
+                                          includes=includes, excludes=excludes, options=options,
+                                          cloudwatch_arn=cloudwatch_arn, task_mode=task_mode)
+        log.info("task %s %s: %s", task["name"], "created" if task_new else "reused, filters updated",
+                 before["TaskArn"])
+        prepared.append((task["name"], task["agent_arn"], includes, excludes, before, task_new))
+    ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent)}, "
+                                                    f"mounting {nfs_server}:{sub_dir}"
+                                 for name, agent, _, _, before, _ in prepared},
+                        timeout=ready_timeout, on_wait=log.info)
     done = []
-    for task in plan.tasks:
-        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir)
-        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
-        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
-                                          includes=task.includes, excludes=(),
-                                          options=options, cloudwatch_arn=cloudwatch_arn)
-        task_arn = before["TaskArn"]
-        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated", task_arn)
-        running = None if task_new else _running_same_scope(client, before, task.includes, ())
+    for _, _, includes, excludes, before, task_new in prepared:
+        running = None if task_new else _running_same_scope(client, before, includes, excludes)
         if running:
             execution = running
             log.info("execution already running this scope, adopted: %s", execution)
         else:
-            execution = ds.start_execution(client, task_arn, task.includes, ())
+            execution = ds.start_execution(client, before["TaskArn"], includes, excludes)
             log.info("execution started: %s", execution)
         append_line(arn_file, execution)
         done.append(execution)
@@ -73,3 +86,7 @@ def _running_same_scope(client, task: dict, includes, excludes) -> str | None:
     ex = ds.describe_execution(client, current)
     same = ds.patterns(ex.get("Includes")) == list(includes) and ds.patterns(ex.get("Excludes")) == list(excludes)
     return current if same and ex.get("Status") in ds.RUNNING_STATES else None
+
+
+def _short(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]

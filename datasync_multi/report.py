@@ -32,12 +32,17 @@ def plan_table(plan: Plan) -> str:
 
 
 def watch_table(rows) -> str:
-    """One row per watched execution: where it runs, how far it got, what the watcher did."""
+    """One row per watched execution: where it runs, what it sent against what it had left
+    to send (DataSync's estimate is what differs from the destination), what it found
+    already there and unchanged, and what the watcher did."""
     def progress(done: int, estimated: int, fmt) -> str:
         return f"{fmt(done)} / {fmt(estimated)}" if estimated else fmt(done)
 
-    return table(("execution", "task", "agent", "status", "bytes", "files", "action"),
+    def files(r) -> str:
+        shown = progress(r.files_done, r.files_estimated, lambda n: f"{n:,}")
+        return shown + (f" ({r.files_skipped:,} unchanged, skipped)" if r.files_skipped else "")
+
+    return table(("execution", "task", "agent", "status", "bytes sent / to send", "files sent / to send", "action"),
                  [(r.execution.rsplit("/", 1)[-1], r.task, r.agent.rsplit("/", 1)[-1], r.status,
-                   progress(r.bytes_done, r.bytes_estimated, human_bytes),
-                   progress(r.files_done, r.files_estimated, lambda n: f"{n:,}"), r.action) for r in rows],
+                   progress(r.bytes_done, r.bytes_estimated, human_bytes), files(r), r.action) for r in rows],
                  (False, False, False, False, True, True, False))

@@ -16,6 +16,21 @@ from collections.abc import Callable, Iterator
 from .errors import UserError
 
 
+def check_writable(path: str, flag: str) -> None:
+    """Refuse, before anything is created, a file we will write that cannot be written:
+    its directory is missing, is not a directory, or is not writable, or it is a directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path!r} is a directory")
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise UserError(f"{flag} {path!r}: its directory {directory!r} {what}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path!r}: its directory {directory!r} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path!r} is not writable")
+
+
 def append_line(path: str, line: str) -> None:
     """Append one line and make it durable before returning."""
     with open(path, "a", encoding="utf-8") as fh:
@@ -91,10 +106,12 @@ def exclusive_lock(path: str, on_wait: Callable[[], None] | None = None) -> Iter
 class Ledger:
     """The watcher's memory, beside the arn file: what was retried, what is known for good.
 
-    ``scopes`` maps the first execution of a scope to its attempts; an attempt without an
-    execution ARN is a recorded intent (the retry was decided, its start not yet seen).
-    ``tasks`` and ``locations`` cache descriptions that do not change; ``finished`` keeps
-    the last description of executions that ended, so they cost no call again.
+    ``scopes`` maps the first execution of a scope to its attempts (each with the agent it
+    ran on, so no agent that failed the scope is tried again), its retries, and its
+    ``scope`` of record (the plan's filters and counts, taken at first sight); an attempt
+    without an execution ARN is a recorded intent (the retry was decided, its start not yet
+    seen). ``tasks`` and ``locations`` cache descriptions that do not change; ``finished``
+    keeps the last description of executions that ended, so they cost no call again.
     """
 
     def __init__(self, path: str):
@@ -104,17 +121,15 @@ class Ledger:
         self.tasks: dict[str, dict] = data.get("tasks", {})
         self.locations: dict[str, dict] = data.get("locations", {})
         self.finished: dict[str, dict] = data.get("finished", {})
-        self.offline_since: dict[str, float] = data.get("offline_since", {})
 
     def save(self) -> None:
         write_json(self.path, {"version": 1, "scopes": self.scopes, "tasks": self.tasks,
-                               "locations": self.locations, "finished": self.finished,
-                               "offline_since": self.offline_since})
+                               "locations": self.locations, "finished": self.finished})
 
-    def scope_of(self, execution: str) -> str:
-        """The scope an execution belongs to (a new one starts with itself)."""
+    def scope_of(self, execution: str, agent: str) -> str:
+        """The scope an execution belongs to (a new one starts with itself, on ``agent``)."""
         for root, scope in self.scopes.items():
             if any(a.get("execution") == execution for a in scope["attempts"]):
                 return root
-        self.scopes[execution] = {"attempts": [{"execution": execution}], "retries": 0}
+        self.scopes[execution] = {"attempts": [{"execution": execution, "agent": agent}], "retries": 0}
         return execution

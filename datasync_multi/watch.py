@@ -10,12 +10,12 @@ The worst a crash can leave is a recorded intent, never a second retry.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field
 
 from . import datasync as ds
+from .errors import SetupError
 from .state import Ledger, append_line, read_lines
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,27 @@ EXECUTION_ARN = re.compile(r"^arn:[a-z-]+:datasync:[a-z0-9-]+:\d{12}:task/task-[
 
 SUCCEEDED, RUNNING, FAILED, STRANDED = "succeeded", "running", "failed", "stranded"
 
+CHECK_ERRORS = (*ds.AWSError, SetupError)
+"""What can stop a check from looking at or acting on one execution; the next check retries."""
+
+OFFLINE_AFTER = 300.0
+"""DataSync marks an agent OFFLINE after about five minutes without contact: an OFFLINE
+agent that reports no LastConnectionTime has been out of contact at least that long."""
+OVERSELECT_FACTOR, OVERSELECT_SLACK = 1.5, 100
+"""An estimate above factor x the plan's items + slack means the scope selects more than
+planned. With TransferMode=CHANGED the estimate is what differs between source and
+destination, so it can rightly be far below the plan (0 on a rerun), never far above."""
+
 
 @dataclass(frozen=True)
 class Settings:
     max_retries: int = 1
     offline_threshold: float = 600.0
-    """Seconds an agent must have been OFFLINE before its unfinished executions count as stranded."""
+    """Seconds since an OFFLINE agent's last contact before its unfinished executions count as stranded."""
     plan: dict | None = None
+    """The scheduler's plan: the scope of record of each task, and the agents a retry may use."""
+    task_ready_timeout: float = ds.TASK_READY_TIMEOUT
+    """Seconds a retry's new task may stay CREATING before this check gives up on it (the next one resumes)."""
 
 
 @dataclass
@@ -43,6 +57,7 @@ class Row:
     bytes_estimated: int = 0
     files_done: int = 0
     files_estimated: int = 0
+    files_skipped: int = 0
     action: str = ""
 
 
@@ -50,15 +65,19 @@ class Row:
 class CheckResult:
     rows: list[Row] = field(default_factory=list)
     exhausted: list[str] = field(default_factory=list)
-    """Scopes that failed with no retry left."""
+    """Scopes that failed and will not be retried: no retry left, or no scope of record."""
     waiting: list[str] = field(default_factory=list)
     """Scopes that failed and found no healthy agent this time."""
     unfinished: int = 0
     """Scopes still moving (running, or about to be retried)."""
+    errors: list[str] = field(default_factory=list)
+    """Executions this check could not look at or act on (an AWS error): nothing is known of them."""
+    oversized: list[str] = field(default_factory=list)
+    """Executions whose estimate is well above what the plan gives their scope."""
 
     @property
     def finished(self) -> bool:
-        return self.unfinished == 0 and not self.waiting
+        return self.unfinished == 0 and not self.waiting and not self.errors
 
 
 def classify(status: str, agent_status: str, offline_for: float, threshold: float) -> str:
@@ -89,6 +108,29 @@ def read_arn_file(path: str) -> list[str]:
     return arns
 
 
+def planned_scope(plan: dict | None, task_name: str) -> tuple[dict | None, str]:
+    """The scope the scheduler planned for a task (its filters and counts), or None and why not.
+
+    The plan is the scope of record: DescribeTaskExecution does not promise to echo an
+    execution's filters, and a retry built from an empty echo would move the whole export.
+    """
+    if not plan:
+        return None, "there is no plan file (--plan_file) to take its scope from"
+    task = next((t for t in plan.get("tasks", []) if t.get("name") == task_name), None)
+    if task is None:
+        return None, f"the plan file has no task named {task_name}"
+    if not task.get("includes"):
+        return None, f"the plan gives task {task_name} no include filter"
+    return {"task_name": task_name, "includes": list(task["includes"]), "excludes": list(task.get("excludes", [])),
+            "files": task.get("files", 0), "dirs": task.get("dirs", 0), "bytes": task.get("bytes", 0)}, ""
+
+
+def echo_differs(desc: dict, scope: dict) -> bool:
+    """Whether the filters DescribeTaskExecution echoed (when it did) differ from the scope's."""
+    return any(key in desc and desc[key] is not None and ds.patterns(desc[key]) != scope[key.lower()]
+               for key in ("Includes", "Excludes"))
+
+
 class Watcher:
     """Holds the client, the ledger and the settings for one check."""
 
@@ -97,6 +139,7 @@ class Watcher:
         self.ledger = ledger
         self.arn_file = arn_file
         self.settings = settings
+        self._last_contact: dict[str, float | None] = {}
 
     # -- cached descriptions ------------------------------------------------------------
 
@@ -104,8 +147,8 @@ class Watcher:
         if task_arn not in self.ledger.tasks:
             t = ds.describe_task(self.client, task_arn)
             self.ledger.tasks[task_arn] = {
-                "name": t.get("Name", ""), "source": t["SourceLocationArn"],
-                "dest": t["DestinationLocationArn"], "cloudwatch": t.get("CloudWatchLogGroupArn")}
+                "name": t.get("Name", ""), "source": t["SourceLocationArn"], "dest": t["DestinationLocationArn"],
+                "cloudwatch": t.get("CloudWatchLogGroupArn"), "mode": t.get("TaskMode", "BASIC")}
         return self.ledger.tasks[task_arn]
 
     def location(self, loc_arn: str) -> dict:
@@ -117,28 +160,32 @@ class Watcher:
         agents = self.location(self.task(ds.task_of(execution))["source"])["agents"]
         return agents[0] if agents else ""
 
-    def describe(self, execution: str) -> dict:
+    def describe(self, execution: str, fresh: bool = False) -> dict:
         """The execution's description; ended ones come from the ledger at no cost."""
-        if execution in self.ledger.finished:
+        if execution in self.ledger.finished and not fresh:
             return self.ledger.finished[execution]
         d = ds.describe_execution(self.client, execution)
-        keep = {k: d.get(k) for k in ("Status", "Includes", "Excludes", "Options", "Result",
-                                      "BytesTransferred", "EstimatedBytesToTransfer",
-                                      "FilesTransferred", "EstimatedFilesToTransfer")}
+        keep = {k: d.get(k) for k in ("Status", "Includes", "Excludes", "Options", "Result", "TaskMode",
+                                      "BytesTransferred", "EstimatedBytesToTransfer", "FilesTransferred",
+                                      "EstimatedFilesToTransfer", "FilesSkipped")}
         if keep["Status"] in ds.TERMINAL_STATES:
             self.ledger.finished[execution] = keep
         return keep
+
+    def offline_for(self, agent: str, now: float) -> float:
+        """Seconds since an OFFLINE agent last spoke to DataSync (DescribeAgent's
+        LastConnectionTime), so the threshold counts from when the agent was really lost,
+        whenever the watcher first noticed it."""
+        if agent not in self._last_contact:
+            self._last_contact[agent] = ds.describe_agent(self.client, agent).last_contact
+        last = self._last_contact[agent]
+        return OFFLINE_AFTER if last is None else max(0.0, now - last)
 
     # -- the check ------------------------------------------------------------------------
 
     def check(self, now: float | None = None) -> CheckResult:
         now = time.time() if now is None else now
         agents = {a.arn: a.status for a in ds.list_agents(self.client)}
-        for arn, status in agents.items():
-            if status == "ONLINE":
-                self.ledger.offline_since.pop(arn, None)
-            else:
-                self.ledger.offline_since.setdefault(arn, now)
         watched = read_arn_file(self.arn_file)
         result = CheckResult()
         views: dict[str, tuple[dict, str]] = {}
@@ -146,48 +193,50 @@ class Watcher:
             try:
                 views[execution] = (self.describe(execution), self.agent_of(execution))
             except ds.AWSError as exc:
-                log.error("cannot describe %s: %s", execution, ds.describe_error(exc))
-                result.rows.append(Row(execution, "?", "?", "UNKNOWN", action=f"describe failed: {ds.describe_error(exc)}"))
+                row = Row(execution, "?", "?", "UNKNOWN")
+                result.rows.append(row)
+                _failed_check(result, row, f"describe failed: {ds.describe_error(exc)}")
         busy = {}
         for desc, agent in views.values():
             if desc.get("Status") not in ds.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
-        self._complete_intents(result, agents, busy)
+        self._complete_intents(result)
         for execution, (desc, agent) in views.items():
+            row = Row(execution, self.task(ds.task_of(execution))["name"], agent, desc.get("Status") or "UNKNOWN",
+                      desc.get("BytesTransferred") or 0, desc.get("EstimatedBytesToTransfer") or 0,
+                      desc.get("FilesTransferred") or 0, desc.get("EstimatedFilesToTransfer") or 0,
+                      desc.get("FilesSkipped") or 0)
+            result.rows.append(row)
             try:
-                self._handle(execution, desc, agent, agents, busy, now, result)
-            except ds.AWSError as exc:
-                log.error("handling %s failed: %s", execution, ds.describe_error(exc))
-                result.unfinished += 1
-                result.rows.append(Row(execution, "?", agent, desc.get("Status", "?"),
-                                       action=f"AWS error, next check retries: {ds.describe_error(exc)}"))
+                self._handle(execution, desc, agent, agents, busy, now, row, result)
+            except CHECK_ERRORS as exc:
+                _failed_check(result, row, f"{ds.describe_error(exc)}; the next check tries again")
         self.ledger.save()
         return result
 
-    def _handle(self, execution, desc, agent, agents, busy, now, result: CheckResult) -> None:
-        root = self.ledger.scope_of(execution)
+    def _handle(self, execution, desc, agent, agents, busy, now, row: Row, result: CheckResult) -> None:
+        root = self.ledger.scope_of(execution, agent)
         scope = self.ledger.scopes[root]
-        status = desc.get("Status", "UNKNOWN")
-        offline_for = now - self.ledger.offline_since.get(agent, now)
-        state = classify(status, agents.get(agent, "OFFLINE"), offline_for, self.settings.offline_threshold)
-        row = Row(execution, self.task(ds.task_of(execution))["name"], agent, status,
-                  desc.get("BytesTransferred") or 0, desc.get("EstimatedBytesToTransfer") or 0,
-                  desc.get("FilesTransferred") or 0, desc.get("EstimatedFilesToTransfer") or 0)
-        result.rows.append(row)
         latest = scope["attempts"][-1]
         if latest.get("execution") != execution:
             row.action = f"moved earlier: {_short(latest.get('execution') or 'retry pending')}"
             return
-        if state == SUCCEEDED:
-            row.action = self._plan_mismatch(desc) or "done"
-            return
-        if state == RUNNING:
-            result.unfinished += 1
-            row.action = self._plan_mismatch(desc) or "running"
+        record, why_not = self._scope_of_record(scope, root, desc)
+        status = row.status
+        offline_for = self.offline_for(agent, now) if agents.get(agent, "OFFLINE") == "OFFLINE" else 0.0
+        state = classify(status, agents.get(agent, "OFFLINE"), offline_for, self.settings.offline_threshold)
+        if state in (SUCCEEDED, RUNNING):
+            flag = _oversized(desc, record)
+            if flag:
+                result.oversized.append(execution)
+                log.warning("%s: %s", execution, flag)
+            if state == RUNNING:
+                result.unfinished += 1
+            row.action = flag or ("done" if state == SUCCEEDED else "running")
             return
         latest["failed"] = status if state == FAILED else f"{status} on offline agent"
         if state == STRANDED:
-            row.action = f"stranded: agent offline {offline_for:.0f}s; "
+            row.action = f"stranded: agent out of contact {offline_for:.0f}s; "
         error = (desc.get("Result") or {}).get("ErrorCode")
         if error:
             row.action += f"{error}; "
@@ -195,44 +244,90 @@ class Watcher:
             result.exhausted.append(root)
             row.action += f"failed, no retries left ({scope['retries']}/{self.settings.max_retries})"
             return
-        failed_agents = {a.get("agent") for a in scope["attempts"]} | {agent}
-        healthy = sorted((a for a, s in agents.items() if s == "ONLINE" and a not in failed_agents),
-                         key=lambda a: (busy.get(a, 0), a))
-        if not healthy:
+        if record is None:
+            result.exhausted.append(root)
+            row.action += f"failed; not retried: {why_not}, so its scope cannot be rebuilt"
+            log.error("%s failed and is not retried: %s, so its scope cannot be rebuilt", execution, why_not)
+            return
+        target = self._healthy_agent(scope, agents, busy)
+        if not target:
             result.waiting.append(root)
             row.action += "failed; no healthy agent to move to, retry budget kept"
             log.warning("%s failed and no healthy agent is ONLINE; will try again next check", execution)
             return
-        if state == STRANDED and status != "CANCELLING":  # only once it can be moved: it may yet resume
-            ds.cancel_execution(self.client, execution)
-            row.action += "cancelled; "
-        target = healthy[0]
+        if state == STRANDED and status != "CANCELLING" and not self._cancel(execution, row):
+            del latest["failed"]
+            return
         task = self.task(ds.task_of(execution))
         loc = self.location(task["source"])
+        mode = task.get("mode", "BASIC")
         scope["retries"] += 1
         scope["attempts"].append({"agent": target, "retry_of": execution, "decided": now,
                                   "task_name": task["name"] + "_retry", "server": loc["server"],
-                                  "subdir": loc["subdir"], "dest": task["dest"], "cloudwatch": task["cloudwatch"],
-                                  "includes": ds.patterns(desc.get("Includes")),
-                                  "excludes": ds.patterns(desc.get("Excludes")),
-                                  "options": desc.get("Options") or {}})
+                                  "subdir": loc["subdir"], "nfs_version": loc.get("nfs_version", "AUTOMATIC"),
+                                  "dest": task["dest"], "cloudwatch": task["cloudwatch"], "task_mode": mode,
+                                  "includes": record["includes"], "excludes": record["excludes"],
+                                  "options": ds.for_mode(desc.get("Options") or {}, mode)})
         self.ledger.save()  # the intent is durable before anything is created or started
         new = self._carry_out(scope["attempts"][-1])
         busy[target] = busy.get(target, 0) + 1
         result.unfinished += 1
         row.action += f"moved to {_short(target)}: {_short(new)}"
 
+    def _scope_of_record(self, scope: dict, root: str, desc: dict) -> tuple[dict | None, str]:
+        """What this scope must move, from the ledger or else the plan; None and why if unknown."""
+        if "scope" not in scope:
+            record, why_not = planned_scope(self.settings.plan, self.task(ds.task_of(root))["name"])
+            if record is None:
+                return None, why_not
+            scope["scope"] = record
+        if echo_differs(desc, scope["scope"]):
+            return None, "the filters it ran with differ from the plan's"
+        return scope["scope"], ""
+
+    def _healthy_agent(self, scope: dict, agents: dict[str, str], busy: dict[str, int]) -> str | None:
+        """The least busy ONLINE agent that has failed no attempt of this scope; with a plan,
+        one of the plan's agents (the user chose them, and their task mode fits)."""
+        failed = {a.get("agent") or self.agent_of(a["execution"]) for a in scope["attempts"]}
+        allowed = set(self.settings.plan.get("agents") or [t["agent_arn"] for t in self.settings.plan["tasks"]]) \
+            if self.settings.plan else set(agents)
+        healthy = sorted((a for a, s in agents.items() if s == "ONLINE" and a not in failed and a in allowed),
+                         key=lambda a: (busy.get(a, 0), a))
+        return healthy[0] if healthy else None
+
+    def _cancel(self, execution: str, row: Row) -> bool:
+        """Cancel a stranded execution before moving it; False if it ended by itself with
+        SUCCESS meanwhile (nothing to move). A cancel that loses the race to an ERROR is fine."""
+        try:
+            ds.cancel_execution(self.client, execution)
+            row.action += "cancelled; "
+            return True
+        except ds.AWSError:
+            desc = self.describe(execution, fresh=True)
+            if desc.get("Status") not in ds.TERMINAL_STATES:
+                raise
+        row.status = desc["Status"]
+        if row.status == "SUCCESS":
+            row.action = "ended by itself before it could be cancelled: done"
+            return False
+        row.action += "ended by itself before it could be cancelled; "
+        return True
+
     def _carry_out(self, attempt: dict) -> str:
         """Create or reuse the retry's location and task, then adopt or start its execution."""
         if not attempt.get("task"):
-            loc, _ = ds.ensure_nfs_location(self.client, attempt["agent"], attempt["server"],
-                                            attempt["subdir"], tag=ds.WATCHER_TAG)
+            loc, _ = ds.ensure_nfs_location(self.client, attempt["agent"], attempt["server"], attempt["subdir"],
+                                            attempt.get("nfs_version", "AUTOMATIC"), tag=ds.WATCHER_TAG)
             task, _ = ds.ensure_task(
                 self.client, source_arn=loc, dest_arn=attempt["dest"], name=attempt["task_name"],
                 includes=attempt["includes"], excludes=attempt["excludes"], options=attempt["options"],
-                cloudwatch_arn=attempt.get("cloudwatch"), tag=ds.WATCHER_TAG)
+                cloudwatch_arn=attempt.get("cloudwatch"), task_mode=attempt.get("task_mode", "BASIC"),
+                tag=ds.WATCHER_TAG)
             attempt["task"] = task["TaskArn"]
             self.ledger.save()
+        ds.wait_until_ready(self.client, {attempt["task"]: f"retry task {attempt['task_name']} on agent "
+                                                           f"{_short(attempt['agent'])}"},
+                            timeout=self.settings.task_ready_timeout, on_wait=log.info)
         known = {a.get("execution") for s in self.ledger.scopes.values() for a in s["attempts"]}
         adopt = [e for e in ds.list_executions(self.client, attempt["task"]) if e not in known
                  and _started_after(ds.describe_execution(self.client, e), attempt["decided"])]
@@ -242,50 +337,53 @@ class Watcher:
         else:
             execution = ds.start_execution(self.client, attempt["task"], attempt["includes"], attempt["excludes"])
             log.info("retry of %s started on %s: %s", attempt["retry_of"], attempt["agent"], execution)
-            _failpoint("after_retry_start")
         attempt["execution"] = execution
         self.ledger.save()
         append_line(self.arn_file, execution)
         return execution
 
-    def _complete_intents(self, result: CheckResult, agents, busy) -> None:
+    def _complete_intents(self, result: CheckResult) -> None:
         """Finish retries a crashed check decided but did not see started."""
         for root, scope in self.ledger.scopes.items():
             attempt = scope["attempts"][-1]
             if attempt.get("execution") or "retry_of" not in attempt:
                 continue
+            row = Row(attempt.get("task") or "?", attempt["task_name"], attempt["agent"], "STARTED")
+            result.rows.append(row)
             try:
-                execution = self._carry_out(attempt)
+                row.execution = self._carry_out(attempt)
                 result.unfinished += 1
-                result.rows.append(Row(execution, attempt["task_name"], attempt["agent"], "STARTED",
-                                       action=f"retry of {_short(attempt['retry_of'])} completed after a restart"))
-            except ds.AWSError as exc:
-                log.error("completing the retry of %s failed: %s", root, ds.describe_error(exc))
-                result.unfinished += 1
+                row.action = f"retry of {_short(attempt['retry_of'])} completed (an earlier check decided it)"
+            except CHECK_ERRORS as exc:
+                row.status = "PENDING"
+                _failed_check(result, row, f"completing the retry of {_short(root)} failed: "
+                                           f"{ds.describe_error(exc)}; the next check tries again")
 
-    def _plan_mismatch(self, desc: dict) -> str:
-        """Flag an execution that selected nothing where the plan expected files."""
-        plan = self.settings.plan
-        if not plan or desc.get("EstimatedFilesToTransfer") is None or desc.get("Status") in ("QUEUED", "LAUNCHING", "PREPARING"):
-            return ""
-        includes = ds.patterns(desc.get("Includes"))
-        planned = next((t for t in plan.get("tasks", []) if t.get("includes") == includes), None)
-        if planned and planned.get("files", 0) > 0 and desc.get("EstimatedFilesToTransfer") == 0:
-            return (f"CHECK: selected 0 files, the plan has {planned['files']:,}; on a first run this means "
-                    "the mount is not the export")
+
+def _oversized(desc: dict, scope: dict | None) -> str:
+    """Flag an execution that selects well more than its plan: an overlap, a wrong reading of
+    the filters, or a mount that is not the export. (Enhanced mode counts files only.)"""
+    estimated = desc.get("EstimatedFilesToTransfer")
+    if not scope or not estimated or desc.get("Status") in ("QUEUED", "LAUNCHING"):
         return ""
+    planned = scope["files"] + (0 if desc.get("TaskMode") == "ENHANCED" else scope["dirs"])
+    if estimated <= planned * OVERSELECT_FACTOR + OVERSELECT_SLACK:
+        return ""
+    return (f"CHECK: selects {estimated:,} items where the plan has {planned:,}: overlapping scopes, "
+            "filters read another way, or a mount that is not the export")
+
+
+def _failed_check(result: CheckResult, row: Row, message: str) -> None:
+    """Record what a check could not do: in the row, once in the log, and in the exit code."""
+    row.action += message
+    result.errors.append(row.execution)
+    log.error("%s: %s", row.execution, message)
 
 
 def _started_after(execution: dict, decided: float) -> bool:
     """Whether an execution may be the one a crashed check started (a minute of clock skew allowed)."""
     start = execution.get("StartTime")
     return start is None or start.timestamp() >= decided - 60
-
-
-def _failpoint(name: str) -> None:
-    """Die here, as a crash or a kill would, when the tests ask for it by name."""
-    if os.environ.get("DATASYNC_HA_FAILPOINT") == name:
-        os._exit(137)
 
 
 def _short(arn: str) -> str:

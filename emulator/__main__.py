@@ -19,7 +19,9 @@ def parse_args(argv=None):
                                  description="Local AWS DataSync emulator (NFS -> S3)")
     ap.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=0, help="TCP port, 0 = pick a free one")
-    ap.add_argument("--agents", type=int, default=3, help="number of emulated agents")
+    ap.add_argument("--agents", type=int, default=3, help="number of emulated Basic mode agents")
+    ap.add_argument("--enhanced-agents", type=int, default=0,
+                    help="number of emulated Enhanced mode agents, numbered after the Basic ones")
     ap.add_argument("--export", action="append", default=[], metavar="HOST:/EXPORT=LOCALDIR",
                     help="map an NFS export to a local directory (repeatable)")
     ap.add_argument("--s3-root", required=True,
@@ -35,6 +37,10 @@ def parse_args(argv=None):
                     help="open filter rule: does a '*' cross '/'")
     ap.add_argument("--precedence", choices=("exclude", "include"), default="exclude",
                     help="open filter rule: which wins for a path matching an include and an exclude")
+    ap.add_argument("--task-create-delay", type=float, default=0.1,
+                    help="seconds a new task stays CREATING (while DataSync mounts the export)")
+    ap.add_argument("--basic-item-quota", type=int, default=50_000_000,
+                    help="items one Basic mode execution may select (Enhanced mode has no quota)")
     ap.add_argument("--verbose", action="store_true", help="log HTTP requests to stderr")
     return ap.parse_args(argv)
 
@@ -54,7 +60,8 @@ def main(argv=None) -> int:
     model.service_model()  # load once before serving
     state = State(region=args.region, agents=args.agents, exports=exports,
                   s3_root=args.s3_root, phase_delay=args.phase_delay,
-                  offline_error_delay=args.offline_error_delay,
+                  offline_error_delay=args.offline_error_delay, enhanced_agents=args.enhanced_agents,
+                  task_create_delay=args.task_create_delay, item_quota=args.basic_item_quota,
                   reading=Reading(args.match, args.star, args.precedence))
     srv = make_server(state, args.host, args.port, verbose=args.verbose)
     host, port = srv.server_address[:2]
@@ -70,6 +77,9 @@ def main(argv=None) -> int:
     th.start()
     sys.stdout.write(f"http://{host}:{port}\n")
     sys.stdout.flush()
+    print(f"emulator at http://{host}:{port}; a destination location: python3 -m emulator.destination "
+          f"--endpoint-url http://{host}:{port} --bucket my-bucket --subdirectory /dest "
+          f"(copies land in {os.path.join(state.s3_root, 'my-bucket', 'dest')})", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass
     srv.shutdown()

@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from . import transfer
+from . import taskmode, transfer
 from .filters import DEFAULT_READING, FilterError, FilterSet, Reading, validate_includes
 
 ACCOUNT = "111122223333"
@@ -26,6 +26,7 @@ RUNNING_PHASES = ("PREPARING", "TRANSFERRING", "VERIFYING")
 MAX_QUEUED_PER_TASK = 50
 MAX_TASKS = 100
 MAX_TAGS = 50
+BASIC_ITEM_QUOTA = 50_000_000
 DEFAULT_PAGE = 100
 CHUNK = 64 * 1024
 
@@ -41,7 +42,7 @@ DEFAULT_OPTIONS = {
     "PosixPermissions": "PRESERVE",
     "BytesPerSecond": -1,
     "TaskQueueing": "ENABLED",
-    "LogLevel": "BASIC",
+    "LogLevel": "OFF",
     "TransferMode": "CHANGED",
     "SecurityDescriptorCopyFlags": "OWNER_DACL",
     "ObjectTags": "PRESERVE",
@@ -95,6 +96,7 @@ class Agent:
     last_connection: float = 0.0
     offline_since: float | None = None
     bytes_per_second: int | None = None
+    mode: str = "BASIC"
 
 
 @dataclass
@@ -136,6 +138,10 @@ class Task:
     manifest: dict | None = None
     report_config: dict | None = None
     current_exec: str | None = None
+    ready_at: float = 0.0
+    """CREATING until then (DataSync mounts the source while it creates a task)."""
+    error: tuple[str, str] | None = None
+    """(ErrorCode, ErrorDetail) of a creation that failed: the task stays UNAVAILABLE."""
 
 
 @dataclass
@@ -148,6 +154,7 @@ class Execution:
     includes: list
     excludes: list
     start_time: float
+    task_mode: str = "BASIC"
     status: str = "QUEUED"
     launch_time: float | None = None
     end_time: float | None = None
@@ -256,13 +263,17 @@ def _match_filter(name: str, op: str, values: list[str], actual, kind: str) -> b
 
 class State:
     def __init__(self, region="us-east-1", agents=3, exports=None, s3_root=".",
-                 phase_delay=0.05, offline_error_delay=1.0, reading: Reading = DEFAULT_READING):
+                 phase_delay=0.05, offline_error_delay=1.0, enhanced_agents=0,
+                 task_create_delay=0.1, item_quota=BASIC_ITEM_QUOTA, reading: Reading = DEFAULT_READING):
         self.region = region
         self.reading = reading
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.phase_delay = float(phase_delay)
         self.offline_error_delay = float(offline_error_delay)
+        self.task_create_delay = float(task_create_delay)
+        self.item_quota = int(item_quota)
+        self.echo_execution_filters = True
         self.s3_root = os.path.abspath(s3_root)
         # exports: list of (host, export path, local dir)
         self.exports = []
@@ -287,10 +298,11 @@ class State:
         self.seq = 0
         self.stopping = False
         now = time.time()
-        for i in range(1, agents + 1):
+        for i in range(1, agents + enhanced_agents + 1):
             aid = f"agent-{i:017x}"
             arn = f"arn:aws:datasync:{region}:{ACCOUNT}:agent/{aid}"
-            self.agents[arn] = Agent(arn, aid, f"emulated-agent-{i}", i, now, last_connection=now)
+            self.agents[arn] = Agent(arn, aid, f"emulated-agent-{i}", i, now, last_connection=now,
+                                     mode="BASIC" if i <= agents else "ENHANCED")
             self.tags[arn] = {}
 
     # ------------------------------------------------------------------ utils
@@ -341,12 +353,15 @@ class State:
     def op_DescribeAgent(self, p):
         with self.lock:
             a = self._get(self.agents, p["AgentArn"], "agent")
-            last = time.time() if a.status == "ONLINE" else (a.offline_since or a.last_connection)
+            last = time.time() if a.status == "ONLINE" else a.last_connection
             return {"AgentArn": a.arn, "Name": a.name, "Status": a.status,
                     "LastConnectionTime": last, "CreationTime": a.created,
                     "EndpointType": "PUBLIC", "Platform": {"Version": "2.0.0-emulated"}}
 
-    def set_agent(self, agent: Agent, status=None, bytes_per_second=...):
+    def set_agent(self, agent: Agent, status=None, bytes_per_second=..., last_contact_ago=None):
+        """``last_contact_ago`` backdates the LastConnectionTime an OFFLINE agent reports (real
+        agents are marked OFFLINE minutes after their last contact); running executions still
+        get ``offline_error_delay`` from now."""
         with self.lock:
             if status is not None:
                 if status not in ("ONLINE", "OFFLINE"):
@@ -360,6 +375,10 @@ class State:
                         agent.offline_since = None
                         agent.last_connection = now
                     agent.status = status
+            if last_contact_ago is not None:
+                if agent.status != "OFFLINE":
+                    raise ValueError("last_contact_ago applies to an OFFLINE agent")
+                agent.last_connection = time.time() - float(last_contact_ago)
             if bytes_per_second is not ...:
                 agent.bytes_per_second = int(bytes_per_second) if bytes_per_second else None
             self._schedule_locked()
@@ -485,13 +504,20 @@ class State:
         except FilterError as e:
             raise invalid(str(e))
 
-    def _task_status(self, t: Task) -> str:
+    def _task_agents(self, t: Task) -> list[str]:
+        """The agents of the task's source location that have the task's mode."""
         src = self.locations.get(t.source)
-        if src is not None:
-            for a in src.agents:
-                ag = self.agents.get(a)
-                if ag is not None and ag.status == "OFFLINE":
-                    return "UNAVAILABLE"
+        if src is None:
+            return []
+        return taskmode.usable_agents(t.task_mode, [(a, self.agents[a].mode) for a in src.agents if a in self.agents])
+
+    def _task_status(self, t: Task) -> str:
+        if time.time() < t.ready_at:
+            return "CREATING"
+        if t.error:
+            return "UNAVAILABLE"
+        if any(self.agents[a].status == "OFFLINE" for a in self._task_agents(t)):
+            return "UNAVAILABLE"
         statuses = [e.status for e in self.executions.values()
                     if e.task_arn == t.arn and e.status not in TERMINAL]
         if any(s in OCCUPYING for s in statuses):
@@ -500,23 +526,44 @@ class State:
             return "QUEUED"
         return "AVAILABLE"
 
+    def _check_mode(self, mode: str, src: Location, dst: Location, p: dict):
+        problem = (taskmode.option_problem(mode, p.get("Options") or {}, p.get("CloudWatchLogGroupArn"))
+                   or taskmode.pair_problem(mode, src.type, dst.type))
+        if problem:
+            raise invalid(problem)
+        if src.type == "NFS" and not taskmode.usable_agents(mode, [(a, self.agents[a].mode) for a in src.agents]):
+            raise invalid(f"Location {src.arn} has no {mode.title()} mode agent: a {mode} task uses only "
+                          f"agents of its own mode")
+
     def op_CreateTask(self, p):
         with self.lock:
-            self._get(self.locations, p["SourceLocationArn"], "location")
-            self._get(self.locations, p["DestinationLocationArn"], "location")
+            src = self._get(self.locations, p["SourceLocationArn"], "location")
+            dst = self._get(self.locations, p["DestinationLocationArn"], "location")
             self._check_filters(p)
+            mode = p.get("TaskMode", "BASIC")
+            self._check_mode(mode, src, dst, p)
             opts = dict(DEFAULT_OPTIONS)
+            if mode == "ENHANCED":
+                opts["VerifyMode"] = "ONLY_FILES_TRANSFERRED"
             opts.update(p.get("Options") or {})
             self._check_options(opts)
             if len(self.tasks) >= MAX_TASKS:
                 raise invalid(f"Task quota exceeded: at most {MAX_TASKS} tasks")
+            error = None
+            if src.type == "NFS":  # DataSync mounts the export while the task is CREATING
+                try:
+                    self._export_dir(src)
+                except _ExecFailed as exc:
+                    error = (exc.code, exc.detail)
+            now = time.time()
             arn = self._arn("task", "task")
-            t = Task(arn, p["SourceLocationArn"], p["DestinationLocationArn"], time.time(), opts,
+            t = Task(arn, p["SourceLocationArn"], p["DestinationLocationArn"], now, opts,
                      name=p.get("Name"), includes=copy.deepcopy(p.get("Includes") or []),
                      excludes=copy.deepcopy(p.get("Excludes") or []),
                      log_group=p.get("CloudWatchLogGroupArn"), schedule=p.get("Schedule"),
-                     task_mode=p.get("TaskMode", "BASIC"), manifest=p.get("ManifestConfig"),
-                     report_config=p.get("TaskReportConfig"))
+                     task_mode=mode, manifest=p.get("ManifestConfig"),
+                     report_config=p.get("TaskReportConfig"), ready_at=now + self.task_create_delay,
+                     error=error)
             self.tags[arn] = {tg["Key"]: tg.get("Value", "") for tg in p.get("Tags") or []}
             self.tasks[arn] = t
             return {"TaskArn": arn}
@@ -524,7 +571,8 @@ class State:
     def op_DescribeTask(self, p):
         with self.lock:
             t = self._get(self.tasks, p["TaskArn"], "task")
-            out = {"TaskArn": t.arn, "Status": self._task_status(t),
+            status = self._task_status(t)
+            out = {"TaskArn": t.arn, "Status": status,
                    "SourceLocationArn": t.source, "DestinationLocationArn": t.dest,
                    "Options": dict(t.options), "Includes": copy.deepcopy(t.includes),
                    "Excludes": copy.deepcopy(t.excludes), "CreationTime": t.created,
@@ -542,12 +590,17 @@ class State:
                 out["ManifestConfig"] = copy.deepcopy(t.manifest)
             if t.report_config:
                 out["TaskReportConfig"] = copy.deepcopy(t.report_config)
+            if t.error and status != "CREATING":
+                out["ErrorCode"], out["ErrorDetail"] = t.error
             return out
 
     def op_UpdateTask(self, p):
         with self.lock:
             t = self._get(self.tasks, p["TaskArn"], "task")
             self._check_filters(p)
+            problem = taskmode.option_problem(t.task_mode, p.get("Options") or {}, p.get("CloudWatchLogGroupArn"))
+            if problem:
+                raise invalid(problem)
             opts = dict(t.options)
             opts.update(p.get("Options") or {})
             self._check_options(opts)
@@ -608,7 +661,15 @@ class State:
     def op_StartTaskExecution(self, p):
         with self.lock:
             t = self._get(self.tasks, p["TaskArn"], "task")
+            status = self._task_status(t)
+            if status == "CREATING":
+                raise invalid(f"Task {t.arn} is still being created (CREATING); start it once it is AVAILABLE")
+            if t.error:
+                raise invalid(f"Task {t.arn} is UNAVAILABLE: {t.error[0]}: {t.error[1]}")
             self._check_filters(p)
+            problem = taskmode.option_problem(t.task_mode, p.get("OverrideOptions") or {})
+            if problem:
+                raise invalid(problem)
             opts = dict(t.options)
             opts.update(p.get("OverrideOptions") or {})
             self._check_options(opts)
@@ -616,14 +677,17 @@ class State:
                       if e.task_arn == t.arn and e.status == "QUEUED"]
             if len(queued) >= MAX_QUEUED_PER_TASK:
                 raise invalid(f"Task {t.arn} already has {MAX_QUEUED_PER_TASK} queued executions")
-            src = self.locations.get(t.source)
-            agent = src.agents[0] if (src is not None and src.type == "NFS" and src.agents) else None
+            agents = self._task_agents(t)
+            agent = agents[0] if agents else None
             includes = p["Includes"] if "Includes" in p else t.includes
             excludes = p["Excludes"] if "Excludes" in p else t.excludes
             arn = f"{t.arn}/execution/exec-{_hex17()}"
             self.seq += 1
             ex = Execution(arn, t.arn, self.seq, agent, opts, copy.deepcopy(includes),
-                           copy.deepcopy(excludes), time.time())
+                           copy.deepcopy(excludes), time.time(), task_mode=t.task_mode)
+            if t.task_mode == "ENHANCED":  # Files* count files only; directories count here
+                ex.counters.update(EstimatedFoldersToTransfer=0, FoldersTransferred=0, FoldersSkipped=0,
+                                   FoldersVerified=0)
             self.executions[arn] = ex
             self.tags[arn] = {tg["Key"]: tg.get("Value", "") for tg in p.get("Tags") or []}
             t.current_exec = arn
@@ -632,10 +696,10 @@ class State:
 
     def _exec_view(self, e: Execution) -> dict:
         out = {"TaskExecutionArn": e.arn, "Status": e.status, "Options": dict(e.options),
-               "StartTime": e.start_time, "TaskMode": "BASIC", "Result": dict(e.result)}
-        if e.includes:
+               "StartTime": e.start_time, "TaskMode": e.task_mode, "Result": dict(e.result)}
+        if e.includes and self.echo_execution_filters:
             out["Includes"] = copy.deepcopy(e.includes)
-        if e.excludes:
+        if e.excludes and self.echo_execution_filters:
             out["Excludes"] = copy.deepcopy(e.excludes)
         out.update(e.counters)
         if e.launch_time is not None:
@@ -657,7 +721,7 @@ class State:
                 items = [e for e in items if e.task_arn == p["TaskArn"]]
             page, nxt = self._page(items, p, lambda e: e.seq)
             out = {"TaskExecutions": [{"TaskExecutionArn": e.arn, "Status": e.status,
-                                       "TaskMode": "BASIC"} for e in page]}
+                                       "TaskMode": e.task_mode} for e in page]}
             if nxt:
                 out["NextToken"] = nxt
             return out
@@ -803,6 +867,14 @@ class State:
         if src.type != "NFS" or dst.type != "S3":
             raise _ExecFailed("UnsupportedTransfer",
                               "The emulator transfers only from an NFS location to an S3 location")
+        src_dir = self._export_dir(src)
+        sub = dst.subdirectory.strip("/")
+        dst_dir = os.path.join(self.s3_root, dst.bucket, *sub.split("/")) if sub \
+            else os.path.join(self.s3_root, dst.bucket)
+        return src_dir, dst_dir
+
+    def _export_dir(self, src: Location) -> str:
+        """The local directory an NFS location mounts; NfsMountFailed if it mounts nothing."""
         best = None
         for host, exp, local in self.exports:
             if host != src.hostname:
@@ -821,10 +893,28 @@ class State:
             raise _ExecFailed("NfsMountFailed",
                               f"mount.nfs: mounting {src.hostname}:{src.subdirectory} failed, "
                               f"reason given by server: No such file or directory")
-        sub = dst.subdirectory.strip("/")
-        dst_dir = os.path.join(self.s3_root, dst.bucket, *sub.split("/")) if sub \
-            else os.path.join(self.s3_root, dst.bucket)
-        return src_dir, dst_dir
+        return src_dir
+
+    def _estimate(self, e: Execution, entries, dst_dir: str):
+        """What is left to transfer: in CHANGED mode the difference between source and
+        destination (0 over a complete copy), in ALL mode everything selected."""
+        if e.options.get("TransferMode") == "ALL":
+            todo = entries
+        else:
+            never = e.options.get("OverwriteMode") == "NEVER"
+            todo = [en for en in entries if not transfer.is_current(en, transfer.dest_path(dst_dir, en.rel), never)]
+        folders = sum(1 for en in todo if en.kind == "dir") if e.task_mode == "ENHANCED" else 0
+        with self.lock:
+            e.counters["EstimatedFilesToTransfer"] = len(todo) - folders
+            e.counters["EstimatedBytesToTransfer"] = sum(x.size for x in todo)
+            if e.task_mode == "ENHANCED":
+                e.counters["EstimatedFoldersToTransfer"] = folders
+
+    def _count(self, e: Execution, entry, what: str):
+        """Count one entry as Transferred, Skipped or Verified: Enhanced mode counts
+        directories as folders, Basic mode as files."""
+        kind = "Folders" if e.task_mode == "ENHANCED" and entry.kind == "dir" else "Files"
+        self._bump(e, **{kind + what: 1})
 
     def _rate(self, e: Execution):
         with self.lock:
@@ -853,12 +943,15 @@ class State:
                 self._set_status(e, "PREPARING")
                 phase_t0 = time.time()
                 entries = transfer.plan(src_dir, filters)
+                if e.task_mode == "BASIC" and len(entries) > self.item_quota:
+                    raise _ExecFailed("ItemQuotaExceeded",
+                                      f"{len(entries)} items exceed the Basic mode quota of {self.item_quota} "
+                                      f"items per task execution")
                 with self.lock:
                     for x in entries:
                         if x.kind != "dir":
                             self.selections[f"{src_dir}:{x.rel}"] += 1
-                    e.counters["EstimatedFilesToTransfer"] = len(entries)
-                    e.counters["EstimatedBytesToTransfer"] = sum(x.size for x in entries)
+                self._estimate(e, entries, dst_dir)
                 self._wait(e, self.phase_delay - (time.time() - phase_t0), running=True)
                 with self.lock:
                     e.result["PrepareStatus"] = "SUCCESS"
@@ -954,37 +1047,30 @@ class State:
                 raise _ExecFailed("TransferFailed",
                                   f"{en.rel}: a parent directory at the destination is a "
                                   f"symbolic link; refusing to write through it")
-            exists = os.path.lexists(dst)
+            current = transfer.is_current(en, dst, never_overwrite)
             if en.kind == "dir":
-                if os.path.isdir(dst) and not os.path.islink(dst):
+                if current:
                     dir_modes.append((dst, en))
                     if mode_all:
-                        self._bump(e, FilesTransferred=1)
+                        self._count(e, en, "Transferred")
                         transferred.append(en)
                     else:
-                        self._bump(e, FilesSkipped=1)
+                        self._count(e, en, "Skipped")
                     continue
                 os.mkdir(dst, 0o700)
                 self._count_write(dst)
                 dir_modes.append((dst, en))
-                self._bump(e, FilesTransferred=1)
-                transferred.append(en)
-            elif en.kind == "symlink":
-                if exists and (never_overwrite or (not mode_all and transfer.symlink_unchanged(en, dst))):
-                    self._bump(e, FilesSkipped=1)
-                    continue
-                transfer.write_symlink(en, dst)
-                self._count_write(dst)
-                self._bump(e, FilesTransferred=1)
-                transferred.append(en)
             else:
-                if exists and (never_overwrite or (not mode_all and transfer.file_unchanged(en, dst))):
-                    self._bump(e, FilesSkipped=1)
+                if current and (never_overwrite or not mode_all):
+                    self._count(e, en, "Skipped")
                     continue
-                self._copy_file(e, en, dst, keep_perm, keep_mtime)
+                if en.kind == "symlink":
+                    transfer.write_symlink(en, dst)
+                else:
+                    self._copy_file(e, en, dst, keep_perm, keep_mtime)
                 self._count_write(dst)
-                self._bump(e, FilesTransferred=1)
-                transferred.append(en)
+            self._count(e, en, "Transferred")
+            transferred.append(en)
         # directory metadata last (a read-only source dir must not block writes)
         for dst, en in reversed(dir_modes):
             os.chmod(dst, en.mode if keep_perm else 0o755)
@@ -1032,7 +1118,7 @@ class State:
             if not ok:
                 raise _ExecFailed("VerificationFailed",
                                   f"{en.rel} differs between source and destination")
-            self._bump(e, FilesVerified=1)
+            self._count(e, en, "Verified")
 
     # ----------------------------------------------------------------- control
     def dump(self) -> dict:
@@ -1041,13 +1127,16 @@ class State:
                 "region": self.region,
                 "config": {"phase_delay": self.phase_delay,
                            "offline_error_delay": self.offline_error_delay,
+                           "task_create_delay": self.task_create_delay,
+                           "item_quota": self.item_quota,
+                           "echo_execution_filters": self.echo_execution_filters,
                            "s3_root": self.s3_root,
                            "exports": [{"host": h, "export": x, "local": l}
                                        for h, x, l in self.exports],
                            "throttle_fraction": self.throttle_fraction},
                 "agents": [{"arn": a.arn, "id": a.id, "name": a.name, "status": a.status,
-                            "bytes_per_second": a.bytes_per_second,
-                            "offline_since": a.offline_since}
+                            "mode": a.mode, "bytes_per_second": a.bytes_per_second,
+                            "offline_since": a.offline_since, "last_connection": a.last_connection}
                            for a in sorted(self.agents.values(), key=lambda a: a.arn)],
                 "locations": [{"arn": l.arn, "type": l.type, "uri": l.uri,
                                "subdirectory": l.subdirectory, "hostname": l.hostname,
@@ -1055,12 +1144,13 @@ class State:
                                "created": l.created}
                               for l in sorted(self.locations.values(), key=lambda l: l.arn)],
                 "tasks": [{"arn": t.arn, "name": t.name, "status": self._task_status(t),
+                           "mode": t.task_mode, "error": list(t.error) if t.error else None,
                            "source": t.source, "destination": t.dest,
                            "includes": t.includes, "excludes": t.excludes,
                            "options": t.options, "current_execution": t.current_exec}
                           for t in sorted(self.tasks.values(), key=lambda t: t.arn)],
                 "executions": [{"arn": e.arn, "task": e.task_arn, "seq": e.seq,
-                                "status": e.status, "agent": e.agent_arn,
+                                "status": e.status, "agent": e.agent_arn, "mode": e.task_mode,
                                 "includes": e.includes, "excludes": e.excludes,
                                 "options": e.options, "start_time": e.start_time,
                                 "launch_time": e.launch_time, "end_time": e.end_time,

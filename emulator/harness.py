@@ -40,7 +40,8 @@ class Emulator:
     def start(self, exports: dict[str, str], s3_root: str, agents: int = 3,
               phase_delay: float = 0.05, offline_error_delay: float = 1.0,
               region: str = "us-east-1", startup_timeout: float = 20.0,
-              extra_args: list[str] | None = None) -> "Emulator":
+              extra_args: list[str] | None = None, enhanced_agents: int = 0,
+              task_create_delay: float = 0.1) -> "Emulator":
         """Launch ``python -m emulator``; returns self (usable as a context manager)."""
         if self.proc is not None:
             raise EmulatorError("already started")
@@ -48,7 +49,8 @@ class Emulator:
         cmd = [sys.executable, "-m", "emulator", "--port", "0", "--agents", str(agents),
                "--s3-root", str(s3_root), "--region", region,
                "--phase-delay", str(phase_delay),
-               "--offline-error-delay", str(offline_error_delay)]
+               "--offline-error-delay", str(offline_error_delay),
+               "--enhanced-agents", str(enhanced_agents), "--task-create-delay", str(task_create_delay)]
         for spec, local in exports.items():
             cmd += ["--export", f"{spec}={local}"]
         cmd += list(extra_args or [])
@@ -149,16 +151,19 @@ class Emulator:
         return self._call("GET", "/_emulator/state")
 
     def set_agent(self, agent: str, status: str | None = None,
-                  bytes_per_second: int | None = None) -> dict:
+                  bytes_per_second: int | None = None, last_contact_ago: float | None = None) -> dict:
         """agent: agent id, full ARN, name or 1-based index.  0/None bps = unlimited.
 
         Only the arguments given are changed; pass bytes_per_second=0 to clear a limit.
+        ``last_contact_ago`` backdates an OFFLINE agent's LastConnectionTime by that many seconds.
         """
         body = {}
         if status is not None:
             body["status"] = status
         if bytes_per_second is not None:
             body["bytes_per_second"] = bytes_per_second
+        if last_contact_ago is not None:
+            body["last_contact_ago"] = last_contact_ago
         return self._call("POST", f"/_emulator/agents/{agent}", body)
 
     def throttle(self, fraction: float, seed: int = 1) -> dict:
@@ -193,6 +198,12 @@ class Emulator:
                 raise TimeoutError(f"condition not met within {timeout}s; last state:\n"
                                    + json.dumps(last, indent=1, default=str)[:20000])
             time.sleep(interval)
+
+    def wait_task_created(self, arn: str, timeout: float = 10.0) -> dict:
+        """Wait until a task has left CREATING; return its state entry (AVAILABLE, or
+        UNAVAILABLE with the creation's error)."""
+        return self.wait_for(lambda st: next((t for t in st["tasks"] if t["arn"] == arn and t["status"] != "CREATING"),
+                                             None), timeout)
 
     def execution(self, state: dict, arn: str) -> dict | None:
         for e in state["executions"]:

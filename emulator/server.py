@@ -123,10 +123,13 @@ class Handler(BaseHTTPRequestHandler):
                     kw["status"] = body["status"]
                 if "bytes_per_second" in body:
                     kw["bytes_per_second"] = body["bytes_per_second"]
+                if "last_contact_ago" in body:
+                    kw["last_contact_ago"] = body["last_contact_ago"]
                 st.set_agent(agent, **kw)
                 with st.lock:
-                    out = {"arn": agent.arn, "id": agent.id, "name": agent.name,
-                           "status": agent.status, "bytes_per_second": agent.bytes_per_second}
+                    out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
+                           "status": agent.status, "bytes_per_second": agent.bytes_per_second,
+                           "last_connection": agent.last_connection}
                 return self._send(200, out, "application/json")
             if method == "POST" and path == "/_emulator/throttle":
                 frac = float(body.get("fraction", 0.0))
@@ -143,9 +146,17 @@ class Handler(BaseHTTPRequestHandler):
                         st.phase_delay = float(body["phase_delay"])
                     if "offline_error_delay" in body:
                         st.offline_error_delay = float(body["offline_error_delay"])
+                    if "task_create_delay" in body:
+                        st.task_create_delay = float(body["task_create_delay"])
+                    if "item_quota" in body:
+                        st.item_quota = int(body["item_quota"])
+                    if "echo_execution_filters" in body:
+                        st.echo_execution_filters = bool(body["echo_execution_filters"])
                     st.cond.notify_all()
                     out = {"phase_delay": st.phase_delay,
-                           "offline_error_delay": st.offline_error_delay}
+                           "offline_error_delay": st.offline_error_delay,
+                           "task_create_delay": st.task_create_delay, "item_quota": st.item_quota,
+                           "echo_execution_filters": st.echo_execution_filters}
                 return self._send(200, out, "application/json")
         except (ValueError, TypeError) as exc:
             return self._send(400, {"error": str(exc)}, "application/json")

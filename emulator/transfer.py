@@ -88,6 +88,18 @@ def file_unchanged(entry: Entry, dst: str) -> bool:
             and st.st_mtime_ns == entry.mtime_ns)
 
 
+def is_current(entry: Entry, dst: str, never_overwrite: bool) -> bool:
+    """Whether the destination already holds this entry as CHANGED mode sees it: a real
+    directory; a file or symlink unchanged, or present at all under OverwriteMode NEVER."""
+    if entry.kind == "dir":
+        return os.path.isdir(dst) and not os.path.islink(dst)
+    if not os.path.lexists(dst):
+        return False
+    if never_overwrite:
+        return True
+    return symlink_unchanged(entry, dst) if entry.kind == "symlink" else file_unchanged(entry, dst)
+
+
 def symlink_unchanged(entry: Entry, dst: str) -> bool:
     try:
         return os.path.islink(dst) and os.readlink(dst) == entry.target

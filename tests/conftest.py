@@ -4,6 +4,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
+import contextlib  # noqa: E402
 import subprocess  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -46,24 +47,37 @@ class Site:
         return self.run("datasync_agent_ha.py", "--arn_file", "arn_file.txt", *args, **kw)
 
     def arns(self) -> list[str]:
-        with open(os.path.join(self.work, "arn_file.txt")) as fh:
-            return [line.strip() for line in fh if line.strip()]
+        """The executions recorded in the arn file (none if it was never written)."""
+        try:
+            with open(os.path.join(self.work, "arn_file.txt")) as fh:
+                return [line.strip() for line in fh if line.strip()]
+        except FileNotFoundError:
+            return []
 
     def writes(self) -> dict[str, int]:
         return self.emu.state()["writes"]
 
 
-@pytest.fixture
-def site(tmp_path):
-    share, dest, work = tmp_path / "share", tmp_path / "s3", tmp_path / "work"
+@contextlib.contextmanager
+def make_site(root, **emulator_options):
+    """The sample share, an emulator over it (three Basic mode agents unless told otherwise;
+    new tasks stay CREATING a moment, as in DataSync) and an S3 destination location."""
+    share, dest, work = root / "share", root / "s3", root / "work"
     for d in (share, dest, work):
         d.mkdir()
     build_sample_share(str(share))
     (work / "source_file.manifest").write_text("/\n")
-    with Emulator().start({f"{SERVER}:{EXPORT}": str(share)}, str(dest), agents=3,
-                          phase_delay=0.02, offline_error_delay=0.5) as emu:
+    options = dict(agents=3, phase_delay=0.02, offline_error_delay=0.5, task_create_delay=0.3)
+    options.update(emulator_options)
+    with Emulator().start({f"{SERVER}:{EXPORT}": str(share)}, str(dest), **options) as emu:
         client = emu.client()
         dest_loc = client.create_location_s3(
             S3BucketArn="arn:aws:s3:::migration-target", Subdirectory="/share",
             S3Config={"BucketAccessRoleArn": "arn:aws:iam::111122223333:role/datasync"})["LocationArn"]
         yield Site(emu, str(share), str(dest / "migration-target" / "share"), dest_loc, str(work))
+
+
+@pytest.fixture
+def site(tmp_path):
+    with make_site(tmp_path) as s:
+        yield s

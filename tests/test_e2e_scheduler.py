@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from conftest import make_site
 from emulator.sample import differences
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,6 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def finish(site, arns):
     done = site.emu.wait_executions_done(arns, timeout=60)
     assert {a: e["status"] for a, e in done.items()} == {a: "SUCCESS" for a in arns}
+
+
+def our_tasks(client) -> list[dict]:
+    return [client.describe_task(TaskArn=t["TaskArn"]) for t in client.list_tasks()["Tasks"]
+            if t.get("Name", "").startswith("Mig_")]
 
 
 def test_the_destination_equals_the_source_and_no_path_is_written_twice(site):
@@ -33,12 +39,16 @@ def test_a_rerun_reuses_locations_and_tasks(site):
     assert site.schedule().returncode == 0
     finish(site, site.arns())
     client = site.client
-    before = (client.list_locations()["Locations"], client.list_tasks()["Tasks"])
+
+    def resources():  # what exists, not its live status, which moves as the rerun starts
+        return ({(loc["LocationArn"], loc["LocationUri"]) for loc in client.list_locations()["Locations"]},
+                {(t["TaskArn"], t.get("Name")) for t in client.list_tasks()["Tasks"]})
+
+    before = resources()
     r = site.schedule()
     assert r.returncode == 0, r.stderr
     assert "reused" in r.stderr and "created" not in r.stderr.replace("reused", "")
-    after = (client.list_locations()["Locations"], client.list_tasks()["Tasks"])
-    assert after == before
+    assert resources() == before
     finish(site, site.arns())
     assert max(site.writes().values()) == 1  # unchanged files are not sent again
     assert os.path.exists(os.path.join(site.work, "arn_file.txt.prev"))
@@ -68,17 +78,17 @@ def test_an_aws_failure_midway_leaves_a_record_and_the_rerun_finishes_the_job(si
                                  Name=f"filler{i}")["TaskArn"] for i in range(98)]
     r = site.schedule()  # the account's 100-task quota stops the third task
     assert r.returncode == 1 and "AWS error" in r.stderr and "Traceback" not in r.stderr
-    first = site.arns()
-    assert len(first) == 2
+    assert site.arns() == []  # nothing starts before every task is ready
     log = open(os.path.join(site.work, "log", "ds_ma_sche.log")).read()
     assert log.count("source location created") == 3  # the third one before its task failed
-    assert log.count("task Mig_agent-") == 2 and log.count("execution started") == 2
+    assert log.count("task Mig_agent-") == 2 and log.count("execution started") == 0
     for arn in filler[:5]:
         client.delete_task(TaskArn=arn)
     r = site.schedule()
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("source location reused") == 3 and "source location created" not in r.stderr
     assert r.stderr.count("reused, filters updated") == 2 and r.stderr.count(" created: ") == 1
+    assert r.stderr.count("execution started") == 3
     assert len([t for t in client.list_tasks(MaxResults=100)["Tasks"] if t["Name"].startswith("Mig_")]) == 3
     finish(site, site.arns())
     assert differences(site.share, site.dest_dir) == []
@@ -96,7 +106,7 @@ def test_our_code_never_turns_off_parameter_validation():
 
 def test_a_rerun_on_fewer_agents_warns_about_the_old_task_still_running(site):
     slow = site.emu.agent_arns()[2]
-    site.emu.set_agent(slow, bytes_per_second=20_000)
+    site.emu.set_agent(slow, bytes_per_second=2_000)  # still copying long after the rerun
     assert site.schedule().returncode == 0
     site.emu.wait_for(lambda st: any(e["agent"] == slow and e["status"] == "TRANSFERRING" for e in st["executions"]))
     r = site.schedule("--agent_arns", ",".join(site.emu.agent_arns()[:2]))
@@ -121,3 +131,74 @@ def test_a_wide_directory_travels_in_prefix_groups_exactly_once(site):
     finish(site, site.arns())
     assert differences(site.share, site.dest_dir) == []
     assert max(site.writes().values()) == 1
+
+
+def test_each_task_is_started_once_it_has_left_creating(site):
+    site.emu.config(task_create_delay=1.5)
+    r = site.schedule()
+    assert r.returncode == 0, r.stderr
+    state = site.emu.state()
+    assert len(site.arns()) == 3 and site.emu.calls()["calls"]["DescribeTask"] >= 3
+    for e in state["executions"]:  # the emulator refuses a start while CREATING; none was refused
+        task = next(t for t in state["tasks"] if t["arn"] == e["task"])
+        assert task["mode"] == "BASIC" and task["error"] is None
+    finish(site, site.arns())
+    assert differences(site.share, site.dest_dir) == []
+
+
+def test_an_export_that_does_not_mount_is_one_line_and_exit_3_before_anything_starts(site):
+    r = site.schedule("--sub_dir", "/vol9")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, r.stderr
+    assert "198.51.100.10:/vol9" in errors[0] and "NfsMountFailed" in errors[0] and "Traceback" not in r.stderr
+    assert site.emu.calls()["calls"].get("StartTaskExecution", 0) == 0 and site.arns() == []
+
+
+def test_logging_is_off_unless_a_log_group_is_given_and_then_set_explicitly(site):
+    assert site.schedule().returncode == 0
+    assert {t["Options"]["LogLevel"] for t in our_tasks(site.client)} == {"OFF"}
+    group = "arn:aws:logs:us-east-1:111122223333:log-group:/datasync/migration:*"
+    finish(site, site.arns())
+    assert site.schedule("--cloudwatch_arn", group).returncode == 0
+    tasks = our_tasks(site.client)
+    assert {t["Options"]["LogLevel"] for t in tasks} == {"BASIC"}
+    assert {t["CloudWatchLogGroupArn"] for t in tasks} == {group}
+
+
+def test_a_reused_location_is_brought_to_the_nfs_version_asked(site):
+    assert site.schedule("--nfs_version", "NFS4_1").returncode == 0
+    client = site.client
+
+    def versions():
+        return {client.describe_location_nfs(LocationArn=loc["LocationArn"])["MountOptions"]["Version"]
+                for loc in client.list_locations()["Locations"] if loc["LocationUri"].startswith("nfs://")}
+
+    assert versions() == {"NFS4_1"}
+    finish(site, site.arns())
+    r = site.schedule("--nfs_version", "NFS3")
+    assert r.returncode == 0, r.stderr
+    assert versions() == {"NFS3"} and r.stderr.count("updated to NFS3") == 3
+    assert "source location created" not in r.stderr
+
+
+def test_enhanced_mode_runs_on_enhanced_agents_only(tmp_path):
+    with make_site(tmp_path, agents=2, enhanced_agents=2) as site:
+        enhanced = site.emu.agent_arns()[2:]
+        r = site.schedule("--task_mode", "ENHANCED")  # every ONLINE agent, two of them Basic
+        assert r.returncode == 3, (r.stdout, r.stderr)
+        last = r.stderr.strip().splitlines()[-1]
+        assert "refused to create ENHANCED task" in last and "Enhanced mode agents with --agent_arns" in last
+        assert "Traceback" not in r.stderr
+        assert site.emu.calls()["calls"].get("StartTaskExecution", 0) == 0
+        site.emu.config(item_quota=10)  # far below what each task selects: Enhanced mode has no quota
+        r = site.schedule("--task_mode", "ENHANCED", "--agent_arns", ",".join(enhanced))
+        assert r.returncode == 0, r.stderr
+        finish(site, site.arns())
+        state = site.emu.state()
+        assert {e["agent"] for e in state["executions"]} == set(enhanced)
+        assert {e["mode"] for e in state["executions"]} == {"ENHANCED"}
+        assert differences(site.share, site.dest_dir) == []
+        assert max(site.writes().values()) == 1
+        r = site.schedule("--agent_arns", ",".join(enhanced))  # BASIC now, over the same task names
+        assert r.returncode == 3 and "exists in ENHANCED mode" in r.stderr and "Traceback" not in r.stderr

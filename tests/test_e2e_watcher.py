@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 from datasync_multi import datasync as ds
+from datasync_multi.state import Ledger
+from datasync_multi.watch import Settings, Watcher
 from emulator.sample import differences
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +70,11 @@ def test_an_agent_lost_mid_transfer_is_replaced_and_the_copy_is_exact(site):
     assert any(name.endswith("_retry") for name in tasks)
     r = site.watch("--once")  # everything has succeeded now
     assert r.returncode == 0 and "every watched scope has succeeded" in r.stderr
+    assert (r.stdout + r.stderr).count("bytes sent / to send") == 1  # the table, once
+    assert open(os.path.join(site.work, "log", "ds_ha.log")).read().count("bytes sent / to send") == 2
+    retry_row = next(line for line in r.stdout.splitlines() if line.startswith(arns[-1].rsplit("/", 1)[-1]))
+    sent, to_send = re.search(r"SUCCESS .* ([\d,]+) / ([\d,]+) \([\d,]+ unchanged, skipped\)", retry_row).groups()
+    assert sent == to_send, retry_row  # the retry sent all it had left to send
 
 
 def test_a_stranded_launching_execution_is_cancelled_and_moved(site):
@@ -112,13 +121,13 @@ def fail_mid_transfer_of(site, arn, agent):
 def test_a_watcher_killed_right_after_starting_a_retry_does_not_retry_again(site):
     agent = schedule_with_one_slow_agent(site)
     fail_mid_transfer(site, agent)
-    r = site.watch("--once", "--offline_threshold_sec", "0",
-                   env_extra={"DATASYNC_HA_FAILPOINT": "after_retry_start"})
-    assert r.returncode == 137
+    r = site.run("tests/crash_after_retry_start.py", "--arn_file", "arn_file.txt", "--once",
+                 "--offline_threshold_sec", "0")
+    assert r.returncode == 137, r.stderr
     assert retry_starts(site) == 1 and len(site.arns()) == 3  # started, but not yet recorded
     r = site.watch("--once", "--offline_threshold_sec", "0")
     assert r.returncode == 0, r.stderr
-    assert "completed after a restart" in r.stdout
+    assert "completed (an earlier check decided it)" in r.stdout
     assert retry_starts(site) == 1 and len(site.arns()) == 4
     assert site.emu.calls()["calls"]["CreateTask"] == 4
 
@@ -161,6 +170,8 @@ def test_a_hundred_watched_executions_cost_a_bounded_number_of_calls(site):
                                          OnPremConfig={"AgentArns": [agent]})["LocationArn"]
         tasks.append(client.create_task(SourceLocationArn=loc, DestinationLocationArn=site.dest_loc, Name=f"t{i}",
                                         Includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/home/with space"}])["TaskArn"])
+    for task in tasks:
+        site.emu.wait_task_created(task)
     arns = [client.start_task_execution(TaskArn=tasks[i % 3])["TaskExecutionArn"] for i in range(100)]
     with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:
         fh.write("# a hundred executions\nnot-an-arn\n" + "\n".join(arns) + "\n")
@@ -188,20 +199,153 @@ def test_a_stranded_execution_that_cannot_be_moved_is_left_running(site):
     assert site.emu.calls()["calls"].get("CancelTaskExecution", 0) == 0
 
 
-def test_an_execution_that_selects_nothing_the_plan_expects_is_flagged(site):
-    """The mount is not the export: the task 'succeeds' having moved nothing."""
-    assert site.schedule("--dry_run").returncode == 0
-    with open(os.path.join(site.work, "plan.json")) as fh:
-        planned = json.load(fh)["tasks"][0]
-    client = site.client
-    wrong = client.create_location_nfs(ServerHostname="198.51.100.10", Subdirectory="/vol1/empty",
-                                       OnPremConfig={"AgentArns": [planned["agent_arn"]]})["LocationArn"]
-    task = client.create_task(SourceLocationArn=wrong, DestinationLocationArn=site.dest_loc, Name="wrong_mount",
-                              Includes=ds.rules(planned["includes"]), Excludes=ds.rules(planned["excludes"]))["TaskArn"]
-    arn = client.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    site.emu.wait_executions_done([arn], timeout=30)
-    with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:
-        fh.write(arn + "\n")
+def test_a_third_attempt_goes_to_the_one_agent_that_has_not_failed_the_scope(site):
+    agent = schedule_with_one_slow_agent(site)
+    failed = fail_mid_transfer(site, agent)
+    site.emu.wait_executions_done([a for a in site.arns() if a != failed], timeout=60)
+    others = [a for a in site.emu.agent_arns() if a != agent]
+    for a in others:  # the retry copies slowly wherever it goes
+        site.emu.set_agent(a, bytes_per_second=SLOW)
+    assert site.watch("--once", "--offline_threshold_sec", "0", "--max_retries", "2").returncode == 0
+    second = site.emu.state()["executions"][-1]
+    assert second["agent"] in others
+    fail_mid_transfer_of(site, second["arn"], second["agent"])
+    for a in site.emu.agent_arns():
+        site.emu.set_agent(a, status="ONLINE", bytes_per_second=0)
+    r = site.watch("--once", "--offline_threshold_sec", "0", "--max_retries", "2")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    third = site.emu.state()["executions"][-1]
+    assert retry_starts(site) == 2 and third["agent"] not in (agent, second["agent"])
+    site.emu.wait_executions_done([third["arn"]], timeout=60)
+    assert differences(site.share, site.dest_dir) == []
+
+
+def test_once_exits_1_when_an_execution_cannot_be_described_and_the_loop_never_claims_success(site):
+    assert site.schedule().returncode == 0
+    arns = site.arns()
+    site.emu.wait_executions_done(arns, timeout=60)
+    site.client.delete_task(TaskArn=ds.task_of(arns[0]))  # its executions go with it
     r = site.watch("--once")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "describe failed: InvalidRequestException" in r.stdout and "every watched scope has succeeded" not in r.stderr
+    assert r.stderr.count("describe failed") == 1
+    log_path = os.path.join(site.work, "log", "ds_ha.log")
+    loop = subprocess.Popen([sys.executable, os.path.join(ROOT, "datasync_agent_ha.py"), "--arn_file", "arn_file.txt",
+                             "--timeout_sec", "1", "--log_dir", os.path.join(site.work, "log")],
+                            cwd=site.work, env=site.emu.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while open(log_path).read().count("sleeping 1 sec") < 2 and loop.poll() is None:  # two checks done
+            assert time.monotonic() < deadline, "the loop made no second check"
+            time.sleep(0.1)
+        assert loop.poll() is None, "the loop ended"
+        assert "every watched scope has succeeded" not in open(log_path).read()
+    finally:
+        loop.terminate()
+        loop.wait(10)
+
+
+def test_a_cancel_that_loses_the_race_to_the_executions_end_is_not_an_error(site):
+    assert site.schedule().returncode == 0
+    site.emu.wait_executions_done(site.arns(), timeout=60)
+    agent = site.emu.agent_arns()[1]
+    task = execution_on(site.emu.state(), agent, site.arns())["task"]
+    site.emu.set_agent(agent, status="OFFLINE")
+    stuck = site.client.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    site.emu.wait_for(lambda st: next(e for e in st["executions"] if e["arn"] == stuck)["status"] == "LAUNCHING")
+    with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:
+        fh.write(stuck + "\n")
+    client = site.emu.client()
+
+    def end_it_first(**_):  # the agent returns and the execution ends just before the cancel arrives
+        site.emu.set_agent(agent, status="ONLINE")
+        site.emu.wait_executions_done([stuck])
+
+    client.meta.events.register("before-call.datasync.CancelTaskExecution", end_it_first)
+    with open(os.path.join(site.work, "plan.json")) as fh:
+        plan = json.load(fh)
+    result = Watcher(client, Ledger(os.path.join(site.work, "arn_file.txt.ledger.json")),
+                     os.path.join(site.work, "arn_file.txt"), Settings(offline_threshold=0, plan=plan)).check()
+    rows = [r for r in result.rows if r.execution == stuck]
+    assert len(rows) == 1 and rows[0].status == "SUCCESS" and "ended by itself" in rows[0].action, result.rows
+    assert result.errors == [] and result.finished
+    assert site.emu.calls()["calls"]["StartTaskExecution"] == 4  # the three planned and ours: no retry
+
+
+def test_a_retry_moves_the_planned_scope_when_the_execution_echoes_no_filters(site):
+    agent = schedule_with_one_slow_agent(site)
+    site.emu.config(echo_execution_filters=False)
+    fail_mid_transfer(site, agent)
+    r = site.watch("--once", "--offline_threshold_sec", "0")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    with open(os.path.join(site.work, "plan.json")) as fh:
+        planned = next(t for t in json.load(fh)["tasks"] if t["agent_arn"] == agent)
+    retry = site.emu.state()["executions"][-1]
+    assert ds.patterns(retry["includes"]) == planned["includes"] and retry["includes"]
+    assert ds.patterns(retry["excludes"]) == planned.get("excludes", [])
+    site.emu.wait_executions_done(site.arns()[1:], timeout=60)
+    assert differences(site.share, site.dest_dir) == []
+
+
+def test_a_scope_that_cannot_be_rebuilt_is_not_retried_and_says_so(site):
+    agent = schedule_with_one_slow_agent(site)
+    fail_mid_transfer(site, agent)
+    os.remove(os.path.join(site.work, "plan.json"))
+    r = site.watch("--once", "--offline_threshold_sec", "0")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "not retried: there is no plan file" in r.stdout and retry_starts(site) == 0
+    assert all(scope["retries"] == 0 for scope in ledger(site)["scopes"].values())
+
+
+def test_a_rerun_with_nothing_left_to_send_is_not_flagged(site):
+    assert site.schedule().returncode == 0
+    site.emu.wait_executions_done(site.arns(), timeout=60)
+    assert site.schedule().returncode == 0
+    site.emu.wait_executions_done(site.arns(), timeout=60)
+    assert {e["counters"]["EstimatedFilesToTransfer"] for e in site.emu.state()["executions"][3:]} == {0}
+    r = site.watch("--once")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "CHECK" not in r.stdout and r.stdout.count(" done") == 3
+
+
+def test_an_execution_selecting_far_more_than_its_plan_is_flagged_with_exit_5(site, tmp_path):
+    """The plan was made from a mount that is not the export: a copy with one file of /projects."""
+    mount = tmp_path / "not-the-export"
+    (mount / "projects").mkdir(parents=True)
+    (mount / "projects" / "file000.dat").write_bytes(b"x")
+    (tmp_path / "projects.manifest").write_text("/projects\n")
+    r = site.schedule("--mount_path_dir", str(mount), "--source_file", str(tmp_path / "projects.manifest"))
     assert r.returncode == 0, r.stderr
-    assert f"selected 0 files, the plan has {planned['files']:,}" in r.stdout
+    site.emu.wait_executions_done(site.arns(), timeout=60)
+    r = site.watch("--once")
+    assert r.returncode == 5, (r.stdout, r.stderr)
+    assert "CHECK: selects 134 items where the plan has 1" in r.stdout
+
+
+def test_the_offline_threshold_counts_from_the_agents_last_contact(site):
+    agent = schedule_with_one_slow_agent(site)
+    site.emu.wait_for(lambda st: execution_on(st, agent, site.arns())["status"] == "TRANSFERRING")
+    site.emu.config(offline_error_delay=600)  # it hangs rather than fails
+    site.emu.set_agent(agent, status="OFFLINE", last_contact_ago=30)
+    r = site.watch("--once", "--offline_threshold_sec", "600")
+    assert r.returncode == 0 and "stranded" not in r.stdout and retry_starts(site) == 0, r.stdout
+    site.emu.set_agent(agent, last_contact_ago=900)  # as another cron run would find it later
+    r = site.watch("--once", "--offline_threshold_sec", "600")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "stranded: agent out of contact 9" in r.stdout and retry_starts(site) == 1
+
+
+def test_a_retry_that_cannot_be_created_now_is_an_error_and_the_next_check_completes_it(site):
+    agent = schedule_with_one_slow_agent(site)
+    client = site.client
+    filler = [client.create_task(SourceLocationArn=site.dest_loc, DestinationLocationArn=site.dest_loc,
+                                 Name=f"filler{i}")["TaskArn"] for i in range(97)]  # the account's 100 tasks
+    fail_mid_transfer(site, agent)
+    r = site.watch("--once", "--offline_threshold_sec", "0")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Task quota exceeded" in r.stdout and "the next check tries again" in r.stdout
+    assert retry_starts(site) == 0 and [s["retries"] for s in ledger(site)["scopes"].values()].count(1) == 1
+    client.delete_task(TaskArn=filler[0])
+    r = site.watch("--once", "--offline_threshold_sec", "0")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "completed (an earlier check decided it)" in r.stdout and retry_starts(site) == 1

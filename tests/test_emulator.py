@@ -45,7 +45,7 @@ def dirs(tmp_path):
 def emu(dirs):
     src, dst = dirs
     e = Emulator().start({f"{HOST}:/vol1": str(src)}, str(dst), agents=3,
-                         phase_delay=0.02, offline_error_delay=0.5)
+                         phase_delay=0.02, offline_error_delay=0.5, task_create_delay=0)
     try:
         yield e
     finally:
@@ -166,7 +166,7 @@ def test_every_operation_through_boto3(emu, ds, dirs):
     assert opts["VerifyMode"] == "ONLY_FILES_TRANSFERRED"
     assert opts["OverwriteMode"] == "ALWAYS" and opts["PreserveDeletedFiles"] == "PRESERVE"
     assert opts["TransferMode"] == "CHANGED" and opts["TaskQueueing"] == "ENABLED"
-    assert opts["LogLevel"] == "BASIC" and opts["BytesPerSecond"] == -1
+    assert opts["LogLevel"] == "OFF" and opts["BytesPerSecond"] == -1
     assert d["Includes"] == rules("/a") and d["Excludes"] == rules("*.tmp")
     assert d["CloudWatchLogGroupArn"].endswith(":log-group:/x")
     assert "CurrentTaskExecutionArn" not in d
@@ -499,7 +499,7 @@ def test_one_execution_at_a_time_per_agent(emu, ds, dirs):
     write(src / "big" / "f.bin", os.urandom(300_000))
     write(src / "small" / "s.txt", "s")
     a1 = emu.agent_arns()[0]
-    emu.set_agent(a1, bytes_per_second=400_000)  # the first run takes ~0.75 s
+    emu.set_agent(a1, bytes_per_second=2_000)  # the first run holds the agent until we lift the limit
     s3 = s3_location(ds)
     t1 = ds.create_task(SourceLocationArn=nfs_location(ds, a1, "/vol1/big"),
                         DestinationLocationArn=s3)["TaskArn"]
@@ -514,6 +514,7 @@ def test_one_execution_at_a_time_per_agent(emu, ds, dirs):
     assert ds.describe_task(TaskArn=t2)["Status"] == "QUEUED"
     assert ds.describe_task(TaskArn=t1)["Status"] == "RUNNING"
     assert ds.describe_task_execution(TaskExecutionArn=e1)["Status"] == "TRANSFERRING"
+    emu.set_agent(a1, bytes_per_second=0)
     done = emu.wait_executions_done([e1, e2, e1b], timeout=20)
     assert all(x["status"] == "SUCCESS" for x in done.values())
     assert done[e2]["launch_time"] >= done[e1]["end_time"]
@@ -528,7 +529,7 @@ def test_agent_offline_mid_transfer(emu, ds, dirs):
     write(src / "other" / "o.bin", os.urandom(60_000))
     a1, a2, _ = emu.agent_arns()
     emu.config(offline_error_delay=0.3)
-    emu.set_agent(a1, bytes_per_second=100_000)
+    emu.set_agent(a1, bytes_per_second=20_000)  # still copying when the agent goes offline
     s3 = s3_location(ds, "b", "/x")
     t_big = ds.create_task(SourceLocationArn=nfs_location(ds, a1, "/vol1/big"),
                            DestinationLocationArn=s3)["TaskArn"]
@@ -645,10 +646,13 @@ def test_writes_counter_changed_vs_all(emu, ds, dirs):
     first = run(emu, ds, t_changed)
     second = run(emu, ds, t_changed)
     assert first["FilesTransferred"] == 4 and first["FilesSkipped"] == 0
+    assert first["EstimatedFilesToTransfer"] == 4 and first["EstimatedBytesToTransfer"] == 3
     assert second["FilesTransferred"] == 0 and second["FilesSkipped"] == 4
+    assert second["EstimatedFilesToTransfer"] == 0 and second["EstimatedBytesToTransfer"] == 0  # the difference
     assert second["BytesWritten"] == 0
     run(emu, ds, t_all)
-    run(emu, ds, t_all)
+    again = run(emu, ds, t_all)
+    assert again["EstimatedFilesToTransfer"] == 4  # ALL: everything at the source
     writes = emu.state()["writes"]
     for name in ("f1.txt", "f2.txt", "l"):
         assert writes[str(dst / "c" / "p" / "d" / name)] == 1
@@ -657,25 +661,123 @@ def test_writes_counter_changed_vs_all(emu, ds, dirs):
     # a changed source file is written again in CHANGED mode
     write(src / "d" / "f2.txt", "333")
     third = run(emu, ds, t_changed)
-    assert third["FilesTransferred"] == 1
+    assert third["FilesTransferred"] == third["EstimatedFilesToTransfer"] == 1
+    assert third["EstimatedBytesToTransfer"] == 3
     assert emu.state()["writes"][str(dst / "c" / "p" / "d" / "f2.txt")] == 2
 
 
-def test_missing_export_fails_execution(emu, ds):
+def test_a_new_task_is_creating_then_available_and_cannot_start_before(emu, ds):
+    emu.config(task_create_delay=30)
+    a1 = emu.agent_arns()[0]
+    task = ds.create_task(SourceLocationArn=nfs_location(ds, a1), DestinationLocationArn=s3_location(ds))["TaskArn"]
+    assert ds.describe_task(TaskArn=task)["Status"] == "CREATING"  # for 30 s
+    assert ds.list_tasks()["Tasks"][0]["Status"] == "CREATING"
+    with pytest.raises(botocore.exceptions.ClientError, match="CREATING"):
+        ds.start_task_execution(TaskArn=task)
+    emu.config(task_create_delay=0.05)
+    fast = ds.create_task(SourceLocationArn=nfs_location(ds, a1), DestinationLocationArn=s3_location(ds))["TaskArn"]
+    assert emu.wait_task_created(fast)["status"] == "AVAILABLE"
+    d = ds.describe_task(TaskArn=fast)
+    assert d["Status"] == "AVAILABLE" and "ErrorCode" not in d
+    assert run(emu, ds, fast)["Status"] == "SUCCESS"
+
+
+def test_a_mount_error_shows_at_task_creation(emu, ds):
     a1 = emu.agent_arns()[0]
     nfs = ds.create_location_nfs(Subdirectory="/vol9", ServerHostname=HOST,
                                  OnPremConfig={"AgentArns": [a1]})["LocationArn"]
-    task = ds.create_task(SourceLocationArn=nfs, DestinationLocationArn=s3_location(ds))[
-        "TaskArn"]
+    task = ds.create_task(SourceLocationArn=nfs, DestinationLocationArn=s3_location(ds))["TaskArn"]
+    assert emu.wait_task_created(task)["status"] == "UNAVAILABLE"
+    d = ds.describe_task(TaskArn=task)
+    assert d["Status"] == "UNAVAILABLE" and d["ErrorCode"] == "NfsMountFailed" and "vol9" in d["ErrorDetail"]
+    with pytest.raises(botocore.exceptions.ClientError, match="NfsMountFailed"):
+        ds.start_task_execution(TaskArn=task)
+
+
+def test_an_export_gone_after_the_task_was_created_fails_the_execution(emu, ds, dirs):
+    src, _ = dirs
+    (src / "sub").mkdir()
+    a1 = emu.agent_arns()[0]
+    task = ds.create_task(SourceLocationArn=nfs_location(ds, a1, "/vol1/sub"),
+                          DestinationLocationArn=s3_location(ds))["TaskArn"]
+    assert emu.wait_task_created(task)["status"] == "AVAILABLE"
+    (src / "sub").rmdir()
     d = run(emu, ds, task)
     assert d["Status"] == "ERROR" and d["Result"]["ErrorCode"] == "NfsMountFailed"
+
+
+def test_estimates_and_filters_as_the_api_may_return_them(emu, ds, dirs):
+    src, _ = dirs
+    write(src / "a" / "f.txt", "abc")
+    a1 = emu.agent_arns()[0]
+    task = ds.create_task(SourceLocationArn=nfs_location(ds, a1), DestinationLocationArn=s3_location(ds),
+                          Includes=rules("/a"))["TaskArn"]
+    assert run(emu, ds, task)["Includes"] == rules("/a")
+    emu.config(echo_execution_filters=False)
+    d = run(emu, ds, task)
+    assert "Includes" not in d and d["EstimatedFilesToTransfer"] == 0 and d["FilesSkipped"] == 2
+
+
+def test_an_offline_agent_reports_its_last_contact(emu, ds):
+    a1 = emu.agent_arns()[0]
+    emu.set_agent(a1, status="OFFLINE", last_contact_ago=900)
+    last = ds.describe_agent(AgentArn=a1)["LastConnectionTime"].timestamp()
+    assert 890 < time.time() - last < 960
+    with pytest.raises(Exception, match="OFFLINE"):
+        emu.set_agent(emu.agent_arns()[1], last_contact_ago=5)
+
+
+def test_enhanced_mode(dirs):
+    """A task uses only agents of its own mode; Enhanced mode takes no bandwidth limit, no
+    point-in-time verify and no log group but /aws/datasync, has no item quota, and counts
+    directories as folders."""
+    src, dst = dirs
+    for rel in ("d/1.txt", "d/2.txt", "d/e/3.txt"):
+        write(src / rel, rel)
+    with Emulator().start({f"{HOST}:/vol1": str(src)}, str(dst), agents=1, enhanced_agents=1,
+                          phase_delay=0.02, task_create_delay=0) as emu:
+        ds = emu.client()
+        basic, enhanced = emu.agent_arns()
+        assert [a["mode"] for a in emu.state()["agents"]] == ["BASIC", "ENHANCED"]
+        assert "mode" not in str(ds.list_agents()) and "Mode" not in str(ds.describe_agent(AgentArn=enhanced))
+        s3 = s3_location(ds)
+        on_basic, on_enhanced = nfs_location(ds, basic), nfs_location(ds, enhanced)
+        refused = [dict(SourceLocationArn=on_basic, TaskMode="ENHANCED"),
+                   dict(SourceLocationArn=on_enhanced),
+                   dict(SourceLocationArn=on_enhanced, TaskMode="ENHANCED", Options={"BytesPerSecond": 1000}),
+                   dict(SourceLocationArn=on_enhanced, TaskMode="ENHANCED",
+                        Options={"VerifyMode": "POINT_IN_TIME_CONSISTENT"}),
+                   dict(SourceLocationArn=on_enhanced, TaskMode="ENHANCED",
+                        CloudWatchLogGroupArn="arn:aws:logs:us-east-1:111122223333:log-group:/mine")]
+        for kw in refused:
+            with pytest.raises(botocore.exceptions.ClientError) as ei:
+                ds.create_task(DestinationLocationArn=s3, **kw)
+            assert client_error_code(ei) == "InvalidRequestException", kw
+        task = ds.create_task(SourceLocationArn=on_enhanced, DestinationLocationArn=s3, TaskMode="ENHANCED",
+                              CloudWatchLogGroupArn="arn:aws:logs:us-east-1:111122223333:log-group:/aws/datasync:*")["TaskArn"]
+        assert ds.describe_task(TaskArn=task)["TaskMode"] == "ENHANCED"
+        assert ds.describe_task(TaskArn=task)["Options"]["VerifyMode"] == "ONLY_FILES_TRANSFERRED"
+        with pytest.raises(botocore.exceptions.ClientError, match="BytesPerSecond"):
+            ds.update_task(TaskArn=task, Options={"BytesPerSecond": 1000})
+        with pytest.raises(botocore.exceptions.ClientError, match="BytesPerSecond"):
+            ds.start_task_execution(TaskArn=task, OverrideOptions={"BytesPerSecond": 1000})
+        emu.config(item_quota=4)  # the share holds 5 items: 3 files and 2 directories
+        basic_task = ds.create_task(SourceLocationArn=on_basic, DestinationLocationArn=s3)["TaskArn"]
+        d = run(emu, ds, basic_task)
+        assert d["Status"] == "ERROR" and d["Result"]["ErrorCode"] == "ItemQuotaExceeded"
+        d = run(emu, ds, task)
+        assert d["Status"] == "SUCCESS" and d["TaskMode"] == "ENHANCED"
+        assert emu.state()["executions"][-1]["agent"] == enhanced
+        assert d["EstimatedFilesToTransfer"] == d["FilesTransferred"] == 3
+        assert d["EstimatedFoldersToTransfer"] == d["FoldersTransferred"] == 2
+        assert ds.list_task_executions(TaskArn=task)["TaskExecutions"][0]["TaskMode"] == "ENHANCED"
 
 
 # ------------------------------------------------------------------ process
 def test_sigterm_exits_zero_with_work_in_flight(dirs):
     src, dst = dirs
     write(src / "f.txt", "f")
-    emu = Emulator().start({f"{HOST}:/vol1": str(src)}, str(dst), agents=1)
+    emu = Emulator().start({f"{HOST}:/vol1": str(src)}, str(dst), agents=1, task_create_delay=0)
     try:
         ds = emu.client()
         a1 = emu.agent_arns()[0]

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -62,7 +64,7 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--source_file", "missing.manifest"], "does not exist"),
     (["--source_file", "empty.manifest"], "lists no directory"),
     (["--source_file", "escape.manifest"], "escapes the mount"),
-    (["--source_file", "nosuch.manifest"], "is not a directory"),
+    (["--source_file", "nosuch.manifest"], "does not exist under"),
     (["--source_file", "pipe.manifest"], "no DataSync filter can carry"),
     (["--dest_loc", "arn:aws:datasync:us-east-1:1:location/bad"], "not a valid LocationArn"),
     (["--agent_arns", "agent-1"], "not a valid AgentArn"),
@@ -71,8 +73,22 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--mount_path_dir", "/nonexistent/fsx"], "does not exist"),
     (["--task_name", "bad|name"], "not a valid"),
     (["--scan-workers", "0"], "at least 1"),
+    (["--mount_path_dir", "afile"], "is not a directory"),
+    (["--plan_file", "nodir/plan.json"], "its directory"),
+    (["--arn_file", "nodir/arn_file.txt"], "its directory"),
+    (["--plan_file", "afile/plan.json"], "is not a directory"),
+    (["--arn_file", "."], "is a directory"),
+    (["--log_dir", "afile/log"], "cannot write the log"),
+    (["--task_mode", "ENHANCED", "--bytes_per_second", "1000"], "does not apply to --task_mode ENHANCED"),
+    (["--task_mode", "ENHANCED", "--verify_mode", "POINT_IN_TIME_CONSISTENT"], "not supported"),
+    (["--task_mode", "ENHANCED", "--cloudwatch_arn", "arn:aws:logs:us-east-1:111122223333:log-group:/mine"],
+     "logs to the log group /aws/datasync"),
+    (["--task_mode", "FAST"], "invalid choice"),
+    (["--nfs_version", "NFS4_2"], "invalid choice"),
+    (["--task_ready_timeout_sec", "0"], "at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
+    (tmp_path / "afile").write_text("not a directory")
     (tmp_path / "empty.manifest").write_text("# nothing\n\n")
     (tmp_path / "escape.manifest").write_text("/files\n/../../etc\n")
     (tmp_path / "nosuch.manifest").write_text("/files\n/no/such/dir\n")
@@ -90,10 +106,46 @@ def test_missing_required_flags_outside_dry_run(tmp_path, share):
     assert r.returncode == 2 and "required" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_aws_unreachable_is_exit_1_without_traceback(tmp_path, share):
-    r = run(tmp_path, *base(share))
+@pytest.fixture
+def denying_endpoint():
+    """An endpoint that refuses every call as AWS refuses a caller without permission
+    (an error botocore does not retry, so the test is quick)."""
+    class Deny(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"__type": "AccessDeniedException", "message": "not authorized"}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpoint):
+    env = offline_env(tmp_path)
+    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL=denying_endpoint)
+    r = run(tmp_path, *base(share), env=env)
     assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr
+    assert "AWS error: AccessDeniedException: not authorized" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("script", ["datasync_multi_agents_scheduler.py", "datasync_agent_ha.py"])
+def test_no_credentials_is_exit_2_and_says_what_to_do(tmp_path, share, script):
+    (tmp_path / "arn_file.txt").write_text("")
+    args = base(share) if script.startswith("datasync_multi") else ["--once"]
+    r = run(tmp_path, *args, script=os.path.join(ROOT, script))
+    assert r.returncode == 2, r.stderr
+    assert "no AWS credentials found" in r.stderr and "aws configure" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_overlapping_manifest_entries_are_moved_once(tmp_path, share):
@@ -121,3 +173,32 @@ def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_
     assert any("no DataSync filter can carry" in w for w in plan["warnings"])
     assert any("skipped by DataSync" in w for w in plan["warnings"])
     assert "Logging error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def flag_help(help_text: str) -> dict[str, str]:
+    """Each flag's help in an argparse --help, joined onto one line."""
+    out, flag = {}, None
+    for line in help_text.splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            out[flag] = ""
+        elif not line.strip() or not line.startswith(" "):
+            flag = None
+        if flag:
+            out[flag] += " " + line.strip()
+    return {k: " ".join(v.split()) for k, v in out.items()}
+
+
+def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
+    r = run(tmp_path, "--help")
+    assert r.returncode == 0, r.stderr
+    flags = flag_help(r.stdout)
+    for flag, default in (("--max_depth", "5"), ("--source_file", "source_file.manifest"), ("--task_mode", "BASIC"),
+                          ("--nfs_version", "AUTOMATIC"), ("--verify_mode", "ONLY_FILES_TRANSFERRED"),
+                          ("--bytes_per_second", "-1"), ("--arn_file", "arn_file.txt")):
+        assert f"(default: {default})" in flags[flag], flags[flag]
+    required = {f for f, text in flags.items() if "required unless --dry_run" in text}
+    assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}
+    assert flags["--mount_path_dir"].endswith("required")
+    codes = r.stdout.split("exit codes:", 1)[1].split()
+    assert [c for c in codes if c.isdigit() and len(c) == 1] == ["0", "1", "2", "3"]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from test_scheduler_cli import ROOT, run
+from test_scheduler_cli import ROOT, flag_help, run
 
 
 @pytest.mark.parametrize("args,message", [
@@ -13,9 +13,22 @@ from test_scheduler_cli import ROOT, run
     (["--timeout_sec", "0"], "at least 1"),
     (["--offline-threshold-sec", "-5"], "must not be negative"),
     (["--timeout_sec", "soon"], "invalid int value"),
+    (["--ledger_file", "nodir/ledger.json"], "its directory"),
+    (["--log_dir", "arn_file.txt/log"], "cannot write the log"),
 ])
 def test_bad_input(tmp_path, args, message):
     (tmp_path / "arn_file.txt").write_text("")
     r = run(tmp_path, *args, script=os.path.join(ROOT, "datasync_agent_ha.py"))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_help_shows_defaults_and_exit_codes(tmp_path):
+    r = run(tmp_path, "--help", script=os.path.join(ROOT, "datasync_agent_ha.py"))
+    assert r.returncode == 0, r.stderr
+    flags = flag_help(r.stdout)
+    for flag, default in (("--timeout_sec", "300"), ("--max_retries", "1"), ("--offline_threshold_sec", "600"),
+                          ("--plan_file", "plan.json"), ("--arn_file", "arn_file.txt")):
+        assert f"(default: {default})" in flags[flag], flags[flag]
+    codes = r.stdout.split("exit codes", 1)[1].split()
+    assert [c for c in codes if c.isdigit() and len(c) == 1] == ["0", "1", "2", "3", "4", "5"]
