@@ -23,10 +23,11 @@ def execution_on(state, agent, arns):
 
 
 def schedule_with_one_slow_agent(site):
-    """Schedule the sample share; the first agent copies slowly. Returns that agent."""
+    """Schedule the sample share, balanced by bytes so each agent copies about a third of it;
+    the first agent copies slowly (its third takes ~15 s). Returns that agent."""
     agent = site.emu.agent_arns()[0]
     site.emu.set_agent(agent, bytes_per_second=SLOW)
-    r = site.schedule()
+    r = site.schedule("--per_file_cost", "0")
     assert r.returncode == 0, r.stderr
     return agent
 
