@@ -89,6 +89,19 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
     def too_heavy(nbytes: int, items: int, limit: int) -> bool:
         return cost(nbytes, items) > limit or (item_cap is not None and items > item_cap)
 
+    def cut_directory(rel: str, level: int) -> tuple[Groups, list[str]] | str:
+        """The directory's groups and the subdirectories that become units, or why it stays whole."""
+        d = tree.dirs[rel]
+        if d.note:
+            return f"could not be scanned ({d.note})"
+        if max_depth is not None and level >= max_depth:
+            return f"at --max_depth {max_depth}"
+        loose = tree.loose_names(rel, lambda c: max(cost(c.bytes, c.files) / name_target,
+                                                    c.files / item_cap if item_cap else 0.0))
+        if loose is None:
+            return "could not be read again to count its names"
+        return _cut_by_name(_items(tree, rel, loose, cost), threshold, too_heavy)
+
     stack = [(r, 0) for r in reversed(tree.roots)]
     while stack:
         rel, level = stack.pop()
@@ -99,21 +112,7 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
             if rel in tree.roots and whole.pattern.endswith("/") and d.files == 0 and d.dirs == 1:
                 out.bare_empty_roots.append(rel)
             continue
-        if d.note:
-            out.units.append(whole)
-            out.held.append((whole, f"could not be scanned ({d.note})"))
-            continue
-        if max_depth is not None and level >= max_depth:
-            out.units.append(whole)
-            out.held.append((whole, f"at --max_depth {max_depth}"))
-            continue
-        loose = tree.loose_names(rel, lambda c: max(cost(c.bytes, c.files) / name_target,
-                                                    c.files / item_cap if item_cap else 0.0))
-        if loose is None:
-            out.units.append(whole)
-            out.held.append((whole, "could not be read again to count its names"))
-            continue
-        cut = _cut_by_name(_items(tree, rel, loose, cost), threshold, too_heavy)
+        cut = cut_directory(rel, level)
         if isinstance(cut, str):
             out.units.append(whole)
             out.held.append((whole, cut))
