@@ -220,7 +220,7 @@ def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> lis
         out.append(f"only {len(plan.tasks)} of {n} agents get work: {why}")
     if held and (plan.balance > 1 + TOLERANCE or len(plan.tasks) < n):
         out.append(f"{len(held)} unit(s) above the split threshold could not be cut further; heaviest: "
-                   + "; ".join(f"{u.pattern} ({u.cost * 100 // max(plan.total_cost, 1)}% of the share's cost): {why}"
+                   + "; ".join(f"{u.pattern} ({u.cost * n / max(plan.total_cost, 1):.2f}x an even share): {why}"
                                for u, why in held[:HELD_SHOWN]))
     for rel in split.bare_empty_roots:
         out.append(f"/{rel} is an empty directory and a sibling's name starts with its name: it is selected "
