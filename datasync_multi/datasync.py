@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from .errors import SetupError, UserError
 from .filters import filter_value, split_value
+from .states import AgentStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ ENHANCED_LOG_GROUP = "/aws/datasync"
 """Enhanced mode tasks log here and nowhere else."""
 TASK_READY_TIMEOUT = 600.0
 """Seconds a new task may stay CREATING before the launch gives up on it."""
-
-TERMINAL_STATES = frozenset({"SUCCESS", "ERROR"})
-RUNNING_STATES = frozenset({"QUEUED", "LAUNCHING", "LAUNCHED", "PREPARING", "TRANSFERRING", "VERIFYING"})
 
 AWSError = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 """What a DataSync call can raise once botocore's retries are spent."""
@@ -103,7 +101,7 @@ class Agent:
 
 def list_agents(client) -> list[Agent]:
     """Every agent in the region with its status, in ARN order."""
-    return sorted((Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"))
+    return sorted((Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", AgentStatus.UNKNOWN))
                    for page in client.get_paginator("list_agents").paginate()
                    for a in page.get("Agents", [])), key=lambda a: a.arn)
 
@@ -112,7 +110,8 @@ def describe_agent(client, arn: str) -> Agent:
     """DescribeAgent: status and LastConnectionTime."""
     a = client.describe_agent(AgentArn=arn)
     last = a.get("LastConnectionTime")
-    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"), last.timestamp() if last else None)
+    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", AgentStatus.UNKNOWN),
+                 last.timestamp() if last else None)
 
 
 # --- locations -------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
         raise SetupError(f"DataSync refused to create {task_mode} task {name}: {describe_error(exc)}. A task "
                          f"uses only agents of its own mode, and ListAgents does not say an agent's mode: pass "
                          f"the {task_mode.title()} mode agents with --agent_arns") from None
-    return {"TaskArn": arn, "Status": "CREATING"}, True
+    return {"TaskArn": arn, "Status": TaskStatus.CREATING}, True
 
 
 def task_readiness(task: dict) -> str:
@@ -261,9 +260,9 @@ def task_readiness(task: dict) -> str:
     not yet settled) is waited on, as Terraform's provider does.
     """
     status = task.get("Status")
-    if status in ("AVAILABLE", "QUEUED", "RUNNING"):
+    if status in TaskStatus.READY_STATES:
         return "ready"
-    if status == "UNAVAILABLE" and task.get("ErrorCode"):
+    if status == TaskStatus.UNAVAILABLE and task.get("ErrorCode"):
         return "failed"
     return "wait"
 

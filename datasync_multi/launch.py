@@ -8,6 +8,7 @@ import os
 from . import datasync as ds
 from .plan import Plan
 from .state import append_line
+from .states import ExecutionStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def warn_about_stale_runs(client, plan: Plan) -> list[str]:
     mine = {t.name for t in plan.tasks}
     stale = [t["TaskArn"] for t in ds.list_tasks(client)
              if prefix and t.get("Name", "").startswith(prefix) and t.get("Name") not in mine
-             and t.get("Status") in ("RUNNING", "QUEUED")]
+             and t.get("Status") in TaskStatus.BUSY_STATES]
     for arn in stale:
         log.warning("task %s from an earlier run is still running on an agent this plan does not use; "
                     "its scope overlaps this plan: cancel it, or let it finish before this run", arn)
@@ -85,7 +86,7 @@ def _running_same_scope(client, task: dict, includes, excludes) -> str | None:
         return None
     ex = ds.describe_execution(client, current)
     same = ds.patterns(ex.get("Includes")) == list(includes) and ds.patterns(ex.get("Excludes")) == list(excludes)
-    return current if same and ex.get("Status") in ds.RUNNING_STATES else None
+    return current if same and ex.get("Status") in ExecutionStatus.RUNNING_STATES else None
 
 
 def _short(arn: str) -> str:

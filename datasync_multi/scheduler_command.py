@@ -20,6 +20,7 @@ from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
 from .report import plan_table
 from .scan import Progress, nfs_mount_source, scan
 from .state import check_writable, write_json
+from .states import AgentStatus
 
 log = logging.getLogger("scheduler")
 
@@ -125,12 +126,12 @@ def check_args(a) -> list[str]:
 
 def find_agents(client, given: list[str]) -> list[str]:
     if given:
-        offline = [g for g in given if ds.describe_agent(client, g).status != "ONLINE"]
+        offline = [g for g in given if ds.describe_agent(client, g).status != AgentStatus.ONLINE]
         if offline:
             raise UserError(f"agent(s) not ONLINE: {', '.join(offline)}")
         return given
     agents = ds.list_agents(client)
-    online = [a.arn for a in agents if a.status == "ONLINE"]
+    online = [a.arn for a in agents if a.status == AgentStatus.ONLINE]
     if not online:
         raise UserError(f"no online DataSync agent ({len(agents)} agent(s) found, none ONLINE)")
     log.info("online agents: %s", online)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from . import datasync as ds
 from .errors import SetupError
 from .state import Ledger, append_line, read_lines
+from .states import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,15 @@ class CheckResult:
 def classify(status: str, agent_status: str, offline_for: float, threshold: float) -> str:
     """What an execution's state means for the watcher.
 
-    Unknown statuses (the user guide lists LAUNCHED, botocore does not) count as running.
+    CANCELLING is on its way to ERROR: failed, and never cancelled again. An unfinished
+    execution whose agent has been out of contact past the threshold is stranded. An
+    unknown status (see ``states``) counts as running, on purpose, like the running ones.
     """
-    if status == "SUCCESS":
+    if status in ExecutionStatus.SUCCESS_STATES:
         return SUCCEEDED
-    if status == "ERROR":
+    if status in ExecutionStatus.FAILURE_STATES or status == ExecutionStatus.CANCELLING:
         return FAILED
-    if status == "CANCELLING":
-        return FAILED
-    if agent_status == "OFFLINE" and offline_for >= threshold:
+    if agent_status == AgentStatus.OFFLINE and offline_for >= threshold:
         return STRANDED
     return RUNNING
 
@@ -168,7 +169,7 @@ class Watcher:
         keep = {k: d.get(k) for k in ("Status", "Includes", "Excludes", "Options", "Result", "TaskMode",
                                       "BytesTransferred", "EstimatedBytesToTransfer", "FilesTransferred",
                                       "EstimatedFilesToTransfer", "FilesSkipped")}
-        if keep["Status"] in ds.TERMINAL_STATES:
+        if keep["Status"] in ExecutionStatus.TERMINAL_STATES:
             self.ledger.finished[execution] = keep
         return keep
 
@@ -193,20 +194,22 @@ class Watcher:
             try:
                 views[execution] = (self.describe(execution), self.agent_of(execution))
             except ds.AWSError as exc:
-                row = Row(execution, "?", "?", "UNKNOWN")
+                row = Row(execution, "?", "?", ExecutionStatus.UNKNOWN)
                 result.rows.append(row)
                 _failed_check(result, row, f"describe failed: {ds.describe_error(exc)}")
         busy = {}
         for desc, agent in views.values():
-            if desc.get("Status") not in ds.TERMINAL_STATES:
+            if desc.get("Status") not in ExecutionStatus.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
         self._complete_intents(result)
         for execution, (desc, agent) in views.items():
-            row = Row(execution, self.task(ds.task_of(execution))["name"], agent, desc.get("Status") or "UNKNOWN",
+            row = Row(execution, self.task(ds.task_of(execution))["name"], agent, desc.get("Status") or ExecutionStatus.UNKNOWN,
                       desc.get("BytesTransferred") or 0, desc.get("EstimatedBytesToTransfer") or 0,
                       desc.get("FilesTransferred") or 0, desc.get("EstimatedFilesToTransfer") or 0,
                       desc.get("FilesSkipped") or 0)
             result.rows.append(row)
+            if row.status not in ExecutionStatus.KNOWN_STATES:
+                log.warning("%s: status %s is not one this tool knows; treated as unfinished", execution, row.status)
             try:
                 self._handle(execution, desc, agent, agents, busy, now, row, result)
             except CHECK_ERRORS as exc:
@@ -223,8 +226,9 @@ class Watcher:
             return
         record, why_not = self._scope_of_record(scope, root, desc)
         status = row.status
-        offline_for = self.offline_for(agent, now) if agents.get(agent, "OFFLINE") == "OFFLINE" else 0.0
-        state = classify(status, agents.get(agent, "OFFLINE"), offline_for, self.settings.offline_threshold)
+        agent_status = agents.get(agent, AgentStatus.OFFLINE)
+        offline_for = self.offline_for(agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
+        state = classify(status, agent_status, offline_for, self.settings.offline_threshold)
         if state in (SUCCEEDED, RUNNING):
             flag = _oversized(desc, record)
             if flag:
@@ -255,7 +259,7 @@ class Watcher:
             row.action += "failed; no healthy agent to move to, retry budget kept"
             log.warning("%s failed and no healthy agent is ONLINE; will try again next check", execution)
             return
-        if state == STRANDED and status != "CANCELLING" and not self._cancel(execution, row):
+        if state == STRANDED and not self._cancel(execution, row):  # classify never strands a CANCELLING one
             del latest["failed"]
             return
         task = self.task(ds.task_of(execution))
@@ -291,7 +295,7 @@ class Watcher:
         failed = {a.get("agent") or self.agent_of(a["execution"]) for a in scope["attempts"]}
         allowed = set(self.settings.plan.get("agents") or [t["agent_arn"] for t in self.settings.plan["tasks"]]) \
             if self.settings.plan else set(agents)
-        healthy = sorted((a for a, s in agents.items() if s == "ONLINE" and a not in failed and a in allowed),
+        healthy = sorted((a for a, s in agents.items() if s == AgentStatus.ONLINE and a not in failed and a in allowed),
                          key=lambda a: (busy.get(a, 0), a))
         return healthy[0] if healthy else None
 
@@ -304,10 +308,10 @@ class Watcher:
             return True
         except ds.AWSError:
             desc = self.describe(execution, fresh=True)
-            if desc.get("Status") not in ds.TERMINAL_STATES:
+            if desc.get("Status") not in ExecutionStatus.TERMINAL_STATES:
                 raise
         row.status = desc["Status"]
-        if row.status == "SUCCESS":
+        if row.status in ExecutionStatus.SUCCESS_STATES:
             row.action = "ended by itself before it could be cancelled: done"
             return False
         row.action += "ended by itself before it could be cancelled; "
@@ -364,7 +368,7 @@ def _oversized(desc: dict, scope: dict | None) -> str:
     """Flag an execution that selects well more than its plan: an overlap, a wrong reading of
     the filters, or a mount that is not the export. (Enhanced mode counts files only.)"""
     estimated = desc.get("EstimatedFilesToTransfer")
-    if not scope or not estimated or desc.get("Status") in ("QUEUED", "LAUNCHING"):
+    if not scope or not estimated or desc.get("Status") in ExecutionStatus.NOT_YET_PREPARED:
         return ""
     planned = scope["files"] + (0 if desc.get("TaskMode") == "ENHANCED" else scope["dirs"])
     if estimated <= planned * OVERSELECT_FACTOR + OVERSELECT_SLACK:

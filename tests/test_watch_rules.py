@@ -16,6 +16,9 @@ EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/exec
     ("QUEUED", "OFFLINE", 601, STRANDED),
     ("LAUNCHED", "ONLINE", 0, RUNNING),  # in the user guide, not in botocore's enum
     ("SOMETHING_NEW", "OFFLINE", 700, STRANDED),
+    ("SOMETHING_NEW", "ONLINE", 700, RUNNING),
+    ("CANCELLING", "ONLINE", 0, FAILED),
+    ("CANCELLING", "OFFLINE", 9999, FAILED),  # on its way to ERROR: retried, never cancelled again
 ])
 def test_classify(status, agent, offline_for, expected):
     assert classify(status, agent, offline_for, threshold=600) == expected
