@@ -38,16 +38,16 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
     prepared = []
-    for task in plan.to_json()["tasks"]:  # the plan file's view: includes, and excludes if any
-        includes, excludes = task["includes"], task.get("excludes", [])
-        loc, loc_new = ds.ensure_nfs_location(client, task["agent_arn"], nfs_server, sub_dir, nfs_version)
-        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task["agent_arn"], loc)
-        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task["name"],
+    for task in plan.tasks:
+        includes, excludes = list(task.includes), []  # include-only: an update clears an older run's excludes
+        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir, nfs_version)
+        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
+        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
                                           includes=includes, excludes=excludes, options=options,
                                           cloudwatch_arn=cloudwatch_arn, task_mode=task_mode)
-        log.info("task %s %s: %s", task["name"], "created" if task_new else "reused, filters updated",
+        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated",
                  before["TaskArn"])
-        prepared.append((task["name"], task["agent_arn"], includes, excludes, before, task_new))
+        prepared.append((task.name, task.agent_arn, includes, excludes, before, task_new))
     ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent)}, "
                                                     f"mounting {nfs_server}:{sub_dir}"
                                  for name, agent, _, _, before, _ in prepared},

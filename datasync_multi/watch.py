@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import datasync as ds
 from .errors import SetupError
+from .plan import Plan
 from .state import Ledger, append_line, read_lines
 from .states import AgentStatus, ExecutionStatus
 
@@ -42,8 +45,9 @@ class Settings:
     max_retries: int = 1
     offline_threshold: float = 600.0
     """Seconds since an OFFLINE agent's last contact before its unfinished executions count as stranded."""
-    plan: dict | None = None
-    """The scheduler's plan: the scope of record of each task, and the agents a retry may use."""
+    plan: Plan | Mapping[str, Any] | None = None
+    """The scheduler's plan (or the plan file's JSON, read with Plan.from_json): the scope of
+    record of each task, and the agents a retry may use."""
     task_ready_timeout: float = ds.TASK_READY_TIMEOUT
     """Seconds a retry's new task may stay CREATING before this check gives up on it (the next one resumes)."""
 
@@ -109,21 +113,21 @@ def read_arn_file(path: str) -> list[str]:
     return arns
 
 
-def planned_scope(plan: dict | None, task_name: str) -> tuple[dict | None, str]:
+def planned_scope(plan: Plan | None, task_name: str) -> tuple[dict | None, str]:
     """The scope the scheduler planned for a task (its filters and counts), or None and why not.
 
     The plan is the scope of record: DescribeTaskExecution does not promise to echo an
     execution's filters, and a retry built from an empty echo would move the whole export.
     """
-    if not plan:
+    if plan is None:
         return None, "there is no plan file (--plan_file) to take its scope from"
-    task = next((t for t in plan.get("tasks", []) if t.get("name") == task_name), None)
+    task = next((t for t in plan.tasks if t.name == task_name), None)
     if task is None:
         return None, f"the plan file has no task named {task_name}"
-    if not task.get("includes"):
+    if not task.includes:
         return None, f"the plan gives task {task_name} no include filter"
-    return {"task_name": task_name, "includes": list(task["includes"]), "excludes": list(task.get("excludes", [])),
-            "files": task.get("files", 0), "dirs": task.get("dirs", 0), "bytes": task.get("bytes", 0)}, ""
+    return {"task_name": task_name, "includes": list(task.includes), "excludes": [],
+            "files": task.files, "dirs": task.dirs, "bytes": task.bytes}, ""
 
 
 def echo_differs(desc: dict, scope: dict) -> bool:
@@ -140,6 +144,8 @@ class Watcher:
         self.ledger = ledger
         self.arn_file = arn_file
         self.settings = settings
+        plan = settings.plan
+        self.plan = plan if plan is None or isinstance(plan, Plan) else Plan.from_json(plan)
         self._last_contact: dict[str, float | None] = {}
 
     # -- cached descriptions ------------------------------------------------------------
@@ -281,7 +287,7 @@ class Watcher:
     def _scope_of_record(self, scope: dict, root: str, desc: dict) -> tuple[dict | None, str]:
         """What this scope must move, from the ledger or else the plan; None and why if unknown."""
         if "scope" not in scope:
-            record, why_not = planned_scope(self.settings.plan, self.task(ds.task_of(root))["name"])
+            record, why_not = planned_scope(self.plan, self.task(ds.task_of(root))["name"])
             if record is None:
                 return None, why_not
             scope["scope"] = record
@@ -293,8 +299,7 @@ class Watcher:
         """The least busy ONLINE agent that has failed no attempt of this scope; with a plan,
         one of the plan's agents (the user chose them, and their task mode fits)."""
         failed = {a.get("agent") or self.agent_of(a["execution"]) for a in scope["attempts"]}
-        allowed = set(self.settings.plan.get("agents") or [t["agent_arn"] for t in self.settings.plan["tasks"]]) \
-            if self.settings.plan else set(agents)
+        allowed = set(self.plan.agents) if self.plan else set(agents)
         healthy = sorted((a for a, s in agents.items() if s == AgentStatus.ONLINE and a not in failed and a in allowed),
                          key=lambda a: (busy.get(a, 0), a))
         return healthy[0] if healthy else None

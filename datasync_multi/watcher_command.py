@@ -16,6 +16,7 @@ import time
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
 from .errors import UserError
+from .plan import Plan
 from .report import watch_table
 from .state import Ledger, check_writable, exclusive_lock, read_json
 from .watch import Settings, Watcher
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def watch(argv: list[str] | None) -> int:
     a = parse(argv)
     setup_logging("ds_ha.log", a.log_dir, a.verbose)
-    plan = read_json(a.plan_file) if os.path.isfile(a.plan_file) else None
+    plan = read_plan(a.plan_file)
     settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan)
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
@@ -95,6 +96,18 @@ def watch(argv: list[str] | None) -> int:
             return code
         log.info("sleeping %s sec", a.timeout_sec)
         time.sleep(a.timeout_sec)
+
+
+def read_plan(path: str) -> Plan | None:
+    """The scheduler's plan, or None if there is no plan file (then no scope can be rebuilt,
+    so nothing is retried); a plan of another version is a UserError naming the file."""
+    if not os.path.isfile(path):
+        return None
+    data = read_json(path)
+    try:
+        return Plan.from_json(data)
+    except UserError as exc:
+        raise UserError(f"plan file {path!r}: {exc}") from None
 
 
 def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> tuple[int, bool]:

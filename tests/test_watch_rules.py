@@ -2,6 +2,8 @@
 
 import pytest
 
+from datasync_multi.plan import Plan, TaskPlan
+from datasync_multi.split import DIR, GROUP, Unit
 from datasync_multi.watch import FAILED, RUNNING, STRANDED, SUCCEEDED, classify, echo_differs, planned_scope, read_arn_file
 
 EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
@@ -31,13 +33,13 @@ def test_arn_file_skips_comments_blanks_duplicates_and_malformed_lines(tmp_path,
     assert "not an execution ARN" in caplog.text
 
 
-PLAN = {"tasks": [{"name": "T_agent-1", "agent_arn": "a1", "includes": ["/a", "/b"], "files": 7, "bytes": 9},
-                  {"name": "T_agent-2", "agent_arn": "a2", "includes": []}]}
+PLAN = Plan((TaskPlan("a1", "T_agent-1", (Unit("/a", DIR, 4, 3, 1, 8), Unit("/b*", GROUP, 5, 4, 0, 9))),
+              TaskPlan("a2", "T_agent-2", ())), ("a1", "a2"), ("a", "b"), 0, None, 9, 9)
 
 
 def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
     scope, why = planned_scope(PLAN, "T_agent-1")
-    assert (scope["includes"], scope["excludes"], scope["files"], why) == (["/a", "/b"], [], 7, "")
+    assert (scope["includes"], scope["excludes"], scope["files"], scope["dirs"], why) == (["/a", "/b*"], [], 7, 1, "")
     assert planned_scope(None, "T_agent-1") == (None, "there is no plan file (--plan_file) to take its scope from")
     assert planned_scope(PLAN, "other")[1] == "the plan file has no task named other"
     assert planned_scope(PLAN, "T_agent-2")[1] == "the plan gives task T_agent-2 no include filter"
@@ -45,7 +47,7 @@ def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
 
 def test_only_filters_that_were_echoed_are_compared_with_the_plan():
     scope, _ = planned_scope(PLAN, "T_agent-1")
-    rule = [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b"}]
+    rule = [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b*"}]
     assert not echo_differs({}, scope) and not echo_differs({"Includes": None}, scope)
     assert not echo_differs({"Includes": rule}, scope)
     assert echo_differs({"Includes": [{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}]}, scope)
