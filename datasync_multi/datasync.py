@@ -11,8 +11,10 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -21,7 +23,7 @@ from botocore.config import Config
 
 from .errors import SetupError, UserError
 from .filters import filter_value, split_value
-from .states import AgentStatus, TaskStatus
+from .states import AgentStatus, ExecutionStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +171,23 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
     return arn, True
 
 
-def describe_nfs_location(client, arn: str) -> dict:
+@dataclass(frozen=True)
+class NfsLocation:
+    """An NFS location as the watcher needs it to build a retry's location on another agent."""
+
+    agents: tuple[str, ...]
+    server: str
+    subdir: str
+    """The export path, read from the LocationUri."""
+    nfs_version: str = "AUTOMATIC"
+
+
+def describe_nfs_location(client, arn: str) -> NfsLocation:
     """An NFS location's agents, server, export path (read from its LocationUri) and NFS version."""
     d = client.describe_location_nfs(LocationArn=arn)
     host, _, path = d.get("LocationUri", "nfs://").removeprefix("nfs://").partition("/")
-    return {"agents": d.get("OnPremConfig", {}).get("AgentArns", []), "server": host,
-            "subdir": "/" + path.strip("/"), "nfs_version": (d.get("MountOptions") or {}).get("Version", "AUTOMATIC")}
+    return NfsLocation(tuple(d.get("OnPremConfig", {}).get("AgentArns", [])), host, "/" + path.strip("/"),
+                       (d.get("MountOptions") or {}).get("Version", "AUTOMATIC"))
 
 
 # --- tasks and executions ----------------------------------------------------------------
@@ -316,8 +329,53 @@ def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Se
     return client.start_task_execution(TaskArn=task_arn, **kwargs)["TaskExecutionArn"]
 
 
-def describe_execution(client, arn: str) -> dict:
-    return client.describe_task_execution(TaskExecutionArn=arn)
+@dataclass(frozen=True)
+class Execution:
+    """What DescribeTaskExecution says of one execution: the fields this tool reads."""
+
+    status: str
+    includes: tuple[str, ...] | None = None
+    """The include patterns DataSync echoed, or None if it echoed none (it does not promise to)."""
+    excludes: tuple[str, ...] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    task_mode: str | None = None
+    bytes_transferred: int = 0
+    estimated_bytes: int = 0
+    """What differs from the destination with TransferMode=CHANGED, not the scope's size."""
+    files_transferred: int = 0
+    estimated_files: int = 0
+    files_skipped: int = 0
+    start_time: float | None = None
+    """When the start was requested (epoch seconds)."""
+
+    @classmethod
+    def from_description(cls, d: Mapping[str, Any]) -> Execution:
+        """From a DescribeTaskExecution response, or from what ``execution_to_description`` kept of one."""
+        start = d.get("StartTime")
+        return cls(status=d.get("Status") or ExecutionStatus.UNKNOWN,
+                   includes=None if d.get("Includes") is None else tuple(patterns(d["Includes"])),
+                   excludes=None if d.get("Excludes") is None else tuple(patterns(d["Excludes"])),
+                   options=dict(d.get("Options") or {}), error_code=(d.get("Result") or {}).get("ErrorCode"),
+                   task_mode=d.get("TaskMode"), bytes_transferred=d.get("BytesTransferred") or 0,
+                   estimated_bytes=d.get("EstimatedBytesToTransfer") or 0,
+                   files_transferred=d.get("FilesTransferred") or 0,
+                   estimated_files=d.get("EstimatedFilesToTransfer") or 0, files_skipped=d.get("FilesSkipped") or 0,
+                   start_time=start.timestamp() if isinstance(start, datetime) else start)
+
+
+def execution_to_description(e: Execution) -> dict[str, Any]:
+    """An Execution in DescribeTaskExecution's own field names (``Execution.from_description`` reads it back)."""
+    return {"Status": e.status, "Includes": None if e.includes is None else rules(e.includes),
+            "Excludes": None if e.excludes is None else rules(e.excludes), "Options": dict(e.options),
+            "Result": {"ErrorCode": e.error_code} if e.error_code else None, "TaskMode": e.task_mode,
+            "BytesTransferred": e.bytes_transferred, "EstimatedBytesToTransfer": e.estimated_bytes,
+            "FilesTransferred": e.files_transferred, "EstimatedFilesToTransfer": e.estimated_files,
+            "FilesSkipped": e.files_skipped, "StartTime": e.start_time}
+
+
+def describe_execution(client, arn: str) -> Execution:
+    return Execution.from_description(client.describe_task_execution(TaskExecutionArn=arn))
 
 
 def describe_task(client, arn: str) -> dict:

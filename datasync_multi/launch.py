@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from . import datasync as ds
 from .plan import Plan
@@ -39,7 +40,8 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
     rotate_arn_file(arn_file)
     prepared = []
     for task in plan.tasks:
-        includes, excludes = list(task.includes), []  # include-only: an update clears an older run's excludes
+        includes = list(task.includes)
+        excludes: list[str] = []  # include-only; an update clears the excludes of an older run's task
         loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir, nfs_version)
         log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
         before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
@@ -80,13 +82,14 @@ def warn_about_stale_runs(client, plan: Plan) -> list[str]:
     return stale
 
 
-def _running_same_scope(client, task: dict, includes, excludes) -> str | None:
+def _running_same_scope(client, task: dict, includes: Sequence[str], excludes: Sequence[str]) -> str | None:
+    """The task's current execution if it is still running these very filters, else None."""
     current = task.get("CurrentTaskExecutionArn")
     if not current:
         return None
     ex = ds.describe_execution(client, current)
-    same = ds.patterns(ex.get("Includes")) == list(includes) and ds.patterns(ex.get("Excludes")) == list(excludes)
-    return current if same and ex.get("Status") in ExecutionStatus.RUNNING_STATES else None
+    same = list(ex.includes or ()) == list(includes) and list(ex.excludes or ()) == list(excludes)
+    return current if same and ex.status in ExecutionStatus.RUNNING_STATES else None
 
 
 def _short(arn: str) -> str:

@@ -19,14 +19,20 @@ from typing import Any
 from . import datasync as ds
 from .errors import SetupError
 from .plan import Plan
-from .state import Ledger, append_line, read_lines
+from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, read_lines
 from .states import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
 
-EXECUTION_ARN = re.compile(r"^arn:[a-z-]+:datasync:[a-z0-9-]+:\d{12}:task/task-[0-9a-f]{17}/execution/exec-[0-9a-f]{17}$")
+EXECUTION_ARN = re.compile(
+    r"^arn:[a-z-]+:datasync:[a-z0-9-]+:\d{12}:task/task-[0-9a-f]{17}/execution/exec-[0-9a-f]{17}$")
 
 SUCCEEDED, RUNNING, FAILED, STRANDED = "succeeded", "running", "failed", "stranded"
+
+OVERSELECT_FACTOR, OVERSELECT_SLACK = 1.5, 100
+"""An estimate above factor x the plan's items + slack means the scope selects more than
+planned. With TransferMode=CHANGED the estimate is what differs between source and
+destination, so it can rightly be far below the plan (0 on a rerun), never far above."""
 
 CHECK_ERRORS = (*ds.AWSError, SetupError)
 """What can stop a check from looking at or acting on one execution; the next check retries."""
@@ -34,10 +40,6 @@ CHECK_ERRORS = (*ds.AWSError, SetupError)
 OFFLINE_AFTER = 300.0
 """DataSync marks an agent OFFLINE after about five minutes without contact: an OFFLINE
 agent that reports no LastConnectionTime has been out of contact at least that long."""
-OVERSELECT_FACTOR, OVERSELECT_SLACK = 1.5, 100
-"""An estimate above factor x the plan's items + slack means the scope selects more than
-planned. With TransferMode=CHANGED the estimate is what differs between source and
-destination, so it can rightly be far below the plan (0 on a rerun), never far above."""
 
 
 @dataclass(frozen=True)
@@ -101,19 +103,7 @@ def classify(status: str, agent_status: str, offline_for: float, threshold: floa
     return RUNNING
 
 
-def read_arn_file(path: str) -> list[str]:
-    """The execution ARNs to watch; a malformed line is reported and skipped."""
-    arns = []
-    for line in read_lines(path):
-        if EXECUTION_ARN.match(line):
-            if line not in arns:
-                arns.append(line)
-        else:
-            log.warning("%s: not an execution ARN, skipped: %r", path, line[:200])
-    return arns
-
-
-def planned_scope(plan: Plan | None, task_name: str) -> tuple[dict | None, str]:
+def planned_scope(plan: Plan | None, task_name: str) -> tuple[PlannedScope | None, str]:
     """The scope the scheduler planned for a task (its filters and counts), or None and why not.
 
     The plan is the scope of record: DescribeTaskExecution does not promise to echo an
@@ -126,14 +116,39 @@ def planned_scope(plan: Plan | None, task_name: str) -> tuple[dict | None, str]:
         return None, f"the plan file has no task named {task_name}"
     if not task.includes:
         return None, f"the plan gives task {task_name} no include filter"
-    return {"task_name": task_name, "includes": list(task.includes), "excludes": [],
-            "files": task.files, "dirs": task.dirs, "bytes": task.bytes}, ""
+    return PlannedScope(task_name, task.includes, (), task.files, task.dirs, task.bytes), ""
 
 
-def echo_differs(desc: dict, scope: dict) -> bool:
+def echo_differs(execution: ds.Execution, planned: PlannedScope) -> bool:
     """Whether the filters DescribeTaskExecution echoed (when it did) differ from the scope's."""
-    return any(key in desc and desc[key] is not None and ds.patterns(desc[key]) != scope[key.lower()]
-               for key in ("Includes", "Excludes"))
+    return any(echoed is not None and echoed != wanted
+               for echoed, wanted in ((execution.includes, planned.includes), (execution.excludes, planned.excludes)))
+
+
+def _oversized(execution: ds.Execution, planned: PlannedScope | None) -> str:
+    """Flag an execution that selects well more than its plan: an overlap, a wrong reading of
+    the filters, or a mount that is not the export. (Enhanced mode counts files only.)"""
+    estimated = execution.estimated_files
+    if not planned or not estimated or execution.status in ExecutionStatus.NOT_YET_PREPARED:
+        return ""
+    items = planned.files + (0 if execution.task_mode == "ENHANCED" else planned.dirs)
+    if estimated <= items * OVERSELECT_FACTOR + OVERSELECT_SLACK:
+        return ""
+    return (f"CHECK: selects {estimated:,} items where the plan has {items:,}: overlapping scopes, "
+            "filters read another way, or a mount that is not the export")
+
+
+def read_arn_file(path: str) -> list[str]:
+    """The execution ARNs to watch; a malformed line is reported and skipped."""
+    arns = []
+    for line in read_lines(path):
+        if EXECUTION_ARN.match(line):
+            if line not in arns:
+                arns.append(line)
+        else:
+            log.warning("%s: not an execution ARN, skipped: %r", path, line[:200])
+    return arns
+
 
 
 class Watcher:
@@ -150,34 +165,28 @@ class Watcher:
 
     # -- cached descriptions ------------------------------------------------------------
 
-    def task(self, task_arn: str) -> dict:
+    def task(self, task_arn: str) -> TaskFacts:
         if task_arn not in self.ledger.tasks:
-            t = ds.describe_task(self.client, task_arn)
-            self.ledger.tasks[task_arn] = {
-                "name": t.get("Name", ""), "source": t["SourceLocationArn"], "dest": t["DestinationLocationArn"],
-                "cloudwatch": t.get("CloudWatchLogGroupArn"), "mode": t.get("TaskMode", "BASIC")}
+            self.ledger.tasks[task_arn] = TaskFacts.from_description(ds.describe_task(self.client, task_arn))
         return self.ledger.tasks[task_arn]
 
-    def location(self, loc_arn: str) -> dict:
+    def location(self, loc_arn: str) -> ds.NfsLocation:
         if loc_arn not in self.ledger.locations:
             self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
         return self.ledger.locations[loc_arn]
 
     def agent_of(self, execution: str) -> str:
-        agents = self.location(self.task(ds.task_of(execution))["source"])["agents"]
+        agents = self.location(self.task(ds.task_of(execution)).source).agents
         return agents[0] if agents else ""
 
-    def describe(self, execution: str, fresh: bool = False) -> dict:
+    def describe(self, execution: str, fresh: bool = False) -> ds.Execution:
         """The execution's description; ended ones come from the ledger at no cost."""
         if execution in self.ledger.finished and not fresh:
             return self.ledger.finished[execution]
-        d = ds.describe_execution(self.client, execution)
-        keep = {k: d.get(k) for k in ("Status", "Includes", "Excludes", "Options", "Result", "TaskMode",
-                                      "BytesTransferred", "EstimatedBytesToTransfer", "FilesTransferred",
-                                      "EstimatedFilesToTransfer", "FilesSkipped")}
-        if keep["Status"] in ExecutionStatus.TERMINAL_STATES:
-            self.ledger.finished[execution] = keep
-        return keep
+        described = ds.describe_execution(self.client, execution)
+        if described.status in ExecutionStatus.TERMINAL_STATES:
+            self.ledger.finished[execution] = described
+        return described
 
     def offline_for(self, agent: str, now: float) -> float:
         """Seconds since an OFFLINE agent last spoke to DataSync (DescribeAgent's
@@ -195,7 +204,7 @@ class Watcher:
         agents = {a.arn: a.status for a in ds.list_agents(self.client)}
         watched = read_arn_file(self.arn_file)
         result = CheckResult()
-        views: dict[str, tuple[dict, str]] = {}
+        views: dict[str, tuple[ds.Execution, str]] = {}
         for execution in watched:
             try:
                 views[execution] = (self.describe(execution), self.agent_of(execution))
@@ -203,40 +212,40 @@ class Watcher:
                 row = Row(execution, "?", "?", ExecutionStatus.UNKNOWN)
                 result.rows.append(row)
                 _failed_check(result, row, f"describe failed: {ds.describe_error(exc)}")
-        busy = {}
-        for desc, agent in views.values():
-            if desc.get("Status") not in ExecutionStatus.TERMINAL_STATES:
+        busy: dict[str, int] = {}
+        for described, agent in views.values():
+            if described.status not in ExecutionStatus.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
         self._complete_intents(result)
-        for execution, (desc, agent) in views.items():
-            row = Row(execution, self.task(ds.task_of(execution))["name"], agent, desc.get("Status") or ExecutionStatus.UNKNOWN,
-                      desc.get("BytesTransferred") or 0, desc.get("EstimatedBytesToTransfer") or 0,
-                      desc.get("FilesTransferred") or 0, desc.get("EstimatedFilesToTransfer") or 0,
-                      desc.get("FilesSkipped") or 0)
+        for execution, (described, agent) in views.items():
+            row = Row(execution, self.task(ds.task_of(execution)).name, agent, described.status,
+                      described.bytes_transferred, described.estimated_bytes, described.files_transferred,
+                      described.estimated_files, described.files_skipped)
             result.rows.append(row)
             if row.status not in ExecutionStatus.KNOWN_STATES:
                 log.warning("%s: status %s is not one this tool knows; treated as unfinished", execution, row.status)
             try:
-                self._handle(execution, desc, agent, agents, busy, now, row, result)
+                self._handle(execution, described, agent, agents, busy, now, row, result)
             except CHECK_ERRORS as exc:
                 _failed_check(result, row, f"{ds.describe_error(exc)}; the next check tries again")
         self.ledger.save()
         return result
 
-    def _handle(self, execution, desc, agent, agents, busy, now, row: Row, result: CheckResult) -> None:
+    def _handle(self, execution: str, described: ds.Execution, agent: str, agents: dict[str, str],
+                busy: dict[str, int], now: float, row: Row, result: CheckResult) -> None:
         root = self.ledger.scope_of(execution, agent)
         scope = self.ledger.scopes[root]
-        latest = scope["attempts"][-1]
-        if latest.get("execution") != execution:
-            row.action = f"moved earlier: {_short(latest.get('execution') or 'retry pending')}"
+        latest = scope.latest
+        if latest.execution != execution:
+            row.action = f"moved earlier: {_short(latest.execution or 'retry pending')}"
             return
-        record, why_not = self._scope_of_record(scope, root, desc)
+        planned, why_not = self._scope_of_record(scope, root, described)
         status = row.status
         agent_status = agents.get(agent, AgentStatus.OFFLINE)
         offline_for = self.offline_for(agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
         state = classify(status, agent_status, offline_for, self.settings.offline_threshold)
         if state in (SUCCEEDED, RUNNING):
-            flag = _oversized(desc, record)
+            flag = _oversized(described, planned)
             if flag:
                 result.oversized.append(execution)
                 log.warning("%s: %s", execution, flag)
@@ -244,17 +253,16 @@ class Watcher:
                 result.unfinished += 1
             row.action = flag or ("done" if state == SUCCEEDED else "running")
             return
-        latest["failed"] = status if state == FAILED else f"{status} on offline agent"
+        latest.failed = status if state == FAILED else f"{status} on offline agent"
         if state == STRANDED:
             row.action = f"stranded: agent out of contact {offline_for:.0f}s; "
-        error = (desc.get("Result") or {}).get("ErrorCode")
-        if error:
-            row.action += f"{error}; "
-        if scope["retries"] >= self.settings.max_retries:
+        if described.error_code:
+            row.action += f"{described.error_code}; "
+        if scope.retries >= self.settings.max_retries:
             result.exhausted.append(root)
-            row.action += f"failed, no retries left ({scope['retries']}/{self.settings.max_retries})"
+            row.action += f"failed, no retries left ({scope.retries}/{self.settings.max_retries})"
             return
-        if record is None:
+        if planned is None:
             result.exhausted.append(root)
             row.action += f"failed; not retried: {why_not}, so its scope cannot be rebuilt"
             log.error("%s failed and is not retried: %s, so its scope cannot be rebuilt", execution, why_not)
@@ -266,39 +274,36 @@ class Watcher:
             log.warning("%s failed and no healthy agent is ONLINE; will try again next check", execution)
             return
         if state == STRANDED and not self._cancel(execution, row):  # classify never strands a CANCELLING one
-            del latest["failed"]
+            latest.failed = None
             return
         task = self.task(ds.task_of(execution))
-        loc = self.location(task["source"])
-        mode = task.get("mode", "BASIC")
-        scope["retries"] += 1
-        scope["attempts"].append({"agent": target, "retry_of": execution, "decided": now,
-                                  "task_name": task["name"] + "_retry", "server": loc["server"],
-                                  "subdir": loc["subdir"], "nfs_version": loc.get("nfs_version", "AUTOMATIC"),
-                                  "dest": task["dest"], "cloudwatch": task["cloudwatch"], "task_mode": mode,
-                                  "includes": record["includes"], "excludes": record["excludes"],
-                                  "options": ds.for_mode(desc.get("Options") or {}, mode)})
+        loc = self.location(task.source)
+        attempt = scope.begin_retry(target, Retry(
+            of=execution, decided=now, task_name=task.name + "_retry", server=loc.server, subdir=loc.subdir,
+            dest=task.dest, cloudwatch=task.cloudwatch, includes=list(planned.includes),
+            excludes=list(planned.excludes), options=ds.for_mode(dict(described.options), task.mode),
+            nfs_version=loc.nfs_version, task_mode=task.mode))
         self.ledger.save()  # the intent is durable before anything is created or started
-        new = self._carry_out(scope["attempts"][-1])
+        new = self._carry_out(attempt)
         busy[target] = busy.get(target, 0) + 1
         result.unfinished += 1
         row.action += f"moved to {_short(target)}: {_short(new)}"
 
-    def _scope_of_record(self, scope: dict, root: str, desc: dict) -> tuple[dict | None, str]:
+    def _scope_of_record(self, scope: Scope, root: str, described: ds.Execution) -> tuple[PlannedScope | None, str]:
         """What this scope must move, from the ledger or else the plan; None and why if unknown."""
-        if "scope" not in scope:
-            record, why_not = planned_scope(self.plan, self.task(ds.task_of(root))["name"])
-            if record is None:
+        if scope.planned is None:
+            planned, why_not = planned_scope(self.plan, self.task(ds.task_of(root)).name)
+            if planned is None:
                 return None, why_not
-            scope["scope"] = record
-        if echo_differs(desc, scope["scope"]):
+            scope.planned = planned
+        if echo_differs(described, scope.planned):
             return None, "the filters it ran with differ from the plan's"
-        return scope["scope"], ""
+        return scope.planned, ""
 
-    def _healthy_agent(self, scope: dict, agents: dict[str, str], busy: dict[str, int]) -> str | None:
+    def _healthy_agent(self, scope: Scope, agents: dict[str, str], busy: dict[str, int]) -> str | None:
         """The least busy ONLINE agent that has failed no attempt of this scope; with a plan,
         one of the plan's agents (the user chose them, and their task mode fits)."""
-        failed = {a.get("agent") or self.agent_of(a["execution"]) for a in scope["attempts"]}
+        failed = {a.agent or self.agent_of(a.execution or "") for a in scope.attempts}
         allowed = set(self.plan.agents) if self.plan else set(agents)
         healthy = sorted((a for a, s in agents.items() if s == AgentStatus.ONLINE and a not in failed and a in allowed),
                          key=lambda a: (busy.get(a, 0), a))
@@ -312,41 +317,41 @@ class Watcher:
             row.action += "cancelled; "
             return True
         except ds.AWSError:
-            desc = self.describe(execution, fresh=True)
-            if desc.get("Status") not in ExecutionStatus.TERMINAL_STATES:
+            described = self.describe(execution, fresh=True)
+            if described.status not in ExecutionStatus.TERMINAL_STATES:
                 raise
-        row.status = desc["Status"]
+        row.status = described.status
         if row.status in ExecutionStatus.SUCCESS_STATES:
             row.action = "ended by itself before it could be cancelled: done"
             return False
         row.action += "ended by itself before it could be cancelled; "
         return True
 
-    def _carry_out(self, attempt: dict) -> str:
+    def _carry_out(self, attempt: Attempt) -> str:
         """Create or reuse the retry's location and task, then adopt or start its execution."""
-        if not attempt.get("task"):
-            loc, _ = ds.ensure_nfs_location(self.client, attempt["agent"], attempt["server"], attempt["subdir"],
-                                            attempt.get("nfs_version", "AUTOMATIC"), tag=ds.WATCHER_TAG)
+        retry = attempt.retry
+        assert retry is not None
+        if not retry.task:
+            loc, _ = ds.ensure_nfs_location(self.client, attempt.agent, retry.server, retry.subdir,
+                                            retry.nfs_version, tag=ds.WATCHER_TAG)
             task, _ = ds.ensure_task(
-                self.client, source_arn=loc, dest_arn=attempt["dest"], name=attempt["task_name"],
-                includes=attempt["includes"], excludes=attempt["excludes"], options=attempt["options"],
-                cloudwatch_arn=attempt.get("cloudwatch"), task_mode=attempt.get("task_mode", "BASIC"),
-                tag=ds.WATCHER_TAG)
-            attempt["task"] = task["TaskArn"]
+                self.client, source_arn=loc, dest_arn=retry.dest, name=retry.task_name, includes=retry.includes,
+                excludes=retry.excludes, options=retry.options, cloudwatch_arn=retry.cloudwatch,
+                task_mode=retry.task_mode, tag=ds.WATCHER_TAG)
+            retry.task = task["TaskArn"]
             self.ledger.save()
-        ds.wait_until_ready(self.client, {attempt["task"]: f"retry task {attempt['task_name']} on agent "
-                                                           f"{_short(attempt['agent'])}"},
+        ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {_short(attempt.agent)}"},
                             timeout=self.settings.task_ready_timeout, on_wait=log.info)
-        known = {a.get("execution") for s in self.ledger.scopes.values() for a in s["attempts"]}
-        adopt = [e for e in ds.list_executions(self.client, attempt["task"]) if e not in known
-                 and _started_after(ds.describe_execution(self.client, e), attempt["decided"])]
+        known = {a.execution for s in self.ledger.scopes.values() for a in s.attempts}
+        adopt = [e for e in ds.list_executions(self.client, retry.task) if e not in known
+                 and _started_after(ds.describe_execution(self.client, e), retry.decided)]
         if adopt:
             execution = adopt[-1]
             log.info("adopting retry execution %s started before a restart", execution)
         else:
-            execution = ds.start_execution(self.client, attempt["task"], attempt["includes"], attempt["excludes"])
-            log.info("retry of %s started on %s: %s", attempt["retry_of"], attempt["agent"], execution)
-        attempt["execution"] = execution
+            execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes)
+            log.info("retry of %s started on %s: %s", retry.of, attempt.agent, execution)
+        attempt.execution = execution
         self.ledger.save()
         append_line(self.arn_file, execution)
         return execution
@@ -354,32 +359,19 @@ class Watcher:
     def _complete_intents(self, result: CheckResult) -> None:
         """Finish retries a crashed check decided but did not see started."""
         for root, scope in self.ledger.scopes.items():
-            attempt = scope["attempts"][-1]
-            if attempt.get("execution") or "retry_of" not in attempt:
+            attempt = scope.latest
+            if attempt.execution or attempt.retry is None:
                 continue
-            row = Row(attempt.get("task") or "?", attempt["task_name"], attempt["agent"], "STARTED")
+            row = Row(attempt.retry.task or "?", attempt.retry.task_name, attempt.agent, "STARTED")
             result.rows.append(row)
             try:
                 row.execution = self._carry_out(attempt)
                 result.unfinished += 1
-                row.action = f"retry of {_short(attempt['retry_of'])} completed (an earlier check decided it)"
+                row.action = f"retry of {_short(attempt.retry.of)} completed (an earlier check decided it)"
             except CHECK_ERRORS as exc:
                 row.status = "PENDING"
                 _failed_check(result, row, f"completing the retry of {_short(root)} failed: "
                                            f"{ds.describe_error(exc)}; the next check tries again")
-
-
-def _oversized(desc: dict, scope: dict | None) -> str:
-    """Flag an execution that selects well more than its plan: an overlap, a wrong reading of
-    the filters, or a mount that is not the export. (Enhanced mode counts files only.)"""
-    estimated = desc.get("EstimatedFilesToTransfer")
-    if not scope or not estimated or desc.get("Status") in ExecutionStatus.NOT_YET_PREPARED:
-        return ""
-    planned = scope["files"] + (0 if desc.get("TaskMode") == "ENHANCED" else scope["dirs"])
-    if estimated <= planned * OVERSELECT_FACTOR + OVERSELECT_SLACK:
-        return ""
-    return (f"CHECK: selects {estimated:,} items where the plan has {planned:,}: overlapping scopes, "
-            "filters read another way, or a mount that is not the export")
 
 
 def _failed_check(result: CheckResult, row: Row, message: str) -> None:
@@ -389,10 +381,9 @@ def _failed_check(result: CheckResult, row: Row, message: str) -> None:
     log.error("%s: %s", row.execution, message)
 
 
-def _started_after(execution: dict, decided: float) -> bool:
+def _started_after(execution: ds.Execution, decided: float) -> bool:
     """Whether an execution may be the one a crashed check started (a minute of clock skew allowed)."""
-    start = execution.get("StartTime")
-    return start is None or start.timestamp() >= decided - 60
+    return execution.start_time is None or execution.start_time >= decided - 60
 
 
 def _short(arn: str) -> str:

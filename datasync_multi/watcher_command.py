@@ -114,7 +114,7 @@ def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> t
     """One locked check; returns (exit code, whether every scope has ended)."""
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
                                                                      "waiting for it", arn_file)):
-        result = Watcher(client, Ledger(ledger_file), arn_file, settings).check()
+        result = Watcher(client, Ledger.read(ledger_file), arn_file, settings).check()
     table = watch_table(result.rows)
     print(table, flush=True)  # once: on stdout; the log file keeps its own copy
     for line in table.splitlines():

@@ -2,8 +2,10 @@
 
 import pytest
 
+from datasync_multi.datasync import Execution
 from datasync_multi.plan import Plan, TaskPlan
 from datasync_multi.split import DIR, GROUP, Unit
+from datasync_multi.state import PlannedScope
 from datasync_multi.watch import FAILED, RUNNING, STRANDED, SUCCEEDED, classify, echo_differs, planned_scope, read_arn_file
 
 EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
@@ -38,8 +40,7 @@ PLAN = Plan((TaskPlan("a1", "T_agent-1", (Unit("/a", DIR, 4, 3, 1, 8), Unit("/b*
 
 
 def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
-    scope, why = planned_scope(PLAN, "T_agent-1")
-    assert (scope["includes"], scope["excludes"], scope["files"], scope["dirs"], why) == (["/a", "/b*"], [], 7, 1, "")
+    assert planned_scope(PLAN, "T_agent-1") == (PlannedScope("T_agent-1", ("/a", "/b*"), (), 7, 1, 9), "")
     assert planned_scope(None, "T_agent-1") == (None, "there is no plan file (--plan_file) to take its scope from")
     assert planned_scope(PLAN, "other")[1] == "the plan file has no task named other"
     assert planned_scope(PLAN, "T_agent-2")[1] == "the plan gives task T_agent-2 no include filter"
@@ -48,7 +49,12 @@ def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
 def test_only_filters_that_were_echoed_are_compared_with_the_plan():
     scope, _ = planned_scope(PLAN, "T_agent-1")
     rule = [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b*"}]
-    assert not echo_differs({}, scope) and not echo_differs({"Includes": None}, scope)
-    assert not echo_differs({"Includes": rule}, scope)
-    assert echo_differs({"Includes": [{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}]}, scope)
-    assert echo_differs({"Includes": rule, "Excludes": rule}, scope)
+
+    def echoed(**filters) -> Execution:  # as DescribeTaskExecution gives it
+        return Execution.from_description({"Status": "ERROR", **filters})
+
+    assert not echo_differs(echoed(), scope) and not echo_differs(echoed(Includes=None), scope)
+    assert not echo_differs(echoed(Includes=rule), scope)
+    assert not echo_differs(echoed(Includes=rule, Excludes=[]), scope)
+    assert echo_differs(echoed(Includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}]), scope)
+    assert echo_differs(echoed(Includes=rule, Excludes=rule), scope)
