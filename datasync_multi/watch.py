@@ -1,5 +1,7 @@
 """One check of the HA watcher: look at every watched execution, move what failed.
 
+For each execution the check gathers what it needs (descriptions, cached in the ledger
+where they cannot change), asks ``decisions.decide`` what to do, and carries that out.
 The order inside a check is what makes it safe under restarts and cron: the caller holds
 a lock for the whole check; a retry is written to the ledger as an intent (and its
 budget spent) before anything is created or started; a later check that finds an intent
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import datasync as ds
+from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
 from .errors import SetupError
 from .plan import Plan
 from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, read_lines
@@ -26,13 +29,6 @@ log = logging.getLogger(__name__)
 
 EXECUTION_ARN = re.compile(
     r"^arn:[a-z-]+:datasync:[a-z0-9-]+:\d{12}:task/task-[0-9a-f]{17}/execution/exec-[0-9a-f]{17}$")
-
-SUCCEEDED, RUNNING, FAILED, STRANDED = "succeeded", "running", "failed", "stranded"
-
-OVERSELECT_FACTOR, OVERSELECT_SLACK = 1.5, 100
-"""An estimate above factor x the plan's items + slack means the scope selects more than
-planned. With TransferMode=CHANGED the estimate is what differs between source and
-destination, so it can rightly be far below the plan (0 on a rerun), never far above."""
 
 CHECK_ERRORS = (*ds.AWSError, SetupError)
 """What can stop a check from looking at or acting on one execution; the next check retries."""
@@ -85,57 +81,6 @@ class CheckResult:
     @property
     def finished(self) -> bool:
         return self.unfinished == 0 and not self.waiting and not self.errors
-
-
-def classify(status: str, agent_status: str, offline_for: float, threshold: float) -> str:
-    """What an execution's state means for the watcher.
-
-    CANCELLING is on its way to ERROR: failed, and never cancelled again. An unfinished
-    execution whose agent has been out of contact past the threshold is stranded. An
-    unknown status (see ``states``) counts as running, on purpose, like the running ones.
-    """
-    if status in ExecutionStatus.SUCCESS_STATES:
-        return SUCCEEDED
-    if status in ExecutionStatus.FAILURE_STATES or status == ExecutionStatus.CANCELLING:
-        return FAILED
-    if agent_status == AgentStatus.OFFLINE and offline_for >= threshold:
-        return STRANDED
-    return RUNNING
-
-
-def planned_scope(plan: Plan | None, task_name: str) -> tuple[PlannedScope | None, str]:
-    """The scope the scheduler planned for a task (its filters and counts), or None and why not.
-
-    The plan is the scope of record: DescribeTaskExecution does not promise to echo an
-    execution's filters, and a retry built from an empty echo would move the whole export.
-    """
-    if plan is None:
-        return None, "there is no plan file (--plan_file) to take its scope from"
-    task = next((t for t in plan.tasks if t.name == task_name), None)
-    if task is None:
-        return None, f"the plan file has no task named {task_name}"
-    if not task.includes:
-        return None, f"the plan gives task {task_name} no include filter"
-    return PlannedScope(task_name, task.includes, (), task.files, task.dirs, task.bytes), ""
-
-
-def echo_differs(execution: ds.Execution, planned: PlannedScope) -> bool:
-    """Whether the filters DescribeTaskExecution echoed (when it did) differ from the scope's."""
-    return any(echoed is not None and echoed != wanted
-               for echoed, wanted in ((execution.includes, planned.includes), (execution.excludes, planned.excludes)))
-
-
-def _oversized(execution: ds.Execution, planned: PlannedScope | None) -> str:
-    """Flag an execution that selects well more than its plan: an overlap, a wrong reading of
-    the filters, or a mount that is not the export. (Enhanced mode counts files only.)"""
-    estimated = execution.estimated_files
-    if not planned or not estimated or execution.status in ExecutionStatus.NOT_YET_PREPARED:
-        return ""
-    items = planned.files + (0 if execution.task_mode == "ENHANCED" else planned.dirs)
-    if estimated <= items * OVERSELECT_FACTOR + OVERSELECT_SLACK:
-        return ""
-    return (f"CHECK: selects {estimated:,} items where the plan has {items:,}: overlapping scopes, "
-            "filters read another way, or a mount that is not the export")
 
 
 def read_arn_file(path: str) -> list[str]:
@@ -216,6 +161,7 @@ class Watcher:
         for described, agent in views.values():
             if described.status not in ExecutionStatus.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
+        fleet = Fleet(agents, busy, frozenset(self.plan.agents) if self.plan else None)  # busy grows with retries
         self._complete_intents(result)
         for execution, (described, agent) in views.items():
             row = Row(execution, self.task(ds.task_of(execution)).name, agent, described.status,
@@ -225,69 +171,70 @@ class Watcher:
             if row.status not in ExecutionStatus.KNOWN_STATES:
                 log.warning("%s: status %s is not one this tool knows; treated as unfinished", execution, row.status)
             try:
-                self._handle(execution, described, agent, agents, busy, now, row, result)
+                self._handle(execution, described, agent, fleet, busy, now, row, result)
             except CHECK_ERRORS as exc:
                 _failed_check(result, row, f"{ds.describe_error(exc)}; the next check tries again")
         self.ledger.save()
         return result
 
-    def _handle(self, execution: str, described: ds.Execution, agent: str, agents: dict[str, str],
-                busy: dict[str, int], now: float, row: Row, result: CheckResult) -> None:
+    def _handle(self, execution: str, described: ds.Execution, agent: str, fleet: Fleet, busy: dict[str, int],
+                now: float, row: Row, result: CheckResult) -> None:
+        """Gather what the decision needs, decide, and carry the decision out."""
         root = self.ledger.scope_of(execution, agent)
         scope = self.ledger.scopes[root]
-        latest = scope.latest
-        if latest.execution != execution:
-            row.action = f"moved earlier: {_short(latest.execution or 'retry pending')}"
+        if scope.latest.execution != execution:
+            row.action = f"moved earlier: {_short(scope.latest.execution or 'retry pending')}"
             return
         planned, why_not = self._scope_of_record(scope, root, described)
-        status = row.status
-        agent_status = agents.get(agent, AgentStatus.OFFLINE)
+        agent_status = fleet.statuses.get(agent, AgentStatus.OFFLINE)
         offline_for = self.offline_for(agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
-        state = classify(status, agent_status, offline_for, self.settings.offline_threshold)
-        if state in (SUCCEEDED, RUNNING):
-            flag = _oversized(described, planned)
-            if flag:
+        for attempt in scope.attempts:  # a ledger older than Attempt.agent: read it from the task
+            if not attempt.agent and attempt.execution:
+                attempt.agent = self.agent_of(attempt.execution)
+        seen = Seen(described, agent_status, offline_for, planned, why_not)
+        decision = decide(seen, scope, fleet, max_retries=self.settings.max_retries,
+                          offline_threshold=self.settings.offline_threshold)
+        self._carry_out_decision(decision, execution, root, scope, seen, busy, now, row, result)
+
+    def _carry_out_decision(self, decision: Decision, execution: str, root: str, scope: Scope, seen: Seen,
+                            busy: dict[str, int], now: float, row: Row, result: CheckResult) -> None:
+        """Record the decision in the ledger, the table and the result; cancel, create and start what it asks."""
+        row.action = decision.action
+        if decision.kind in (Kind.WAIT, Kind.DONE):
+            if decision.flag:
                 result.oversized.append(execution)
-                log.warning("%s: %s", execution, flag)
-            if state == RUNNING:
+                log.warning("%s: %s", execution, decision.flag)
+            if decision.kind == Kind.WAIT:
                 result.unfinished += 1
-            row.action = flag or ("done" if state == SUCCEEDED else "running")
             return
-        latest.failed = status if state == FAILED else f"{status} on offline agent"
-        if state == STRANDED:
-            row.action = f"stranded: agent out of contact {offline_for:.0f}s; "
-        if described.error_code:
-            row.action += f"{described.error_code}; "
-        if scope.retries >= self.settings.max_retries:
+        latest = scope.latest
+        latest.failed = decision.failed
+        if decision.kind == Kind.GIVE_UP:
             result.exhausted.append(root)
-            row.action += f"failed, no retries left ({scope.retries}/{self.settings.max_retries})"
+            if decision.log:
+                log.error("%s %s", execution, decision.log)
             return
-        if planned is None:
-            result.exhausted.append(root)
-            row.action += f"failed; not retried: {why_not}, so its scope cannot be rebuilt"
-            log.error("%s failed and is not retried: %s, so its scope cannot be rebuilt", execution, why_not)
-            return
-        target = self._healthy_agent(scope, agents, busy)
-        if not target:
+        if decision.kind == Kind.NO_HEALTHY_AGENT:
             result.waiting.append(root)
-            row.action += "failed; no healthy agent to move to, retry budget kept"
-            log.warning("%s failed and no healthy agent is ONLINE; will try again next check", execution)
+            log.warning("%s %s", execution, decision.log)
             return
-        if state == STRANDED and not self._cancel(execution, row):  # classify never strands a CANCELLING one
+        planned = seen.planned
+        assert decision.target is not None and planned is not None  # decide() retries only with both
+        if decision.kind == Kind.CANCEL_THEN_RETRY and not self._cancel(execution, row):
             latest.failed = None
             return
         task = self.task(ds.task_of(execution))
         loc = self.location(task.source)
-        attempt = scope.begin_retry(target, Retry(
+        attempt = scope.begin_retry(decision.target, Retry(
             of=execution, decided=now, task_name=task.name + "_retry", server=loc.server, subdir=loc.subdir,
             dest=task.dest, cloudwatch=task.cloudwatch, includes=list(planned.includes),
-            excludes=list(planned.excludes), options=ds.for_mode(dict(described.options), task.mode),
+            excludes=list(planned.excludes), options=ds.for_mode(dict(seen.execution.options), task.mode),
             nfs_version=loc.nfs_version, task_mode=task.mode))
         self.ledger.save()  # the intent is durable before anything is created or started
         new = self._carry_out(attempt)
-        busy[target] = busy.get(target, 0) + 1
+        busy[decision.target] = busy.get(decision.target, 0) + 1
         result.unfinished += 1
-        row.action += f"moved to {_short(target)}: {_short(new)}"
+        row.action += f"moved to {_short(decision.target)}: {_short(new)}"
 
     def _scope_of_record(self, scope: Scope, root: str, described: ds.Execution) -> tuple[PlannedScope | None, str]:
         """What this scope must move, from the ledger or else the plan; None and why if unknown."""
@@ -299,15 +246,6 @@ class Watcher:
         if echo_differs(described, scope.planned):
             return None, "the filters it ran with differ from the plan's"
         return scope.planned, ""
-
-    def _healthy_agent(self, scope: Scope, agents: dict[str, str], busy: dict[str, int]) -> str | None:
-        """The least busy ONLINE agent that has failed no attempt of this scope; with a plan,
-        one of the plan's agents (the user chose them, and their task mode fits)."""
-        failed = {a.agent or self.agent_of(a.execution or "") for a in scope.attempts}
-        allowed = set(self.plan.agents) if self.plan else set(agents)
-        healthy = sorted((a for a, s in agents.items() if s == AgentStatus.ONLINE and a not in failed and a in allowed),
-                         key=lambda a: (busy.get(a, 0), a))
-        return healthy[0] if healthy else None
 
     def _cancel(self, execution: str, row: Row) -> bool:
         """Cancel a stranded execution before moving it; False if it ended by itself with
