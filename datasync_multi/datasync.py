@@ -366,7 +366,7 @@ def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Se
 
     Calls: StartTaskExecution. Raises: AWSError.
     """
-    kwargs = {"Includes": rules(includes), "Excludes": rules(excludes)}
+    kwargs: dict[str, Any] = {"Includes": rules(includes), "Excludes": rules(excludes)}
     if override_options:
         kwargs["OverrideOptions"] = override_options
     return client.start_task_execution(TaskArn=task_arn, **kwargs)["TaskExecutionArn"]

@@ -269,7 +269,8 @@ def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> lis
     out = []
     n = len(plan.agents)
     units = sum(len(t.units) for t in plan.tasks)
-    held = sorted((pair for pair in split.held if pair[0].cost > plan.threshold), key=lambda p: (-p[0].cost, p[0].pattern))
+    held = sorted((pair for pair in split.held if pair[0].cost > plan.threshold),
+                  key=lambda p: (-p[0].cost, p[0].pattern))
     if len(plan.tasks) < n:
         why = f"the share cuts into {units} unit(s)" if units < n else "the units do not spread further"
         out.append(f"only {len(plan.tasks)} of {n} agents get work: {why}")
