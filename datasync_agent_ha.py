@@ -1,119 +1,13 @@
 #!/usr/bin/env python3
 """Watch the executions in the arn file and move a failed or stranded share to a healthy agent.
 
-each check: lock -> read arn file -> list agents -> describe executions -> cancel what is
-stranded -> retry on a healthy agent (intent in the ledger first) -> table -> sleep or exit
+A thin wrapper kept for existing wrappers and cron lines: the command lives in
+``datasync_multi.watcher_command`` (installed as ``datasync-multi-watcher``).
 """
 
-from __future__ import annotations
-
-import logging
-import os
 import sys
-import time
 
-from datasync_multi import datasync as ds
-from datasync_multi.cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
-from datasync_multi.errors import UserError
-from datasync_multi.report import watch_table
-from datasync_multi.state import Ledger, check_writable, exclusive_lock, read_json
-from datasync_multi.watch import Settings, Watcher
-
-EXIT_EXHAUSTED = 3
-"""A scope failed and will not be retried: no retries left, or no scope of record."""
-EXIT_NO_HEALTHY_AGENT = 4
-"""A scope failed and no healthy agent could take it (the next check tries again)."""
-EXIT_OVERSIZED = 5
-"""An execution selects well more than the plan gives its scope."""
-
-EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
-  0  every scope succeeded, or everything still running is healthy
-  1  the check could not look at or act on an execution (an AWS error): see the table
-  2  bad input (flags, the arn file, files that cannot be written, no AWS credentials)
-  3  a scope failed and will not be retried (no retries left, or its scope is not in
-     the plan file)
-  4  a scope failed and no healthy agent could take it; the next check tries again
-  5  an execution selects well more than its plan: overlapping scopes, or a mount that
-     is not the export"""
-
-log = logging.getLogger("ha")
-
-
-def parse(argv: list[str] | None):
-    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
-    p.add_flag("--arn_file", default="arn_file.txt", help="execution ARNs to watch, one per line")
-    p.add_flag("--timeout_sec", type=int, default=300, help="seconds to sleep between checks")
-    p.add_flag("--once", action="store_true", help="one check, then exit (for cron)")
-    p.add_flag("--max_retries", type=int, default=1, help="retries per scope, ever")
-    p.add_flag("--offline_threshold_sec", type=int, default=600,
-               help="how long since an OFFLINE agent's last contact (LastConnectionTime) before its "
-                    "unfinished executions are moved")
-    p.add_flag("--plan_file", default="plan.json",
-               help="the scheduler's plan: each scope's filters (a retry moves exactly those) and counts")
-    p.add_flag("--ledger_file", help="the retry ledger (default: <arn_file>.ledger.json)")
-    p.add_flag("--region", help="AWS region (default: the standard chain)")
-    p.add_flag("--profile", help="AWS profile (default: the standard chain)")
-    p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
-    p.add_flag("--log_dir", help="directory of ds_ha.log (default: log/ beside the scripts)")
-    p.add_flag("--verbose", action="store_true", help="debug logging")
-    a = p.parse_args(argv)
-    for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
-        if getattr(a, flag) < 0:
-            raise UserError(f"--{flag} must not be negative")
-    if a.timeout_sec < 1 and not a.once:
-        raise UserError("--timeout_sec must be at least 1 between checks (or use --once)")
-    if not os.path.isfile(a.arn_file):
-        raise UserError(f"arn file {a.arn_file!r} does not exist")
-    check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
-    check_writable(a.ledger_file or a.arn_file + ".ledger.json", "--ledger_file")
-    return a
-
-
-def main(argv: list[str] | None = None) -> int:
-    a = parse(argv)
-    setup_logging("ds_ha.log", a.log_dir, a.verbose)
-    plan = read_json(a.plan_file) if os.path.isfile(a.plan_file) else None
-    settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan)
-    client = ds.make_client(a.region, a.profile, a.endpoint_url)
-    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
-    while True:
-        try:
-            code, finished = check_once(client, a.arn_file, ledger_file, settings)
-        except ds.AWSError as exc:
-            if a.once:
-                raise
-            log.error("check failed, next one in %ss: %s", a.timeout_sec, ds.describe_error(exc))
-            code, finished = EXIT_OK, False
-        if a.once or finished:
-            return code
-        log.info("sleeping %s sec", a.timeout_sec)
-        time.sleep(a.timeout_sec)
-
-
-def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> tuple[int, bool]:
-    """One locked check; returns (exit code, whether every scope has ended)."""
-    with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
-                                                                     "waiting for it", arn_file)):
-        result = Watcher(client, Ledger(ledger_file), arn_file, settings).check()
-    table = watch_table(result.rows)
-    print(table, flush=True)  # once: on stdout; the log file keeps its own copy
-    for line in table.splitlines():
-        log.info("%s", line, extra=FILE_ONLY)
-    if result.exhausted:
-        log.error("%d scope(s) failed and will not be retried", len(result.exhausted))
-        return EXIT_EXHAUSTED, result.finished
-    if result.errors:
-        log.error("this check could not look at or act on %d execution(s); it is not complete",
-                  len(result.errors))
-        return EXIT_AWS, False
-    if result.waiting:
-        return EXIT_NO_HEALTHY_AGENT, False
-    if result.oversized:
-        return EXIT_OVERSIZED, result.finished
-    if result.finished:
-        log.info("every watched scope has succeeded")
-    return EXIT_OK, result.finished
-
+from datasync_multi.watcher_command import main
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(main())

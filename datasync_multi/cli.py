@@ -14,7 +14,19 @@ from .errors import SetupError, UserError
 EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_SETUP = 0, 1, 2, 3
 FILE_ONLY = {"file_only": True}
 """``extra=`` for a log record that goes to the log file only: what the script also prints."""
-DEFAULT_LOG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "log")
+CHECKOUT_MARKER = "datasync_multi_agents_scheduler.py"
+"""A top-level script that only a checkout has beside the package."""
+
+
+def default_log_dir(package_dir: str = os.path.dirname(os.path.abspath(__file__))) -> str:
+    """Where the logs go without --log_dir: ``log/`` beside the scripts when the package runs
+    from a checkout (as the wrappers and cron lines always had it), else ``log/`` under the
+    current directory, beside the arn file and plan an installed command writes there
+    (never inside site-packages)."""
+    checkout = os.path.dirname(package_dir)
+    if os.path.isfile(os.path.join(checkout, CHECKOUT_MARKER)):
+        return os.path.join(checkout, "log")
+    return os.path.join(os.getcwd(), "log")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -45,7 +57,7 @@ class Parser(argparse.ArgumentParser):
 
 def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> str:
     """Log to stderr and to ``log_dir/log_file``; return the log file's path."""
-    log_dir = log_dir or DEFAULT_LOG_DIR
+    log_dir = log_dir or default_log_dir()
     path = os.path.join(log_dir, log_file)
     try:
         os.makedirs(log_dir, exist_ok=True)

@@ -2,7 +2,12 @@
 
 Everything here takes and returns plain values. Listing goes through boto3's
 paginators; throttling and transient faults are absorbed by botocore's adaptive retry
-mode, so no function here loops or sleeps on its own.
+mode, so no function here loops or sleeps on its own (``wait_until_ready`` polls on
+purpose). Each function that calls DataSync names the operations it makes ("Calls:",
+as the boto3 client's methods, e.g. ListAgents is ``client.list_agents``) and what it
+raises: every one raises ``AWSError`` once botocore's retries are spent. DataSync's own
+refusals arrive as InvalidRequestException, the one client error its model declares
+(beside InternalException) for every operation.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -21,6 +28,7 @@ from botocore.config import Config
 
 from .errors import SetupError, UserError
 from .filters import filter_value, split_value
+from .states import AgentStatus, ExecutionStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +45,6 @@ ENHANCED_LOG_GROUP = "/aws/datasync"
 TASK_READY_TIMEOUT = 600.0
 """Seconds a new task may stay CREATING before the launch gives up on it."""
 
-TERMINAL_STATES = frozenset({"SUCCESS", "ERROR"})
-RUNNING_STATES = frozenset({"QUEUED", "LAUNCHING", "LAUNCHED", "PREPARING", "TRANSFERRING", "VERIFYING"})
-
 AWSError = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 """What a DataSync call can raise once botocore's retries are spent."""
 
@@ -49,6 +54,9 @@ def make_client(region: str | None = None, profile: str | None = None, endpoint_
 
     ``endpoint_url`` points it at the local emulator; boto3 also reads ``AWS_ENDPOINT_URL``.
     No credentials at all is the user's to fix, so it is a UserError (exit 2) before any call.
+
+    Calls: nothing (reads the credential chain). Raises: UserError for no credentials, an
+    unknown profile or no region.
     """
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
@@ -102,27 +110,39 @@ class Agent:
 
 
 def list_agents(client) -> list[Agent]:
-    """Every agent in the region with its status, in ARN order."""
-    return sorted((Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"))
+    """Every agent in the region with its status, in ARN order.
+
+    Calls: ListAgents (paginated). Raises: AWSError.
+    """
+    return sorted((Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", AgentStatus.UNKNOWN))
                    for page in client.get_paginator("list_agents").paginate()
                    for a in page.get("Agents", [])), key=lambda a: a.arn)
 
 
 def describe_agent(client, arn: str) -> Agent:
-    """DescribeAgent: status and LastConnectionTime."""
+    """An agent's status and last contact (LastConnectionTime).
+
+    Calls: DescribeAgent. Raises: AWSError.
+    """
     a = client.describe_agent(AgentArn=arn)
     last = a.get("LastConnectionTime")
-    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", "UNKNOWN"), last.timestamp() if last else None)
+    return Agent(a["AgentArn"], a.get("Name", ""), a.get("Status", AgentStatus.UNKNOWN),
+                 last.timestamp() if last else None)
 
 
 # --- locations -------------------------------------------------------------------------
 
 
 def location_exists(client, arn: str) -> bool:
+    """Whether a location of this ARN exists in the account and region.
+
+    Calls: ListLocations (paginated). Raises: AWSError.
+    """
     return any(loc["LocationArn"] == arn for loc in _locations(client))
 
 
 def _locations(client, filters: list[dict] | None = None) -> Iterator[dict]:
+    """ListLocations' entries (paginated, optionally filtered)."""
     kwargs = {"Filters": filters} if filters else {}
     for page in client.get_paginator("list_locations").paginate(**kwargs):
         yield from page.get("Locations", [])
@@ -138,8 +158,11 @@ def nfs_uri_matches(uri: str, server: str, subdir: str) -> bool:
 
 
 def find_nfs_location(client, agent_arn: str, server: str, subdir: str) -> dict | None:
-    """An existing NFS location for exactly this agent, server and export path, described
-    (DescribeLocationNfs); or None."""
+    """An existing NFS location for exactly this agent, server and export path, described; or None.
+
+    Calls: ListLocations (paginated, filtered by LocationUri), DescribeLocationNfs for each
+    match. Raises: AWSError.
+    """
     filters = [{"Name": "LocationUri", "Values": [f"nfs://{server}/"], "Operator": "BeginsWith"}]
     for loc in _locations(client, filters):
         if nfs_uri_matches(loc.get("LocationUri", ""), server, subdir):
@@ -153,8 +176,11 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
                         tag: dict = SCHEDULER_TAG) -> tuple[str, bool]:
     """Reuse or create the NFS source location of one agent; returns (arn, created).
 
-    A reused location that mounts another NFS version is updated (UpdateLocationNfs), and
-    the log says so: a location is never used with mount options other than those asked.
+    A reused location that mounts another NFS version is updated, and the log says so: a
+    location is never used with mount options other than those asked.
+
+    Calls: ListLocations, DescribeLocationNfs (see ``find_nfs_location``), then
+    UpdateLocationNfs or CreateLocationNfs (tagged). Raises: AWSError.
     """
     found = find_nfs_location(client, agent_arn, server, subdir)
     if found:
@@ -170,12 +196,26 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
     return arn, True
 
 
-def describe_nfs_location(client, arn: str) -> dict:
-    """An NFS location's agents, server, export path (read from its LocationUri) and NFS version."""
+@dataclass(frozen=True)
+class NfsLocation:
+    """An NFS location as the watcher needs it to build a retry's location on another agent."""
+
+    agents: tuple[str, ...]
+    server: str
+    subdir: str
+    """The export path, read from the LocationUri."""
+    nfs_version: str = "AUTOMATIC"
+
+
+def describe_nfs_location(client, arn: str) -> NfsLocation:
+    """An NFS location's agents, server, export path (read from its LocationUri) and NFS version.
+
+    Calls: DescribeLocationNfs. Raises: AWSError.
+    """
     d = client.describe_location_nfs(LocationArn=arn)
     host, _, path = d.get("LocationUri", "nfs://").removeprefix("nfs://").partition("/")
-    return {"agents": d.get("OnPremConfig", {}).get("AgentArns", []), "server": host,
-            "subdir": "/" + path.strip("/"), "nfs_version": (d.get("MountOptions") or {}).get("Version", "AUTOMATIC")}
+    return NfsLocation(tuple(d.get("OnPremConfig", {}).get("AgentArns", [])), host, "/" + path.strip("/"),
+                       (d.get("MountOptions") or {}).get("Version", "AUTOMATIC"))
 
 
 # --- tasks and executions ----------------------------------------------------------------
@@ -203,12 +243,19 @@ def for_mode(options: dict, task_mode: str) -> dict:
 
 
 def list_tasks(client) -> list[dict]:
-    """Every task in the region: TaskArn, Name and Status."""
+    """Every task in the region: TaskArn, Name and Status.
+
+    Calls: ListTasks (paginated). Raises: AWSError.
+    """
     return [t for page in client.get_paginator("list_tasks").paginate() for t in page.get("Tasks", [])]
 
 
 def find_task(client, source_arn: str, dest_arn: str, name: str) -> dict | None:
-    """The task named ``name`` from this source to this destination, described; or None."""
+    """The task named ``name`` from this source to this destination, described; or None.
+
+    Calls: ListTasks (paginated, filtered by LocationId), DescribeTask for each task of that
+    name. Raises: AWSError.
+    """
     filters = [{"Name": "LocationId", "Values": [source_arn], "Operator": "Equals"}]
     for page in client.get_paginator("list_tasks").paginate(Filters=filters):
         for entry in page.get("Tasks", []):
@@ -227,8 +274,11 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
     (CreateTask, UpdateTask); it may still be CREATING: see ``wait_until_ready``.
 
     Returns the task's description as it was before any update, and whether it was created.
-    Raises SetupError when the task found has another mode (a mode never changes after
-    creation), or when DataSync refuses the mode for this location's agent.
+
+    Calls: ListTasks, DescribeTask (see ``find_task``), then UpdateTask or CreateTask
+    (tagged). Raises: SetupError when the task found has another mode (a mode never changes
+    after creation), or when DataSync refuses the mode for this location's agent;
+    AWSError for any other failure.
     """
     common = {"Includes": rules(includes), "Excludes": rules(excludes), "Options": options}
     if cloudwatch_arn:
@@ -250,7 +300,7 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
         raise SetupError(f"DataSync refused to create {task_mode} task {name}: {describe_error(exc)}. A task "
                          f"uses only agents of its own mode, and ListAgents does not say an agent's mode: pass "
                          f"the {task_mode.title()} mode agents with --agent_arns") from None
-    return {"TaskArn": arn, "Status": "CREATING"}, True
+    return {"TaskArn": arn, "Status": TaskStatus.CREATING}, True
 
 
 def task_readiness(task: dict) -> str:
@@ -261,19 +311,22 @@ def task_readiness(task: dict) -> str:
     not yet settled) is waited on, as Terraform's provider does.
     """
     status = task.get("Status")
-    if status in ("AVAILABLE", "QUEUED", "RUNNING"):
+    if status in TaskStatus.READY_STATES:
         return "ready"
-    if status == "UNAVAILABLE" and task.get("ErrorCode"):
+    if status == TaskStatus.UNAVAILABLE and task.get("ErrorCode"):
         return "failed"
     return "wait"
 
 
 def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY_TIMEOUT,
                      on_wait: Callable[[str], None] | None = None) -> None:
-    """Wait (DescribeTask, backing off to 10 s) until every task in ``labels`` (task ARN ->
-    how to name it to the user) can start. Raises SetupError naming the first task whose
-    creation failed, with DataSync's error, or the tasks still not ready after ``timeout``.
-    ``on_wait`` gets a progress line now and then."""
+    """Wait, backing off to 10 s between rounds, until every task in ``labels`` (task ARN ->
+    how to name it to the user) can start. ``on_wait`` gets a progress line now and then.
+
+    Calls: DescribeTask, for each task not yet ready, each round. Raises: SetupError naming
+    the first task whose creation failed, with DataSync's error, or the tasks still not
+    ready after ``timeout``; AWSError.
+    """
     started = time.monotonic()
     pending = dict(labels)
     pause, last_said = 0.2, 0.0
@@ -309,30 +362,93 @@ def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Se
 
     The filters are passed on the execution as well as stored on the task: whether an
     execution's filters replace or merge with the task's is UNCONFIRMED, and with both
-    equal every reading selects the same scope.
+    equal every reading selects the same scope. Returns the execution's ARN.
+
+    Calls: StartTaskExecution. Raises: AWSError.
     """
-    kwargs = {"Includes": rules(includes), "Excludes": rules(excludes)}
+    kwargs: dict[str, Any] = {"Includes": rules(includes), "Excludes": rules(excludes)}
     if override_options:
         kwargs["OverrideOptions"] = override_options
     return client.start_task_execution(TaskArn=task_arn, **kwargs)["TaskExecutionArn"]
 
 
-def describe_execution(client, arn: str) -> dict:
-    return client.describe_task_execution(TaskExecutionArn=arn)
+@dataclass(frozen=True)
+class Execution:
+    """What DescribeTaskExecution says of one execution: the fields this tool reads."""
+
+    status: str
+    includes: tuple[str, ...] | None = None
+    """The include patterns DataSync echoed, or None if it echoed none (it does not promise to)."""
+    excludes: tuple[str, ...] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    task_mode: str | None = None
+    bytes_transferred: int = 0
+    estimated_bytes: int = 0
+    """What differs from the destination with TransferMode=CHANGED, not the scope's size."""
+    files_transferred: int = 0
+    estimated_files: int = 0
+    files_skipped: int = 0
+    start_time: float | None = None
+    """When the start was requested (epoch seconds)."""
+
+    @classmethod
+    def from_description(cls, d: Mapping[str, Any]) -> Execution:
+        """From a DescribeTaskExecution response, or from what ``execution_to_description`` kept of one."""
+        start = d.get("StartTime")
+        return cls(status=d.get("Status") or ExecutionStatus.UNKNOWN,
+                   includes=None if d.get("Includes") is None else tuple(patterns(d["Includes"])),
+                   excludes=None if d.get("Excludes") is None else tuple(patterns(d["Excludes"])),
+                   options=dict(d.get("Options") or {}), error_code=(d.get("Result") or {}).get("ErrorCode"),
+                   task_mode=d.get("TaskMode"), bytes_transferred=d.get("BytesTransferred") or 0,
+                   estimated_bytes=d.get("EstimatedBytesToTransfer") or 0,
+                   files_transferred=d.get("FilesTransferred") or 0,
+                   estimated_files=d.get("EstimatedFilesToTransfer") or 0, files_skipped=d.get("FilesSkipped") or 0,
+                   start_time=start.timestamp() if isinstance(start, datetime) else start)
+
+
+def execution_to_description(e: Execution) -> dict[str, Any]:
+    """An Execution in DescribeTaskExecution's own field names (``Execution.from_description`` reads it back)."""
+    return {"Status": e.status, "Includes": None if e.includes is None else rules(e.includes),
+            "Excludes": None if e.excludes is None else rules(e.excludes), "Options": dict(e.options),
+            "Result": {"ErrorCode": e.error_code} if e.error_code else None, "TaskMode": e.task_mode,
+            "BytesTransferred": e.bytes_transferred, "EstimatedBytesToTransfer": e.estimated_bytes,
+            "FilesTransferred": e.files_transferred, "EstimatedFilesToTransfer": e.estimated_files,
+            "FilesSkipped": e.files_skipped, "StartTime": e.start_time}
+
+
+def describe_execution(client, arn: str) -> Execution:
+    """An execution's status, filters, counters and result.
+
+    Calls: DescribeTaskExecution. Raises: AWSError (also for an execution that no longer
+    exists, as after its task was deleted).
+    """
+    return Execution.from_description(client.describe_task_execution(TaskExecutionArn=arn))
 
 
 def describe_task(client, arn: str) -> dict:
-    """DescribeTask: status, mode, filters, locations, and ErrorCode/ErrorDetail if its creation failed."""
+    """A task's description: status, mode, filters, locations, and ErrorCode/ErrorDetail if its creation failed.
+
+    Calls: DescribeTask. Raises: AWSError.
+    """
     return client.describe_task(TaskArn=arn)
 
 
 def list_executions(client, task_arn: str) -> list[str]:
-    """The ARNs of a task's executions (in no order we rely on)."""
+    """The ARNs of a task's executions (in no order we rely on).
+
+    Calls: ListTaskExecutions (paginated). Raises: AWSError.
+    """
     return [e["TaskExecutionArn"] for page in client.get_paginator("list_task_executions").paginate(TaskArn=task_arn)
             for e in page.get("TaskExecutions", [])]
 
 
 def cancel_execution(client, arn: str) -> None:
+    """Cancel an execution in progress (it shows CANCELLING until it ends).
+
+    Calls: CancelTaskExecution. Raises: AWSError (the execution may have ended meanwhile:
+    the watcher then describes it again to see how).
+    """
     client.cancel_task_execution(TaskExecutionArn=arn)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from . import datasync as ds
 from .plan import Plan
 from .state import append_line
+from .states import ExecutionStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,17 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
     prepared = []
-    for task in plan.to_json()["tasks"]:  # the plan file's view: includes, and excludes if any
-        includes, excludes = task["includes"], task.get("excludes", [])
-        loc, loc_new = ds.ensure_nfs_location(client, task["agent_arn"], nfs_server, sub_dir, nfs_version)
-        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task["agent_arn"], loc)
-        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task["name"],
+    for task in plan.tasks:
+        includes = list(task.includes)
+        excludes: list[str] = []  # include-only; an update clears the excludes of an older run's task
+        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir, nfs_version)
+        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
+        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
                                           includes=includes, excludes=excludes, options=options,
                                           cloudwatch_arn=cloudwatch_arn, task_mode=task_mode)
-        log.info("task %s %s: %s", task["name"], "created" if task_new else "reused, filters updated",
+        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated",
                  before["TaskArn"])
-        prepared.append((task["name"], task["agent_arn"], includes, excludes, before, task_new))
+        prepared.append((task.name, task.agent_arn, includes, excludes, before, task_new))
     ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent)}, "
                                                     f"mounting {nfs_server}:{sub_dir}"
                                  for name, agent, _, _, before, _ in prepared},
@@ -72,20 +75,21 @@ def warn_about_stale_runs(client, plan: Plan) -> list[str]:
     mine = {t.name for t in plan.tasks}
     stale = [t["TaskArn"] for t in ds.list_tasks(client)
              if prefix and t.get("Name", "").startswith(prefix) and t.get("Name") not in mine
-             and t.get("Status") in ("RUNNING", "QUEUED")]
+             and t.get("Status") in TaskStatus.BUSY_STATES]
     for arn in stale:
         log.warning("task %s from an earlier run is still running on an agent this plan does not use; "
                     "its scope overlaps this plan: cancel it, or let it finish before this run", arn)
     return stale
 
 
-def _running_same_scope(client, task: dict, includes, excludes) -> str | None:
+def _running_same_scope(client, task: dict, includes: Sequence[str], excludes: Sequence[str]) -> str | None:
+    """The task's current execution if it is still running these very filters, else None."""
     current = task.get("CurrentTaskExecutionArn")
     if not current:
         return None
     ex = ds.describe_execution(client, current)
-    same = ds.patterns(ex.get("Includes")) == list(includes) and ds.patterns(ex.get("Excludes")) == list(excludes)
-    return current if same and ex.get("Status") in ds.RUNNING_STATES else None
+    same = list(ex.includes or ()) == list(includes) and list(ex.excludes or ()) == list(excludes)
+    return current if same and ex.status in ExecutionStatus.RUNNING_STATES else None
 
 
 def _short(arn: str) -> str:

@@ -84,7 +84,8 @@ def _check_entry(line: str, rel: str, mount: str) -> None:
     shown = "/" + rel
     parts = rel.split("/") if rel else []
     if any(not is_nameable(c) for c in parts):
-        raise UserError(f"manifest entry {shown!r} has a name no DataSync filter can carry ('|', '*', '\\' or non-UTF-8)")
+        raise UserError(f"manifest entry {shown!r} has a name no DataSync filter can carry "
+                        "('|', '*', '\\' or non-UTF-8)")
     for depth in range(1, len(parts) + 1):
         link = os.path.join(mount, *parts[:depth])
         if os.path.islink(link):

@@ -14,14 +14,16 @@ the same plan.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import UserError
 from .filters import MAX_FILTER_CHARS, filter_value, is_nameable
 from .pack import Limits, pack
 from .scan import Tree
-from .split import GROUP, Split, Unit, shown as _shown, split_tree
+from .split import DIR, GROUP, Split, Unit, split_tree
+from .split import shown as _shown
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,59 @@ class Plan:
             } for t in self.tasks],
         }
 
+    @classmethod
+    def from_json(cls, data: object) -> Plan:
+        """The plan ``to_json()`` wrote (the plan file), rebuilt; what is derived from the
+        units (includes, totals, shares) is recomputed, not read.
+
+        Raises UserError for a file of another version (a version 1 plan is an older
+        scheduler's: rerun the scheduler) or one this version would not have written.
+        """
+        if not isinstance(data, Mapping):
+            raise UserError("not a plan file (it holds no JSON object)")
+        version = data.get("version")
+        if version != PLAN_VERSION:
+            if isinstance(version, int) and version < PLAN_VERSION:
+                raise UserError(f"written by an older version of the scheduler (plan version {version}, this one "
+                                f"reads version {PLAN_VERSION}); rerun the scheduler to write the plan again")
+            raise UserError(f"plan version {version!r} is not one this version reads (version {PLAN_VERSION}): "
+                            "it was written by another version of the scheduler")
+        try:
+            tasks = tuple(_task_from_json(t) for t in data["tasks"])
+            return cls(tasks=tasks, agents=tuple(str(a) for a in data["agents"]),
+                       roots=tuple(_root_from_json(r) for r in data["roots"]),
+                       per_file_cost=int(data["per_file_cost"]),
+                       max_depth=None if data["max_depth"] is None else int(data["max_depth"]),
+                       lower_bound=int(data["lower_bound"]), threshold=int(data["split_threshold"]),
+                       warnings=tuple(str(w) for w in data["warnings"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise UserError(f"not a plan this version wrote: {detail}") from None
+
+
+def _task_from_json(task: Mapping[str, Any]) -> TaskPlan:
+    units = tuple(Unit(str(u["pattern"]), _kind(u["kind"]), int(u["bytes"]), int(u["files"]), int(u["dirs"]),
+                       int(u["cost"])) for u in task["units"])
+    rebuilt = TaskPlan(str(task["agent_arn"]), str(task["name"]), units)
+    if list(task["includes"]) != list(rebuilt.includes):
+        raise ValueError(f"task {rebuilt.name}'s includes are not its units' patterns")
+    if task["excludes"]:
+        raise ValueError(f"task {rebuilt.name} has excludes, which an include-only plan never holds")
+    return rebuilt
+
+
+def _kind(kind: object) -> str:
+    if kind not in (DIR, GROUP):
+        raise ValueError(f"unit kind {kind!r} is neither {DIR!r} nor {GROUP!r}")
+    return str(kind)
+
+
+def _root_from_json(root: object) -> str:
+    """A root as the plan holds it: relative to the mount, '' for the whole export."""
+    if not isinstance(root, str) or not root.startswith("/"):
+        raise ValueError(f"root {root!r} does not start with '/'")
+    return root[1:]
+
 
 def task_name_for(prefix: str, agent_arn: str) -> str:
     """One stable task name per agent, so a rerun finds and reuses the agent's task."""
@@ -214,7 +269,8 @@ def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> lis
     out = []
     n = len(plan.agents)
     units = sum(len(t.units) for t in plan.tasks)
-    held = sorted((pair for pair in split.held if pair[0].cost > plan.threshold), key=lambda p: (-p[0].cost, p[0].pattern))
+    held = sorted((pair for pair in split.held if pair[0].cost > plan.threshold),
+                  key=lambda p: (-p[0].cost, p[0].pattern))
     if len(plan.tasks) < n:
         why = f"the share cuts into {units} unit(s)" if units < n else "the units do not spread further"
         out.append(f"only {len(plan.tasks)} of {n} agents get work: {why}")

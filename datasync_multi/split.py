@@ -191,8 +191,10 @@ def _cut_by_name(items: list[_Item], limit: int,
         if prefix and (blocker or unsafe or not heavy(lo, hi)):
             why = ""
             if heavy(lo, hi) and hi - lo > 1:
-                why = (_blocked_by(blocker, prefix) if blocker
-                       else f"the name {shown(unsafe)} continues with a character no filter can carry")
+                if blocker:
+                    why = _blocked_by(blocker, prefix)
+                elif unsafe:
+                    why = f"the name {shown(unsafe)} continues with a character no filter can carry"
             groups.append((prefix, items[lo:hi], why))
             return None
         if not prefix and unsafe:

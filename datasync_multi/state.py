@@ -2,6 +2,8 @@
 
 Lines are appended and fsynced one at a time, so an ARN is on disk as soon as its
 execution has started; whole files are replaced atomically (temp file, fsync, rename).
+The ledger is read and written as typed records (``Ledger``, ``Scope``, ``Attempt``), in
+this module only.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+from . import datasync as ds
 from .errors import UserError
 
 
@@ -70,10 +75,13 @@ def write_atomic(path: str, text: str) -> None:
 
 
 def write_json(path: str, value: object) -> None:
+    """Replace ``path`` with ``value`` as JSON, atomically (see ``write_atomic``)."""
     write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: str, default: object = None) -> object:
+    """The JSON value in ``path``; ``default`` if there is no such file; a UserError if it
+    cannot be read or is not JSON."""
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
@@ -103,33 +111,224 @@ def exclusive_lock(path: str, on_wait: Callable[[], None] | None = None) -> Iter
         os.close(fd)
 
 
+LEDGER_VERSION = 1
+"""The shape of the ledger file; a ledger of any other version is refused, never guessed at."""
+
+
+@dataclass(frozen=True)
+class PlannedScope:
+    """What one scope must move, as the plan gave it: its filters and counts. A retry moves
+    exactly these filters; the counts tell an execution that selects far more."""
+
+    task_name: str
+    includes: tuple[str, ...]
+    excludes: tuple[str, ...] = ()
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task_name": self.task_name, "includes": list(self.includes), "excludes": list(self.excludes),
+                "files": self.files, "dirs": self.dirs, "bytes": self.bytes}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlannedScope:
+        return cls(str(data["task_name"]), tuple(data["includes"]), tuple(data.get("excludes", ())),
+                   int(data.get("files", 0)), int(data.get("dirs", 0)), int(data.get("bytes", 0)))
+
+
+@dataclass
+class Retry:
+    """A retry as decided: everything needed to create its location and task and start it,
+    so a later check can finish it after a crash without asking anything again."""
+
+    of: str
+    """The execution it replaces."""
+    decided: float
+    """When it was decided (epoch seconds): an execution of its task started before then is not its own."""
+    task_name: str
+    server: str
+    subdir: str
+    dest: str
+    cloudwatch: str | None
+    includes: list[str]
+    excludes: list[str]
+    options: dict[str, Any]
+    nfs_version: str = "AUTOMATIC"
+    task_mode: str = "BASIC"
+    task: str | None = None
+    """The retry task's ARN, once it exists."""
+
+
+@dataclass
+class Attempt:
+    """One execution of a scope, or a retry of it decided and not yet seen started."""
+
+    agent: str
+    """The agent it runs on ('' in a ledger older than this field: read it from the execution's task)."""
+    execution: str | None = None
+    """None while a retry is only an intent."""
+    failed: str | None = None
+    """How it failed (its status, or '<status> on offline agent'), once it has."""
+    retry: Retry | None = None
+    """How it was started, if it is a retry."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"agent": self.agent}
+        if self.execution is not None:
+            out["execution"] = self.execution
+        if self.failed is not None:
+            out["failed"] = self.failed
+        if self.retry is not None:
+            r = self.retry
+            out.update({"retry_of": r.of, "decided": r.decided, "task_name": r.task_name, "server": r.server,
+                        "subdir": r.subdir, "nfs_version": r.nfs_version, "dest": r.dest, "cloudwatch": r.cloudwatch,
+                        "task_mode": r.task_mode, "includes": list(r.includes), "excludes": list(r.excludes),
+                        "options": dict(r.options)})
+            if r.task is not None:
+                out["task"] = r.task
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Attempt:
+        retry = None
+        if "retry_of" in data:
+            retry = Retry(of=data["retry_of"], decided=float(data["decided"]), task_name=data["task_name"],
+                          server=data["server"], subdir=data["subdir"], dest=data["dest"],
+                          cloudwatch=data.get("cloudwatch"), includes=list(data["includes"]),
+                          excludes=list(data["excludes"]), options=dict(data["options"]),
+                          nfs_version=data.get("nfs_version", "AUTOMATIC"), task_mode=data.get("task_mode", "BASIC"),
+                          task=data.get("task"))
+        return cls(agent=data.get("agent") or "", execution=data.get("execution"), failed=data.get("failed"),
+                   retry=retry)
+
+
+@dataclass
+class Scope:
+    """One scope of work as the watcher follows it, kept under its first execution's ARN:
+    every attempt in order (no agent that failed it is tried again), the retries spent,
+    and what it must move (taken from the plan at first sight)."""
+
+    attempts: list[Attempt]
+    retries: int = 0
+    planned: PlannedScope | None = None
+
+    @property
+    def latest(self) -> Attempt:
+        return self.attempts[-1]
+
+    def begin_retry(self, agent: str, retry: Retry) -> Attempt:
+        """Spend one retry and record it as an intent: its execution is not started yet."""
+        self.retries += 1
+        self.attempts.append(Attempt(agent, retry=retry))
+        return self.attempts[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"attempts": [a.to_json() for a in self.attempts], "retries": self.retries}
+        if self.planned is not None:
+            out["scope"] = self.planned.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Scope:
+        planned = data.get("scope")
+        return cls([Attempt.from_json(a) for a in data["attempts"]], int(data.get("retries", 0)),
+                   PlannedScope.from_json(planned) if planned is not None else None)
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What the watcher keeps of a task (DescribeTask): none of it changes after creation."""
+
+    name: str
+    source: str
+    dest: str
+    cloudwatch: str | None = None
+    mode: str = "BASIC"
+
+    @classmethod
+    def from_description(cls, task: Mapping[str, Any]) -> TaskFacts:
+        return cls(task.get("Name", ""), task["SourceLocationArn"], task["DestinationLocationArn"],
+                   task.get("CloudWatchLogGroupArn"), task.get("TaskMode", "BASIC"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "dest": self.dest, "cloudwatch": self.cloudwatch,
+                "mode": self.mode}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskFacts:
+        return cls(data.get("name", ""), data["source"], data["dest"], data.get("cloudwatch"),
+                   data.get("mode", "BASIC"))
+
+
+def _location_to_json(loc: ds.NfsLocation) -> dict[str, Any]:
+    return {"agents": list(loc.agents), "server": loc.server, "subdir": loc.subdir, "nfs_version": loc.nfs_version}
+
+
+def _location_from_json(data: Mapping[str, Any]) -> ds.NfsLocation:
+    return ds.NfsLocation(tuple(data["agents"]), data["server"], data["subdir"], data.get("nfs_version", "AUTOMATIC"))
+
+
+@dataclass
 class Ledger:
     """The watcher's memory, beside the arn file: what was retried, what is known for good.
 
-    ``scopes`` maps the first execution of a scope to its attempts (each with the agent it
-    ran on, so no agent that failed the scope is tried again), its retries, and its
-    ``scope`` of record (the plan's filters and counts, taken at first sight); an attempt
-    without an execution ARN is a recorded intent (the retry was decided, its start not yet
-    seen). ``tasks`` and ``locations`` cache descriptions that do not change; ``finished``
-    keeps the last description of executions that ended, so they cost no call again.
+    ``scopes`` maps the first execution of each scope to its ``Scope``. ``tasks`` and
+    ``locations`` cache descriptions that do not change; ``finished`` keeps the last
+    description of executions that ended (in DescribeTaskExecution's own field names), so
+    they cost no call again. ``Ledger(path)`` is a new, empty ledger; ``Ledger.read(path)``
+    the one a file holds.
     """
 
-    def __init__(self, path: str):
-        self.path = path
-        data = read_json(path, {}) or {}
-        self.scopes: dict[str, dict] = data.get("scopes", {})
-        self.tasks: dict[str, dict] = data.get("tasks", {})
-        self.locations: dict[str, dict] = data.get("locations", {})
-        self.finished: dict[str, dict] = data.get("finished", {})
+    path: str
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    tasks: dict[str, TaskFacts] = field(default_factory=dict)
+    locations: dict[str, ds.NfsLocation] = field(default_factory=dict)
+    finished: dict[str, ds.Execution] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: str) -> Ledger:
+        """The ledger in ``path``, or a new one if there is no such file."""
+        data = read_json(path)
+        try:
+            return cls(path) if data is None else cls.from_json(data, path)
+        except UserError as exc:
+            raise UserError(f"ledger {path!r}: {exc}") from None
 
     def save(self) -> None:
-        write_json(self.path, {"version": 1, "scopes": self.scopes, "tasks": self.tasks,
-                               "locations": self.locations, "finished": self.finished})
+        write_json(self.path, self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": LEDGER_VERSION,
+                "scopes": {root: scope.to_json() for root, scope in self.scopes.items()},
+                "tasks": {arn: task.to_json() for arn, task in self.tasks.items()},
+                "locations": {arn: _location_to_json(loc) for arn, loc in self.locations.items()},
+                "finished": {arn: ds.execution_to_description(e) for arn, e in self.finished.items()}}
+
+    @classmethod
+    def from_json(cls, data: object, path: str) -> Ledger:
+        """The ledger ``to_json`` wrote. Raises UserError for a ledger of another version,
+        or one this version did not write: guessing at it could retry a scope twice."""
+        if not isinstance(data, Mapping):
+            raise UserError("not a ledger (it holds no JSON object)")
+        version = data.get("version")
+        if version != LEDGER_VERSION:
+            raise UserError(f"written by another version of the watcher (ledger version {version!r}; this one reads "
+                            f"version {LEDGER_VERSION}): finish the migration with the version that wrote it")
+        try:
+            return cls(path, scopes={root: Scope.from_json(s) for root, s in data.get("scopes", {}).items()},
+                       tasks={arn: TaskFacts.from_json(t) for arn, t in data.get("tasks", {}).items()},
+                       locations={arn: _location_from_json(loc) for arn, loc in data.get("locations", {}).items()},
+                       finished={arn: ds.Execution.from_description(e)
+                                 for arn, e in data.get("finished", {}).items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise UserError(f"not a ledger this version wrote: {detail}") from None
 
     def scope_of(self, execution: str, agent: str) -> str:
         """The scope an execution belongs to (a new one starts with itself, on ``agent``)."""
         for root, scope in self.scopes.items():
-            if any(a.get("execution") == execution for a in scope["attempts"]):
+            if any(a.execution == execution for a in scope.attempts):
                 return root
-        self.scopes[execution] = {"attempts": [{"execution": execution, "agent": agent}], "retries": 0}
+        self.scopes[execution] = Scope([Attempt(agent, execution)])
         return execution

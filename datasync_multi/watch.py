@@ -1,5 +1,7 @@
 """One check of the HA watcher: look at every watched execution, move what failed.
 
+For each execution the check gathers what it needs (descriptions, cached in the ledger
+where they cannot change), asks ``decisions.decide`` what to do, and carries that out.
 The order inside a check is what makes it safe under restarts and cron: the caller holds
 a lock for the whole check; a retry is written to the ledger as an intent (and its
 budget spent) before anything is created or started; a later check that finds an intent
@@ -12,17 +14,21 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import datasync as ds
+from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
 from .errors import SetupError
-from .state import Ledger, append_line, read_lines
+from .plan import Plan
+from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, read_lines
+from .states import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
 
-EXECUTION_ARN = re.compile(r"^arn:[a-z-]+:datasync:[a-z0-9-]+:\d{12}:task/task-[0-9a-f]{17}/execution/exec-[0-9a-f]{17}$")
-
-SUCCEEDED, RUNNING, FAILED, STRANDED = "succeeded", "running", "failed", "stranded"
+EXECUTION_ARN = re.compile(
+    r"^arn:[a-z-]+:datasync:[a-z0-9-]+:\d{12}:task/task-[0-9a-f]{17}/execution/exec-[0-9a-f]{17}$")
 
 CHECK_ERRORS = (*ds.AWSError, SetupError)
 """What can stop a check from looking at or acting on one execution; the next check retries."""
@@ -30,10 +36,6 @@ CHECK_ERRORS = (*ds.AWSError, SetupError)
 OFFLINE_AFTER = 300.0
 """DataSync marks an agent OFFLINE after about five minutes without contact: an OFFLINE
 agent that reports no LastConnectionTime has been out of contact at least that long."""
-OVERSELECT_FACTOR, OVERSELECT_SLACK = 1.5, 100
-"""An estimate above factor x the plan's items + slack means the scope selects more than
-planned. With TransferMode=CHANGED the estimate is what differs between source and
-destination, so it can rightly be far below the plan (0 on a rerun), never far above."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class Settings:
     max_retries: int = 1
     offline_threshold: float = 600.0
     """Seconds since an OFFLINE agent's last contact before its unfinished executions count as stranded."""
-    plan: dict | None = None
-    """The scheduler's plan: the scope of record of each task, and the agents a retry may use."""
+    plan: Plan | Mapping[str, Any] | None = None
+    """The scheduler's plan (or the plan file's JSON, read with Plan.from_json): the scope of
+    record of each task, and the agents a retry may use."""
     task_ready_timeout: float = ds.TASK_READY_TIMEOUT
     """Seconds a retry's new task may stay CREATING before this check gives up on it (the next one resumes)."""
 
@@ -80,22 +83,6 @@ class CheckResult:
         return self.unfinished == 0 and not self.waiting and not self.errors
 
 
-def classify(status: str, agent_status: str, offline_for: float, threshold: float) -> str:
-    """What an execution's state means for the watcher.
-
-    Unknown statuses (the user guide lists LAUNCHED, botocore does not) count as running.
-    """
-    if status == "SUCCESS":
-        return SUCCEEDED
-    if status == "ERROR":
-        return FAILED
-    if status == "CANCELLING":
-        return FAILED
-    if agent_status == "OFFLINE" and offline_for >= threshold:
-        return STRANDED
-    return RUNNING
-
-
 def read_arn_file(path: str) -> list[str]:
     """The execution ARNs to watch; a malformed line is reported and skipped."""
     arns = []
@@ -108,28 +95,6 @@ def read_arn_file(path: str) -> list[str]:
     return arns
 
 
-def planned_scope(plan: dict | None, task_name: str) -> tuple[dict | None, str]:
-    """The scope the scheduler planned for a task (its filters and counts), or None and why not.
-
-    The plan is the scope of record: DescribeTaskExecution does not promise to echo an
-    execution's filters, and a retry built from an empty echo would move the whole export.
-    """
-    if not plan:
-        return None, "there is no plan file (--plan_file) to take its scope from"
-    task = next((t for t in plan.get("tasks", []) if t.get("name") == task_name), None)
-    if task is None:
-        return None, f"the plan file has no task named {task_name}"
-    if not task.get("includes"):
-        return None, f"the plan gives task {task_name} no include filter"
-    return {"task_name": task_name, "includes": list(task["includes"]), "excludes": list(task.get("excludes", [])),
-            "files": task.get("files", 0), "dirs": task.get("dirs", 0), "bytes": task.get("bytes", 0)}, ""
-
-
-def echo_differs(desc: dict, scope: dict) -> bool:
-    """Whether the filters DescribeTaskExecution echoed (when it did) differ from the scope's."""
-    return any(key in desc and desc[key] is not None and ds.patterns(desc[key]) != scope[key.lower()]
-               for key in ("Includes", "Excludes"))
-
 
 class Watcher:
     """Holds the client, the ledger and the settings for one check."""
@@ -139,38 +104,34 @@ class Watcher:
         self.ledger = ledger
         self.arn_file = arn_file
         self.settings = settings
+        plan = settings.plan
+        self.plan = plan if plan is None or isinstance(plan, Plan) else Plan.from_json(plan)
         self._last_contact: dict[str, float | None] = {}
 
     # -- cached descriptions ------------------------------------------------------------
 
-    def task(self, task_arn: str) -> dict:
+    def task(self, task_arn: str) -> TaskFacts:
         if task_arn not in self.ledger.tasks:
-            t = ds.describe_task(self.client, task_arn)
-            self.ledger.tasks[task_arn] = {
-                "name": t.get("Name", ""), "source": t["SourceLocationArn"], "dest": t["DestinationLocationArn"],
-                "cloudwatch": t.get("CloudWatchLogGroupArn"), "mode": t.get("TaskMode", "BASIC")}
+            self.ledger.tasks[task_arn] = TaskFacts.from_description(ds.describe_task(self.client, task_arn))
         return self.ledger.tasks[task_arn]
 
-    def location(self, loc_arn: str) -> dict:
+    def location(self, loc_arn: str) -> ds.NfsLocation:
         if loc_arn not in self.ledger.locations:
             self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
         return self.ledger.locations[loc_arn]
 
     def agent_of(self, execution: str) -> str:
-        agents = self.location(self.task(ds.task_of(execution))["source"])["agents"]
+        agents = self.location(self.task(ds.task_of(execution)).source).agents
         return agents[0] if agents else ""
 
-    def describe(self, execution: str, fresh: bool = False) -> dict:
+    def describe(self, execution: str, fresh: bool = False) -> ds.Execution:
         """The execution's description; ended ones come from the ledger at no cost."""
         if execution in self.ledger.finished and not fresh:
             return self.ledger.finished[execution]
-        d = ds.describe_execution(self.client, execution)
-        keep = {k: d.get(k) for k in ("Status", "Includes", "Excludes", "Options", "Result", "TaskMode",
-                                      "BytesTransferred", "EstimatedBytesToTransfer", "FilesTransferred",
-                                      "EstimatedFilesToTransfer", "FilesSkipped")}
-        if keep["Status"] in ds.TERMINAL_STATES:
-            self.ledger.finished[execution] = keep
-        return keep
+        described = ds.describe_execution(self.client, execution)
+        if described.status in ExecutionStatus.TERMINAL_STATES:
+            self.ledger.finished[execution] = described
+        return described
 
     def offline_for(self, agent: str, now: float) -> float:
         """Seconds since an OFFLINE agent last spoke to DataSync (DescribeAgent's
@@ -188,112 +149,103 @@ class Watcher:
         agents = {a.arn: a.status for a in ds.list_agents(self.client)}
         watched = read_arn_file(self.arn_file)
         result = CheckResult()
-        views: dict[str, tuple[dict, str]] = {}
+        views: dict[str, tuple[ds.Execution, str]] = {}
         for execution in watched:
             try:
                 views[execution] = (self.describe(execution), self.agent_of(execution))
             except ds.AWSError as exc:
-                row = Row(execution, "?", "?", "UNKNOWN")
+                row = Row(execution, "?", "?", ExecutionStatus.UNKNOWN)
                 result.rows.append(row)
                 _failed_check(result, row, f"describe failed: {ds.describe_error(exc)}")
-        busy = {}
-        for desc, agent in views.values():
-            if desc.get("Status") not in ds.TERMINAL_STATES:
+        busy: dict[str, int] = {}
+        for described, agent in views.values():
+            if described.status not in ExecutionStatus.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
+        fleet = Fleet(agents, busy, frozenset(self.plan.agents) if self.plan else None)  # busy grows with retries
         self._complete_intents(result)
-        for execution, (desc, agent) in views.items():
-            row = Row(execution, self.task(ds.task_of(execution))["name"], agent, desc.get("Status") or "UNKNOWN",
-                      desc.get("BytesTransferred") or 0, desc.get("EstimatedBytesToTransfer") or 0,
-                      desc.get("FilesTransferred") or 0, desc.get("EstimatedFilesToTransfer") or 0,
-                      desc.get("FilesSkipped") or 0)
+        for execution, (described, agent) in views.items():
+            row = Row(execution, self.task(ds.task_of(execution)).name, agent, described.status,
+                      described.bytes_transferred, described.estimated_bytes, described.files_transferred,
+                      described.estimated_files, described.files_skipped)
             result.rows.append(row)
+            if row.status not in ExecutionStatus.KNOWN_STATES:
+                log.warning("%s: status %s is not one this tool knows; treated as unfinished", execution, row.status)
             try:
-                self._handle(execution, desc, agent, agents, busy, now, row, result)
+                self._handle(execution, described, agent, fleet, busy, now, row, result)
             except CHECK_ERRORS as exc:
                 _failed_check(result, row, f"{ds.describe_error(exc)}; the next check tries again")
         self.ledger.save()
         return result
 
-    def _handle(self, execution, desc, agent, agents, busy, now, row: Row, result: CheckResult) -> None:
+    def _handle(self, execution: str, described: ds.Execution, agent: str, fleet: Fleet, busy: dict[str, int],
+                now: float, row: Row, result: CheckResult) -> None:
+        """Gather what the decision needs, decide, and carry the decision out."""
         root = self.ledger.scope_of(execution, agent)
         scope = self.ledger.scopes[root]
-        latest = scope["attempts"][-1]
-        if latest.get("execution") != execution:
-            row.action = f"moved earlier: {_short(latest.get('execution') or 'retry pending')}"
+        if scope.latest.execution != execution:
+            row.action = f"moved earlier: {_short(scope.latest.execution or 'retry pending')}"
             return
-        record, why_not = self._scope_of_record(scope, root, desc)
-        status = row.status
-        offline_for = self.offline_for(agent, now) if agents.get(agent, "OFFLINE") == "OFFLINE" else 0.0
-        state = classify(status, agents.get(agent, "OFFLINE"), offline_for, self.settings.offline_threshold)
-        if state in (SUCCEEDED, RUNNING):
-            flag = _oversized(desc, record)
-            if flag:
+        planned, why_not = self._scope_of_record(scope, root, described)
+        agent_status = fleet.statuses.get(agent, AgentStatus.OFFLINE)
+        offline_for = self.offline_for(agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
+        for attempt in scope.attempts:  # a ledger older than Attempt.agent: read it from the task
+            if not attempt.agent and attempt.execution:
+                attempt.agent = self.agent_of(attempt.execution)
+        seen = Seen(described, agent_status, offline_for, planned, why_not)
+        decision = decide(seen, scope, fleet, max_retries=self.settings.max_retries,
+                          offline_threshold=self.settings.offline_threshold)
+        self._carry_out_decision(decision, execution, root, scope, seen, busy, now, row, result)
+
+    def _carry_out_decision(self, decision: Decision, execution: str, root: str, scope: Scope, seen: Seen,
+                            busy: dict[str, int], now: float, row: Row, result: CheckResult) -> None:
+        """Record the decision in the ledger, the table and the result; cancel, create and start what it asks."""
+        row.action = decision.action
+        if decision.kind in (Kind.WAIT, Kind.DONE):
+            if decision.flag:
                 result.oversized.append(execution)
-                log.warning("%s: %s", execution, flag)
-            if state == RUNNING:
+                log.warning("%s: %s", execution, decision.flag)
+            if decision.kind == Kind.WAIT:
                 result.unfinished += 1
-            row.action = flag or ("done" if state == SUCCEEDED else "running")
             return
-        latest["failed"] = status if state == FAILED else f"{status} on offline agent"
-        if state == STRANDED:
-            row.action = f"stranded: agent out of contact {offline_for:.0f}s; "
-        error = (desc.get("Result") or {}).get("ErrorCode")
-        if error:
-            row.action += f"{error}; "
-        if scope["retries"] >= self.settings.max_retries:
+        latest = scope.latest
+        latest.failed = decision.failed
+        if decision.kind == Kind.GIVE_UP:
             result.exhausted.append(root)
-            row.action += f"failed, no retries left ({scope['retries']}/{self.settings.max_retries})"
+            if decision.log:
+                log.error("%s %s", execution, decision.log)
             return
-        if record is None:
-            result.exhausted.append(root)
-            row.action += f"failed; not retried: {why_not}, so its scope cannot be rebuilt"
-            log.error("%s failed and is not retried: %s, so its scope cannot be rebuilt", execution, why_not)
-            return
-        target = self._healthy_agent(scope, agents, busy)
-        if not target:
+        if decision.kind == Kind.NO_HEALTHY_AGENT:
             result.waiting.append(root)
-            row.action += "failed; no healthy agent to move to, retry budget kept"
-            log.warning("%s failed and no healthy agent is ONLINE; will try again next check", execution)
+            log.warning("%s %s", execution, decision.log)
             return
-        if state == STRANDED and status != "CANCELLING" and not self._cancel(execution, row):
-            del latest["failed"]
+        planned = seen.planned
+        assert decision.target is not None and planned is not None  # decide() retries only with both
+        if decision.kind == Kind.CANCEL_THEN_RETRY and not self._cancel(execution, row):
+            latest.failed = None
             return
         task = self.task(ds.task_of(execution))
-        loc = self.location(task["source"])
-        mode = task.get("mode", "BASIC")
-        scope["retries"] += 1
-        scope["attempts"].append({"agent": target, "retry_of": execution, "decided": now,
-                                  "task_name": task["name"] + "_retry", "server": loc["server"],
-                                  "subdir": loc["subdir"], "nfs_version": loc.get("nfs_version", "AUTOMATIC"),
-                                  "dest": task["dest"], "cloudwatch": task["cloudwatch"], "task_mode": mode,
-                                  "includes": record["includes"], "excludes": record["excludes"],
-                                  "options": ds.for_mode(desc.get("Options") or {}, mode)})
+        loc = self.location(task.source)
+        attempt = scope.begin_retry(decision.target, Retry(
+            of=execution, decided=now, task_name=task.name + "_retry", server=loc.server, subdir=loc.subdir,
+            dest=task.dest, cloudwatch=task.cloudwatch, includes=list(planned.includes),
+            excludes=list(planned.excludes), options=ds.for_mode(dict(seen.execution.options), task.mode),
+            nfs_version=loc.nfs_version, task_mode=task.mode))
         self.ledger.save()  # the intent is durable before anything is created or started
-        new = self._carry_out(scope["attempts"][-1])
-        busy[target] = busy.get(target, 0) + 1
+        new = self._carry_out(attempt)
+        busy[decision.target] = busy.get(decision.target, 0) + 1
         result.unfinished += 1
-        row.action += f"moved to {_short(target)}: {_short(new)}"
+        row.action += f"moved to {_short(decision.target)}: {_short(new)}"
 
-    def _scope_of_record(self, scope: dict, root: str, desc: dict) -> tuple[dict | None, str]:
+    def _scope_of_record(self, scope: Scope, root: str, described: ds.Execution) -> tuple[PlannedScope | None, str]:
         """What this scope must move, from the ledger or else the plan; None and why if unknown."""
-        if "scope" not in scope:
-            record, why_not = planned_scope(self.settings.plan, self.task(ds.task_of(root))["name"])
-            if record is None:
+        if scope.planned is None:
+            planned, why_not = planned_scope(self.plan, self.task(ds.task_of(root)).name)
+            if planned is None:
                 return None, why_not
-            scope["scope"] = record
-        if echo_differs(desc, scope["scope"]):
+            scope.planned = planned
+        if echo_differs(described, scope.planned):
             return None, "the filters it ran with differ from the plan's"
-        return scope["scope"], ""
-
-    def _healthy_agent(self, scope: dict, agents: dict[str, str], busy: dict[str, int]) -> str | None:
-        """The least busy ONLINE agent that has failed no attempt of this scope; with a plan,
-        one of the plan's agents (the user chose them, and their task mode fits)."""
-        failed = {a.get("agent") or self.agent_of(a["execution"]) for a in scope["attempts"]}
-        allowed = set(self.settings.plan.get("agents") or [t["agent_arn"] for t in self.settings.plan["tasks"]]) \
-            if self.settings.plan else set(agents)
-        healthy = sorted((a for a, s in agents.items() if s == "ONLINE" and a not in failed and a in allowed),
-                         key=lambda a: (busy.get(a, 0), a))
-        return healthy[0] if healthy else None
+        return scope.planned, ""
 
     def _cancel(self, execution: str, row: Row) -> bool:
         """Cancel a stranded execution before moving it; False if it ended by itself with
@@ -303,41 +255,41 @@ class Watcher:
             row.action += "cancelled; "
             return True
         except ds.AWSError:
-            desc = self.describe(execution, fresh=True)
-            if desc.get("Status") not in ds.TERMINAL_STATES:
+            described = self.describe(execution, fresh=True)
+            if described.status not in ExecutionStatus.TERMINAL_STATES:
                 raise
-        row.status = desc["Status"]
-        if row.status == "SUCCESS":
+        row.status = described.status
+        if row.status in ExecutionStatus.SUCCESS_STATES:
             row.action = "ended by itself before it could be cancelled: done"
             return False
         row.action += "ended by itself before it could be cancelled; "
         return True
 
-    def _carry_out(self, attempt: dict) -> str:
+    def _carry_out(self, attempt: Attempt) -> str:
         """Create or reuse the retry's location and task, then adopt or start its execution."""
-        if not attempt.get("task"):
-            loc, _ = ds.ensure_nfs_location(self.client, attempt["agent"], attempt["server"], attempt["subdir"],
-                                            attempt.get("nfs_version", "AUTOMATIC"), tag=ds.WATCHER_TAG)
+        retry = attempt.retry
+        assert retry is not None
+        if not retry.task:
+            loc, _ = ds.ensure_nfs_location(self.client, attempt.agent, retry.server, retry.subdir,
+                                            retry.nfs_version, tag=ds.WATCHER_TAG)
             task, _ = ds.ensure_task(
-                self.client, source_arn=loc, dest_arn=attempt["dest"], name=attempt["task_name"],
-                includes=attempt["includes"], excludes=attempt["excludes"], options=attempt["options"],
-                cloudwatch_arn=attempt.get("cloudwatch"), task_mode=attempt.get("task_mode", "BASIC"),
-                tag=ds.WATCHER_TAG)
-            attempt["task"] = task["TaskArn"]
+                self.client, source_arn=loc, dest_arn=retry.dest, name=retry.task_name, includes=retry.includes,
+                excludes=retry.excludes, options=retry.options, cloudwatch_arn=retry.cloudwatch,
+                task_mode=retry.task_mode, tag=ds.WATCHER_TAG)
+            retry.task = task["TaskArn"]
             self.ledger.save()
-        ds.wait_until_ready(self.client, {attempt["task"]: f"retry task {attempt['task_name']} on agent "
-                                                           f"{_short(attempt['agent'])}"},
+        ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {_short(attempt.agent)}"},
                             timeout=self.settings.task_ready_timeout, on_wait=log.info)
-        known = {a.get("execution") for s in self.ledger.scopes.values() for a in s["attempts"]}
-        adopt = [e for e in ds.list_executions(self.client, attempt["task"]) if e not in known
-                 and _started_after(ds.describe_execution(self.client, e), attempt["decided"])]
+        known = {a.execution for s in self.ledger.scopes.values() for a in s.attempts}
+        adopt = [e for e in ds.list_executions(self.client, retry.task) if e not in known
+                 and _started_after(ds.describe_execution(self.client, e), retry.decided)]
         if adopt:
             execution = adopt[-1]
             log.info("adopting retry execution %s started before a restart", execution)
         else:
-            execution = ds.start_execution(self.client, attempt["task"], attempt["includes"], attempt["excludes"])
-            log.info("retry of %s started on %s: %s", attempt["retry_of"], attempt["agent"], execution)
-        attempt["execution"] = execution
+            execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes)
+            log.info("retry of %s started on %s: %s", retry.of, attempt.agent, execution)
+        attempt.execution = execution
         self.ledger.save()
         append_line(self.arn_file, execution)
         return execution
@@ -345,32 +297,19 @@ class Watcher:
     def _complete_intents(self, result: CheckResult) -> None:
         """Finish retries a crashed check decided but did not see started."""
         for root, scope in self.ledger.scopes.items():
-            attempt = scope["attempts"][-1]
-            if attempt.get("execution") or "retry_of" not in attempt:
+            attempt = scope.latest
+            if attempt.execution or attempt.retry is None:
                 continue
-            row = Row(attempt.get("task") or "?", attempt["task_name"], attempt["agent"], "STARTED")
+            row = Row(attempt.retry.task or "?", attempt.retry.task_name, attempt.agent, "STARTED")
             result.rows.append(row)
             try:
                 row.execution = self._carry_out(attempt)
                 result.unfinished += 1
-                row.action = f"retry of {_short(attempt['retry_of'])} completed (an earlier check decided it)"
+                row.action = f"retry of {_short(attempt.retry.of)} completed (an earlier check decided it)"
             except CHECK_ERRORS as exc:
                 row.status = "PENDING"
                 _failed_check(result, row, f"completing the retry of {_short(root)} failed: "
                                            f"{ds.describe_error(exc)}; the next check tries again")
-
-
-def _oversized(desc: dict, scope: dict | None) -> str:
-    """Flag an execution that selects well more than its plan: an overlap, a wrong reading of
-    the filters, or a mount that is not the export. (Enhanced mode counts files only.)"""
-    estimated = desc.get("EstimatedFilesToTransfer")
-    if not scope or not estimated or desc.get("Status") in ("QUEUED", "LAUNCHING"):
-        return ""
-    planned = scope["files"] + (0 if desc.get("TaskMode") == "ENHANCED" else scope["dirs"])
-    if estimated <= planned * OVERSELECT_FACTOR + OVERSELECT_SLACK:
-        return ""
-    return (f"CHECK: selects {estimated:,} items where the plan has {planned:,}: overlapping scopes, "
-            "filters read another way, or a mount that is not the export")
 
 
 def _failed_check(result: CheckResult, row: Row, message: str) -> None:
@@ -380,10 +319,9 @@ def _failed_check(result: CheckResult, row: Row, message: str) -> None:
     log.error("%s: %s", row.execution, message)
 
 
-def _started_after(execution: dict, decided: float) -> bool:
+def _started_after(execution: ds.Execution, decided: float) -> bool:
     """Whether an execution may be the one a crashed check started (a minute of clock skew allowed)."""
-    start = execution.get("StartTime")
-    return start is None or start.timestamp() >= decided - 60
+    return execution.start_time is None or execution.start_time >= decided - 60
 
 
 def _short(arn: str) -> str:

@@ -2,7 +2,12 @@
 
 import pytest
 
-from datasync_multi.watch import FAILED, RUNNING, STRANDED, SUCCEEDED, classify, echo_differs, planned_scope, read_arn_file
+from datasync_multi.datasync import Execution
+from datasync_multi.decisions import FAILED, RUNNING, STRANDED, SUCCEEDED, classify, echo_differs, planned_scope
+from datasync_multi.plan import Plan, TaskPlan
+from datasync_multi.split import DIR, GROUP, Unit
+from datasync_multi.state import PlannedScope
+from datasync_multi.watch import read_arn_file
 
 EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
 
@@ -16,6 +21,9 @@ EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/exec
     ("QUEUED", "OFFLINE", 601, STRANDED),
     ("LAUNCHED", "ONLINE", 0, RUNNING),  # in the user guide, not in botocore's enum
     ("SOMETHING_NEW", "OFFLINE", 700, STRANDED),
+    ("SOMETHING_NEW", "ONLINE", 700, RUNNING),
+    ("CANCELLING", "ONLINE", 0, FAILED),
+    ("CANCELLING", "OFFLINE", 9999, FAILED),  # on its way to ERROR: retried, never cancelled again
 ])
 def test_classify(status, agent, offline_for, expected):
     assert classify(status, agent, offline_for, threshold=600) == expected
@@ -28,13 +36,12 @@ def test_arn_file_skips_comments_blanks_duplicates_and_malformed_lines(tmp_path,
     assert "not an execution ARN" in caplog.text
 
 
-PLAN = {"tasks": [{"name": "T_agent-1", "agent_arn": "a1", "includes": ["/a", "/b"], "files": 7, "bytes": 9},
-                  {"name": "T_agent-2", "agent_arn": "a2", "includes": []}]}
+PLAN = Plan((TaskPlan("a1", "T_agent-1", (Unit("/a", DIR, 4, 3, 1, 8), Unit("/b*", GROUP, 5, 4, 0, 9))),
+              TaskPlan("a2", "T_agent-2", ())), ("a1", "a2"), ("a", "b"), 0, None, 9, 9)
 
 
 def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
-    scope, why = planned_scope(PLAN, "T_agent-1")
-    assert (scope["includes"], scope["excludes"], scope["files"], why) == (["/a", "/b"], [], 7, "")
+    assert planned_scope(PLAN, "T_agent-1") == (PlannedScope("T_agent-1", ("/a", "/b*"), (), 7, 1, 9), "")
     assert planned_scope(None, "T_agent-1") == (None, "there is no plan file (--plan_file) to take its scope from")
     assert planned_scope(PLAN, "other")[1] == "the plan file has no task named other"
     assert planned_scope(PLAN, "T_agent-2")[1] == "the plan gives task T_agent-2 no include filter"
@@ -42,8 +49,13 @@ def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
 
 def test_only_filters_that_were_echoed_are_compared_with_the_plan():
     scope, _ = planned_scope(PLAN, "T_agent-1")
-    rule = [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b"}]
-    assert not echo_differs({}, scope) and not echo_differs({"Includes": None}, scope)
-    assert not echo_differs({"Includes": rule}, scope)
-    assert echo_differs({"Includes": [{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}]}, scope)
-    assert echo_differs({"Includes": rule, "Excludes": rule}, scope)
+    rule = [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b*"}]
+
+    def echoed(**filters) -> Execution:  # as DescribeTaskExecution gives it
+        return Execution.from_description({"Status": "ERROR", **filters})
+
+    assert not echo_differs(echoed(), scope) and not echo_differs(echoed(Includes=None), scope)
+    assert not echo_differs(echoed(Includes=rule), scope)
+    assert not echo_differs(echoed(Includes=rule, Excludes=[]), scope)
+    assert echo_differs(echoed(Includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}]), scope)
+    assert echo_differs(echoed(Includes=rule, Excludes=rule), scope)

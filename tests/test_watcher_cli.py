@@ -23,6 +23,16 @@ def test_bad_input(tmp_path, args, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_plan_file_of_an_older_version_is_one_line_before_any_aws_call(tmp_path):
+    (tmp_path / "arn_file.txt").write_text("")
+    (tmp_path / "plan.json").write_text('{"version": 1, "tasks": []}')
+    r = run(tmp_path, "--once", script=os.path.join(ROOT, "datasync_agent_ha.py"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "datasync_agent_ha.py: error: plan file 'plan.json': written by an older version of the scheduler "
+        "(plan version 1, this one reads version 2); rerun the scheduler to write the plan again"]
+
+
 def test_help_shows_defaults_and_exit_codes(tmp_path):
     r = run(tmp_path, "--help", script=os.path.join(ROOT, "datasync_agent_ha.py"))
     assert r.returncode == 0, r.stderr

@@ -1,0 +1,190 @@
+"""Split an NFS share across the online DataSync agents and start one task per agent.
+
+parse flags -> check input -> find agents -> scan -> plan -> write plan -> launch -> record
+
+Installed as ``datasync-multi-scheduler``; ``datasync_multi_agents_scheduler.py`` in a
+checkout runs the same ``main``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from . import datasync as ds
+from .cli import Parser, run, setup_logging
+from .errors import UserError
+from .launch import launch
+from .manifest import read_manifest
+from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
+from .report import plan_table
+from .scan import Progress, nfs_mount_source, scan
+from .state import check_writable, write_json
+from .states import AgentStatus
+
+log = logging.getLogger("scheduler")
+
+EXIT_CODES = """exit codes:
+  0  done (with --dry_run: the plan is written and nothing is created)
+  1  an AWS call failed after retries: the log and the arn file say what was created;
+     rerun to continue, nothing is duplicated
+  2  bad input or environment (flags, manifest, files that cannot be written, no AWS
+     credentials): refused before anything was created
+  3  DataSync could not get a task ready (the export does not mount, the task mode does
+     not fit the agent, or it stayed CREATING too long): nothing was started"""
+
+
+def parse(argv: list[str] | None):
+    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    p.add_flag("--task_name", default="Distributed_Tasks_", help="prefix of the task names (one task per agent)")
+    p.add_flag("--nfs_server_name", help="NFS server of the source locations (host name or IP); "
+                                         "required unless --dry_run")
+    p.add_flag("--sub_dir", help="export path on the NFS server, e.g. /vol1; required unless --dry_run")
+    p.add_flag("--mount_path_dir", required=True, help="where that export is mounted on this VM, e.g. /fsx; required")
+    p.add_flag("--dest_loc", help="ARN of the destination location; required unless --dry_run")
+    p.add_flag("--cloudwatch_arn", help="ARN of the CloudWatch log group for the tasks' logs (sets LogLevel "
+                                        "BASIC; without it LogLevel is OFF)")
+    p.add_flag("--task_mode", default="BASIC", choices=ds.TASK_MODES,
+               help="DataSync task mode; ENHANCED needs Enhanced mode agents (pick them with --agent_arns)")
+    p.add_flag("--nfs_version", default="AUTOMATIC", choices=ds.NFS_VERSIONS,
+               help="NFS version the source locations mount (NFS3 fixes FsNfsIdMappingEnabled)")
+    p.add_flag("--task_ready_timeout_sec", type=int, default=int(ds.TASK_READY_TIMEOUT),
+               help="seconds a new task may stay CREATING before the run gives up")
+    p.add_flag("--source_file", default="source_file.manifest", help="directories to move, one per line")
+    p.add_flag("--max_depth", type=int,
+               help="how deep below a manifest entry the cut may go (default: as deep as balance needs)")
+    p.add_flag("--per_file_cost", type=int, default=DEFAULT_PER_FILE_COST,
+               help="bytes one file weighs in the balance, for its per-file overhead (default 512 KiB)")
+    p.add_flag("--agent_arns", help="comma-separated agent ARNs to use instead of every online agent")
+    p.add_flag("--arn_file", default="arn_file.txt", help="where the execution ARNs are recorded")
+    p.add_flag("--plan_file", default="plan.json", help="where the plan is written")
+    p.add_flag("--dry_run", action="store_true", help="scan, plan and print; create nothing in AWS")
+    p.add_flag("--scan_workers", type=int,
+               help="threads walking the mount (default: 16 on a network file system, 1 on a local one)")
+    p.add_flag("--verify_mode", default="ONLY_FILES_TRANSFERRED",
+               choices=("ONLY_FILES_TRANSFERRED", "POINT_IN_TIME_CONSISTENT", "NONE"),
+               help="what DataSync verifies (POINT_IN_TIME_CONSISTENT checks the whole destination, "
+                    "which the other tasks write to)")
+    p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task, -1 for none "
+                                                                "(not in ENHANCED mode)")
+    p.add_flag("--region", help="AWS region (default: the standard chain)")
+    p.add_flag("--profile", help="AWS profile (default: the standard chain)")
+    p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
+    p.add_flag("--log_dir", help="directory of ds_ma_sche.log (default: log/ beside the scripts in a checkout, "
+                                       "else log/ in the current directory)")
+    p.add_flag("--verbose", action="store_true", help="debug logging")
+    return p.parse_args(argv)
+
+
+def check_args(a) -> list[str]:
+    """Refuse bad input before anything is created; return the agent ARNs given, if any."""
+    def must_match(value, shape, what):
+        if value is not None and not ds.model_pattern(shape).fullmatch(value):
+            raise UserError(f"{what} {value!r} is not a valid {shape}")
+
+    if not a.dry_run:
+        missing = [f"--{n}" for n in ("nfs_server_name", "sub_dir", "dest_loc") if not getattr(a, n)]
+        if missing:
+            raise UserError(f"{', '.join(missing)} required (unless --dry_run)")
+    must_match(a.task_name, "TagValue", "--task_name")
+    must_match(a.nfs_server_name, "ServerHostname", "--nfs_server_name")
+    must_match(a.sub_dir, "NfsSubdirectory", "--sub_dir")
+    must_match(a.dest_loc, "LocationArn", "--dest_loc")
+    must_match(a.cloudwatch_arn, "LogGroupArn", "--cloudwatch_arn")
+    for flag in ("max_depth", "per_file_cost"):
+        if (getattr(a, flag) or 0) < 0:
+            raise UserError(f"--{flag} must not be negative")
+    if a.scan_workers is not None and a.scan_workers < 1:
+        raise UserError("--scan_workers must be at least 1")
+    if a.bytes_per_second < -1 or a.bytes_per_second == 0:
+        raise UserError("--bytes_per_second must be -1 (no limit) or positive")
+    if a.task_ready_timeout_sec < 1:
+        raise UserError("--task_ready_timeout_sec must be at least 1")
+    if a.task_mode == "ENHANCED":
+        if a.bytes_per_second != -1:
+            raise UserError("--bytes_per_second does not apply to --task_mode ENHANCED")
+        if a.verify_mode == "POINT_IN_TIME_CONSISTENT":
+            raise UserError("--verify_mode POINT_IN_TIME_CONSISTENT is not supported in --task_mode ENHANCED")
+        group = (a.cloudwatch_arn or "").split(":log-group:", 1)[-1].removesuffix(":*")
+        if a.cloudwatch_arn and group != ds.ENHANCED_LOG_GROUP:
+            raise UserError(f"--task_mode ENHANCED logs to the log group {ds.ENHANCED_LOG_GROUP}; pass its ARN "
+                            "or leave --cloudwatch_arn out")
+    if not os.path.exists(a.mount_path_dir):
+        raise UserError(f"mount directory {a.mount_path_dir!r} does not exist")
+    if not os.path.isdir(a.mount_path_dir):
+        raise UserError(f"--mount_path_dir {a.mount_path_dir!r} is not a directory")
+    check_writable(a.plan_file, "--plan_file")
+    if not a.dry_run:
+        check_writable(a.arn_file, "--arn_file")
+    agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
+    for arn in agents:
+        must_match(arn, "AgentArn", "agent")
+    if a.agent_arns is not None and not agents:
+        raise UserError("--agent_arns lists no agent")
+    return sorted(set(agents))
+
+
+def find_agents(client, given: list[str]) -> list[str]:
+    if given:
+        offline = [g for g in given if ds.describe_agent(client, g).status != AgentStatus.ONLINE]
+        if offline:
+            raise UserError(f"agent(s) not ONLINE: {', '.join(offline)}")
+        return given
+    agents = ds.list_agents(client)
+    online = [a.arn for a in agents if a.status == AgentStatus.ONLINE]
+    if not online:
+        raise UserError(f"no online DataSync agent ({len(agents)} agent(s) found, none ONLINE)")
+    log.info("online agents: %s", online)
+    return online
+
+
+def warn_if_mount_differs(a) -> None:
+    source = nfs_mount_source(a.mount_path_dir)
+    if source and a.nfs_server_name and a.sub_dir:
+        server, export = source
+        if (server, export.rstrip("/") or "/") != (a.nfs_server_name, a.sub_dir.rstrip("/") or "/"):
+            log.warning("%s is mounted from %s:%s, not %s:%s; if that is not the same export, the tasks "
+                        "will select nothing", a.mount_path_dir, server, export, a.nfs_server_name, a.sub_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command: its exit code, with every error the user can act on as one line (see ``cli.run``)."""
+    return run(schedule, argv)
+
+
+def schedule(argv: list[str] | None) -> int:
+    a = parse(argv)
+    log_path = setup_logging("ds_ma_sche.log", a.log_dir, a.verbose)
+    given = check_args(a)
+    manifest = read_manifest(a.source_file, a.mount_path_dir)
+    warn_if_mount_differs(a)
+
+    client = None
+    if not (a.dry_run and given):
+        client = ds.make_client(a.region, a.profile, a.endpoint_url)
+    agents = given if (a.dry_run and given) else find_agents(client, given)
+    if not a.dry_run and not ds.location_exists(client, a.dest_loc):
+        raise UserError(f"destination location {a.dest_loc} not found in this account and region")
+
+    log.info("scanning %d manifest entr%s under %s", len(manifest.entries),
+             "y" if len(manifest.entries) == 1 else "ies", a.mount_path_dir)
+    tree = scan(a.mount_path_dir, manifest.entries, a.scan_workers, Progress())
+    plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth,
+                     item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None)
+    if not plan.tasks:
+        raise UserError("nothing to transfer under the manifest's directories")
+    write_json(a.plan_file, plan.to_json())
+    print(plan_table(plan), flush=True)
+    log.info("plan written to %s", a.plan_file)
+    if a.dry_run:
+        log.info("dry run: nothing created in AWS")
+        return 0
+
+    options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
+                              task_mode=a.task_mode)
+    launched = launch(client, plan, nfs_server=a.nfs_server_name, sub_dir=a.sub_dir, dest_loc=a.dest_loc,
+                      cloudwatch_arn=a.cloudwatch_arn, options=options, arn_file=a.arn_file,
+                      task_mode=a.task_mode, nfs_version=a.nfs_version, ready_timeout=a.task_ready_timeout_sec)
+    log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
+    return 0
+

@@ -1,0 +1,82 @@
+"""The plan file read back as a Plan: a round trip, and a clear refusal of any other version."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datasync_multi.errors import UserError
+from datasync_multi.plan import PLAN_VERSION, Plan, TaskPlan, make_plan
+from datasync_multi.scan import scan
+from datasync_multi.split import DIR, GROUP, Unit
+
+AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5)]
+
+units = st.builds(Unit, pattern=st.text(min_size=1, max_size=20).map(lambda s: "/" + s),
+                  kind=st.sampled_from([DIR, GROUP]), bytes=st.integers(0, 2**50), files=st.integers(0, 10**8),
+                  dirs=st.integers(0, 10**7), cost=st.integers(0, 2**60))
+tasks = st.builds(TaskPlan, agent_arn=st.sampled_from(AGENTS), name=st.text(min_size=1, max_size=30),
+                  units=st.lists(units, max_size=5).map(tuple))
+plans = st.builds(Plan, tasks=st.lists(tasks, max_size=4).map(tuple),
+                  agents=st.lists(st.sampled_from(AGENTS), min_size=1, max_size=4, unique=True).map(tuple),
+                  roots=st.lists(st.text(max_size=12).filter(lambda r: not r.startswith("/")), max_size=3).map(tuple),
+                  per_file_cost=st.integers(0, 2**20), max_depth=st.none() | st.integers(0, 9),
+                  lower_bound=st.integers(0, 2**60), threshold=st.integers(1, 2**60),
+                  warnings=st.lists(st.text(max_size=40), max_size=3).map(tuple))
+
+
+@settings(max_examples=60, deadline=None)
+@given(plans)
+def test_any_plan_survives_the_plan_file(plan):
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+
+
+@pytest.mark.parametrize("roots,agents,kinds", [(("",), 1, {DIR}), (("files", "images"), 1, {DIR}),
+                                                (("",), 4, {GROUP}), (("files", "images"), 4, {GROUP})])
+def test_a_planned_share_survives_the_plan_file(tmp_path, roots, agents, kinds):
+    for i in range(40):
+        for top in ("files", "images"):
+            (tmp_path / top / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+            (tmp_path / top / f"d{i % 7}" / f"f{i}").write_bytes(b"x" * (i * 100))
+    plan = make_plan(scan(str(tmp_path), roots), AGENTS[:agents], task_name="T_", per_file_cost=0)
+    assert {u.kind for t in plan.tasks for u in t.units} == kinds and len(plan.tasks) == agents
+    again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert again == plan and again.to_json() == plan.to_json()
+
+
+def plan_file(**changes) -> dict:
+    unit = Unit("/a/", DIR, 10, 1, 1, 20)
+    data = Plan((TaskPlan(AGENTS[0], "T_a", (unit,)),), (AGENTS[0],), ("a",), 0, None, 20, 20).to_json()
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize("data,message", [
+    (plan_file(version=1), "written by an older version of the scheduler (plan version 1, this one reads version 2); "
+                           "rerun the scheduler"),
+    (plan_file(version=PLAN_VERSION + 1), "plan version 3 is not one this version reads"),
+    (plan_file(version=None), "plan version None is not one this version reads"),
+    ([], "not a plan file"),
+    ({k: v for k, v in plan_file().items() if k != "agents"}, "not a plan this version wrote: no 'agents'"),
+    (plan_file(roots=["a"]), "root 'a' does not start with '/'"),
+])
+def test_a_plan_file_of_another_version_or_shape_is_one_clear_error(data, message):
+    with pytest.raises(UserError) as err:
+        Plan.from_json(data)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"excludes": ["/a/b"]}, "has excludes"),
+    ({"includes": ["/b/"]}, "includes are not its units' patterns"),
+    ({"units": [{"pattern": "/a/", "kind": "file", "bytes": 1, "files": 1, "dirs": 0, "cost": 1}]},
+     "unit kind 'file'"),
+])
+def test_a_task_the_scheduler_would_not_have_written_is_refused(change, message):
+    data = plan_file()
+    data["tasks"][0].update(change)
+    with pytest.raises(UserError, match=message):
+        Plan.from_json(data)
