@@ -341,8 +341,8 @@ def test_the_offline_threshold_counts_from_the_agents_last_contact(site):
 
 def test_a_retry_that_cannot_be_created_now_is_an_error_and_the_next_check_completes_it(site):
     client = site.client
-    # the account's 100 tasks with the scheduler's 3, made first: the slow agent's share
-    # takes about 2 s, less than these 97 calls, and must still be copying when it is lost
+    # the account's 100 tasks with the scheduler's 3, made first: these 97 calls take seconds,
+    # and the slow agent must still be copying when it is lost
     filler = [client.create_task(SourceLocationArn=site.dest_loc, DestinationLocationArn=site.dest_loc,
                                  Name=f"filler{i}")["TaskArn"] for i in range(97)]
     agent = schedule_with_one_slow_agent(site)

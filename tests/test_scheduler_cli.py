@@ -198,7 +198,6 @@ def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
                           ("--nfs_version", "AUTOMATIC"), ("--verify_mode", "ONLY_FILES_TRANSFERRED"),
                           ("--bytes_per_second", "-1"), ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
-    assert "as deep as balance needs" in flags["--max_depth"], flags["--max_depth"]  # no fixed depth
     required = {f for f, text in flags.items() if "required unless --dry_run" in text}
     assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}
     assert flags["--mount_path_dir"].endswith("required")
