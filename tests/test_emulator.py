@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,12 +18,8 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from emulator.filters import FilterError, FilterSet  # noqa: E402
-from emulator.harness import Emulator  # noqa: E402
+from emulator.filters import FilterError, FilterSet
+from emulator.harness import Emulator
 
 HOST = "198.51.100.10"
 ROLE = "arn:aws:iam::111122223333:role/datasync-s3"

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "datasync_multi_agents_scheduler.py")
+from commands import ROOT, flag_help, offline_env, run
+
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
 AGENT2 = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef1"
 DEST = "arn:aws:datasync:us-east-1:111122223333:location/loc-0123456789abcdef0"
-
-
-def offline_env(tmp_path):
-    """An environment in which any AWS call fails fast: no credentials, a dead endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-               AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_DEFAULT_REGION="us-east-1",
-               AWS_EC2_METADATA_DISABLED="true", AWS_MAX_ATTEMPTS="1")
-    return env
-
-
-def run(tmp_path, *args, env=None, script=SCRIPT):
-    return subprocess.run([sys.executable, script, "--log_dir", str(tmp_path / "log"), *args],
-                          capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120)
 
 
 @pytest.fixture
@@ -173,20 +157,6 @@ def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_
     assert any("no DataSync filter can carry" in w for w in plan["warnings"])
     assert any("skipped by DataSync" in w for w in plan["warnings"])
     assert "Logging error" not in r.stderr and "Traceback" not in r.stderr
-
-
-def flag_help(help_text: str) -> dict[str, str]:
-    """Each flag's help in an argparse --help, joined onto one line."""
-    out, flag = {}, None
-    for line in help_text.splitlines():
-        if line.startswith("  -"):
-            flag = line.split()[0].rstrip(",")
-            out[flag] = ""
-        elif not line.strip() or not line.startswith(" "):
-            flag = None
-        if flag:
-            out[flag] += " " + line.strip()
-    return {k: " ".join(v.split()) for k, v in out.items()}
 
 
 def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):

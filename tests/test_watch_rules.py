@@ -2,7 +2,16 @@
 
 import pytest
 
-from datasync_multi.watch import FAILED, RUNNING, STRANDED, SUCCEEDED, classify, echo_differs, planned_scope, read_arn_file
+from datasync_multi.watch import (
+    FAILED,
+    RUNNING,
+    STRANDED,
+    SUCCEEDED,
+    classify,
+    echo_differs,
+    planned_scope,
+    read_arn_file,
+)
 
 EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
 
