@@ -163,9 +163,10 @@ def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
     r = run(tmp_path, "--help")
     assert r.returncode == 0, r.stderr
     flags = flag_help(r.stdout)
-    for flag, default in (("--max_depth", "5"), ("--source_file", "source_file.manifest"), ("--task_mode", "BASIC"),
-                          ("--nfs_version", "AUTOMATIC"), ("--verify_mode", "ONLY_FILES_TRANSFERRED"),
-                          ("--bytes_per_second", "-1"), ("--arn_file", "arn_file.txt")):
+    for flag, default in (("--max_depth", "as deep as balance needs"), ("--source_file", "source_file.manifest"),
+                          ("--task_mode", "BASIC"), ("--nfs_version", "AUTOMATIC"),
+                          ("--verify_mode", "ONLY_FILES_TRANSFERRED"), ("--bytes_per_second", "-1"),
+                          ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
     required = {f for f, text in flags.items() if "required unless --dry_run" in text}
     assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}
