@@ -13,8 +13,6 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 RESULTS = os.path.join(BENCH, "RESULTS.md")
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 
 def table(header: list[str], rows: list[list]) -> str:

@@ -26,18 +26,16 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, agent_arns, append_results, ensure_tool, table  # noqa: E402
-from gen_tree import ensure_tree, totals_of  # noqa: E402
+from common import REPO, agent_arns, append_results, ensure_tool, table
+from gen_tree import ensure_tree, totals_of
 
 SPLIT_SNIPPET = r"""
 import json, resource, sys, time
-sys.path.insert(0, sys.argv[1])
 from datasync_multi.scan import scan
 from datasync_multi.plan import make_plan
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-t0 = time.perf_counter(); tree = scan(sys.argv[2], ("",)); t1 = time.perf_counter(); r1 = rss()
-plan = make_plan(tree, sys.argv[3].split(","), task_name="Distributed_Tasks_")
+t0 = time.perf_counter(); tree = scan(sys.argv[1], ("",)); t1 = time.perf_counter(); r1 = rss()
+plan = make_plan(tree, sys.argv[2].split(","), task_name="Distributed_Tasks_")
 t2 = time.perf_counter()
 print(json.dumps({"scan": t1 - t0, "plan": t2 - t1, "rss_scan": r1, "rss_plan": rss(),
                   "balance": plan.balance, "tasks": len(plan.tasks), "threshold": plan.threshold,
@@ -67,7 +65,7 @@ def cli_run(tree: str, agents: list[str], workdir: str) -> dict:
 
 
 def split_run(tree: str, agents: list[str]) -> dict:
-    r = subprocess.run([sys.executable, "-c", SPLIT_SNIPPET, REPO, tree, ",".join(agents)],
+    r = subprocess.run([sys.executable, "-c", SPLIT_SNIPPET, tree, ",".join(agents)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"scan/plan failed: {r.stderr[-500:]}")
