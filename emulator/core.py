@@ -209,7 +209,7 @@ def _parse_time(v: str) -> float:
     try:
         d = _dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
-        raise invalid(f"Invalid time value {v!r} in filter")
+        raise invalid(f"Invalid time value {v!r} in filter") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=_dt.timezone.utc)
     return d.timestamp()
@@ -323,7 +323,7 @@ class State:
             try:
                 after = json.loads(base64.urlsafe_b64decode(token.encode()).decode())["after"]
             except Exception:
-                raise invalid("Invalid NextToken")
+                raise invalid("Invalid NextToken") from None
             items = [it for it in items if _cmp_key(key(it)) > _cmp_key(after)]
         page = items[:max_results]
         nxt = None
@@ -465,17 +465,17 @@ class State:
 
     def op_ListLocations(self, p):
         with self.lock:
-            items = sorted(self.locations.values(), key=lambda l: l.arn)
+            items = sorted(self.locations.values(), key=lambda loc: loc.arn)
             for f in p.get("Filters") or []:
                 name, op, vals = f["Name"], f["Operator"], f["Values"]
                 if name == "LocationUri":
-                    items = [l for l in items if _match_filter(name, op, vals, l.uri, "str")]
+                    items = [loc for loc in items if _match_filter(name, op, vals, loc.uri, "str")]
                 elif name == "LocationType":
-                    items = [l for l in items if _match_filter(name, op, vals, l.type, "istr")]
+                    items = [loc for loc in items if _match_filter(name, op, vals, loc.type, "istr")]
                 elif name == "CreationTime":
-                    items = [l for l in items if _match_filter(name, op, vals, l.created, "time")]
-            page, nxt = self._page(items, p, lambda l: l.arn)
-            out = {"Locations": [{"LocationArn": l.arn, "LocationUri": l.uri} for l in page]}
+                    items = [loc for loc in items if _match_filter(name, op, vals, loc.created, "time")]
+            page, nxt = self._page(items, p, lambda loc: loc.arn)
+            out = {"Locations": [{"LocationArn": loc.arn, "LocationUri": loc.uri} for loc in page]}
             if nxt:
                 out["NextToken"] = nxt
             return out
@@ -502,7 +502,7 @@ class State:
             validate_includes(p.get("Includes"))
             FilterSet.from_rules(p.get("Includes"), p.get("Excludes"))
         except FilterError as e:
-            raise invalid(str(e))
+            raise invalid(str(e)) from e
 
     def _task_agents(self, t: Task) -> list[str]:
         """The agents of the task's source location that have the task's mode."""
@@ -814,7 +814,7 @@ class State:
                     break
             r["ErrorCode"] = code or "Error"
             r["ErrorDetail"] = detail or ""
-        r["TotalDuration"] = int(((now - (e.launch_time or e.start_time)) * 1000))
+        r["TotalDuration"] = int((now - (e.launch_time or e.start_time)) * 1000)
         self._schedule_locked()
         self.cond.notify_all()
 
@@ -938,7 +938,7 @@ class State:
                 try:
                     filters = FilterSet.from_rules(e.includes, e.excludes, self.reading)
                 except FilterError as exc:
-                    raise _ExecFailed("InvalidFilter", str(exc))
+                    raise _ExecFailed("InvalidFilter", str(exc)) from exc
                 # PREPARING
                 self._set_status(e, "PREPARING")
                 phase_t0 = time.time()
@@ -1111,7 +1111,7 @@ class State:
             try:
                 st = os.lstat(dst)
             except FileNotFoundError:
-                raise _ExecFailed("VerificationFailed", f"{en.rel} is missing at the destination")
+                raise _ExecFailed("VerificationFailed", f"{en.rel} is missing at the destination") from None
             ok = ((en.kind == "dir" and stat.S_ISDIR(st.st_mode))
                   or (en.kind == "symlink" and stat.S_ISLNK(st.st_mode))
                   or (en.kind == "file" and stat.S_ISREG(st.st_mode) and st.st_size == en.size))
@@ -1131,18 +1131,18 @@ class State:
                            "item_quota": self.item_quota,
                            "echo_execution_filters": self.echo_execution_filters,
                            "s3_root": self.s3_root,
-                           "exports": [{"host": h, "export": x, "local": l}
-                                       for h, x, l in self.exports],
+                           "exports": [{"host": host, "export": export, "local": local}
+                                       for host, export, local in self.exports],
                            "throttle_fraction": self.throttle_fraction},
                 "agents": [{"arn": a.arn, "id": a.id, "name": a.name, "status": a.status,
                             "mode": a.mode, "bytes_per_second": a.bytes_per_second,
                             "offline_since": a.offline_since, "last_connection": a.last_connection}
                            for a in sorted(self.agents.values(), key=lambda a: a.arn)],
-                "locations": [{"arn": l.arn, "type": l.type, "uri": l.uri,
-                               "subdirectory": l.subdirectory, "hostname": l.hostname,
-                               "bucket": l.bucket, "agents": list(l.agents),
-                               "created": l.created}
-                              for l in sorted(self.locations.values(), key=lambda l: l.arn)],
+                "locations": [{"arn": loc.arn, "type": loc.type, "uri": loc.uri,
+                               "subdirectory": loc.subdirectory, "hostname": loc.hostname,
+                               "bucket": loc.bucket, "agents": list(loc.agents),
+                               "created": loc.created}
+                              for loc in sorted(self.locations.values(), key=lambda loc: loc.arn)],
                 "tasks": [{"arn": t.arn, "name": t.name, "status": self._task_status(t),
                            "mode": t.task_mode, "error": list(t.error) if t.error else None,
                            "source": t.source, "destination": t.dest,

@@ -65,7 +65,7 @@ class Emulator:
               phase_delay: float = 0.05, offline_error_delay: float = 1.0,
               region: str = "us-east-1", startup_timeout: float = 20.0,
               extra_args: list[str] | None = None, enhanced_agents: int = 0,
-              task_create_delay: float = 0.1) -> "Emulator":
+              task_create_delay: float = 0.1) -> Emulator:
         """Launch ``python -m emulator``; returns self (usable as a context manager)."""
         if self.proc is not None:
             raise EmulatorError("already started")
@@ -123,7 +123,7 @@ class Emulator:
                 pass
         return p.returncode
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self
 
     def __exit__(self, *exc):
@@ -165,7 +165,7 @@ class Emulator:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read().decode() or "null")
         except urllib.error.HTTPError as exc:
-            raise EmulatorError(f"{method} {path}: HTTP {exc.code} {exc.read().decode()}")
+            raise EmulatorError(f"{method} {path}: HTTP {exc.code} {exc.read().decode()}") from exc
 
     def state(self) -> dict:
         return self._call("GET", "/_emulator/state")
