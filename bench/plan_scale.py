@@ -52,7 +52,7 @@ def cli_run(tree: str, agents: list[str], workdir: str) -> dict:
            "--mount_path_dir", tree, "--source_file", manifest, "--dry_run", "--agent_arns", ",".join(agents),
            "--plan_file", plan_file, "--log_dir", workdir]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"dry run failed ({r.returncode}): {r.stderr[-500:]}")
@@ -65,8 +65,7 @@ def cli_run(tree: str, agents: list[str], workdir: str) -> dict:
 
 
 def split_run(tree: str, agents: list[str]) -> dict:
-    r = subprocess.run([sys.executable, "-c", SPLIT_SNIPPET, tree, ",".join(agents)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run([sys.executable, "-c", SPLIT_SNIPPET, tree, ",".join(agents)], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"scan/plan failed: {r.stderr[-500:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -103,9 +102,10 @@ def main(argv=None) -> int:
                        f"({mem:.0f} MiB)")
     header = ["tree", "size", "CLI dry run: wall s", "CLI peak RSS MiB", "scan() s", "make_plan() s",
               "RSS after scan MiB", "RSS after plan MiB", "balance"]
-    body = (f"{a.agents} agents, default per-file cost (512 KiB) and max_depth (5), the scan's default threads (1 on local disk), "
-            "local disk, warm cache. CLI: `" + cmd + "` under `/usr/bin/time -v`; scan()/make_plan() timed "
-            "apart in a fresh process.\n\n" + table(header, rows) + "\n\n" + "\n".join(verdict) + "\n")
+    body = (f"{a.agents} agents, default per-file cost (512 KiB) and max_depth (5), "
+            "the scan's default threads (1 on local disk), local disk, warm cache. CLI: `" + cmd
+            + "` under `/usr/bin/time -v`; scan()/make_plan() timed apart in a fresh process.\n\n"
+            + table(header, rows) + "\n\n" + "\n".join(verdict) + "\n")
     append_results("3. Plan scale", body)
     return 0
 

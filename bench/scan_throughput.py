@@ -33,7 +33,8 @@ from gen_tree import ensure_tree, totals_of
 
 THREADS = (1, 4, 16, 64)
 SCAN_SNIPPET = ("import sys; from datasync_multi.scan import scan\n"
-                "t = scan(sys.argv[1], ('',), int(sys.argv[2]) or None); r = t.dirs['']; print(r.files, r.dirs, r.bytes)")
+                "t = scan(sys.argv[1], ('',), int(sys.argv[2]) or None); r = t.dirs['']\n"
+                "print(r.files, r.dirs, r.bytes)")
 DEFAULT = "scan() default threads"
 """The scheduler's own choice: 16 threads on a network file system, 1 on a local disk."""
 

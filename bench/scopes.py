@@ -226,7 +226,8 @@ def main() -> int:
             "the lower bound. listed/scope: items reachable by the includes, summed over tasks, over the items in "
             "scope. Doubled: paths two tasks would copy if DataSync read `/a` as a string prefix, or let an "
             "include beat an exclude.")
-    append_results("Scopes: include-only plans on flat, mixed, home and sibling shares", note + "\n\n" + table(header, rows))
+    append_results("Scopes: include-only plans on flat, mixed, home and sibling shares",
+                   note + "\n\n" + table(header, rows))
     return 0
 
 
