@@ -341,10 +341,10 @@ def test_the_offline_threshold_counts_from_the_agents_last_contact(site):
 
 
 def test_a_retry_that_cannot_be_created_now_is_an_error_and_the_next_check_completes_it(site):
-    agent = schedule_with_one_slow_agent(site)
-    client = site.client
+    client = site.client  # fill the account's 100 tasks first: 97 here and the scheduler's 3
     filler = [client.create_task(SourceLocationArn=site.dest_loc, DestinationLocationArn=site.dest_loc,
-                                 Name=f"filler{i}")["TaskArn"] for i in range(97)]  # the account's 100 tasks
+                                 Name=f"filler{i}")["TaskArn"] for i in range(97)]
+    agent = schedule_with_one_slow_agent(site)
     fail_mid_transfer(site, agent)
     r = site.watch("--once", "--offline_threshold_sec", "0")
     assert r.returncode == 1, (r.stdout, r.stderr)
