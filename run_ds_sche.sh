@@ -2,7 +2,10 @@
 # Sample wrapper: split the share under /fsx across every online agent and start the tasks.
 # Replace the server, export, mount, ARNs and region with yours. Add --dry_run to see the plan first.
 cd "$(dirname "$0")" || exit 2
-exec python3 datasync_multi_agents_scheduler.py \
+# Python: the project's .venv when there is one (make test, or: python3 -m venv .venv && .venv/bin/pip install .), else python3
+PYTHON=python3
+[ -x .venv/bin/python ] && PYTHON=.venv/bin/python
+exec "$PYTHON" datasync_multi_agents_scheduler.py \
   --task_name="Distributed_Tasks_" \
   --nfs_server_name="198.51.100.10" \
   --sub_dir="/vol1" \

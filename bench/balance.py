@@ -37,13 +37,11 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import agent_arns, append_results, ensure_tool, table  # noqa: E402
-from gen_tree import ensure_tree  # noqa: E402
-
-from datasync_multi.filters import MAX_FILTER_CHARS  # noqa: E402
-from datasync_multi.plan import make_plan  # noqa: E402
-from datasync_multi.scan import scan  # noqa: E402
+from common import agent_arns, append_results, ensure_tool, table
+from datasync_multi.filters import MAX_FILTER_CHARS
+from datasync_multi.plan import make_plan
+from datasync_multi.scan import scan
+from gen_tree import ensure_tree
 
 ORIGINAL_MAX_DEPTH = 5
 

@@ -13,8 +13,6 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 RESULTS = os.path.join(BENCH, "RESULTS.md")
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -33,7 +31,7 @@ def machine() -> str:
     cpu = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), "")
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -82,7 +80,7 @@ def ensure_tool(binary: str, package: str) -> str | None:
 
 def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     return time.perf_counter() - t0, r
 
 

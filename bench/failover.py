@@ -21,12 +21,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from bench.common import append_results  # noqa: E402
-from emulator.harness import Emulator  # noqa: E402
-from emulator.sample import build_sample_share  # noqa: E402
+from common import REPO, append_results
+from emulator.harness import Emulator
+from emulator.sample import build_sample_share
 
 SERVER, EXPORT = "198.51.100.10", "/vol1"
 ERROR_DELAY = 1.0
@@ -44,7 +41,7 @@ class Site:
             S3Config={"BucketAccessRoleArn": "arn:aws:iam::111122223333:role/r"})["LocationArn"]
 
     def script(self, name: str, *args: str, background: bool = False):
-        cmd = [sys.executable, os.path.join(ROOT, name), "--log_dir", os.path.join(self.work, "log"), *args]
+        cmd = [sys.executable, os.path.join(REPO, name), "--log_dir", os.path.join(self.work, "log"), *args]
         if background:
             out = open(os.path.join(self.work, "watcher.out"), "w")  # noqa: SIM115 - lives as long as the process
             return subprocess.Popen(cmd, cwd=self.work, env=self.env, stdout=out, stderr=subprocess.STDOUT)

@@ -119,7 +119,7 @@ def build_layout(shape: str, files: int, dirs: int, seed: int):
         deepish = [i for i in range(dirs) if 3 <= depth[i] <= 5] or list(range(1, dirs)) or [0]
         giants = rng.sample(deepish, min(3, len(deepish)))
         total_w = sum(weights)
-        for g, share, scale in zip(giants, (0.12, 0.08, 0.05), (8.0, 6.0, 4.0)):
+        for g, share, scale in zip(giants, (0.12, 0.08, 0.05), (8.0, 6.0, 4.0), strict=False):
             weights[g] = total_w * share
             scales[g] = scale
             # and make the giant's subtree heavy too: its children get big weights
@@ -158,7 +158,7 @@ def materialize(tree: str, layout, quiet: bool = False) -> dict:
     t0 = last = time.monotonic()
     for rel in paths[1:]:  # parents come before children
         os.mkdir(os.path.join(tree, rel))
-    for rel, sizes in zip(paths, per_dir):
+    for rel, sizes in zip(paths, per_dir, strict=False):
         base = os.path.join(tree, rel) if rel else tree
         for k, size in enumerate(sizes):
             fd = os.open(f"{base}/f{k:05d}.dat", flags, 0o644)

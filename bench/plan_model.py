@@ -25,15 +25,14 @@ import json
 import subprocess
 import sys
 
-from common import REPO, agent_arns, append_results, table
+from common import append_results, table
 
 MODEL = r"""
 import json, random, resource, sys, time
-sys.path.insert(0, sys.argv[1])
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import Dir, Tree, aggregate
 
-files, ndirs, nagents = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+files, ndirs, nagents = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(7)
 t0 = time.perf_counter()
 if ndirs == 1:  # one flat directory
@@ -106,7 +105,7 @@ def main() -> int:
     specs = a.sizes.split(",") + ([f"{a.flat}:1"] if a.flat else [])
     for spec in specs:
         files, ndirs = (int(x) for x in spec.split(":"))
-        r = subprocess.run([sys.executable, "-c", MODEL, REPO, str(files), str(ndirs), str(a.agents)],
+        r = subprocess.run([sys.executable, "-c", MODEL, str(files), str(ndirs), str(a.agents)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stderr[-2000:], file=sys.stderr)

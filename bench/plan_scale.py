@@ -26,18 +26,16 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, agent_arns, append_results, ensure_tool, table  # noqa: E402
-from gen_tree import ensure_tree, totals_of  # noqa: E402
+from common import REPO, agent_arns, append_results, ensure_tool, table
+from gen_tree import ensure_tree, totals_of
 
 SPLIT_SNIPPET = r"""
 import json, resource, sys, time
-sys.path.insert(0, sys.argv[1])
 from datasync_multi.scan import scan
 from datasync_multi.plan import make_plan
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-t0 = time.perf_counter(); tree = scan(sys.argv[2], ("",)); t1 = time.perf_counter(); r1 = rss()
-plan = make_plan(tree, sys.argv[3].split(","), task_name="Distributed_Tasks_")
+t0 = time.perf_counter(); tree = scan(sys.argv[1], ("",)); t1 = time.perf_counter(); r1 = rss()
+plan = make_plan(tree, sys.argv[2].split(","), task_name="Distributed_Tasks_")
 t2 = time.perf_counter()
 print(json.dumps({"scan": t1 - t0, "plan": t2 - t1, "rss_scan": r1, "rss_plan": rss(),
                   "balance": plan.balance, "tasks": len(plan.tasks), "threshold": plan.threshold,
@@ -54,7 +52,7 @@ def cli_run(tree: str, agents: list[str], workdir: str) -> dict:
            "--mount_path_dir", tree, "--source_file", manifest, "--dry_run", "--agent_arns", ",".join(agents),
            "--plan_file", plan_file, "--log_dir", workdir]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"dry run failed ({r.returncode}): {r.stderr[-500:]}")
@@ -67,8 +65,7 @@ def cli_run(tree: str, agents: list[str], workdir: str) -> dict:
 
 
 def split_run(tree: str, agents: list[str]) -> dict:
-    r = subprocess.run([sys.executable, "-c", SPLIT_SNIPPET, REPO, tree, ",".join(agents)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run([sys.executable, "-c", SPLIT_SNIPPET, tree, ",".join(agents)], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"scan/plan failed: {r.stderr[-500:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -105,9 +102,10 @@ def main(argv=None) -> int:
                        f"({mem:.0f} MiB)")
     header = ["tree", "size", "CLI dry run: wall s", "CLI peak RSS MiB", "scan() s", "make_plan() s",
               "RSS after scan MiB", "RSS after plan MiB", "balance"]
-    body = (f"{a.agents} agents, default per-file cost (512 KiB) and max_depth (5), the scan's default threads (1 on local disk), "
-            "local disk, warm cache. CLI: `" + cmd + "` under `/usr/bin/time -v`; scan()/make_plan() timed "
-            "apart in a fresh process.\n\n" + table(header, rows) + "\n\n" + "\n".join(verdict) + "\n")
+    body = (f"{a.agents} agents, default per-file cost (512 KiB) and max_depth (5), "
+            "the scan's default threads (1 on local disk), local disk, warm cache. CLI: `" + cmd
+            + "` under `/usr/bin/time -v`; scan()/make_plan() timed apart in a fresh process.\n\n"
+            + table(header, rows) + "\n\n" + "\n".join(verdict) + "\n")
     append_results("3. Plan scale", body)
     return 0
 

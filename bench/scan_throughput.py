@@ -28,22 +28,21 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, append_results, ensure_tool, table, timed  # noqa: E402
-from gen_tree import ensure_tree, totals_of  # noqa: E402
+from common import append_results, ensure_tool, table, timed
+from gen_tree import ensure_tree, totals_of
 
 THREADS = (1, 4, 16, 64)
-SCAN_SNIPPET = ("import sys; sys.path[:0] = [sys.argv[1]]; "
-                "from datasync_multi.scan import scan\n"
-                "t = scan(sys.argv[2], ('',), int(sys.argv[3]) or None); r = t.dirs['']; print(r.files, r.dirs, r.bytes)")
+SCAN_SNIPPET = ("import sys; from datasync_multi.scan import scan\n"
+                "t = scan(sys.argv[1], ('',), int(sys.argv[2]) or None); r = t.dirs['']\n"
+                "print(r.files, r.dirs, r.bytes)")
 DEFAULT = "scan() default threads"
 """The scheduler's own choice: 16 threads on a network file system, 1 on a local disk."""
 
 
 def tools(tree: str) -> list[tuple[str, list[str]]]:
     out = [(f"scan() {w} thread{'s' if w > 1 else ''}",
-            [sys.executable, "-c", SCAN_SNIPPET, REPO, tree, str(w)]) for w in THREADS]
-    out.append((DEFAULT, [sys.executable, "-c", SCAN_SNIPPET, REPO, tree, "0"]))
+            [sys.executable, "-c", SCAN_SNIPPET, tree, str(w)]) for w in THREADS]
+    out.append((DEFAULT, [sys.executable, "-c", SCAN_SNIPPET, tree, "0"]))
     out.append(("du -s --apparent-size", ["du", "-s", "--apparent-size", "-B1", tree]))
     out.append(("find -printf '%s\\n'", ["find", tree, "-printf", "%s\\n"]))
     if shutil.which("fpart"):

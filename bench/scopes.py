@@ -34,7 +34,6 @@ import sys
 import time
 
 from common import BENCH, agent_arns, append_results, table
-
 from datasync_multi.plan import DEFAULT_PER_FILE_COST, make_plan
 from datasync_multi.scan import scan
 
@@ -168,12 +167,11 @@ def evaluate(tasks: list[dict], paths: list[tuple[str, str, int]], per_file_cost
 
 OLD_PLANNER = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
 from datasync_multi.scan import scan
 from datasync_multi.plan import make_plan
-tree = scan(sys.argv[2], ("",))
+tree = scan(sys.argv[1], ("",))
 out = {}
-for n in map(int, sys.argv[3].split(",")):
+for n in map(int, sys.argv[2].split(",")):
     agents = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, n + 1)]
     out[n] = make_plan(tree, agents, task_name="bench_").to_json()
 print(json.dumps(out))
@@ -196,8 +194,9 @@ def main() -> int:
         tree = scan(root, ("",))
         old = {}
         if a.old:
-            r = subprocess.run([sys.executable, "-c", OLD_PLANNER, a.old, root, ",".join(map(str, AGENTS))],
-                               capture_output=True, text=True, check=True)
+            # run in the old checkout's root: `python -c` imports its package before the installed one
+            r = subprocess.run([sys.executable, "-c", OLD_PLANNER, root, ",".join(map(str, AGENTS))],
+                               capture_output=True, text=True, check=True, cwd=os.path.abspath(a.old))
             old = {int(k): v for k, v in json.loads(r.stdout).items()}
         for n in AGENTS:
             t0 = time.perf_counter()
@@ -227,7 +226,8 @@ def main() -> int:
             "the lower bound. listed/scope: items reachable by the includes, summed over tasks, over the items in "
             "scope. Doubled: paths two tasks would copy if DataSync read `/a` as a string prefix, or let an "
             "include beat an exclude.")
-    append_results("Scopes: include-only plans on flat, mixed, home and sibling shares", note + "\n\n" + table(header, rows))
+    append_results("Scopes: include-only plans on flat, mixed, home and sibling shares",
+                   note + "\n\n" + table(header, rows))
     return 0
 
 

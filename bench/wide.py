@@ -16,11 +16,9 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import BENCH, agent_arns, append_results, table  # noqa: E402
-
-from datasync_multi.plan import make_plan  # noqa: E402
-from datasync_multi.scan import scan  # noqa: E402
+from common import BENCH, agent_arns, append_results, table
+from datasync_multi.plan import make_plan
+from datasync_multi.scan import scan
 
 
 def ensure_wide(dirs: int, seed: int = 1) -> str:

@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 
-from . import model
-from .core import State
+from . import model, runner
 from .filters import Reading
+from .resources import State
 from .server import make_server
 
 
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         pass
     srv.shutdown()
     th.join(5)
-    state.stop()
+    runner.stop(state)
     srv.server_close()
     return 0
 

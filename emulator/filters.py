@@ -145,7 +145,7 @@ class FilterSet:
     reading: Reading = DEFAULT_READING
 
     @classmethod
-    def from_rules(cls, includes=None, excludes=None, reading: Reading = DEFAULT_READING) -> "FilterSet":
+    def from_rules(cls, includes=None, excludes=None, reading: Reading = DEFAULT_READING) -> FilterSet:
         validate_includes(includes)
         inc_value = _rules_value(includes)
         exc_value = _rules_value(excludes)

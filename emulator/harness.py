@@ -6,6 +6,10 @@
         ...
 
 Control calls use only urllib (stdlib).  ``client()`` needs boto3.
+
+Works the same installed (``pip install``) and from a checkout: the emulator process is
+``python -m emulator`` on this interpreter, and it imports the same ``emulator`` package as
+this process (see :func:`_child_env`).
 """
 
 from __future__ import annotations
@@ -13,19 +17,39 @@ from __future__ import annotations
 import json
 import os
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import urllib.error
 import urllib.request
 
-_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TERMINAL = ("SUCCESS", "ERROR")
 
 
 class EmulatorError(RuntimeError):
     pass
+
+
+def _site_dirs() -> set[str]:
+    dirs = [*site.getsitepackages(), site.getusersitepackages(),
+            sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return {os.path.realpath(d) for d in dirs}
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment for ``python -m emulator``. Installed, the child finds the
+    package where any installed module is found. Imported from an uninstalled checkout (its
+    directory on sys.path, as ``python -m`` from the checkout puts it), the child gets that
+    directory on PYTHONPATH, so it runs this very copy whatever its working directory."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.realpath(parent) not in _site_dirs():
+        env["PYTHONPATH"] = parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
 
 class Emulator:
@@ -41,7 +65,7 @@ class Emulator:
               phase_delay: float = 0.05, offline_error_delay: float = 1.0,
               region: str = "us-east-1", startup_timeout: float = 20.0,
               extra_args: list[str] | None = None, enhanced_agents: int = 0,
-              task_create_delay: float = 0.1) -> "Emulator":
+              task_create_delay: float = 0.1) -> Emulator:
         """Launch ``python -m emulator``; returns self (usable as a context manager)."""
         if self.proc is not None:
             raise EmulatorError("already started")
@@ -54,12 +78,8 @@ class Emulator:
         for spec, local in exports.items():
             cmd += ["--export", f"{spec}={local}"]
         cmd += list(extra_args or [])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"]
-                                           if env.get("PYTHONPATH") else "")
-        env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=_child_env())
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._stderr_thread.start()
         line_box: list[bytes] = []
@@ -103,7 +123,7 @@ class Emulator:
                 pass
         return p.returncode
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self
 
     def __exit__(self, *exc):
@@ -145,7 +165,7 @@ class Emulator:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read().decode() or "null")
         except urllib.error.HTTPError as exc:
-            raise EmulatorError(f"{method} {path}: HTTP {exc.code} {exc.read().decode()}")
+            raise EmulatorError(f"{method} {path}: HTTP {exc.code} {exc.read().decode()}") from exc
 
     def state(self) -> dict:
         return self._call("GET", "/_emulator/state")

@@ -55,7 +55,7 @@ def _category_class_body(cat: str) -> str:
             ranges.append((start, prev))
 
         def esc(cp):
-            return "\\U%08x" % cp
+            return f"\\U{cp:08x}"
 
         body = "".join(esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges)
         _CAT_RANGES[cat] = body
@@ -153,6 +153,6 @@ def validate(params, input_shape) -> str | None:
         pass
     if extra:
         if not lines:
-            lines.append(f"Parameter validation failed:")
+            lines.append("Parameter validation failed:")
         lines.extend(extra)
     return "\n".join(lines) if lines else None

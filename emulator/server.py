@@ -9,8 +9,8 @@ import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import model
-from .core import ApiError, State
+from . import handlers, model
+from .resources import ApiError, State
 
 JSON_CT = "application/x-amz-json-1.1"
 TARGET_PREFIX = "FmrsService."
@@ -24,7 +24,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet unless --verbose
         if self.verbose:
-            sys.stderr.write("%s - %s\n" % (self.address_string(), fmt % args))
+            sys.stderr.write(f"{self.address_string()} - {fmt % args}\n")
 
     # ------------------------------------------------------------ plumbing
     def _body(self) -> bytes:
@@ -73,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.throttled[label] += 1
         if throttled:
             return self._error(400, "ThrottlingException", "Rate exceeded")
-        handler = getattr(st, f"op_{op}", None) if op else None
+        handler = handlers.OPERATIONS.get(op)
         if handler is None:
             return self._error(400, "UnknownOperationException",
                                f"Unknown operation {target!r}" if op not in _model_ops()
@@ -86,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         if report:
             return self._error(400, "InvalidRequestException", report)
         try:
-            out = handler(params)
+            out = handler(st, params)
         except ApiError as exc:
             return self._error(exc.status, exc.code, exc.message)
         except Exception as exc:  # pragma: no cover
@@ -125,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
                     kw["bytes_per_second"] = body["bytes_per_second"]
                 if "last_contact_ago" in body:
                     kw["last_contact_ago"] = body["last_contact_ago"]
-                st.set_agent(agent, **kw)
+                handlers.set_agent(st, agent, **kw)
                 with st.lock:
                     out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
                            "status": agent.status, "bytes_per_second": agent.bytes_per_second,

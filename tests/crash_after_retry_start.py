@@ -6,10 +6,9 @@ import os
 import runpy
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from datasync_multi import datasync as ds
 
-from datasync_multi import datasync as ds  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 start_execution = ds.start_execution
 

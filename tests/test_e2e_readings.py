@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from conftest import EXPORT, SERVER
 from emulator.harness import Emulator
 from emulator.sample import build_sample_share, differences
+from sites import EXPORT, SERVER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READINGS = [("component", "crosses", "exclude"), ("prefix", "crosses", "exclude"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import make_site
 from emulator.sample import differences
+from sites import make_site
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

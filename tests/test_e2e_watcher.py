@@ -170,7 +170,8 @@ def test_a_hundred_watched_executions_cost_a_bounded_number_of_calls(site):
         loc = client.create_location_nfs(ServerHostname="198.51.100.10", Subdirectory="/vol1",
                                          OnPremConfig={"AgentArns": [agent]})["LocationArn"]
         tasks.append(client.create_task(SourceLocationArn=loc, DestinationLocationArn=site.dest_loc, Name=f"t{i}",
-                                        Includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/home/with space"}])["TaskArn"])
+                                        Includes=[{"FilterType": "SIMPLE_PATTERN",
+                                                   "Value": "/home/with space"}])["TaskArn"])
     for task in tasks:
         site.emu.wait_task_created(task)
     arns = [client.start_task_execution(TaskArn=tasks[i % 3])["TaskExecutionArn"] for i in range(100)]
@@ -228,7 +229,8 @@ def test_once_exits_1_when_an_execution_cannot_be_described_and_the_loop_never_c
     site.client.delete_task(TaskArn=ds.task_of(arns[0]))  # its executions go with it
     r = site.watch("--once")
     assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "describe failed: InvalidRequestException" in r.stdout and "every watched scope has succeeded" not in r.stderr
+    assert "describe failed: InvalidRequestException" in r.stdout
+    assert "every watched scope has succeeded" not in r.stderr
     assert r.stderr.count("describe failed") == 1
     log_path = os.path.join(site.work, "log", "ds_ha.log")
     loop = subprocess.Popen([sys.executable, os.path.join(ROOT, "datasync_agent_ha.py"), "--arn_file", "arn_file.txt",

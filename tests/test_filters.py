@@ -1,7 +1,6 @@
 import pytest
 
-from datasync_multi.filters import (COMPONENT, READINGS, filter_value, is_nameable, pattern_matches, selects,
-                                    split_value)
+from datasync_multi.filters import COMPONENT, READINGS, filter_value, is_nameable, pattern_matches, selects, split_value
 
 PREFIX = next(r for r in READINGS if r.matching == "prefix")
 

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "datasync_multi_agents_scheduler.py")
+from commands import ROOT, flag_help, offline_env, run
+
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
 AGENT2 = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef1"
 DEST = "arn:aws:datasync:us-east-1:111122223333:location/loc-0123456789abcdef0"
-
-
-def offline_env(tmp_path):
-    """An environment in which any AWS call fails fast: no credentials, a dead endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-               AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_DEFAULT_REGION="us-east-1",
-               AWS_EC2_METADATA_DISABLED="true", AWS_MAX_ATTEMPTS="1")
-    return env
-
-
-def run(tmp_path, *args, env=None, script=SCRIPT):
-    return subprocess.run([sys.executable, script, "--log_dir", str(tmp_path / "log"), *args],
-                          capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120)
 
 
 @pytest.fixture
@@ -175,28 +159,14 @@ def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_
     assert "Logging error" not in r.stderr and "Traceback" not in r.stderr
 
 
-def flag_help(help_text: str) -> dict[str, str]:
-    """Each flag's help in an argparse --help, joined onto one line."""
-    out, flag = {}, None
-    for line in help_text.splitlines():
-        if line.startswith("  -"):
-            flag = line.split()[0].rstrip(",")
-            out[flag] = ""
-        elif not line.strip() or not line.startswith(" "):
-            flag = None
-        if flag:
-            out[flag] += " " + line.strip()
-    return {k: " ".join(v.split()) for k, v in out.items()}
-
-
 def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
     r = run(tmp_path, "--help")
     assert r.returncode == 0, r.stderr
     flags = flag_help(r.stdout)
     for flag, default in (("--max_depth", "as deep as balance needs"), ("--source_file", "source_file.manifest"),
-                          ("--task_mode", "BASIC"),
-                          ("--nfs_version", "AUTOMATIC"), ("--verify_mode", "ONLY_FILES_TRANSFERRED"),
-                          ("--bytes_per_second", "-1"), ("--arn_file", "arn_file.txt")):
+                          ("--task_mode", "BASIC"), ("--nfs_version", "AUTOMATIC"),
+                          ("--verify_mode", "ONLY_FILES_TRANSFERRED"), ("--bytes_per_second", "-1"),
+                          ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
     required = {f for f, text in flags.items() if "required unless --dry_run" in text}
     assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from test_scheduler_cli import ROOT, flag_help, run
+from commands import ROOT, flag_help, run
 
 
 @pytest.mark.parametrize("args,message", [
