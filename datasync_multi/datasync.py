@@ -267,6 +267,17 @@ def find_task(client, source_arn: str, dest_arn: str, name: str) -> dict | None:
     return None
 
 
+def _refuse_leftover_excludes(client, task_arn: str, name: str) -> None:
+    """A task reused from an earlier plan carried an exclude filter, and whether UpdateTask
+    with an empty list clears it is not documented: look (DescribeTask), and refuse a task
+    that still has one, since it would leave out part of the scope. Raises SetupError."""
+    left = client.describe_task(TaskArn=task_arn).get("Excludes")
+    if left:
+        raise SetupError(f"task {name} ({task_arn}) still carries the exclude filter {left[0].get('Value')!r} of "
+                         "an earlier plan after UpdateTask asked to clear it: delete the task, or pass another "
+                         "--task_name, and rerun")
+
+
 def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: Sequence[str],
                 excludes: Sequence[str], options: dict, cloudwatch_arn: str | None,
                 task_mode: str = "BASIC", tag: dict = SCHEDULER_TAG) -> tuple[dict, bool]:
@@ -290,6 +301,8 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
             raise SetupError(f"task {name} ({found['TaskArn']}) exists in {mode} mode and a task's mode cannot "
                              f"change: delete it, or pass another --task_name, to run {task_mode} tasks")
         client.update_task(TaskArn=found["TaskArn"], **common)
+        if found.get("Excludes") and not excludes:
+            _refuse_leftover_excludes(client, found["TaskArn"], name)
         return found, False
     try:
         arn = client.create_task(SourceLocationArn=source_arn, DestinationLocationArn=dest_arn,

@@ -411,10 +411,10 @@ def op_UpdateTask(st: State, p: dict) -> dict:
         opts.update(p.get("Options") or {})
         _check_options(opts)
         t.options = opts
-        if "Includes" in p:
-            t.includes = copy.deepcopy(p["Includes"])
-        if "Excludes" in p:
-            t.excludes = copy.deepcopy(p["Excludes"])
+        # Whether an empty list clears a task's filter is not documented: a setting picks
+        for key, attr in (("Includes", "includes"), ("Excludes", "excludes")):
+            if key in p and (p[key] or st.empty_filter_list_clears):
+                setattr(t, attr, copy.deepcopy(p[key]))
         if "Name" in p:
             t.name = p["Name"] or None
         if "CloudWatchLogGroupArn" in p:

@@ -170,6 +170,7 @@ class State:
         self.task_create_delay = float(task_create_delay)
         self.item_quota = int(item_quota)
         self.echo_execution_filters = True
+        self.empty_filter_list_clears = True
         self.s3_root = os.path.abspath(s3_root)
         # exports: list of (host, export path, local dir)
         self.exports = []
@@ -275,6 +276,7 @@ class State:
                            "task_create_delay": self.task_create_delay,
                            "item_quota": self.item_quota,
                            "echo_execution_filters": self.echo_execution_filters,
+                           "empty_filter_list_clears": self.empty_filter_list_clears,
                            "s3_root": self.s3_root,
                            "exports": [{"host": host, "export": export, "local": local}
                                        for host, export, local in self.exports],

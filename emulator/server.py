@@ -152,11 +152,14 @@ class Handler(BaseHTTPRequestHandler):
                         st.item_quota = int(body["item_quota"])
                     if "echo_execution_filters" in body:
                         st.echo_execution_filters = bool(body["echo_execution_filters"])
+                    if "empty_filter_list_clears" in body:
+                        st.empty_filter_list_clears = bool(body["empty_filter_list_clears"])
                     st.cond.notify_all()
                     out = {"phase_delay": st.phase_delay,
                            "offline_error_delay": st.offline_error_delay,
                            "task_create_delay": st.task_create_delay, "item_quota": st.item_quota,
-                           "echo_execution_filters": st.echo_execution_filters}
+                           "echo_execution_filters": st.echo_execution_filters,
+                           "empty_filter_list_clears": st.empty_filter_list_clears}
                 return self._send(200, out, "application/json")
         except (ValueError, TypeError) as exc:
             return self._send(400, {"error": str(exc)}, "application/json")

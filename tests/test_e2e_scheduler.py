@@ -202,3 +202,24 @@ def test_enhanced_mode_runs_on_enhanced_agents_only(tmp_path):
         assert max(site.writes().values()) == 1
         r = site.schedule("--agent_arns", ",".join(enhanced))  # BASIC now, over the same task names
         assert r.returncode == 3 and "exists in ENHANCED mode" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_task_still_carrying_an_earlier_plans_excludes_is_refused_before_anything_starts(site):
+    """A plan of an older version left excludes on the agents' tasks. If UpdateTask with an
+    empty list does not clear them (undocumented), starting would leave part of the scope
+    out: the scheduler looks, and refuses. Where the list does clear them, the run goes on."""
+    assert site.schedule().returncode == 0
+    finish(site, site.arns())
+    client = site.client
+    for t in our_tasks(client):
+        client.update_task(TaskArn=t["TaskArn"], Excludes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/home"}])
+    site.emu.config(empty_filter_list_clears=False)
+    started = site.emu.calls()["calls"]["StartTaskExecution"]
+    r = site.schedule()
+    assert r.returncode == 3, r.stderr
+    assert "still carries the exclude filter '/home' of an earlier plan" in r.stderr
+    assert site.emu.calls()["calls"]["StartTaskExecution"] == started
+    site.emu.config(empty_filter_list_clears=True)
+    r = site.schedule()
+    assert r.returncode == 0, r.stderr
+    assert not any(t.get("Excludes") for t in our_tasks(client))
