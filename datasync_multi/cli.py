@@ -51,6 +51,15 @@ class Parser(argparse.ArgumentParser):
         flags = [name] if "_" not in name else [name, name.replace("_", "-")]
         self.add_argument(*flags, **kwargs)
 
+    def add_aws_and_log_flags(self, log_file: str) -> None:
+        """The flags both commands share: where AWS is, where the log goes, how much it says."""
+        self.add_flag("--region", help="AWS region (default: the standard chain)")
+        self.add_flag("--profile", help="AWS profile (default: the standard chain)")
+        self.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
+        self.add_flag("--log_dir", help=f"directory of {log_file} (default: log/ beside the scripts in a checkout, "
+                                        "else log/ in the current directory)")
+        self.add_flag("--verbose", action="store_true", help="debug logging")
+
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

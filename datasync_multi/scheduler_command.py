@@ -67,12 +67,7 @@ def parse(argv: list[str] | None):
                     "which the other tasks write to)")
     p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task, -1 for none "
                                                                 "(not in ENHANCED mode)")
-    p.add_flag("--region", help="AWS region (default: the standard chain)")
-    p.add_flag("--profile", help="AWS profile (default: the standard chain)")
-    p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
-    p.add_flag("--log_dir", help="directory of ds_ma_sche.log (default: log/ beside the scripts in a checkout, "
-                                       "else log/ in the current directory)")
-    p.add_flag("--verbose", action="store_true", help="debug logging")
+    p.add_aws_and_log_flags("ds_ma_sche.log")
     return p.parse_args(argv)
 
 

@@ -53,12 +53,7 @@ def parse(argv: list[str] | None):
     p.add_flag("--plan_file", default="plan.json",
                help="the scheduler's plan: each scope's filters (a retry moves exactly those) and counts")
     p.add_flag("--ledger_file", help="the retry ledger (default: <arn_file>.ledger.json)")
-    p.add_flag("--region", help="AWS region (default: the standard chain)")
-    p.add_flag("--profile", help="AWS profile (default: the standard chain)")
-    p.add_flag("--endpoint_url", help="DataSync endpoint, e.g. the local emulator (AWS_ENDPOINT_URL also works)")
-    p.add_flag("--log_dir", help="directory of ds_ha.log (default: log/ beside the scripts in a checkout, "
-                                       "else log/ in the current directory)")
-    p.add_flag("--verbose", action="store_true", help="debug logging")
+    p.add_aws_and_log_flags("ds_ha.log")
     a = p.parse_args(argv)
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
         if getattr(a, flag) < 0:
