@@ -13,6 +13,10 @@ from . import handlers, model
 from .resources import ApiError, State
 
 JSON_CT = "application/x-amz-json-1.1"
+
+CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
+                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool}
+"""What POST /_emulator/config may change, and the type each value is read as."""
 TARGET_PREFIX = "FmrsService."
 
 
@@ -106,6 +110,47 @@ class Handler(BaseHTTPRequestHandler):
                     out = {"calls": dict(st.calls), "throttled": dict(st.throttled),
                            "total": sum(st.calls.values()),
                            "total_throttled": sum(st.throttled.values())}
+                return self._send(200, out, "application/json")
+            if method == "POST" and path == "/_emulator/calls/reset":
+                with st.lock:
+                    st.calls.clear()
+                    st.throttled.clear()
+                return self._send(200, {"ok": True}, "application/json")
+            if method == "POST" and path.startswith("/_emulator/agents/"):
+                ref = path[len("/_emulator/agents/"):]
+                try:
+                    agent = st.agent_by_ref(ref)
+                except KeyError:
+                    return self._send(404, {"error": f"no agent {ref!r}"}, "application/json")
+                kw = {}
+                if "status" in body:
+                    kw["status"] = body["status"]
+                if "bytes_per_second" in body:
+                    kw["bytes_per_second"] = body["bytes_per_second"]
+                if "last_contact_ago" in body:
+                    kw["last_contact_ago"] = body["last_contact_ago"]
+                handlers.set_agent(st, agent, **kw)
+                with st.lock:
+                    out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
+                           "status": agent.status, "bytes_per_second": agent.bytes_per_second,
+                           "last_connection": agent.last_connection}
+                return self._send(200, out, "application/json")
+            if method == "POST" and path == "/_emulator/throttle":
+                frac = float(body.get("fraction", 0.0))
+                if not 0.0 <= frac <= 1.0:
+                    raise ValueError("fraction must be within [0, 1]")
+                with st.lock:
+                    st.throttle_fraction = frac
+                    st.throttle_rng = random.Random(body.get("seed", 1))
+                return self._send(200, {"fraction": frac, "seed": body.get("seed", 1)},
+                                  "application/json")
+            if method == "POST" and path == "/_emulator/config":
+                with st.cond:
+                    for key, kind in CONFIG_SETTINGS.items():
+                        if key in body:
+                            setattr(st, key, kind(body[key]))
+                    st.cond.notify_all()
+                    out = {key: getattr(st, key) for key in CONFIG_SETTINGS}
                 return self._send(200, out, "application/json")
             if method == "POST" and path == "/_emulator/calls/reset":
                 with st.lock:
