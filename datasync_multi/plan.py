@@ -13,6 +13,7 @@ the same plan.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -262,7 +263,7 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
     warnings = tuple(_warnings(tree, plan, split, item_cap))
     for w in warnings:
         log.warning("%s", w)
-    return Plan(tasks, agents, tree.roots, per_file_cost, max_depth, bound, threshold, warnings)
+    return dataclasses.replace(plan, warnings=warnings)
 
 
 def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> list[str]:
