@@ -385,6 +385,23 @@ def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Se
     return client.start_task_execution(TaskArn=task_arn, **kwargs)["TaskExecutionArn"]
 
 
+def set_task_includes(client, task_arn: str, includes: Sequence[str]) -> None:
+    """Make the task's own filters these includes and no exclude, and check that they are.
+
+    The dispatcher calls this before each start on a task with no unfinished execution, so
+    the execution's includes equal the task's and every reading of how the two combine
+    (replace, or merge at start or at launch) selects the same chunk.
+
+    Calls: UpdateTask, DescribeTask. Raises: SetupError if the task reads back otherwise
+    (an empty exclude list that did not clear an old exclude); AWSError.
+    """
+    client.update_task(TaskArn=task_arn, Includes=rules(includes), Excludes=[])
+    task = client.describe_task(TaskArn=task_arn)
+    if patterns(task.get("Excludes")) or patterns(task.get("Includes")) != list(includes):
+        raise SetupError(f"task {task_arn} does not hold the filters just set (includes "
+                         f"{task.get('Includes')!r}, excludes {task.get('Excludes')!r}): it cannot run a chunk safely")
+
+
 @dataclass(frozen=True)
 class Execution:
     """What DescribeTaskExecution says of one execution: the fields this tool reads."""
@@ -404,11 +421,16 @@ class Execution:
     files_skipped: int = 0
     start_time: float | None = None
     """When the start was requested (epoch seconds)."""
+    launch_time: float | None = None
+    """When it left the queue and began launching (epoch seconds); None while queued."""
+    end_time: float | None = None
 
     @classmethod
     def from_description(cls, d: Mapping[str, Any]) -> Execution:
         """From a DescribeTaskExecution response, or from what ``execution_to_description`` kept of one."""
-        start = d.get("StartTime")
+        def epoch(value: object) -> float | None:
+            return value.timestamp() if isinstance(value, datetime) else value  # type: ignore[return-value]
+
         return cls(status=d.get("Status") or ExecutionStatus.UNKNOWN,
                    includes=None if d.get("Includes") is None else tuple(patterns(d["Includes"])),
                    excludes=None if d.get("Excludes") is None else tuple(patterns(d["Excludes"])),
@@ -417,7 +439,8 @@ class Execution:
                    estimated_bytes=d.get("EstimatedBytesToTransfer") or 0,
                    files_transferred=d.get("FilesTransferred") or 0,
                    estimated_files=d.get("EstimatedFilesToTransfer") or 0, files_skipped=d.get("FilesSkipped") or 0,
-                   start_time=start.timestamp() if isinstance(start, datetime) else start)
+                   start_time=epoch(d.get("StartTime")), launch_time=epoch(d.get("LaunchTime")),
+                   end_time=epoch(d.get("EndTime")))
 
 
 def execution_to_description(e: Execution) -> dict[str, Any]:
@@ -427,7 +450,8 @@ def execution_to_description(e: Execution) -> dict[str, Any]:
             "Result": {"ErrorCode": e.error_code} if e.error_code else None, "TaskMode": e.task_mode,
             "BytesTransferred": e.bytes_transferred, "EstimatedBytesToTransfer": e.estimated_bytes,
             "FilesTransferred": e.files_transferred, "EstimatedFilesToTransfer": e.estimated_files,
-            "FilesSkipped": e.files_skipped, "StartTime": e.start_time}
+            "FilesSkipped": e.files_skipped, "StartTime": e.start_time, "LaunchTime": e.launch_time,
+            "EndTime": e.end_time}
 
 
 def describe_execution(client, arn: str) -> Execution:
@@ -447,13 +471,14 @@ def describe_task(client, arn: str) -> dict:
     return client.describe_task(TaskArn=arn)
 
 
-def list_executions(client, task_arn: str) -> list[str]:
-    """The ARNs of a task's executions (in no order we rely on).
+def list_executions(client, task_arn: str) -> dict[str, str]:
+    """A task's executions: ARN -> status (in no order we rely on).
 
     Calls: ListTaskExecutions (paginated). Raises: AWSError.
     """
-    return [e["TaskExecutionArn"] for page in client.get_paginator("list_task_executions").paginate(TaskArn=task_arn)
-            for e in page.get("TaskExecutions", [])]
+    return {e["TaskExecutionArn"]: e.get("Status") or ExecutionStatus.UNKNOWN
+            for page in client.get_paginator("list_task_executions").paginate(TaskArn=task_arn)
+            for e in page.get("TaskExecutions", [])}
 
 
 def cancel_execution(client, arn: str) -> None:

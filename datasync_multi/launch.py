@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from . import datasync as ds
+from .dispatch import Dispatcher, DispatchResult, DispatchSettings
+from .errors import SetupError
 from .plan import Plan
-from .state import append_line
+from .state import ChunkRecord, Dispatch, Ledger, append_line, exclusive_lock
 from .states import ExecutionStatus, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -21,41 +24,65 @@ def rotate_arn_file(path: str) -> None:
         log.info("previous %s kept as %s.prev", path, path)
 
 
-def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
-           cloudwatch_arn: str | None, options: dict, arn_file: str, task_mode: str = "BASIC",
-           nfs_version: str = "AUTOMATIC", ready_timeout: float = ds.TASK_READY_TIMEOUT) -> list[str]:
-    """Reuse or create each agent's location and task, wait until every task is ready,
-    then start each and record its execution ARN.
+@dataclass(frozen=True)
+class Target:
+    """Where the plan's tasks read and write, and how they run."""
 
-    Returns the execution ARNs, one per task.
+    nfs_server: str
+    sub_dir: str
+    dest_loc: str
+    cloudwatch_arn: str | None
+    options: dict
+    task_mode: str = "BASIC"
+    nfs_version: str = "AUTOMATIC"
+    ready_timeout: float = ds.TASK_READY_TIMEOUT
 
-    Every step is logged as it happens and every ARN is on disk the moment its execution
-    starts, so a failure midway leaves a record, and a rerun finds and reuses what exists
-    (an execution still running the same scope is adopted rather than started twice).
-    Nothing starts until every task is ready: a new task is CREATING while DataSync mounts
-    the export, and an export that does not mount stops the run (SetupError) before any
-    data moves.
+
+def prepare_tasks(client, plan: Plan, target: Target) -> list[tuple[str, list[str], dict, bool]]:
+    """Reuse or create each task's location and task, and wait until every task is ready.
+
+    Returns, per task of the plan: its name, its includes, its description before any
+    update, and whether it was created. A dynamic plan's tasks are created with the first
+    chunk's includes (a task never holds an empty filter, which would select everything);
+    the dispatcher sets each chunk's before starting it.
+
+    Every step is logged as it happens, so a failure midway leaves a record, and a rerun
+    finds and reuses what exists. A new task is CREATING while DataSync mounts the export,
+    and an export that does not mount stops the run (SetupError) before any data moves.
+    """
+    prepared = []
+    for task in plan.tasks:
+        includes = list(task.includes or plan.chunks[0].includes)
+        excludes: list[str] = []  # include-only; an update clears the excludes of an older run's task
+        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, target.nfs_server, target.sub_dir,
+                                              target.nfs_version)
+        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
+        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=target.dest_loc, name=task.name,
+                                          includes=includes, excludes=excludes, options=target.options,
+                                          cloudwatch_arn=target.cloudwatch_arn, task_mode=target.task_mode)
+        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated",
+                 before["TaskArn"])
+        prepared.append((task.name, includes, before, task_new))
+    agent_of = {t.name: t.agent_arn for t in plan.tasks}
+    ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent_of[name])}, "
+                                                    f"mounting {target.nfs_server}:{target.sub_dir}"
+                                 for name, _, before, _ in prepared},
+                        timeout=target.ready_timeout, on_wait=log.info)
+    return prepared
+
+
+def launch(client, plan: Plan, target: Target, arn_file: str) -> list[str]:
+    """Prepare every task of a static plan, then start each and record its execution ARN.
+
+    Returns the execution ARNs, one per task. Every ARN is on disk the moment its
+    execution starts; an execution still running the same scope is adopted rather than
+    started twice. Nothing starts until every task is ready.
     """
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
-    prepared = []
-    for task in plan.tasks:
-        includes = list(task.includes)
-        excludes: list[str] = []  # include-only; an update clears the excludes of an older run's task
-        loc, loc_new = ds.ensure_nfs_location(client, task.agent_arn, nfs_server, sub_dir, nfs_version)
-        log.info("source location %s for %s: %s", "created" if loc_new else "reused", task.agent_arn, loc)
-        before, task_new = ds.ensure_task(client, source_arn=loc, dest_arn=dest_loc, name=task.name,
-                                          includes=includes, excludes=excludes, options=options,
-                                          cloudwatch_arn=cloudwatch_arn, task_mode=task_mode)
-        log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated",
-                 before["TaskArn"])
-        prepared.append((task.name, task.agent_arn, includes, excludes, before, task_new))
-    ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent)}, "
-                                                    f"mounting {nfs_server}:{sub_dir}"
-                                 for name, agent, _, _, before, _ in prepared},
-                        timeout=ready_timeout, on_wait=log.info)
     done = []
-    for _, _, includes, excludes, before, task_new in prepared:
+    for _, includes, before, task_new in prepare_tasks(client, plan, target):
+        excludes: list[str] = []
         running = None if task_new else _running_same_scope(client, before, includes, excludes)
         if running:
             execution = running
@@ -66,6 +93,63 @@ def launch(client, plan: Plan, *, nfs_server: str, sub_dir: str, dest_loc: str,
         append_line(arn_file, execution)
         done.append(execution)
     return done
+
+
+def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str,
+                   settings: DispatchSettings) -> DispatchResult:
+    """Prepare the tasks of a dynamic plan, record the dispatch in the ledger and run its
+    first check, which starts one chunk per agent, largest first.
+
+    All under the arn file's lock, so no watcher checks meanwhile. A rerun with the same
+    plan while its dispatch is unfinished resumes it (nothing is started twice). Otherwise
+    the earlier ledger and arn file are kept as ``.prev`` and a new dispatch begins, but not
+    while one of the plan's tasks is still busy with an earlier run's execution: that
+    execution's scope overlaps this plan (SetupError, before anything is changed).
+    """
+    with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("a watcher is checking %s; waiting for it",
+                                                                     arn_file)):
+        ledger = Ledger.read(ledger_file)
+        if _unfinished_same_plan(ledger, plan):
+            log.info("resuming the unfinished dispatch of this same plan recorded in %s", ledger_file)
+        else:
+            names = {t.name for t in plan.tasks}
+            busy = [t for t in ds.list_tasks(client)
+                    if t.get("Name") in names and t.get("Status") in TaskStatus.BUSY_STATES]
+            if busy:
+                raise SetupError(f"task {busy[0].get('Name')} ({busy[0]['TaskArn']}) is still {busy[0]['Status']} "
+                                 "with an earlier run's execution, whose scope overlaps this plan: let it finish "
+                                 "or cancel it, then rerun")
+            warn_about_stale_runs(client, plan)
+            lanes: dict[str, list[str]] = {}
+            for task, (_, _, before, _) in zip(plan.tasks, prepare_tasks(client, plan, target), strict=True):
+                lanes.setdefault(task.agent_arn, []).append(before["TaskArn"])
+            rotate_arn_file(arn_file)
+            if os.path.exists(ledger_file):
+                os.replace(ledger_file, ledger_file + ".prev")
+                log.info("previous ledger kept as %s.prev", ledger_file)
+            ledger = Ledger(ledger_file, dispatch=Dispatch(lanes, [
+                ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost) for c in plan.chunks]))
+            ledger.save()
+        return Dispatcher(client, ledger, arn_file, settings).check()
+
+
+def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
+    """Whether the ledger's dispatch is this plan's (same agents, slots and chunks) and some
+    chunk of it has not succeeded yet (by what the ledger knows)."""
+    dispatch = ledger.dispatch
+    if dispatch is None:
+        return False
+    slots = len(plan.tasks) // max(len(plan.agents), 1)
+    same = (sorted(dispatch.lanes) == sorted(plan.agents) and all(len(t) == slots for t in dispatch.lanes.values())
+            and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
+
+    def succeeded(chunk: ChunkRecord) -> bool:
+        latest = chunk.latest
+        ended = ledger.finished.get(latest.execution or "") if latest else None
+        return ended is not None and latest is not None and latest.active and \
+            ended.status in ExecutionStatus.SUCCESS_STATES
+
+    return same and not all(succeeded(c) for c in dispatch.chunks)
 
 
 def warn_about_stale_runs(client, plan: Plan) -> list[str]:

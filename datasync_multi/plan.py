@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 PLAN_VERSION = 2
 """Version 2: include-only units, each with its pattern."""
+DYNAMIC_PLAN_VERSION = 3
+"""Version 3: a dynamic plan (chunks). Static plans stay version 2, so an older watcher
+reads them as before and refuses a dynamic one rather than misread it."""
 
 DEFAULT_PER_FILE_COST = 512 * 1024
 BASIC_MODE_ITEM_QUOTA = 50_000_000
@@ -43,9 +46,9 @@ HELD_SHOWN = 5
 
 
 @dataclass(frozen=True)
-class TaskPlan:
-    agent_arn: str
-    name: str
+class Units:
+    """A set of units moved by one execution: its include filter and what it carries."""
+
     units: tuple[Unit, ...]
 
     @property
@@ -77,48 +80,89 @@ class TaskPlan:
     def cost(self) -> int:
         return sum(u.cost for u in self.units)
 
+    def units_json(self) -> list[dict[str, Any]]:
+        return [{"pattern": u.pattern, "kind": u.kind, "bytes": u.bytes, "files": u.files, "dirs": u.dirs,
+                 "cost": u.cost} for u in self.units]
+
+
+@dataclass(frozen=True)
+class TaskPlan(Units):
+    """One agent's task. In a static plan its units are the agent's whole share; in a
+    dynamic plan it has none of its own: each execution carries one chunk."""
+
+    agent_arn: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk(Units):
+    """One piece of a dynamic plan: started as one execution on whichever agent frees first."""
+
+    index: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "includes": list(self.includes), "include_chars": self.include_chars,
+                "bytes": self.bytes, "files": self.files, "dirs": self.dirs, "items": self.items,
+                "cost": self.cost, "units": self.units_json()}
+
 
 @dataclass(frozen=True)
 class Plan:
+    """A static plan gives each agent's task its share (``tasks``). A dynamic plan
+    (``chunks``) gives the tasks no share of their own: each chunk is started on whichever
+    agent frees first, as one execution of one of that agent's tasks (one task per queue
+    slot). ``lower_bound``, ``max_cost`` and ``balance`` are per task in a static plan and
+    per chunk in a dynamic one."""
+
     tasks: tuple[TaskPlan, ...]
     agents: tuple[str, ...]
     roots: tuple[str, ...]
     per_file_cost: int
     max_depth: int | None
     lower_bound: int
-    """max(total cost / agents, cost of the largest single file): no plan can beat it."""
+    """max(total cost / scopes, cost of the largest single file): no plan can beat it."""
     threshold: int
     warnings: tuple[str, ...] = ()
+    chunks: tuple[Chunk, ...] = ()
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.chunks)
+
+    @property
+    def scopes(self) -> tuple[Units, ...]:
+        """What the executions carry: the chunks of a dynamic plan, the tasks of a static one."""
+        return self.chunks if self.chunks else self.tasks
 
     @property
     def total_bytes(self) -> int:
-        return sum(t.bytes for t in self.tasks)
+        return sum(t.bytes for t in self.scopes)
 
     @property
     def total_files(self) -> int:
-        return sum(t.files for t in self.tasks)
+        return sum(t.files for t in self.scopes)
 
     @property
     def total_dirs(self) -> int:
-        return sum(t.dirs for t in self.tasks)
+        return sum(t.dirs for t in self.scopes)
 
     @property
     def total_cost(self) -> int:
-        return sum(t.cost for t in self.tasks)
+        return sum(t.cost for t in self.scopes)
 
     @property
     def max_cost(self) -> int:
-        return max((t.cost for t in self.tasks), default=0)
+        return max((t.cost for t in self.scopes), default=0)
 
     @property
     def balance(self) -> float:
-        """Heaviest task over the lower bound (1.0 is perfect)."""
+        """Heaviest task (or chunk) over the lower bound (1.0 is perfect)."""
         return self.max_cost / self.lower_bound if self.lower_bound else 1.0
 
     def to_json(self) -> dict:
         total = self.total_cost
-        return {
-            "version": PLAN_VERSION,
+        out = {
+            "version": DYNAMIC_PLAN_VERSION if self.dynamic else PLAN_VERSION,
             "roots": ["/" + r for r in self.roots],
             "agents": list(self.agents),
             "per_file_cost": self.per_file_cost,
@@ -142,10 +186,12 @@ class Plan:
                 "items": t.items,
                 "cost": t.cost,
                 "share": round(t.cost / total, 4) if total else 0.0,
-                "units": [{"pattern": u.pattern, "kind": u.kind, "bytes": u.bytes, "files": u.files,
-                           "dirs": u.dirs, "cost": u.cost} for u in t.units],
+                "units": t.units_json(),
             } for t in self.tasks],
         }
+        if self.dynamic:
+            out["chunks"] = [c.to_json() for c in self.chunks]
+        return out
 
     @classmethod
     def from_json(cls, data: object) -> Plan:
@@ -158,11 +204,12 @@ class Plan:
         if not isinstance(data, Mapping):
             raise UserError("not a plan file (it holds no JSON object)")
         version = data.get("version")
-        if version != PLAN_VERSION:
+        if version not in (PLAN_VERSION, DYNAMIC_PLAN_VERSION):
             if isinstance(version, int) and version < PLAN_VERSION:
                 raise UserError(f"written by an older version of the scheduler (plan version {version}, this one "
                                 f"reads version {PLAN_VERSION}); rerun the scheduler to write the plan again")
-            raise UserError(f"plan version {version!r} is not one this version reads (version {PLAN_VERSION}): "
+            raise UserError(f"plan version {version!r} is not one this version reads (versions {PLAN_VERSION} "
+                            f"and {DYNAMIC_PLAN_VERSION}): "
                             "it was written by another version of the scheduler")
         try:
             tasks = tuple(_task_from_json(t) for t in data["tasks"])
@@ -171,16 +218,28 @@ class Plan:
                        per_file_cost=int(data["per_file_cost"]),
                        max_depth=None if data["max_depth"] is None else int(data["max_depth"]),
                        lower_bound=int(data["lower_bound"]), threshold=int(data["split_threshold"]),
-                       warnings=tuple(str(w) for w in data["warnings"]))
+                       warnings=tuple(str(w) for w in data["warnings"]),
+                       chunks=tuple(_chunk_from_json(c) for c in data.get("chunks", ())) if version == 3 else ())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
             raise UserError(f"not a plan this version wrote: {detail}") from None
 
 
+def _units_from_json(scope: Mapping[str, Any]) -> tuple[Unit, ...]:
+    return tuple(Unit(str(u["pattern"]), _kind(u["kind"]), int(u["bytes"]), int(u["files"]), int(u["dirs"]),
+                      int(u["cost"])) for u in scope["units"])
+
+
+def _chunk_from_json(chunk: Mapping[str, Any]) -> Chunk:
+    rebuilt = Chunk(_units_from_json(chunk), index=int(chunk["index"]))
+    if list(chunk["includes"]) != list(rebuilt.includes) or not rebuilt.units:
+        raise ValueError(f"chunk {rebuilt.index}'s includes are not its units' patterns")
+    return rebuilt
+
+
 def _task_from_json(task: Mapping[str, Any]) -> TaskPlan:
-    units = tuple(Unit(str(u["pattern"]), _kind(u["kind"]), int(u["bytes"]), int(u["files"]), int(u["dirs"]),
-                       int(u["cost"])) for u in task["units"])
-    rebuilt = TaskPlan(str(task["agent_arn"]), str(task["name"]), units)
+    units = _units_from_json(task)
+    rebuilt = TaskPlan(units, agent_arn=str(task["agent_arn"]), name=str(task["name"]))
     if list(task["includes"]) != list(rebuilt.includes):
         raise ValueError(f"task {rebuilt.name}'s includes are not its units' patterns")
     if task["excludes"]:
@@ -201,25 +260,30 @@ def _root_from_json(root: object) -> str:
     return root[1:]
 
 
-def task_name_for(prefix: str, agent_arn: str) -> str:
-    """One stable task name per agent, so a rerun finds and reuses the agent's task."""
-    return prefix + agent_arn.rsplit("/", 1)[-1]
+def task_name_for(prefix: str, agent_arn: str, slot: int = 1) -> str:
+    """One stable task name per agent (and queue slot), so a rerun finds and reuses it."""
+    return prefix + agent_arn.rsplit("/", 1)[-1] + (f"_q{slot}" if slot > 1 else "")
 
 
 def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
               per_file_cost: int = DEFAULT_PER_FILE_COST, max_depth: int | None = None,
               filter_limit: int = MAX_FILTER_CHARS,
-              item_cap: int | None = BASIC_MODE_ITEM_QUOTA) -> Plan:
-    """Plan the transfer of ``tree`` over ``agents`` (ARNs): one task per agent that gets work.
+              item_cap: int | None = BASIC_MODE_ITEM_QUOTA, chunks_per_agent: int = 1, queue_depth: int = 1) -> Plan:
+    """Plan the transfer of ``tree`` over ``agents`` (ARNs).
 
+    With ``chunks_per_agent`` 1, a static plan: one task per agent that gets work, carrying
+    its share. With K > 1, a dynamic plan: about K x agents chunks of even cost, each within
+    one execution's filter and item limits, and ``queue_depth`` tasks per agent to run them.
     ``max_depth`` None lets the cut go as deep as balance needs; ``item_cap`` None lifts
     the per-execution item quota (Enhanced mode). Raises UserError when the manifest's own
     entries cannot fit the agents' filters.
     """
     if not agents:
         raise ValueError("no agent to plan for")
+    if chunks_per_agent < 1 or queue_depth < 1:
+        raise ValueError("chunks_per_agent and queue_depth must be at least 1")
     agents = tuple(sorted(agents))
-    n = len(agents)
+    n = len(agents) * chunks_per_agent  # the scopes to cut: tasks, or chunks
 
     def cost(nbytes: int, items: int) -> int:
         return nbytes + items * per_file_cost
@@ -257,27 +321,37 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
     # The bound of record counts what the units hold: a directory that was cut is listed by
     # every task with something inside it, and belongs to none.
     bound = max(-(-sum(u.cost for u in split.units) // n), largest)
-    tasks = tuple(TaskPlan(agents[i], task_name_for(task_name, agents[i]), tuple(members))
-                  for i, members in enumerate(packing) if members)
-    plan = Plan(tasks, agents, tree.roots, per_file_cost, max_depth, bound, threshold)
-    warnings = tuple(_warnings(tree, plan, split, item_cap))
+    if chunks_per_agent == 1:
+        tasks = tuple(TaskPlan(tuple(members), agent_arn=agents[i], name=task_name_for(task_name, agents[i]))
+                      for i, members in enumerate(packing) if members)
+        plan = Plan(tasks, agents, tree.roots, per_file_cost, max_depth, bound, threshold)
+    else:
+        pieces = sorted((tuple(m) for m in packing if m), key=lambda m: (-sum(u.cost for u in m), m[0].pattern))
+        lanes = tuple(TaskPlan((), agent_arn=a, name=task_name_for(task_name, a, slot))
+                      for a in agents for slot in range(1, queue_depth + 1))
+        plan = Plan(lanes, agents, tree.roots, per_file_cost, max_depth, bound, threshold,
+                    chunks=tuple(Chunk(units, index=i) for i, units in enumerate(pieces)))
+    warnings = tuple(_warnings(tree, plan, split, item_cap, n))
     for w in warnings:
         log.warning("%s", w)
     return dataclasses.replace(plan, warnings=warnings)
 
 
-def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> list[str]:
+def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None, n: int) -> list[str]:
+    """What the user should know; ``n`` is how many scopes (tasks or chunks) were asked for."""
     out = []
-    n = len(plan.agents)
-    units = sum(len(t.units) for t in plan.tasks)
+    scopes = plan.scopes
+    units = sum(len(t.units) for t in scopes)
     held = sorted((pair for pair in split.held if pair[0].cost > plan.threshold),
                   key=lambda p: (-p[0].cost, p[0].pattern))
-    if len(plan.tasks) < n:
+    if len(scopes) < n:
         why = f"the share cuts into {units} unit(s)" if units < n else "the units do not spread further"
-        out.append(f"only {len(plan.tasks)} of {n} agents get work: {why}")
-    if held and (plan.balance > 1 + TOLERANCE or len(plan.tasks) < n):
+        out.append(f"only {len(scopes)} of {n} chunks could be cut: {why}" if plan.dynamic
+                   else f"only {len(scopes)} of {n} agents get work: {why}")
+    even = "chunk" if plan.dynamic else "share"
+    if held and (plan.balance > 1 + TOLERANCE or len(scopes) < n):
         out.append(f"{len(held)} unit(s) above the split threshold could not be cut further; heaviest: "
-                   + "; ".join(f"{u.pattern} ({u.cost * n / max(plan.total_cost, 1):.2f}x an even share): {why}"
+                   + "; ".join(f"{u.pattern} ({u.cost * n / max(plan.total_cost, 1):.2f}x an even {even}): {why}"
                                for u, why in held[:HELD_SHOWN]))
     for rel in split.bare_empty_roots:
         out.append(f"/{rel} is an empty directory and a sibling's name starts with its name: it is selected "
@@ -300,11 +374,13 @@ def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None) -> lis
     if tree.skipped:
         out.append(f"{len(tree.skipped)} path(s) are skipped by DataSync by default and left out, "
                    f"e.g. {_shown('/' + tree.skipped[0])}")
-    for t in plan.tasks:
+    named: list[tuple[str, Units]] = [(f"chunk {c.index}", c) for c in plan.chunks]
+    named = named or [(f"task {t.name}", t) for t in plan.tasks]
+    for name, t in named:
         if item_cap is not None and t.items > item_cap:
-            out.append(f"task {t.name} lists {t.items:,} items, above DataSync's {item_cap:,} per-execution "
+            out.append(f"{name} lists {t.items:,} items, above DataSync's {item_cap:,} per-execution "
                        "quota in Basic mode; a unit that large could not be cut")
-    groups = sum(1 for t in plan.tasks for u in t.units if u.kind == GROUP)
+    groups = sum(1 for t in scopes for u in t.units if u.kind == GROUP)
     if groups:
         log.info("%d prefix group(s): files added after the scan under a name no group's prefix "
                  "starts are not selected; a rerun before cutover rescans and copies them", groups)

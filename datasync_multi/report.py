@@ -18,8 +18,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Seque
 
 
 def plan_table(plan: Plan) -> str:
-    """One row per task: what each agent carries, what DataSync will list for it, and how long its filter is."""
+    """One row per task (or chunk, in a dynamic plan): what each carries, what DataSync will
+    list for it, and how long its filter is."""
     total = plan.total_cost
+    if plan.dynamic:
+        chunk_rows = [(c.index, len(c.units), human_bytes(c.bytes), f"{c.files:,}", f"{c.items:,}",
+                 f"{100 * c.cost / total:.1f}%" if total else "-", f"{c.include_chars:,}") for c in plan.chunks]
+        body = table(("chunk", "units", "bytes", "files", "items listed", "share", "include chars"),
+                     chunk_rows, (True, True, True, True, True, True, True))
+        slots = len(plan.tasks) // max(len(plan.agents), 1)
+        return body + "\n" + (f"{len(plan.chunks)} chunk(s) for {len(plan.agents)} agent(s), {slots} task(s) each, "
+                              f"each chunk to the agent that frees first; {human_bytes(plan.total_bytes)} in "
+                              f"{plan.total_files:,} files and {plan.total_dirs:,} dirs; heaviest chunk / "
+                              f"lower bound = {plan.balance:.3f}")
     rows = [(t.agent_arn.rsplit("/", 1)[-1], t.name, len(t.units), human_bytes(t.bytes), f"{t.files:,}",
              f"{t.items:,}", f"{100 * t.cost / total:.1f}%" if total else "-", f"{t.include_chars:,}")
             for t in plan.tasks]
@@ -46,3 +57,33 @@ def watch_table(rows) -> str:
                  [(r.execution.rsplit("/", 1)[-1], r.task, r.agent.rsplit("/", 1)[-1], r.status,
                    progress(r.bytes_done, r.bytes_estimated, human_bytes), files(r), r.action) for r in rows],
                  (False, False, False, False, True, True, False))
+
+
+def dispatch_table(result) -> str:
+    """One row per chunk (where it runs, what it sent of its bytes, what the check did), then
+    the job: chunks per state, bytes against the plan, each agent's measured rate, and when
+    it should end if those rates hold."""
+    body = table(("chunk", "agent", "execution", "status", "bytes sent / chunk", "action"),
+                 [(r.chunk, r.agent.rsplit("/", 1)[-1], r.execution.rsplit("/", 1)[-1], r.status,
+                   f"{human_bytes(r.bytes_done)} / {human_bytes(r.bytes)}", r.action) for r in result.rows],
+                 (True, False, False, False, True, False))
+    counts = result.counts
+    share = 100 * result.bytes_done / result.bytes_total if result.bytes_total else 100.0
+    lines = [f"chunks: {counts.get('done', 0)} done, {counts.get('running', 0)} running, "
+             f"{counts.get('waiting', 0)} waiting" + (f", {counts['given up']} given up" if counts.get("given up")
+                                                      else ""),
+             f"bytes: {human_bytes(result.bytes_done)} of {human_bytes(result.bytes_total)} planned ({share:.1f}%)",
+             "agents: " + "; ".join(f"{a.agent.rsplit('/', 1)[-1]} {a.status}, {a.chunks_done} done, "
+                                    + (f"{human_bytes(int(a.bytes_per_second))}/s" if a.bytes_per_second
+                                       else "not measured yet") for a in result.agents)]
+    if result.finished:
+        lines.append("finish: every chunk has ended")
+    elif result.eta is not None:
+        lines.append(f"finish: in about {_duration(result.eta)} if the measured rates hold")
+    return body + "\n" + "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -13,11 +13,12 @@ import os
 
 from . import datasync as ds
 from .cli import Parser, run, setup_logging
+from .dispatch import DispatchSettings
 from .errors import UserError
-from .launch import launch
+from .launch import Target, launch, start_dispatch
 from .manifest import read_manifest
 from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
-from .report import plan_table
+from .report import dispatch_table, plan_table
 from .scan import Progress, nfs_mount_source, scan
 from .state import check_writable, write_json
 from .states import AgentStatus
@@ -56,8 +57,16 @@ def parse(argv: list[str] | None):
     p.add_flag("--per_file_cost", type=int, default=DEFAULT_PER_FILE_COST,
                help="bytes one file weighs in the balance, for its per-file overhead (default 512 KiB)")
     p.add_flag("--agent_arns", help="comma-separated agent ARNs to use instead of every online agent")
+    p.add_flag("--chunks_per_agent", type=int, default=1,
+               help="1: each agent's task carries one even share (static). K > 1: cut about K x agents chunks "
+                    "that the watcher hands to whichever agent frees first (dynamic; see the README for K)")
+    p.add_flag("--queue_depth", type=int, default=1, choices=(1, 2),
+               help="with --chunks_per_agent > 1: 2 keeps a chunk queued behind each running one (two tasks "
+                    "per agent), to hide the start gap")
     p.add_flag("--arn_file", default="arn_file.txt", help="where the execution ARNs are recorded")
     p.add_flag("--plan_file", default="plan.json", help="where the plan is written")
+    p.add_flag("--ledger_file", help="a dynamic plan's dispatch record (default: <arn_file>.ledger.json, where "
+                                     "the watcher looks)")
     p.add_flag("--dry_run", action="store_true", help="scan, plan and print; create nothing in AWS")
     p.add_flag("--scan_workers", type=int,
                help="threads walking the mount (default: 16 on a network file system, 1 on a local one)")
@@ -89,6 +98,10 @@ def check_args(a) -> list[str]:
     for flag in ("max_depth", "per_file_cost"):
         if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
+    if a.chunks_per_agent < 1:
+        raise UserError("--chunks_per_agent must be at least 1")
+    if a.queue_depth > 1 and a.chunks_per_agent == 1:
+        raise UserError("--queue_depth 2 needs a dynamic plan (--chunks_per_agent above 1)")
     if a.scan_workers is not None and a.scan_workers < 1:
         raise UserError("--scan_workers must be at least 1")
     if a.bytes_per_second < -1 or a.bytes_per_second == 0:
@@ -111,12 +124,19 @@ def check_args(a) -> list[str]:
     check_writable(a.plan_file, "--plan_file")
     if not a.dry_run:
         check_writable(a.arn_file, "--arn_file")
+        if a.chunks_per_agent > 1:
+            check_writable(a.arn_file + ".lock", "--arn_file")
+            check_writable(ledger_path(a), "--ledger_file")
     agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
     for arn in agents:
         must_match(arn, "AgentArn", "agent")
     if a.agent_arns is not None and not agents:
         raise UserError("--agent_arns lists no agent")
     return sorted(set(agents))
+
+
+def ledger_path(a) -> str:
+    return a.ledger_file or a.arn_file + ".ledger.json"
 
 
 def find_agents(client, given: list[str]) -> list[str]:
@@ -165,7 +185,8 @@ def schedule(argv: list[str] | None) -> int:
              "y" if len(manifest.entries) == 1 else "ies", a.mount_path_dir)
     tree = scan(a.mount_path_dir, manifest.entries, a.scan_workers, Progress())
     plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth,
-                     item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None)
+                     item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None,
+                     chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth)
     if not plan.tasks:
         raise UserError("nothing to transfer under the manifest's directories")
     write_json(a.plan_file, plan.to_json())
@@ -177,9 +198,15 @@ def schedule(argv: list[str] | None) -> int:
 
     options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
                               task_mode=a.task_mode)
-    launched = launch(client, plan, nfs_server=a.nfs_server_name, sub_dir=a.sub_dir, dest_loc=a.dest_loc,
-                      cloudwatch_arn=a.cloudwatch_arn, options=options, arn_file=a.arn_file,
-                      task_mode=a.task_mode, nfs_version=a.nfs_version, ready_timeout=a.task_ready_timeout_sec)
+    target = Target(a.nfs_server_name, a.sub_dir, a.dest_loc, a.cloudwatch_arn, options, a.task_mode,
+                    a.nfs_version, a.task_ready_timeout_sec)
+    if plan.dynamic:
+        result = start_dispatch(client, plan, target, a.arn_file, ledger_path(a), DispatchSettings())
+        print(dispatch_table(result), flush=True)
+        log.info("dispatch recorded in %s, executions in %s; run the watcher to hand out the remaining chunks; "
+                 "log in %s", ledger_path(a), a.arn_file, log_path)
+        return 1 if result.errors else 0
+    launched = launch(client, plan, target, a.arn_file)
     log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
     return 0
 

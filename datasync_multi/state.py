@@ -111,8 +111,11 @@ def exclusive_lock(path: str, on_wait: Callable[[], None] | None = None) -> Iter
         os.close(fd)
 
 
-LEDGER_VERSION = 1
-"""The shape of the ledger file; a ledger of any other version is refused, never guessed at."""
+LEDGER_VERSION = 2
+"""The shape of the ledger file. Version 2 adds the dispatch record; a version 1 ledger
+(which has none) is read as it is. Any other version is refused, never guessed at: an
+older watcher refuses a version 2 ledger rather than ignore its dispatch."""
+READABLE_LEDGER_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,101 @@ class TaskFacts:
                    data.get("mode", "BASIC"))
 
 
+@dataclass
+class ChunkAttempt:
+    """One start of a chunk on one of an agent's tasks, or a start decided and not yet seen done."""
+
+    agent: str
+    task: str
+    """The task (the agent's queue slot) it runs as."""
+    decided: float
+    """When the start was decided (epoch seconds): an execution of the task started before
+    then is not this one."""
+    execution: str | None = None
+    """None while the start is only an intent."""
+    failed: str | None = None
+    """How it failed, once it has: the chunk may go to another agent, and never back to this one."""
+    returned: bool = False
+    """Cancelled while still queued on a lost agent: back in the pool, and not a failure."""
+
+    @property
+    def active(self) -> bool:
+        return self.failed is None and not self.returned
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"agent": self.agent, "task": self.task, "decided": self.decided}
+        if self.execution is not None:
+            out["execution"] = self.execution
+        if self.failed is not None:
+            out["failed"] = self.failed
+        if self.returned:
+            out["returned"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ChunkAttempt:
+        return cls(str(data["agent"]), str(data["task"]), float(data["decided"]), data.get("execution"),
+                   data.get("failed"), bool(data.get("returned", False)))
+
+
+@dataclass
+class ChunkRecord:
+    """One chunk of a dynamic plan as the dispatcher follows it: what it moves (copied from
+    the plan, so the ledger alone can finish the job) and every start of it, in order."""
+
+    index: int
+    includes: tuple[str, ...]
+    bytes: int
+    files: int
+    dirs: int
+    cost: int
+    attempts: list[ChunkAttempt] = field(default_factory=list)
+
+    @property
+    def latest(self) -> ChunkAttempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for a in self.attempts if a.failed is not None)
+
+    @property
+    def barred(self) -> frozenset[str]:
+        """Agents that failed it."""
+        return frozenset(a.agent for a in self.attempts if a.failed is not None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "includes": list(self.includes), "bytes": self.bytes, "files": self.files,
+                "dirs": self.dirs, "cost": self.cost, "attempts": [a.to_json() for a in self.attempts]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ChunkRecord:
+        return cls(int(data["index"]), tuple(str(p) for p in data["includes"]), int(data["bytes"]),
+                   int(data["files"]), int(data["dirs"]), int(data["cost"]),
+                   [ChunkAttempt.from_json(a) for a in data["attempts"]])
+
+
+@dataclass
+class Dispatch:
+    """A dynamic plan in progress: each agent's tasks (its queue slots) and every chunk."""
+
+    lanes: dict[str, list[str]]
+    """Agent ARN -> the ARNs of its tasks, one per queue slot."""
+    chunks: list[ChunkRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
+                "chunks": [c.to_json() for c in self.chunks]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Dispatch:
+        return cls({str(agent): [str(t) for t in tasks] for agent, tasks in data["lanes"].items()},
+                   [ChunkRecord.from_json(c) for c in data["chunks"]])
+
+    def executions(self) -> set[str]:
+        return {a.execution for c in self.chunks for a in c.attempts if a.execution}
+
+
 def _location_to_json(loc: ds.NfsLocation) -> dict[str, Any]:
     return {"agents": list(loc.agents), "server": loc.server, "subdir": loc.subdir, "nfs_version": loc.nfs_version}
 
@@ -273,7 +371,8 @@ def _location_from_json(data: Mapping[str, Any]) -> ds.NfsLocation:
 class Ledger:
     """The watcher's memory, beside the arn file: what was retried, what is known for good.
 
-    ``scopes`` maps the first execution of each scope to its ``Scope``. ``tasks`` and
+    ``scopes`` maps the first execution of each scope to its ``Scope``; ``dispatch`` is
+    the record of a dynamic plan (None for a static one). ``tasks`` and
     ``locations`` cache descriptions that do not change; ``finished`` keeps the last
     description of executions that ended (in DescribeTaskExecution's own field names), so
     they cost no call again. ``Ledger(path)`` is a new, empty ledger; ``Ledger.read(path)``
@@ -285,6 +384,7 @@ class Ledger:
     tasks: dict[str, TaskFacts] = field(default_factory=dict)
     locations: dict[str, ds.NfsLocation] = field(default_factory=dict)
     finished: dict[str, ds.Execution] = field(default_factory=dict)
+    dispatch: Dispatch | None = None
 
     @classmethod
     def read(cls, path: str) -> Ledger:
@@ -303,7 +403,8 @@ class Ledger:
                 "scopes": {root: scope.to_json() for root, scope in self.scopes.items()},
                 "tasks": {arn: task.to_json() for arn, task in self.tasks.items()},
                 "locations": {arn: _location_to_json(loc) for arn, loc in self.locations.items()},
-                "finished": {arn: ds.execution_to_description(e) for arn, e in self.finished.items()}}
+                "finished": {arn: ds.execution_to_description(e) for arn, e in self.finished.items()},
+                **({"dispatch": self.dispatch.to_json()} if self.dispatch is not None else {})}
 
     @classmethod
     def from_json(cls, data: object, path: str) -> Ledger:
@@ -312,15 +413,17 @@ class Ledger:
         if not isinstance(data, Mapping):
             raise UserError("not a ledger (it holds no JSON object)")
         version = data.get("version")
-        if version != LEDGER_VERSION:
+        if version not in READABLE_LEDGER_VERSIONS:
             raise UserError(f"written by another version of the watcher (ledger version {version!r}; this one reads "
-                            f"version {LEDGER_VERSION}): finish the migration with the version that wrote it")
+                            f"versions {' and '.join(map(str, READABLE_LEDGER_VERSIONS))}): finish the migration with the "
+                            "version that wrote it")
         try:
             return cls(path, scopes={root: Scope.from_json(s) for root, s in data.get("scopes", {}).items()},
                        tasks={arn: TaskFacts.from_json(t) for arn, t in data.get("tasks", {}).items()},
                        locations={arn: _location_from_json(loc) for arn, loc in data.get("locations", {}).items()},
                        finished={arn: ds.Execution.from_description(e)
-                                 for arn, e in data.get("finished", {}).items()})
+                                 for arn, e in data.get("finished", {}).items()},
+                       dispatch=Dispatch.from_json(data["dispatch"]) if "dispatch" in data else None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
             raise UserError(f"not a ledger this version wrote: {detail}") from None

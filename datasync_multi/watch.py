@@ -96,33 +96,15 @@ def read_arn_file(path: str) -> list[str]:
 
 
 
-class Watcher:
-    """Holds the client, the ledger and the settings for one check."""
+class Observer:
+    """What a check of the watcher or of the dispatcher reads through: the client, and the
+    ledger's cache of what cannot change (ended executions) or changes rarely (an agent's
+    last contact, read once per check)."""
 
-    def __init__(self, client, ledger: Ledger, arn_file: str, settings: Settings):
+    def __init__(self, client, ledger: Ledger):
         self.client = client
         self.ledger = ledger
-        self.arn_file = arn_file
-        self.settings = settings
-        plan = settings.plan
-        self.plan = plan if plan is None or isinstance(plan, Plan) else Plan.from_json(plan)
         self._last_contact: dict[str, float | None] = {}
-
-    # -- cached descriptions ------------------------------------------------------------
-
-    def task(self, task_arn: str) -> TaskFacts:
-        if task_arn not in self.ledger.tasks:
-            self.ledger.tasks[task_arn] = TaskFacts.from_description(ds.describe_task(self.client, task_arn))
-        return self.ledger.tasks[task_arn]
-
-    def location(self, loc_arn: str) -> ds.NfsLocation:
-        if loc_arn not in self.ledger.locations:
-            self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
-        return self.ledger.locations[loc_arn]
-
-    def agent_of(self, execution: str) -> str:
-        agents = self.location(self.task(ds.task_of(execution)).source).agents
-        return agents[0] if agents else ""
 
     def describe(self, execution: str, fresh: bool = False) -> ds.Execution:
         """The execution's description; ended ones come from the ledger at no cost."""
@@ -141,6 +123,33 @@ class Watcher:
             self._last_contact[agent] = ds.describe_agent(self.client, agent).last_contact
         last = self._last_contact[agent]
         return OFFLINE_AFTER if last is None else max(0.0, now - last)
+
+
+class Watcher(Observer):
+    """Holds the client, the ledger and the settings for one check."""
+
+    def __init__(self, client, ledger: Ledger, arn_file: str, settings: Settings):
+        super().__init__(client, ledger)
+        self.arn_file = arn_file
+        self.settings = settings
+        plan = settings.plan
+        self.plan = plan if plan is None or isinstance(plan, Plan) else Plan.from_json(plan)
+
+    # -- cached descriptions ------------------------------------------------------------
+
+    def task(self, task_arn: str) -> TaskFacts:
+        if task_arn not in self.ledger.tasks:
+            self.ledger.tasks[task_arn] = TaskFacts.from_description(ds.describe_task(self.client, task_arn))
+        return self.ledger.tasks[task_arn]
+
+    def location(self, loc_arn: str) -> ds.NfsLocation:
+        if loc_arn not in self.ledger.locations:
+            self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
+        return self.ledger.locations[loc_arn]
+
+    def agent_of(self, execution: str) -> str:
+        agents = self.location(self.task(ds.task_of(execution)).source).agents
+        return agents[0] if agents else ""
 
     # -- the check ------------------------------------------------------------------------
 
@@ -183,7 +192,7 @@ class Watcher:
         root = self.ledger.scope_of(execution, agent)
         scope = self.ledger.scopes[root]
         if scope.latest.execution != execution:
-            row.action = f"moved earlier: {_short(scope.latest.execution or 'retry pending')}"
+            row.action = f"moved earlier: {short(scope.latest.execution or 'retry pending')}"
             return
         planned, why_not = self._scope_of_record(scope, root, described)
         agent_status = fleet.statuses.get(agent, AgentStatus.OFFLINE)
@@ -234,7 +243,7 @@ class Watcher:
         new = self._carry_out(attempt)
         busy[decision.target] = busy.get(decision.target, 0) + 1
         result.unfinished += 1
-        row.action += f"moved to {_short(decision.target)}: {_short(new)}"
+        row.action += f"moved to {short(decision.target)}: {short(new)}"
 
     def _scope_of_record(self, scope: Scope, root: str, described: ds.Execution) -> tuple[PlannedScope | None, str]:
         """What this scope must move, from the ledger or else the plan; None and why if unknown."""
@@ -278,11 +287,11 @@ class Watcher:
                 task_mode=retry.task_mode, tag=ds.WATCHER_TAG)
             retry.task = task["TaskArn"]
             self.ledger.save()
-        ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {_short(attempt.agent)}"},
+        ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {short(attempt.agent)}"},
                             timeout=self.settings.task_ready_timeout, on_wait=log.info)
-        known = {a.execution for s in self.ledger.scopes.values() for a in s.attempts}
+        known = known_executions(self.ledger)
         adopt = [e for e in ds.list_executions(self.client, retry.task) if e not in known
-                 and _started_after(ds.describe_execution(self.client, e), retry.decided)]
+                 and started_after(ds.describe_execution(self.client, e), retry.decided)]
         if adopt:
             execution = adopt[-1]
             log.info("adopting retry execution %s started before a restart", execution)
@@ -305,24 +314,37 @@ class Watcher:
             try:
                 row.execution = self._carry_out(attempt)
                 result.unfinished += 1
-                row.action = f"retry of {_short(attempt.retry.of)} completed (an earlier check decided it)"
+                row.action = f"retry of {short(attempt.retry.of)} completed (an earlier check decided it)"
             except CHECK_ERRORS as exc:
                 row.status = "PENDING"
-                _failed_check(result, row, f"completing the retry of {_short(root)} failed: "
+                _failed_check(result, row, f"completing the retry of {short(root)} failed: "
                                            f"{ds.describe_error(exc)}; the next check tries again")
+
+
+def known_executions(ledger: Ledger) -> set[str | None]:
+    """Every execution the ledger has recorded (retries and chunks): a crashed check's start
+    is one that is not among them."""
+    known: set[str | None] = {a.execution for s in ledger.scopes.values() for a in s.attempts}
+    return known | (ledger.dispatch.executions() if ledger.dispatch else set())
+
+
+def failed_check(errors: list[str], row_action: str, name: str, message: str) -> str:
+    """Record what a check could not do: once in the log and in the errors (so in the exit
+    code); returns the row's action with the message added."""
+    errors.append(name)
+    log.error("%s: %s", name, message)
+    return row_action + message
 
 
 def _failed_check(result: CheckResult, row: Row, message: str) -> None:
     """Record what a check could not do: in the row, once in the log, and in the exit code."""
-    row.action += message
-    result.errors.append(row.execution)
-    log.error("%s: %s", row.execution, message)
+    row.action = failed_check(result.errors, row.action, row.execution, message)
 
 
-def _started_after(execution: ds.Execution, decided: float) -> bool:
+def started_after(execution: ds.Execution, decided: float) -> bool:
     """Whether an execution may be the one a crashed check started (a minute of clock skew allowed)."""
     return execution.start_time is None or execution.start_time >= decided - 60
 
 
-def _short(arn: str) -> str:
+def short(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]

@@ -3,6 +3,10 @@
 each check: lock -> read arn file -> list agents -> describe executions -> cancel what is
 stranded -> retry on a healthy agent (intent in the ledger first) -> table -> sleep or exit
 
+For a dynamic plan (the scheduler's --chunks_per_agent above 1) the watcher is the
+dispatcher: each check hands the waiting chunks to the agents that free first (see
+``dispatch``), under the same lock, with the same ledger, retry and offline rules.
+
 Installed as ``datasync-multi-watcher``; ``datasync_agent_ha.py`` in a checkout runs the
 same ``main``.
 """
@@ -15,9 +19,10 @@ import time
 
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
+from .dispatch import Dispatcher, DispatchResult, DispatchSettings
 from .errors import UserError
 from .plan import Plan
-from .report import watch_table
+from .report import dispatch_table, watch_table
 from .state import Ledger, check_writable, exclusive_lock, read_json
 from .watch import Settings, Watcher
 
@@ -44,9 +49,9 @@ log = logging.getLogger("ha")
 def parse(argv: list[str] | None):
     p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     p.add_flag("--arn_file", default="arn_file.txt", help="execution ARNs to watch, one per line")
-    p.add_flag("--timeout_sec", type=int, default=300, help="seconds to sleep between checks")
+    p.add_flag("--timeout_sec", type=float, default=300, help="seconds to sleep between checks")
     p.add_flag("--once", action="store_true", help="one check, then exit (for cron)")
-    p.add_flag("--max_retries", type=int, default=1, help="retries per scope, ever")
+    p.add_flag("--max_retries", type=int, default=1, help="retries per scope (or chunk), ever")
     p.add_flag("--offline_threshold_sec", type=int, default=600,
                help="how long since an OFFLINE agent's last contact (LastConnectionTime) before its "
                     "unfinished executions are moved")
@@ -58,8 +63,8 @@ def parse(argv: list[str] | None):
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
         if getattr(a, flag) < 0:
             raise UserError(f"--{flag} must not be negative")
-    if a.timeout_sec < 1 and not a.once:
-        raise UserError("--timeout_sec must be at least 1 between checks (or use --once)")
+    if a.timeout_sec <= 0 and not a.once:
+        raise UserError("--timeout_sec must be above 0 between checks (or use --once)")
     if not os.path.isfile(a.arn_file):
         raise UserError(f"arn file {a.arn_file!r} does not exist")
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
@@ -77,6 +82,7 @@ def watch(argv: list[str] | None) -> int:
     setup_logging("ds_ha.log", a.log_dir, a.verbose)
     plan = read_plan(a.plan_file)
     settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan)
+
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     while True:
@@ -85,12 +91,36 @@ def watch(argv: list[str] | None) -> int:
         except ds.AWSError as exc:
             if a.once:
                 raise
-            log.error("check failed, next one in %ss: %s", a.timeout_sec, ds.describe_error(exc))
+            log.error("check failed, next one in %gs: %s", a.timeout_sec, ds.describe_error(exc))
             code, finished = EXIT_OK, False
         if a.once or finished:
             return code
-        log.info("sleeping %s sec", a.timeout_sec)
+        log.info("sleeping %g sec", a.timeout_sec)
         time.sleep(a.timeout_sec)
+
+
+def show(table: str) -> None:
+    print(table, flush=True)  # once: on stdout; the log file keeps its own copy
+    for line in table.splitlines():
+        log.info("%s", line, extra=FILE_ONLY)
+
+
+def dispatch_exit_code(result: DispatchResult) -> int:
+    """The exit codes of a static check, read for chunks."""
+    if result.given_up:
+        return EXIT_EXHAUSTED
+    if result.errors:
+        log.error("this check could not look at or act on %d chunk(s); it is not complete", len(result.errors))
+        return EXIT_AWS
+    if result.stuck:
+        log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(result.stuck),
+                  ", ".join(map(str, result.stuck)))
+        return EXIT_NO_HEALTHY_AGENT
+    if result.oversized:
+        return EXIT_OVERSIZED
+    if result.finished:
+        log.info("every chunk has succeeded")
+    return EXIT_OK
 
 
 def read_plan(path: str) -> Plan | None:
@@ -109,11 +139,18 @@ def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> t
     """One locked check; returns (exit code, whether every scope has ended)."""
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
                                                                      "waiting for it", arn_file)):
-        result = Watcher(client, Ledger.read(ledger_file), arn_file, settings).check()
-    table = watch_table(result.rows)
-    print(table, flush=True)  # once: on stdout; the log file keeps its own copy
-    for line in table.splitlines():
-        log.info("%s", line, extra=FILE_ONLY)
+        ledger = Ledger.read(ledger_file)
+        plan = settings.plan
+        if ledger.dispatch is None and isinstance(plan, Plan) and plan.dynamic:
+            raise UserError(f"the plan is dynamic and the ledger {ledger_file!r} holds no dispatch record: "
+                            "run the scheduler, or pass the --ledger_file it wrote")
+        if ledger.dispatch is not None:
+            dispatched = Dispatcher(client, ledger, arn_file, DispatchSettings(
+                settings.max_retries, settings.offline_threshold)).check()
+            show(dispatch_table(dispatched))
+            return dispatch_exit_code(dispatched), dispatched.finished
+        result = Watcher(client, ledger, arn_file, settings).check()
+    show(watch_table(result.rows))
     if result.exhausted:
         log.error("%d scope(s) failed and will not be retried", len(result.exhausted))
         return EXIT_EXHAUSTED, result.finished

@@ -122,7 +122,7 @@ def fail_mid_transfer_of(site, arn, agent):
 def test_a_watcher_killed_right_after_starting_a_retry_does_not_retry_again(site):
     agent = schedule_with_one_slow_agent(site)
     fail_mid_transfer(site, agent)
-    r = site.run("tests/crash_after_retry_start.py", "--arn_file", "arn_file.txt", "--once",
+    r = site.run("tests/crash_watcher.py", "after_start", "--arn_file", "arn_file.txt", "--once",
                  "--offline_threshold_sec", "0")
     assert r.returncode == 137, r.stderr
     assert retry_starts(site) == 1 and len(site.arns()) == 3  # started, but not yet recorded

@@ -115,8 +115,8 @@ def test_any_scopes_survive_the_ledger(scopes_):
 
 
 @pytest.mark.parametrize("data,message", [
-    ({**VERSION_1, "version": 2}, "written by another version of the watcher (ledger version 2; this one reads "
-                                  "version 1): finish the migration with the version that wrote it"),
+    ({**VERSION_1, "version": 3}, "written by another version of the watcher (ledger version 3; this one reads "
+                                  "versions 1 and 2): finish the migration with the version that wrote it"),
     ({k: v for k, v in VERSION_1.items() if k != "version"}, "ledger version None"),
     ([1], "not a ledger"),
     ({"version": 1, "scopes": {EXEC: {"retries": 0}}}, "not a ledger this version wrote: no 'attempts'"),
@@ -132,7 +132,7 @@ def test_a_ledger_of_another_version_or_shape_is_one_clear_error(tmp_path, data,
 
 def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp_path):
     (tmp_path / "arn_file.txt").write_text(EXEC + "\n")
-    (tmp_path / "arn_file.txt.ledger.json").write_text(json.dumps({**VERSION_1, "version": 2}))
+    (tmp_path / "arn_file.txt.ledger.json").write_text(json.dumps({**VERSION_1, "version": 3}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1",
                AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_CONFIG_FILE=str(tmp_path / "none"),
@@ -142,4 +142,4 @@ def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         "datasync_agent_ha.py: error: ledger 'arn_file.txt.ledger.json': written by another version of the watcher "
-        "(ledger version 2; this one reads version 1): finish the migration with the version that wrote it"]
+        "(ledger version 3; this one reads versions 1 and 2): finish the migration with the version that wrote it"]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasync_multi.errors import UserError
-from datasync_multi.plan import PLAN_VERSION, Plan, TaskPlan, make_plan
+from datasync_multi.plan import DYNAMIC_PLAN_VERSION, PLAN_VERSION, Plan, TaskPlan, make_plan
 from datasync_multi.scan import scan
 from datasync_multi.split import DIR, GROUP, Unit
 
@@ -49,7 +49,7 @@ def test_a_planned_share_survives_the_plan_file(tmp_path, roots, agents, kinds):
 
 def plan_file(**changes) -> dict:
     unit = Unit("/a/", DIR, 10, 1, 1, 20)
-    data = Plan((TaskPlan(AGENTS[0], "T_a", (unit,)),), (AGENTS[0],), ("a",), 0, None, 20, 20).to_json()
+    data = Plan((TaskPlan((unit,), agent_arn=AGENTS[0], name="T_a"),), (AGENTS[0],), ("a",), 0, None, 20, 20).to_json()
     data.update(changes)
     return data
 
@@ -57,7 +57,7 @@ def plan_file(**changes) -> dict:
 @pytest.mark.parametrize("data,message", [
     (plan_file(version=1), "written by an older version of the scheduler (plan version 1, this one reads version 2); "
                            "rerun the scheduler"),
-    (plan_file(version=PLAN_VERSION + 1), "plan version 3 is not one this version reads"),
+    (plan_file(version=DYNAMIC_PLAN_VERSION + 1), "plan version 4 is not one this version reads"),
     (plan_file(version=None), "plan version None is not one this version reads"),
     ([], "not a plan file"),
     ({k: v for k, v in plan_file().items() if k != "agents"}, "not a plan this version wrote: no 'agents'"),
@@ -79,4 +79,32 @@ def test_a_task_the_scheduler_would_not_have_written_is_refused(change, message)
     data = plan_file()
     data["tasks"][0].update(change)
     with pytest.raises(UserError, match=message):
+        Plan.from_json(data)
+
+
+@pytest.mark.parametrize("queue_depth", [1, 2])
+def test_a_dynamic_plan_survives_the_plan_file_and_a_static_one_keeps_version_2(tmp_path, queue_depth):
+    for i in range(60):
+        (tmp_path / f"d{i % 9}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 9}" / f"f{i}").write_bytes(b"x" * (i * 100))
+    tree = scan(str(tmp_path), ("",))
+    static = make_plan(tree, AGENTS[:2], task_name="T_", per_file_cost=0)
+    assert static.to_json()["version"] == PLAN_VERSION and "chunks" not in static.to_json()
+    plan = make_plan(tree, AGENTS[:2], task_name="T_", per_file_cost=0, chunks_per_agent=3, queue_depth=queue_depth)
+    data = plan.to_json()
+    assert data["version"] == DYNAMIC_PLAN_VERSION and len(data["chunks"]) == 6
+    assert [t["name"] for t in data["tasks"]] == [n for a in AGENTS[:2] for n in
+                                                  ["T_" + a.rsplit("/", 1)[-1], "T_" + a.rsplit("/", 1)[-1] + "_q2"]
+                                                  [:queue_depth]]
+    costs = [c["cost"] for c in data["chunks"]]
+    assert costs == sorted(costs, reverse=True) and [c["index"] for c in data["chunks"]] == list(range(6))
+    assert sum(costs) == static.total_cost and plan.total_files == static.total_files
+    again = Plan.from_json(json.loads(json.dumps(data)))
+    assert again == plan and again.to_json() == data
+
+
+def test_a_chunk_whose_includes_are_not_its_units_is_refused():
+    data = plan_file(version=DYNAMIC_PLAN_VERSION, chunks=[{"index": 0, "includes": ["/b/"], "units": [
+        {"pattern": "/a/", "kind": DIR, "bytes": 1, "files": 1, "dirs": 0, "cost": 1}]}])
+    with pytest.raises(UserError, match="chunk 0's includes are not its units' patterns"):
         Plan.from_json(data)

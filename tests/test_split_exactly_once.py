@@ -22,11 +22,20 @@ from trees import TOP, Selection, build, entries, selection_faults
 AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 33)]
 
 
+def named_scopes(plan) -> dict:
+    """What each execution carries, by name: the tasks of a static plan, the chunks of a dynamic one."""
+    if plan.dynamic:
+        assert all(not t.units for t in plan.tasks)  # a dynamic plan's tasks carry nothing of their own
+        return {f"chunk {c.index}": c for c in plan.chunks}
+    return {t.name: t for t in plan.tasks}
+
+
 def check_plan(plan, mount: str, roots: list[str]) -> None:
-    """Exactly once under every reading; includes only; what each task claims is what its
-    filters select; what DataSync lists for a task is what it moves."""
+    """Exactly once under every reading; includes only; what each task (or chunk) claims is
+    what its filters select; what DataSync lists for it is what it moves."""
     everything = entries(mount)
-    tasks = [(t.name, list(t.includes)) for t in plan.tasks]
+    scopes = named_scopes(plan)
+    tasks = [(name, list(t.includes)) for name, t in scopes.items()]
     bare = {"/" + w.split(" ", 1)[0].strip("/") for w in plan.warnings if "is an empty directory" in w}
     for reading in READINGS:
         faults = selection_faults(tasks, everything, roots, reading)
@@ -35,18 +44,18 @@ def check_plan(plan, mount: str, roots: list[str]) -> None:
         faults = [f for f in faults if not any(repr(b) in f and "selected by []" in f for b in bare)
                   or reading.matching != "prefix"]
         assert not faults, faults[:10]
-    for t in plan.tasks:
+    for t in scopes.values():
         for pattern in t.includes:
             assert "*" not in pattern[:-1], pattern
             assert all(is_nameable(n) for n in pattern.rstrip("*").strip("/").split("/") if n), pattern
-    selected = {t.name: [0, 0] for t in plan.tasks}
+    selected = {name: [0, 0] for name in scopes}
     selection = Selection(tasks, READINGS[0])
     for path, kind, size in everything:
         if kind in ("file", "link"):
             for owner in selection.owners(path):
                 selected[owner][0] += 1
                 selected[owner][1] += size
-    assert {t.name: [t.files, t.bytes] for t in plan.tasks} == selected
+    assert {name: [t.files, t.bytes] for name, t in scopes.items()} == selected
     in_scope = [e for e in everything if e[1] in ("file", "link")
                 and any(r == "" or e[0].startswith(r + "/") for r in roots)]
     assert plan.total_files == len(in_scope)
@@ -68,8 +77,9 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_readin
         tree = scan(mount, manifest.entries, workers=data.draw(st.sampled_from([1, 4]), label="workers"))
         limit = data.draw(st.sampled_from([60, MAX_FILTER_CHARS]), label="limit")
         agents = data.draw(st.sampled_from([1, 2, 3, 5, 8, 32]), label="agents")
+        chunks_per_agent = data.draw(st.sampled_from([1, 1, 4]), label="chunks_per_agent")
         try:
-            plan = make_plan(tree, AGENTS[:agents], task_name="T_",
+            plan = make_plan(tree, AGENTS[:agents], task_name="T_", chunks_per_agent=chunks_per_agent,
                              per_file_cost=data.draw(st.sampled_from([0, 1, 1000]), label="per_file_cost"),
                              max_depth=data.draw(st.sampled_from([None, 0, 1, 3]), label="max_depth"),
                              filter_limit=limit)
@@ -79,7 +89,7 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_readin
             return
         roots = ["/" + r if r else "" for r in manifest.entries]
         check_plan(plan, mount, roots)
-        for t in plan.tasks:
+        for t in named_scopes(plan).values():
             assert len(filter_value(t.includes)) <= limit
 
 

@@ -36,8 +36,8 @@ def test_arn_file_skips_comments_blanks_duplicates_and_malformed_lines(tmp_path,
     assert "not an execution ARN" in caplog.text
 
 
-PLAN = Plan((TaskPlan("a1", "T_agent-1", (Unit("/a", DIR, 4, 3, 1, 8), Unit("/b*", GROUP, 5, 4, 0, 9))),
-              TaskPlan("a2", "T_agent-2", ())), ("a1", "a2"), ("a", "b"), 0, None, 9, 9)
+PLAN = Plan((TaskPlan((Unit("/a", DIR, 4, 3, 1, 8), Unit("/b*", GROUP, 5, 4, 0, 9)), agent_arn="a1", name="T_agent-1"),
+              TaskPlan((), agent_arn="a2", name="T_agent-2")), ("a1", "a2"), ("a", "b"), 0, None, 9, 9)
 
 
 def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():

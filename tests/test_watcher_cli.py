@@ -10,9 +10,9 @@ from commands import ROOT, flag_help, run
 @pytest.mark.parametrize("args,message", [
     (["--arn_file", "missing.txt"], "does not exist"),
     (["--max_retries", "-1"], "must not be negative"),
-    (["--timeout_sec", "0"], "at least 1"),
+    (["--timeout_sec", "0"], "must be above 0"),
     (["--offline-threshold-sec", "-5"], "must not be negative"),
-    (["--timeout_sec", "soon"], "invalid int value"),
+    (["--timeout_sec", "soon"], "invalid float value"),
     (["--ledger_file", "nodir/ledger.json"], "its directory"),
     (["--log_dir", "arn_file.txt/log"], "cannot write the log"),
 ])

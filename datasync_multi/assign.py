@@ -1,0 +1,88 @@
+"""Which waiting chunk goes to which agent now, decided without touching AWS or the disk.
+
+Agents differ in speed, and a chunk handed to a slow agent near the end can finish long
+after a faster agent would have, had it waited for it. So the dispatcher does not simply
+feed every idle agent: it plays the rest of the job forward. Largest chunk first, each
+waiting chunk goes to the agent that would *finish* it earliest (its current work, then
+this chunk, at its measured rate); a chunk that lands on an agent with a free task slot
+now is dispatched, one that lands on a busy agent is left for it. An idle agent that wins
+nothing is left idle: every chunk it could take ends sooner elsewhere.
+
+Rates are measured (``measured_rate``) in cost units (bytes plus the plan's per-file cost)
+per second, start overhead included: chunks are of even cost, so an overhead per chunk is
+an overhead per cost unit. An agent not measured yet is taken to run at the median of the
+measured ones; with none measured, every agent is taken as equal.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WaitingChunk:
+    index: int
+    cost: int
+    barred: frozenset[str] = frozenset()
+    """Agents that failed this chunk: it never goes back to them."""
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    """One ONLINE agent as the dispatcher sees it."""
+
+    arn: str
+    free_slots: int
+    """Its tasks with no unfinished execution: how many chunks it can be handed now."""
+    backlog: float = 0.0
+    """Cost its started executions still have to move (running and queued)."""
+    rate: float | None = None
+    """Measured cost per second, or None if not measured yet."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    starts: tuple[tuple[int, str], ...]
+    """(chunk index, agent ARN) to start now, in that order."""
+    eta: float | None
+    """Seconds until the last chunk would end if every rate holds; None while no rate is
+    measured, or when some waiting chunk has no agent that may take it."""
+    unplaceable: tuple[int, ...] = ()
+    """Waiting chunks that no ONLINE agent may take (each has failed on all of them)."""
+
+
+def measured_rate(samples: Iterable[tuple[float, float]]) -> float | None:
+    """Cost per second from (cost moved, seconds taken) samples; None without a usable one."""
+    cost = seconds = 0.0
+    for moved, took in samples:
+        if moved > 0 and took > 0:
+            cost += moved
+            seconds += took
+    return cost / seconds if seconds else None
+
+
+def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad]) -> Assignment:
+    """Start what should start now (see the module's docstring). Every order is total, so
+    the same view gives the same answer."""
+    known = [a.rate for a in agents if a.rate]
+    fallback = statistics.median(known) if known else 1.0
+    rate = {a.arn: a.rate or fallback for a in agents}
+    free = {a.arn: a.free_slots for a in agents}
+    ends = {a.arn: a.backlog / rate[a.arn] for a in agents}
+    starts: list[tuple[int, str]] = []
+    unplaceable: list[int] = []
+    for chunk in sorted(waiting, key=lambda c: (-c.cost, c.index)):
+        fits = [a.arn for a in agents if a.arn not in chunk.barred]
+        if not fits:
+            unplaceable.append(chunk.index)
+            continue
+        best = min(fits, key=lambda a: (ends[a] + chunk.cost / rate[a], -free[a], a))
+        if free[best] > 0:
+            starts.append((chunk.index, best))
+            free[best] -= 1
+        ends[best] += chunk.cost / rate[best]
+    busy = [end for end in ends.values() if end > 0]
+    eta = max(busy, default=0.0) if known and not unplaceable else None
+    return Assignment(tuple(starts), eta, tuple(unplaceable))

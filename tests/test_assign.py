@@ -1,0 +1,70 @@
+"""Who takes which chunk: the pure rule of the dispatcher, by examples and by properties."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datasync_multi.assign import AgentLoad, WaitingChunk, assign, measured_rate
+
+
+def test_idle_equal_agents_each_take_one_chunk_largest_first():
+    waiting = [WaitingChunk(i, cost) for i, cost in enumerate([5, 9, 7, 6, 8])]
+    got = assign(waiting, [AgentLoad(a, 1) for a in ("a", "b", "c")])
+    assert got.starts == ((1, "a"), (4, "b"), (2, "c"))
+    assert got.eta is None  # no rate measured yet
+
+
+def test_a_slow_idle_agent_is_left_idle_when_a_faster_one_would_finish_the_chunk_first():
+    waiting = [WaitingChunk(0, 100)]
+    fast_busy = AgentLoad("fast", 0, backlog=40, rate=40.0)  # free in 1 s, then 2.5 s for the chunk
+    slow_idle = AgentLoad("slow", 1, rate=10.0)  # would take 10 s
+    got = assign(waiting, [fast_busy, slow_idle])
+    assert got.starts == () and got.eta == 3.5
+    got = assign(waiting, [AgentLoad("fast", 0, backlog=400, rate=40.0), slow_idle])  # fast busy 10 s
+    assert got.starts == ((0, "slow"),)
+
+
+def test_a_chunk_never_goes_back_to_an_agent_that_failed_it():
+    got = assign([WaitingChunk(0, 10, frozenset({"a"}))], [AgentLoad("a", 1, rate=100.0), AgentLoad("b", 0, 50, 1.0)])
+    assert got.starts == ()
+    got = assign([WaitingChunk(0, 10, frozenset({"a", "b"}))], [AgentLoad("a", 1), AgentLoad("b", 1)])
+    assert got.starts == () and got.unplaceable == (0,) and got.eta is None
+
+
+def test_a_free_second_slot_takes_a_chunk_to_queue_behind_the_running_one():
+    got = assign([WaitingChunk(0, 10), WaitingChunk(1, 10)], [AgentLoad("a", 1, backlog=5, rate=1.0)])
+    assert got.starts == ((0, "a"),)
+
+
+def test_measured_rate_ignores_empty_samples():
+    assert measured_rate([(100, 2), (0, 5), (50, 0)]) == 50
+    assert measured_rate([]) is None
+
+
+loads = st.lists(st.builds(AgentLoad, arn=st.sampled_from("abcdef"), free_slots=st.integers(0, 2),
+                           backlog=st.floats(0, 1e6), rate=st.none() | st.floats(1e-3, 1e6)),
+                 max_size=6, unique_by=lambda a: a.arn)
+chunks = st.lists(st.builds(WaitingChunk, index=st.integers(0, 10**6), cost=st.integers(0, 10**9),
+                            barred=st.frozensets(st.sampled_from("abcdef"), max_size=3)),
+                  max_size=20, unique_by=lambda c: c.index)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks, loads)
+def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, agents):
+    got = assign(waiting, agents)
+    started = [i for i, _ in got.starts]
+    assert len(started) == len(set(started))
+    by_index = {c.index: c for c in waiting}
+    free = {a.arn: a.free_slots for a in agents}
+    for index, agent in got.starts:
+        assert agent not in by_index[index].barred
+        free[agent] -= 1
+    assert all(n >= 0 for n in free.values())
+    assert set(got.unplaceable) == {c.index for c in waiting if not {a.arn for a in agents} - c.barred}
+    # Nothing idle while work waits, when every agent is alike and idle: the rule only holds
+    # back an agent that a faster one would beat.
+    if agents and all(a.rate is None and a.backlog == 0 and a.free_slots > 0 for a in agents) \
+            and all(not c.barred for c in waiting):
+        assert len(got.starts) == min(len(waiting), sum(a.free_slots for a in agents))

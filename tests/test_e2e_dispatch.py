@@ -1,0 +1,160 @@
+"""Dynamic dispatch against the local DataSync emulator: each chunk goes to the agent that
+frees first, exactly once, through lost agents, two watchers and a watcher killed midway."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from commands import ROOT
+from sites import make_site
+
+from emulator.sample import differences
+
+SLOW = 60_000  # bytes per second: slow enough to act mid-transfer, fast enough for CI
+
+
+def ledger(site) -> dict:
+    with open(os.path.join(site.work, "arn_file.txt.ledger.json")) as fh:
+        return json.load(fh)
+
+
+def chunks(site) -> list[dict]:
+    return ledger(site)["dispatch"]["chunks"]
+
+
+def starts(site) -> int:
+    return site.emu.calls()["calls"].get("StartTaskExecution", 0)
+
+
+def run_to_the_end(site, *args: str):
+    """The watcher in loop mode: it exits when every chunk has ended."""
+    r = site.watch("--timeout_sec", "0.2", *args, timeout=240)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "every chunk has succeeded" in r.stderr
+    return r
+
+
+def assert_exact_copy(site, retried: int = 0):
+    """Destination == source, no path written twice, every chunk started once (plus its retries)
+    and each run selecting exactly its own paths: no two chunks' filters overlap."""
+    assert differences(site.share, site.dest_dir) == []
+    assert max(site.writes().values()) == 1
+    done = chunks(site)
+    assert sum(len(c["attempts"]) for c in done) == starts(site)
+    assert sum(1 for c in done for a in c["attempts"] if a.get("failed")) == retried
+    if not retried:
+        assert max(site.emu.state()["selections"].values()) == 1
+
+
+def wait_transferring(site, agent):
+    """The execution the agent runs, once it has copied something."""
+    return site.emu.wait_for(
+        lambda st: next((e for e in st["executions"] if e["agent"] == agent and e["status"] == "TRANSFERRING"
+                         and e["counters"].get("BytesTransferred", 0) > 0), None), timeout=60)
+
+
+def test_the_scheduler_starts_one_chunk_per_agent_largest_first_and_records_them(site):
+    r = site.schedule("--chunks_per_agent", "3")
+    assert r.returncode == 0, r.stderr
+    plan = json.load(open(os.path.join(site.work, "plan.json")))
+    assert plan["version"] == 3 and len(plan["chunks"]) == 9
+    assert all(t["includes"] == [] for t in plan["tasks"]) and len(plan["tasks"]) == 3
+    record = chunks(site)
+    started = [c for c in record if c["attempts"]]
+    assert len(started) == 3 == starts(site) == len(site.arns())
+    costs = sorted((c["cost"] for c in record), reverse=True)
+    assert sorted((c["cost"] for c in started), reverse=True) == costs[:3]
+    assert {c["attempts"][0]["agent"] for c in started} == set(site.emu.agent_arns())
+    assert [c["attempts"][0]["execution"] for c in started] == site.arns()
+    by_arn = {e["arn"]: e for e in site.emu.state()["executions"]}
+    for c in started:  # each execution runs exactly its chunk's includes
+        assert "|".join(c["includes"]) == by_arn[c["attempts"][0]["execution"]]["includes"][0]["Value"]
+    assert "chunks: 0 done, 3 running, 6 waiting" in r.stdout
+
+
+def test_dynamic_dispatch_copies_exactly(site):
+    assert site.schedule("--chunks_per_agent", "3").returncode == 0
+    r = run_to_the_end(site)
+    assert "chunks: 9 done, 0 running, 0 waiting" in r.stdout
+    assert_exact_copy(site)
+    assert len(site.arns()) == 9
+
+
+def test_an_agent_lost_mid_chunk_loses_its_chunk_to_another_and_takes_chunks_again_when_back(site):
+    lost = site.emu.agent_arns()[0]
+    site.emu.set_agent(lost, bytes_per_second=SLOW)
+    assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
+    wait_transferring(site, lost)
+    site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+    r = site.watch("--once", "--offline_threshold_sec", "0")
+    assert r.returncode == 0, r.stderr
+    assert "stranded" in r.stdout
+    failed = next(c for c in chunks(site) if c["attempts"] and c["attempts"][0].get("failed"))
+    assert failed["attempts"][0]["agent"] == lost
+    site.emu.wait_for(lambda st: all(e["status"] in ("SUCCESS", "ERROR") for e in st["executions"]
+                                     if e["agent"] == lost), timeout=30)
+    site.emu.set_agent(lost, status="ONLINE")
+    run_to_the_end(site, "--offline_threshold_sec", "0")
+    assert_exact_copy(site, retried=1)
+    record = {c["index"]: c for c in chunks(site)}
+    assert [a["agent"] for a in record[failed["index"]]["attempts"]][1:] != [lost]  # never back to it
+    assert any(a["agent"] == lost and not a.get("failed") for c in record.values() for a in c["attempts"])
+
+
+def test_two_watchers_at_once_start_each_chunk_once(site):
+    assert site.schedule("--chunks_per_agent", "4").returncode == 0
+    cmd = [sys.executable, os.path.join(ROOT, "datasync_agent_ha.py"), "--arn_file", "arn_file.txt",
+           "--timeout_sec", "0.1", "--log_dir", os.path.join(site.work, "log")]
+    procs = [subprocess.Popen(cmd, cwd=site.work, env=site.emu.env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait(timeout=240) for p in procs] == [0, 0]
+    assert_exact_copy(site)
+    assert starts(site) == 12 and len(set(site.arns())) == 12 == len(site.arns())
+
+
+@pytest.mark.parametrize("when", ["before_start", "after_start"])
+def test_a_watcher_killed_between_deciding_a_start_and_recording_it(site, when):
+    agent = site.emu.agent_arns()[0]
+    site.emu.set_agent(agent, bytes_per_second=SLOW)  # keeps the run going while the watcher dies
+    assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
+    others = [a for a in site.emu.agent_arns() if a != agent]
+    site.emu.wait_for(lambda st: all(e["status"] == "SUCCESS" for e in st["executions"] if e["agent"] in others),
+                      timeout=60)
+    before = starts(site)
+    r = site.run("tests/crash_watcher.py", when, "--arn_file", "arn_file.txt", "--once")
+    assert r.returncode == 137, r.stderr
+    intents = [a for c in chunks(site) for a in c["attempts"] if "execution" not in a]
+    assert len(intents) == 1  # decided and saved, not recorded as started
+    assert starts(site) == before + (when == "after_start")
+    r = site.watch("--once")
+    assert r.returncode == 0, r.stderr
+    assert "start completed (an earlier check decided it)" in r.stdout
+    assert not [a for c in chunks(site) for a in c["attempts"] if "execution" not in a]
+    site.emu.set_agent(agent, bytes_per_second=0)
+    run_to_the_end(site)
+    assert_exact_copy(site)
+
+
+def test_queue_depth_2_keeps_a_chunk_queued_and_a_lost_agent_returns_its_queued_chunk_unfailed(tmp_path):
+    with make_site(tmp_path, extra_args=["--execution-filters", "merge"]) as site:
+        lost = site.emu.agent_arns()[0]
+        site.emu.set_agent(lost, bytes_per_second=SLOW)
+        assert site.schedule("--chunks_per_agent", "3", "--queue_depth", "2", "--per_file_cost", "0").returncode == 0
+        assert starts(site) == 6  # two per agent: one runs, one waits in its queue
+        queued = next(e for e in site.emu.state()["executions"] if e["agent"] == lost and e["status"] == "QUEUED")
+        wait_transferring(site, lost)
+        site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+        r = site.watch("--once", "--offline_threshold_sec", "0")
+        assert r.returncode == 0, r.stderr
+        assert "queued on lost agent" in r.stdout and "stranded" in r.stdout
+        attempts = {a["execution"]: a for c in chunks(site) for a in c["attempts"] if "execution" in a}
+        assert attempts[queued["arn"]].get("returned") and not attempts[queued["arn"]].get("failed")
+        run_to_the_end(site, "--offline_threshold_sec", "0")
+        assert_exact_copy(site, retried=1)
+        lanes = Counter(a["task"] for c in chunks(site) for a in c["attempts"])
+        assert len(lanes) == 6  # both tasks of each agent ran chunks
