@@ -269,10 +269,13 @@ class Dispatcher(Observer):
             execution = adopt[-1]
             log.info("chunk %d: adopting %s, started before a restart", chunk.index, execution)
         else:
-            running = [e for e, s in strangers.items() if s not in ExecutionStatus.TERMINAL_STATES]
+            # Its filters change only while nothing of it is unfinished: a cancel still ending,
+            # or an execution someone else started, would wait; the next check tries again.
+            running = [e for e, s in listed.items() if s not in ExecutionStatus.TERMINAL_STATES]
             if running:
-                raise SetupError(f"task {attempt.task} runs {running[0]}, which this dispatch did not start: "
-                                 "let it finish or cancel it")
+                whose = "started by this dispatch" if running[0] in known else "that this dispatch did not start"
+                raise SetupError(f"task {attempt.task} still has {running[0]} unfinished ({whose}); "
+                                 "the chunk starts once it has ended")
             ds.set_task_includes(self.client, attempt.task, chunk.includes)
             execution = ds.start_execution(self.client, attempt.task, chunk.includes, [])
             log.info("chunk %d started on %s: %s", chunk.index, attempt.agent, execution)
