@@ -152,60 +152,6 @@ class Handler(BaseHTTPRequestHandler):
                     st.cond.notify_all()
                     out = {key: getattr(st, key) for key in CONFIG_SETTINGS}
                 return self._send(200, out, "application/json")
-            if method == "POST" and path == "/_emulator/calls/reset":
-                with st.lock:
-                    st.calls.clear()
-                    st.throttled.clear()
-                return self._send(200, {"ok": True}, "application/json")
-            if method == "POST" and path.startswith("/_emulator/agents/"):
-                ref = path[len("/_emulator/agents/"):]
-                try:
-                    agent = st.agent_by_ref(ref)
-                except KeyError:
-                    return self._send(404, {"error": f"no agent {ref!r}"}, "application/json")
-                kw = {}
-                if "status" in body:
-                    kw["status"] = body["status"]
-                if "bytes_per_second" in body:
-                    kw["bytes_per_second"] = body["bytes_per_second"]
-                if "last_contact_ago" in body:
-                    kw["last_contact_ago"] = body["last_contact_ago"]
-                handlers.set_agent(st, agent, **kw)
-                with st.lock:
-                    out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
-                           "status": agent.status, "bytes_per_second": agent.bytes_per_second,
-                           "last_connection": agent.last_connection}
-                return self._send(200, out, "application/json")
-            if method == "POST" and path == "/_emulator/throttle":
-                frac = float(body.get("fraction", 0.0))
-                if not 0.0 <= frac <= 1.0:
-                    raise ValueError("fraction must be within [0, 1]")
-                with st.lock:
-                    st.throttle_fraction = frac
-                    st.throttle_rng = random.Random(body.get("seed", 1))
-                return self._send(200, {"fraction": frac, "seed": body.get("seed", 1)},
-                                  "application/json")
-            if method == "POST" and path == "/_emulator/config":
-                with st.cond:
-                    if "phase_delay" in body:
-                        st.phase_delay = float(body["phase_delay"])
-                    if "offline_error_delay" in body:
-                        st.offline_error_delay = float(body["offline_error_delay"])
-                    if "task_create_delay" in body:
-                        st.task_create_delay = float(body["task_create_delay"])
-                    if "item_quota" in body:
-                        st.item_quota = int(body["item_quota"])
-                    if "echo_execution_filters" in body:
-                        st.echo_execution_filters = bool(body["echo_execution_filters"])
-                    if "empty_filter_list_clears" in body:
-                        st.empty_filter_list_clears = bool(body["empty_filter_list_clears"])
-                    st.cond.notify_all()
-                    out = {"phase_delay": st.phase_delay,
-                           "offline_error_delay": st.offline_error_delay,
-                           "task_create_delay": st.task_create_delay, "item_quota": st.item_quota,
-                           "echo_execution_filters": st.echo_execution_filters,
-                           "empty_filter_list_clears": st.empty_filter_list_clears}
-                return self._send(200, out, "application/json")
         except (ValueError, TypeError) as exc:
             return self._send(400, {"error": str(exc)}, "application/json")
         return self._send(404, {"error": f"no control endpoint {method} {path}"},
