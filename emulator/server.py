@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import traceback
@@ -10,13 +11,31 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import handlers, model
+from .filters import EXECUTION_FILTERS
 from .resources import ApiError, State
 
 JSON_CT = "application/x-amz-json-1.1"
 
+
+def seconds(value) -> float:
+    """A duration the emulator waits: a finite number, not negative."""
+    out = float(value)
+    if not (math.isfinite(out) and out >= 0):
+        raise ValueError(f"{value!r} is not a number of seconds >= 0")
+    return out
+
+
+def execution_filters(value) -> str:
+    """How an execution's filters combine with its task's: one of :data:`EXECUTION_FILTERS`."""
+    if value not in EXECUTION_FILTERS:
+        raise ValueError(f"execution_filters must be one of {', '.join(EXECUTION_FILTERS)}, not {value!r}")
+    return value
+
+
 CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
-                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool}
-"""What POST /_emulator/config may change, and the type each value is read as."""
+                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool,
+                   "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
+"""What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
 
 
@@ -145,10 +164,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"fraction": frac, "seed": body.get("seed", 1)},
                                   "application/json")
             if method == "POST" and path == "/_emulator/config":
-                with st.cond:
-                    for key, kind in CONFIG_SETTINGS.items():
-                        if key in body:
-                            setattr(st, key, kind(body[key]))
+                changes = {key: kind(body[key]) for key, kind in CONFIG_SETTINGS.items() if key in body}
+                with st.cond:  # all or nothing: a bad value above changed nothing
+                    for key, value in changes.items():
+                        setattr(st, key, value)
                     st.cond.notify_all()
                     out = {key: getattr(st, key) for key in CONFIG_SETTINGS}
                 return self._send(200, out, "application/json")
