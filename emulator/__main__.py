@@ -9,9 +9,9 @@ import sys
 import threading
 
 from . import model, runner
-from .filters import Reading
+from .filters import EXECUTION_FILTERS, Reading
 from .resources import State
-from .server import make_server
+from .server import make_server, seconds
 
 
 def parse_args(argv=None):
@@ -41,12 +41,47 @@ def parse_args(argv=None):
                     help="seconds a new task stays CREATING (while DataSync mounts the export)")
     ap.add_argument("--basic-item-quota", type=int, default=50_000_000,
                     help="items one Basic mode execution may select (Enhanced mode has no quota)")
+    ap.add_argument("--launch-delay", type=float, default=0.0, metavar="SECONDS",
+                    help="per-execution start overhead: extra seconds each execution spends in LAUNCHING")
+    ap.add_argument("--file-delay", type=float, default=0.0, metavar="SECONDS",
+                    help="per-file overhead: seconds each entry transferred costs in TRANSFERRING")
+    ap.add_argument("--execution-filters", choices=EXECUTION_FILTERS, default="replace",
+                    help="open rule: StartTaskExecution's Includes/Excludes replace the task's, or merge "
+                         "with the task's as it is when the execution launches")
+    ap.add_argument("--agent-bytes-per-second", metavar="N[,N...]",
+                    help="bandwidth of each agent in order, bytes per second (0 = unlimited); "
+                         "agents not given are unlimited")
     ap.add_argument("--verbose", action="store_true", help="log HTTP requests to stderr")
     return ap.parse_args(argv)
 
 
+def agent_rates(text: str, agents: int) -> list[int]:
+    """``--agent-bytes-per-second``: one limit per agent in order, 0 for none, at most one per
+    agent. Raises ValueError with the one line to print."""
+    pieces = [piece.strip() for piece in text.split(",")]
+    if not all(piece.isdecimal() for piece in pieces):
+        raise ValueError(f"bad --agent-bytes-per-second {text!r}: want whole numbers >= 0 "
+                         f"separated by commas, one per agent (0 = unlimited)")
+    if len(pieces) > agents:
+        raise ValueError(f"bad --agent-bytes-per-second {text!r}: {len(pieces)} values for {agents} agents")
+    return [int(piece) for piece in pieces]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    for flag, value in (("--launch-delay", args.launch_delay), ("--file-delay", args.file_delay)):
+        try:
+            seconds(value)
+        except ValueError:
+            print(f"bad {flag} {value!r}: want seconds >= 0", file=sys.stderr)
+            return 2
+    rates = None
+    if args.agent_bytes_per_second is not None:
+        try:
+            rates = agent_rates(args.agent_bytes_per_second, args.agents + args.enhanced_agents)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     exports = {}
     for spec in args.export:
         left, sep, local = spec.rpartition("=")
@@ -62,7 +97,9 @@ def main(argv=None) -> int:
                   s3_root=args.s3_root, phase_delay=args.phase_delay,
                   offline_error_delay=args.offline_error_delay, enhanced_agents=args.enhanced_agents,
                   task_create_delay=args.task_create_delay, item_quota=args.basic_item_quota,
-                  reading=Reading(args.match, args.star, args.precedence))
+                  reading=Reading(args.match, args.star, args.precedence), launch_delay=args.launch_delay,
+                  file_delay=args.file_delay, execution_filters=args.execution_filters,
+                  agent_bytes_per_second=rates)
     srv = make_server(state, args.host, args.port, verbose=args.verbose)
     host, port = srv.server_address[:2]
     stop = threading.Event()

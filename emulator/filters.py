@@ -54,6 +54,19 @@ def _rules_value(rules) -> str | None:
     return "|".join(vals)
 
 
+EXECUTION_FILTERS = ("replace", "merge")
+"""How StartTaskExecution's ``Includes``/``Excludes`` combine with the task's (UNCONFIRMED in
+the docs): ``replace`` takes the execution's own list instead of the task's; ``merge`` takes
+the union of both, the task's read when the execution launches."""
+
+
+def merge_rules(*filter_lists) -> list[dict]:
+    """One FilterList selecting the union of these: their rule values joined with ``|``, empty
+    ones dropped (``[]`` when none is left). Task "/a|/b" and execution "/c" give "/a|/b|/c"."""
+    values = [r["Value"] for rules in filter_lists for r in rules or [] if r.get("Value")]
+    return [{"FilterType": "SIMPLE_PATTERN", "Value": "|".join(values)}] if values else []
+
+
 def validate_includes(rules) -> None:
     value = _rules_value(rules)
     if value is None:

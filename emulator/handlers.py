@@ -493,7 +493,8 @@ def op_StartTaskExecution(st: State, p: dict) -> dict:
         arn = f"{t.arn}/execution/exec-{hex17()}"
         st.seq += 1
         ex = Execution(arn, t.arn, st.seq, agent, opts, copy.deepcopy(includes),
-                       copy.deepcopy(excludes), time.time(), task_mode=t.task_mode)
+                       copy.deepcopy(excludes), time.time(), task_mode=t.task_mode,
+                       own_includes=copy.deepcopy(p.get("Includes")), own_excludes=copy.deepcopy(p.get("Excludes")))
         if t.task_mode == "ENHANCED":  # Files* count files only; directories count here
             ex.counters.update(EstimatedFoldersToTransfer=0, FoldersTransferred=0, FoldersSkipped=0,
                                FoldersVerified=0)

@@ -65,8 +65,14 @@ class Emulator:
               phase_delay: float = 0.05, offline_error_delay: float = 1.0,
               region: str = "us-east-1", startup_timeout: float = 20.0,
               extra_args: list[str] | None = None, enhanced_agents: int = 0,
-              task_create_delay: float = 0.1) -> Emulator:
-        """Launch ``python -m emulator``; returns self (usable as a context manager)."""
+              task_create_delay: float = 0.1, launch_delay: float = 0.0, file_delay: float = 0.0,
+              execution_filters: str = "replace",
+              agent_bytes_per_second: list[int] | None = None) -> Emulator:
+        """Launch ``python -m emulator``; returns self (usable as a context manager).
+
+        ``launch_delay`` and ``file_delay`` are DataSync's per-execution and per-file overheads,
+        ``execution_filters`` (``replace`` or ``merge``) how an execution's filters combine with
+        its task's, ``agent_bytes_per_second`` each agent's bandwidth in order (0: unlimited)."""
         if self.proc is not None:
             raise EmulatorError("already started")
         self.region = region
@@ -74,7 +80,11 @@ class Emulator:
                "--s3-root", str(s3_root), "--region", region,
                "--phase-delay", str(phase_delay),
                "--offline-error-delay", str(offline_error_delay),
-               "--enhanced-agents", str(enhanced_agents), "--task-create-delay", str(task_create_delay)]
+               "--enhanced-agents", str(enhanced_agents), "--task-create-delay", str(task_create_delay),
+               "--launch-delay", str(launch_delay), "--file-delay", str(file_delay),
+               "--execution-filters", execution_filters]
+        if agent_bytes_per_second:
+            cmd += ["--agent-bytes-per-second", ",".join(str(rate) for rate in agent_bytes_per_second)]
         for spec, local in exports.items():
             cmd += ["--export", f"{spec}={local}"]
         cmd += list(extra_args or [])

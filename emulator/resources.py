@@ -123,9 +123,16 @@ class Execution:
     agent_arn: str | None
     options: dict
     includes: list
+    """The Includes DescribeTaskExecution echoes: the execution's own, else the task's at start."""
     excludes: list
     start_time: float
     task_mode: str = "BASIC"
+    own_includes: list | None = None
+    """The Includes StartTaskExecution gave (None: none), which ``merge`` adds to the task's."""
+    own_excludes: list | None = None
+    used_includes: list | None = None
+    """The filters the run selected by, fixed when LAUNCHING ends (None until then)."""
+    used_excludes: list | None = None
     status: str = "QUEUED"
     launch_time: float | None = None
     end_time: float | None = None
@@ -160,7 +167,9 @@ class State:
 
     def __init__(self, region="us-east-1", agents=3, exports=None, s3_root=".",
                  phase_delay=0.05, offline_error_delay=1.0, enhanced_agents=0,
-                 task_create_delay=0.1, item_quota=BASIC_ITEM_QUOTA, reading: Reading = DEFAULT_READING):
+                 task_create_delay=0.1, item_quota=BASIC_ITEM_QUOTA, reading: Reading = DEFAULT_READING,
+                 launch_delay=0.0, file_delay=0.0, execution_filters="replace",
+                 agent_bytes_per_second: list[int] | None = None):
         self.region = region
         self.reading = reading
         self.lock = threading.RLock()
@@ -169,6 +178,9 @@ class State:
         self.offline_error_delay = float(offline_error_delay)
         self.task_create_delay = float(task_create_delay)
         self.item_quota = int(item_quota)
+        self.launch_delay = float(launch_delay)
+        self.file_delay = float(file_delay)
+        self.execution_filters = execution_filters
         self.echo_execution_filters = True
         self.empty_filter_list_clears = True
         self.s3_root = os.path.abspath(s3_root)
@@ -201,6 +213,8 @@ class State:
             self.agents[arn] = Agent(arn, aid, f"emulated-agent-{i}", i, now, last_connection=now,
                                      mode="BASIC" if i <= agents else "ENHANCED")
             self.tags[arn] = {}
+        for agent, rate in zip(self.agents.values(), agent_bytes_per_second or [], strict=False):
+            agent.bytes_per_second = rate or None
 
     def arn(self, kind: str, prefix: str) -> str:
         """A new ARN for a resource of this kind, in this account and region."""
@@ -277,6 +291,8 @@ class State:
                            "item_quota": self.item_quota,
                            "echo_execution_filters": self.echo_execution_filters,
                            "empty_filter_list_clears": self.empty_filter_list_clears,
+                           "launch_delay": self.launch_delay, "file_delay": self.file_delay,
+                           "execution_filters": self.execution_filters,
                            "s3_root": self.s3_root,
                            "exports": [{"host": host, "export": export, "local": local}
                                        for host, export, local in self.exports],
@@ -299,6 +315,7 @@ class State:
                 "executions": [{"arn": e.arn, "task": e.task_arn, "seq": e.seq,
                                 "status": e.status, "agent": e.agent_arn, "mode": e.task_mode,
                                 "includes": e.includes, "excludes": e.excludes,
+                                "used_includes": e.used_includes, "used_excludes": e.used_excludes,
                                 "options": e.options, "start_time": e.start_time,
                                 "launch_time": e.launch_time, "end_time": e.end_time,
                                 "counters": dict(e.counters), "result": dict(e.result),

@@ -1,9 +1,11 @@
 """The execution runner: launches queued executions, one at a time per agent and per task,
 and walks each through DataSync's phases on a thread of its own.
 
-LAUNCHING waits (for ever while the agent is OFFLINE); then every phase of :data:`PHASES`
-runs its work, lasts at least ``phase_delay`` seconds and records its status and duration
-in the execution's ``Result``. Every wait and every entry copied is a checkpoint: a cancel
+LAUNCHING waits (for ever while the agent is OFFLINE), then pays DataSync's per-execution
+start overhead (``launch_delay``) and fixes the filters the run selects by; then every phase
+of :data:`PHASES` runs its work, lasts at least ``phase_delay`` seconds and records its
+status and duration in the execution's ``Result``. Each entry transferred costs the per-file
+overhead (``file_delay``). Every wait and every entry copied is a checkpoint: a cancel
 ends the execution, a stop of the emulator abandons it, and an agent OFFLINE for longer
 than ``offline_error_delay`` fails it. Walking the source and writing the destination
 are :mod:`emulator.transfer`'s; what runs here is what DataSync's agent decides and counts.
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import transfer
-from .filters import FilterError, FilterSet
+from .filters import FilterError, FilterSet, merge_rules
 from .resources import OCCUPYING, TERMINAL, ExecFailed, Execution, State
 
 CHUNK = 64 * 1024
@@ -154,12 +156,14 @@ def _run(st: State, e: Execution) -> None:
     phase_t0 = time.time()
     try:
         try:
-            # LAUNCHING: stuck while the agent is OFFLINE
+            # LAUNCHING: stuck while the agent is OFFLINE; the start overhead once it is back
             _wait(st, e, st.phase_delay, running=False)
+            _wait(st, e, st.launch_delay, running=False)
             src_dir, dst_dir = _resolve_dirs(st, e)
             e.source_dir, e.dest_dir = src_dir, dst_dir
+            includes, excludes = _filters_at_launch(st, e)
             try:
-                filters = FilterSet.from_rules(e.includes, e.excludes, st.reading)
+                filters = FilterSet.from_rules(includes, excludes, st.reading)
             except FilterError as exc:
                 raise ExecFailed("InvalidFilter", str(exc)) from exc
             job = _Job(e, filters, src_dir, dst_dir)
@@ -274,6 +278,20 @@ def _resolve_dirs(st: State, e: Execution) -> tuple[str, str]:
     return src_dir, dst_dir
 
 
+def _filters_at_launch(st: State, e: Execution) -> tuple[list, list]:
+    """The Includes and Excludes this run selects by, recorded on the execution. ``replace``:
+    the execution's own, else the task's when it started. ``merge``: the union of the task's,
+    as the task holds them now that LAUNCHING ends, and the execution's own."""
+    with st.lock:
+        t = st.tasks.get(e.task_arn)
+        if st.execution_filters == "merge" and t is not None:
+            e.used_includes = merge_rules(t.includes, e.own_includes)
+            e.used_excludes = merge_rules(t.excludes, e.own_excludes)
+        else:
+            e.used_includes, e.used_excludes = e.includes, e.excludes
+        return e.used_includes, e.used_excludes
+
+
 def _estimate(st: State, e: Execution, entries: list[transfer.Entry], dst_dir: str) -> None:
     """What is left to transfer: in CHANGED mode the difference between source and
     destination (0 over a complete copy), in ALL mode everything selected."""
@@ -346,21 +364,17 @@ def _transfer(st: State, e: Execution, entries: list[transfer.Entry], dst_root: 
                              f"symbolic link; refusing to write through it")
         current = transfer.is_current(en, dst, never_overwrite)
         if en.kind == "dir":
-            if current:
-                dir_modes.append((dst, en))
-                if mode_all:
-                    _count(st, e, en, "Transferred")
-                    transferred.append(en)
-                else:
-                    _count(st, e, en, "Skipped")
-                continue
-            os.mkdir(dst, 0o700)
-            _count_write(st, dst)
             dir_modes.append((dst, en))
+        # an existing directory is transferred again in ALL mode, even under OverwriteMode NEVER
+        if current and (not mode_all or (never_overwrite and en.kind != "dir")):
+            _count(st, e, en, "Skipped")
+            continue
+        _wait(st, e, st.file_delay, running=True)  # DataSync's per-file overhead
+        if en.kind == "dir":
+            if not current:
+                os.mkdir(dst, 0o700)
+                _count_write(st, dst)
         else:
-            if current and (never_overwrite or not mode_all):
-                _count(st, e, en, "Skipped")
-                continue
             if en.kind == "symlink":
                 transfer.write_symlink(en, dst)
             else:

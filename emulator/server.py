@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import traceback
@@ -10,13 +11,31 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import handlers, model
+from .filters import EXECUTION_FILTERS
 from .resources import ApiError, State
 
 JSON_CT = "application/x-amz-json-1.1"
 
+
+def seconds(value) -> float:
+    """A duration the emulator waits: a finite number, not negative."""
+    out = float(value)
+    if not (math.isfinite(out) and out >= 0):
+        raise ValueError(f"{value!r} is not a number of seconds >= 0")
+    return out
+
+
+def execution_filters(value) -> str:
+    """How an execution's filters combine with its task's: one of :data:`EXECUTION_FILTERS`."""
+    if value not in EXECUTION_FILTERS:
+        raise ValueError(f"execution_filters must be one of {', '.join(EXECUTION_FILTERS)}, not {value!r}")
+    return value
+
+
 CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
-                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool}
-"""What POST /_emulator/config may change, and the type each value is read as."""
+                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool,
+                   "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
+"""What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
 
 
@@ -145,66 +164,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"fraction": frac, "seed": body.get("seed", 1)},
                                   "application/json")
             if method == "POST" and path == "/_emulator/config":
-                with st.cond:
-                    for key, kind in CONFIG_SETTINGS.items():
-                        if key in body:
-                            setattr(st, key, kind(body[key]))
+                changes = {key: kind(body[key]) for key, kind in CONFIG_SETTINGS.items() if key in body}
+                with st.cond:  # all or nothing: a bad value above changed nothing
+                    for key, value in changes.items():
+                        setattr(st, key, value)
                     st.cond.notify_all()
                     out = {key: getattr(st, key) for key in CONFIG_SETTINGS}
-                return self._send(200, out, "application/json")
-            if method == "POST" and path == "/_emulator/calls/reset":
-                with st.lock:
-                    st.calls.clear()
-                    st.throttled.clear()
-                return self._send(200, {"ok": True}, "application/json")
-            if method == "POST" and path.startswith("/_emulator/agents/"):
-                ref = path[len("/_emulator/agents/"):]
-                try:
-                    agent = st.agent_by_ref(ref)
-                except KeyError:
-                    return self._send(404, {"error": f"no agent {ref!r}"}, "application/json")
-                kw = {}
-                if "status" in body:
-                    kw["status"] = body["status"]
-                if "bytes_per_second" in body:
-                    kw["bytes_per_second"] = body["bytes_per_second"]
-                if "last_contact_ago" in body:
-                    kw["last_contact_ago"] = body["last_contact_ago"]
-                handlers.set_agent(st, agent, **kw)
-                with st.lock:
-                    out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
-                           "status": agent.status, "bytes_per_second": agent.bytes_per_second,
-                           "last_connection": agent.last_connection}
-                return self._send(200, out, "application/json")
-            if method == "POST" and path == "/_emulator/throttle":
-                frac = float(body.get("fraction", 0.0))
-                if not 0.0 <= frac <= 1.0:
-                    raise ValueError("fraction must be within [0, 1]")
-                with st.lock:
-                    st.throttle_fraction = frac
-                    st.throttle_rng = random.Random(body.get("seed", 1))
-                return self._send(200, {"fraction": frac, "seed": body.get("seed", 1)},
-                                  "application/json")
-            if method == "POST" and path == "/_emulator/config":
-                with st.cond:
-                    if "phase_delay" in body:
-                        st.phase_delay = float(body["phase_delay"])
-                    if "offline_error_delay" in body:
-                        st.offline_error_delay = float(body["offline_error_delay"])
-                    if "task_create_delay" in body:
-                        st.task_create_delay = float(body["task_create_delay"])
-                    if "item_quota" in body:
-                        st.item_quota = int(body["item_quota"])
-                    if "echo_execution_filters" in body:
-                        st.echo_execution_filters = bool(body["echo_execution_filters"])
-                    if "empty_filter_list_clears" in body:
-                        st.empty_filter_list_clears = bool(body["empty_filter_list_clears"])
-                    st.cond.notify_all()
-                    out = {"phase_delay": st.phase_delay,
-                           "offline_error_delay": st.offline_error_delay,
-                           "task_create_delay": st.task_create_delay, "item_quota": st.item_quota,
-                           "echo_execution_filters": st.echo_execution_filters,
-                           "empty_filter_list_clears": st.empty_filter_list_clears}
                 return self._send(200, out, "application/json")
         except (ValueError, TypeError) as exc:
             return self._send(400, {"error": str(exc)}, "application/json")
