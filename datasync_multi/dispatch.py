@@ -161,14 +161,15 @@ class Dispatcher(Observer):
             log.warning("chunk %d failed on %s: %s (%s)", chunk.index, attempt.agent, attempt.failed,
                         attempt.execution)
             return
-        queued = described.status == ExecutionStatus.QUEUED
+        # Still queued, or launching on an agent that is gone: it has read and moved nothing.
+        queued = described.status in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING)
         ended = self._cancel(attempt.execution)
         if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
             row.action += "ended by itself before it could be cancelled: done"
             return
-        if queued and (ended is None or ended.launch_time is None):
+        if queued:
             attempt.returned = True
-            row.action += f"queued on lost agent {short(attempt.agent)}: cancelled, back to the pool"
+            row.action += f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, back to the pool"
         else:
             attempt.failed = f"{described.status} on offline agent"
             row.action += (f"stranded: agent {short(attempt.agent)} out of contact {offline_for:.0f}s; "
@@ -250,7 +251,7 @@ class Dispatcher(Observer):
             row = rows[index]
             try:
                 self._start(chunk, attempt)
-                row.action += f"started on {short(agent)}"
+                row.action += ("; " if row.action else "") + f"started on {short(agent)}"
             except CHECK_ERRORS as exc:
                 row.action = failed_check(result.errors, row.action, f"chunk {index}",
                                           f"starting it on {short(agent)} failed: {ds.describe_error(exc)}; "
