@@ -31,8 +31,6 @@ SERVER, EXPORT = "198.51.100.10", "/vol1"
 RATES = (4_000_000, 2_000_000, 1_000_000, 1_000_000)
 """Bytes per second of the four agents."""
 FILE_DELAY = 0.002
-POLL = 0.5
-"""The watcher's --timeout_sec."""
 LOST_AT = 0.3
 """When the fastest agent is lost, as a fraction of the ideal time with all four."""
 
@@ -49,7 +47,7 @@ def build_share(root: str, total_mb: int) -> int:
     return files * size
 
 
-def run_one(share: str, total: int, k: int, launch_delay: float, lose: bool) -> dict:
+def run_one(share: str, total: int, k: int, launch_delay: float, lose: bool, poll: float, depth: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as top:
         s3, work = os.path.join(top, "s3"), os.path.join(top, "work")
         os.makedirs(s3)
@@ -74,8 +72,8 @@ def run_one(share: str, total: int, k: int, launch_delay: float, lose: bool) -> 
 
             script("datasync_multi_agents_scheduler.py", "--nfs_server_name", SERVER, "--sub_dir", EXPORT,
                    "--mount_path_dir", share, "--dest_loc", dest, "--source_file", os.path.join(work, "m"),
-                   "--chunks_per_agent", str(k))
-            watcher = script("datasync_agent_ha.py", "--timeout_sec", str(POLL), "--offline_threshold_sec", "0",
+                   "--chunks_per_agent", str(k), *(["--queue_depth", str(depth)] if depth > 1 else []))
+            watcher = script("datasync_agent_ha.py", "--timeout_sec", str(poll), "--offline_threshold_sec", "0",
                              background=True)
             first = min(e["start_time"] for e in emu.state()["executions"])
             ideal_all = total / sum(RATES)
@@ -108,23 +106,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=240, help="share size in MB")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="--chunks_per_agent values")
-    ap.add_argument("--launch_delay", type=float, default=1.0, help="per-execution start overhead, seconds")
+    ap.add_argument("--launch_delay", type=float, default=0.5, help="per-execution start overhead, seconds")
+    ap.add_argument("--poll", type=float, default=0.25, help="the watcher's --timeout_sec")
+    ap.add_argument("--queued", type=int, nargs="*", default=[4], help="K values also run with --queue_depth 2")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as top:
         share = os.path.join(top, "share")
         total = build_share(share, a.mb)
         rows = []
         for lose in (False, True):
-            for k in a.ks:
-                r = run_one(share, total, k, a.launch_delay, lose)
+            for k, depth in [(k, 1) for k in a.ks] + [(k, 2) for k in a.queued]:
+                r = run_one(share, total, k, a.launch_delay, lose, a.poll, depth)
+                plan = "static" if k == 1 else f"dynamic, K={k}" + (", queue depth 2" if depth > 1 else "")
                 rows.append(["fastest agent lost at 30%" if lose else "all four agents",
-                             "static" if k == 1 else f"dynamic, K={k}", r["executions"], r["makespan"], r["ideal"],
+                             plan, r["executions"], r["makespan"], r["ideal"],
                              r["makespan"] / r["ideal"], "yes" if r["exact"] else "NO"])
                 print(rows[-1], flush=True)
     body = table(["agents", "plan", "executions", "makespan s", "ideal s", "makespan / ideal", "exact copy"], rows)
     body += (f"\n\n{total / 1e6:.0f} MB in 400 KB files, agents at 4, 2, 1 and 1 MB/s, a start overhead of "
              f"{a.launch_delay:g} s per execution and {FILE_DELAY * 1000:g} ms per file; the watcher polls every "
-             f"{POLL:g} s (`--offline_threshold_sec 0`; the emulator fails a running execution 1 s after its agent "
+             f"{a.poll:g} s (`--offline_threshold_sec 0`; the emulator fails a running execution 1 s after its agent "
              "goes OFFLINE). Ideal: total bytes over summed bandwidth plus one start overhead; with the fastest "
              "agent lost at t, all four bandwidths until t and the other three after. Exact copy: destination "
              "== source and no path written twice.\n")

@@ -169,7 +169,8 @@ class Dispatcher(Observer):
             return
         if queued:
             attempt.returned = True
-            row.action += f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, back to the pool"
+            row.action += (f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, "
+                           "back to the pool")
         else:
             attempt.failed = f"{described.status} on offline agent"
             row.action += (f"stranded: agent {short(attempt.agent)} out of contact {offline_for:.0f}s; "

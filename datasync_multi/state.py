@@ -414,9 +414,9 @@ class Ledger:
             raise UserError("not a ledger (it holds no JSON object)")
         version = data.get("version")
         if version not in READABLE_LEDGER_VERSIONS:
+            readable = " and ".join(map(str, READABLE_LEDGER_VERSIONS))
             raise UserError(f"written by another version of the watcher (ledger version {version!r}; this one reads "
-                            f"versions {' and '.join(map(str, READABLE_LEDGER_VERSIONS))}): finish the migration with the "
-                            "version that wrote it")
+                            f"versions {readable}): finish the migration with the version that wrote it")
         try:
             return cls(path, scopes={root: Scope.from_json(s) for root, s in data.get("scopes", {}).items()},
                        tasks={arn: TaskFacts.from_json(t) for arn, t in data.get("tasks", {}).items()},

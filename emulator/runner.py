@@ -395,6 +395,9 @@ def _copy_file(st: State, e: Execution, en: transfer.Entry, dst: str, keep_perm:
     tmp = transfer.temp_name(dst)
     try:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            # Paced against a clock started with the file (restarted when the rate changes),
+            # so the time spent reading and writing is not added to the bandwidth's.
+            paced_from, paced_bytes, paced_rate = time.time(), 0, None
             while True:
                 rate = _rate(st, e)
                 n = CHUNK if not rate else max(1024, min(CHUNK, rate // 10))
@@ -404,7 +407,10 @@ def _copy_file(st: State, e: Execution, en: transfer.Entry, dst: str, keep_perm:
                 fout.write(buf)
                 _bump(st, e, BytesTransferred=len(buf), BytesWritten=len(buf))
                 if rate:
-                    _wait(st, e, len(buf) / rate, running=True)
+                    if rate != paced_rate:
+                        paced_from, paced_bytes, paced_rate = time.time(), 0, rate
+                    paced_bytes += len(buf)
+                    _wait(st, e, paced_from + paced_bytes / rate - time.time(), running=True)
                 else:
                     _checkpoint(st, e)
         os.chmod(tmp, en.mode if keep_perm else 0o644)

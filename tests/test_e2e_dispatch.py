@@ -10,10 +10,10 @@ import sys
 from collections import Counter
 
 import pytest
-from commands import ROOT
-from sites import make_site
 
+from commands import ROOT
 from emulator.sample import differences
+from sites import make_site
 
 SLOW = 60_000  # bytes per second: slow enough to act mid-transfer, fast enough for CI
 
