@@ -166,3 +166,22 @@ def test_queue_depth_2_keeps_a_chunk_queued_and_a_lost_agent_returns_its_queued_
         assert_exact_copy(site, retried=1)
         lanes = Counter(a["task"] for c in chunks(site) for a in c["attempts"])
         assert len(lanes) == 6  # both tasks of each agent ran chunks
+
+
+def test_a_rerun_of_the_same_plan_resumes_and_a_new_plan_waits_for_the_old_executions(site):
+    slow = site.emu.agent_arns()[0]
+    site.emu.set_agent(slow, bytes_per_second=SLOW)
+    args = ("--chunks_per_agent", "3", "--per_file_cost", "0")
+    assert site.schedule(*args).returncode == 0
+    r = site.schedule(*args)  # the same share, the same plan: the dispatch goes on
+    assert r.returncode == 0, r.stderr
+    assert "resuming the unfinished dispatch" in r.stderr
+    assert sum(len(c["attempts"]) for c in chunks(site)) == starts(site)
+    assert all(sum(1 for a in c["attempts"] if not a.get("failed")) <= 1 for c in chunks(site))
+    with open(os.path.join(site.share, "new-since-the-plan.txt"), "w") as fh:
+        fh.write("x" * 5000)
+    before = starts(site)
+    r = site.schedule(*args)  # a new plan, while the slow agent still runs an old chunk
+    assert r.returncode == 3, r.stderr
+    assert "with an earlier run's execution, whose scope overlaps this plan" in r.stderr
+    assert starts(site) == before and len(r.stderr.strip().splitlines()) >= 1
