@@ -185,3 +185,35 @@ def test_a_rerun_of_the_same_plan_resumes_and_a_new_plan_waits_for_the_old_execu
     assert r.returncode == 3, r.stderr
     assert "with an earlier run's execution, whose scope overlaps this plan" in r.stderr
     assert starts(site) == before and len(r.stderr.strip().splitlines()) >= 1
+
+
+def test_a_chunk_out_of_retries_is_given_up_exit_3_while_the_others_finish(site):
+    lost = site.emu.agent_arns()[0]
+    site.emu.set_agent(lost, bytes_per_second=SLOW)
+    assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
+    wait_transferring(site, lost)
+    site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+    r = site.watch("--timeout_sec", "0.2", "--offline_threshold_sec", "0", "--max_retries", "0", timeout=240)
+    assert r.returncode == 3, (r.stdout[-2000:], r.stderr[-2000:])
+    assert "1 given up" in r.stdout.split("chunks:")[-1] and "failed 1 time(s): given up" in r.stdout
+    given_up = [c for c in chunks(site) if any(a.get("failed") for a in c["attempts"])]
+    assert len(given_up) == 1 and len(given_up[0]["attempts"]) == 1
+    others = [c for c in chunks(site) if c is not given_up[0]]
+    assert all(len(c["attempts"]) == 1 for c in others)  # each ran once, and the loop ended
+
+
+def test_chunks_with_no_online_agent_to_take_them_exit_4_and_keep_their_budget(site):
+    for agent in site.emu.agent_arns():
+        site.emu.set_agent(agent, bytes_per_second=SLOW)
+    assert site.schedule("--chunks_per_agent", "2", "--per_file_cost", "0").returncode == 0
+    for agent in site.emu.agent_arns():
+        site.emu.set_agent(agent, status="OFFLINE", bytes_per_second=0)
+    r = site.watch("--once", "--offline_threshold_sec", "0")
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "wait and no ONLINE agent may take them" in r.stderr
+    record = chunks(site)
+    assert sum(1 for c in record for a in c["attempts"] if a.get("failed")) == 3  # the three stranded
+    for agent in site.emu.agent_arns():
+        site.emu.set_agent(agent, status="ONLINE")
+    run_to_the_end(site, "--offline_threshold_sec", "0")
+    assert_exact_copy(site, retried=3)
