@@ -11,6 +11,7 @@ piling onto one filter. Every order is total, so the same units give the same pa
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,12 +61,17 @@ class _Bins:
 def pack(units: Sequence[Unit], n: int, limits: Limits) -> list[list[Unit]] | None:
     """Units per agent, or None when some unit fits no agent's limits."""
     bins = _Bins(n, limits)
+    lightest = [(0, 0, i) for i in range(n)]  # a heap of (cost, patterns, agent): one entry per agent
     for unit in sorted(units, key=lambda u: (-u.cost, u.pattern)):
-        order = sorted(range(n), key=lambda i: (bins.cost[i], len(bins.members[i]), i))
-        target = next((i for i in order if bins.room(i, unit)), None)
-        if target is None:
+        full = []
+        while lightest and not bins.room(lightest[0][2], unit):
+            full.append(heapq.heappop(lightest))
+        if not lightest:
             return None
+        _, _, target = heapq.heappop(lightest)
         bins.put(target, unit)
+        for entry in [*full, (bins.cost[target], len(bins.members[target]), target)]:
+            heapq.heappush(lightest, entry)
     _improve(bins)
     return [sorted(m, key=lambda u: u.pattern) for m in bins.members]
 

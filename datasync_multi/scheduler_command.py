@@ -35,6 +35,10 @@ EXIT_CODES = """exit codes:
      not fit the agent, or it stayed CREATING too long): nothing was started"""
 
 
+MAX_CHUNKS_PER_AGENT = 100
+"""Beyond this, starting chunks costs far more than the balance gains (README, Choosing K)."""
+
+
 def parse(argv: list[str] | None):
     p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     p.add_flag("--task_name", default="Distributed_Tasks_", help="prefix of the task names (one task per agent)")
@@ -98,8 +102,9 @@ def check_args(a) -> list[str]:
     for flag in ("max_depth", "per_file_cost"):
         if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
-    if a.chunks_per_agent < 1:
-        raise UserError("--chunks_per_agent must be at least 1")
+    if not 1 <= a.chunks_per_agent <= MAX_CHUNKS_PER_AGENT:
+        raise UserError(f"--chunks_per_agent must be from 1 to {MAX_CHUNKS_PER_AGENT} (each chunk pays DataSync's "
+                        "start overhead: see Choosing K in the README)")
     if a.queue_depth > 1 and a.chunks_per_agent == 1:
         raise UserError("--queue_depth 2 needs a dynamic plan (--chunks_per_agent above 1)")
     if a.scan_workers is not None and a.scan_workers < 1:

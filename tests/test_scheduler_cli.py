@@ -70,6 +70,11 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--task_mode", "FAST"], "invalid choice"),
     (["--nfs_version", "NFS4_2"], "invalid choice"),
     (["--task_ready_timeout_sec", "0"], "at least 1"),
+    (["--chunks_per_agent", "0"], "must be from 1 to 100"),
+    (["--chunks-per-agent", "101"], "must be from 1 to 100"),
+    (["--queue_depth", "2"], "needs a dynamic plan"),
+    (["--chunks_per_agent", "4", "--queue_depth", "3"], "invalid choice"),
+    (["--chunks_per_agent", "4", "--ledger_file", "nodir/ledger.json"], "its directory"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
     (tmp_path / "afile").write_text("not a directory")
