@@ -5,8 +5,9 @@ after a faster agent would have, had it waited for it. So the dispatcher does no
 feed every idle agent: it plays the rest of the job forward. Largest chunk first, each
 waiting chunk goes to the agent that would *finish* it earliest (its current work, then
 this chunk, at its measured rate); a chunk that lands on an agent with a free task slot
-now is dispatched, one that lands on a busy agent is left for it. An idle agent that wins
-nothing is left idle: every chunk it could take ends sooner elsewhere.
+now is dispatched, one that lands on a busy agent is left for it. A busy agent can only
+take it at a later check, so it is charged the wait for one (``pickup_delay``). An idle
+agent that wins nothing is left idle: every chunk it could take ends sooner elsewhere.
 
 Rates are measured (``measured_rate``) in cost units (bytes plus the plan's per-file cost)
 per second, start overhead included: chunks are of even cost, so an overhead per chunk is
@@ -63,14 +64,15 @@ def measured_rate(samples: Iterable[tuple[float, float]]) -> float | None:
     return cost / seconds if seconds else None
 
 
-def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad]) -> Assignment:
-    """Start what should start now (see the module's docstring). Every order is total, so
-    the same view gives the same answer."""
+def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_delay: float = 0.0) -> Assignment:
+    """Start what should start now (see the module's docstring). ``pickup_delay`` is how
+    long after its work ends an agent with no free slot is expected to be handed more
+    (half the polling interval). Every order is total, so the same view gives the same answer."""
     known = [a.rate for a in agents if a.rate]
     fallback = statistics.median(known) if known else 1.0
     rate = {a.arn: a.rate or fallback for a in agents}
     free = {a.arn: a.free_slots for a in agents}
-    ends = {a.arn: a.backlog / rate[a.arn] for a in agents}
+    ends = {a.arn: a.backlog / rate[a.arn] + (pickup_delay if a.free_slots == 0 else 0.0) for a in agents}
     starts: list[tuple[int, str]] = []
     unplaceable: list[int] = []
     for chunk in sorted(waiting, key=lambda c: (-c.cost, c.index)):
@@ -83,6 +85,5 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad]) -> Assi
             starts.append((chunk.index, best))
             free[best] -= 1
         ends[best] += chunk.cost / rate[best]
-    busy = [end for end in ends.values() if end > 0]
-    eta = max(busy, default=0.0) if known and not unplaceable else None
+    eta = max(ends.values(), default=0.0) if known and not unplaceable else None
     return Assignment(tuple(starts), eta, tuple(unplaceable))

@@ -370,18 +370,23 @@ def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY
 
 
 def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Sequence[str],
-                    override_options: dict | None = None) -> str:
+                    override_options: dict | None = None, tags: Mapping[str, str] | None = None) -> str:
     """Start a run of the task with these filters.
 
     The filters are passed on the execution as well as stored on the task: whether an
     execution's filters replace or merge with the task's is UNCONFIRMED, and with both
     equal every reading selects the same scope. Returns the execution's ARN.
 
+    ``tags`` are set on the execution (the dispatcher names each start with one, so a check
+    after a crash knows the execution as its own).
+
     Calls: StartTaskExecution. Raises: AWSError.
     """
     kwargs: dict[str, Any] = {"Includes": rules(includes), "Excludes": rules(excludes)}
     if override_options:
         kwargs["OverrideOptions"] = override_options
+    if tags:
+        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     return client.start_task_execution(TaskArn=task_arn, **kwargs)["TaskExecutionArn"]
 
 
@@ -479,6 +484,21 @@ def list_executions(client, task_arn: str) -> dict[str, str]:
     return {e["TaskExecutionArn"]: e.get("Status") or ExecutionStatus.UNKNOWN
             for page in client.get_paginator("list_task_executions").paginate(TaskArn=task_arn)
             for e in page.get("TaskExecutions", [])}
+
+
+def tags_of(client, arn: str) -> dict[str, str]:
+    """A resource's tags.
+
+    Calls: ListTagsForResource (paginated). Raises: AWSError.
+    """
+    return {t["Key"]: t.get("Value", "") for page in client.get_paginator("list_tags_for_resource").paginate(
+        ResourceArn=arn) for t in page.get("Tags", [])}
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether DataSync answered a request with an error (so it did nothing), as opposed to
+    a request whose fate is unknown (a timeout, a lost connection)."""
+    return isinstance(exc, botocore.exceptions.ClientError)
 
 
 def cancel_execution(client, arn: str) -> None:

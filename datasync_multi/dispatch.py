@@ -1,26 +1,28 @@
 """One check of the dispatcher: each chunk of a dynamic plan goes to the agent that frees first.
 
-each check (the caller holds the arn file's lock): list agents -> finish starts a crashed
-check decided -> look at each chunk's latest execution (done, running, failed, stranded)
--> cancel what is stranded, and what waits in the queue of a lost agent -> assign the
-waiting chunks (``assign``) -> for each: record the start in the ledger as an intent, set
-the task's includes, start it, record its ARN -> table.
+each check (the caller holds the arn file's lock): list agents -> finish the starts a
+crashed check decided -> look at each chunk's latest execution (done, running, failed,
+stranded) -> cancel what is stranded, and what waits in the queue of a lost agent ->
+assign the waiting chunks (``assign``) -> for each: record the start in the ledger as an
+intent, set the task's includes, start it tagged with the intent's name, record its ARN.
 
-Why it cannot start a chunk twice or lose one: a start is written to the ledger (and
-saved) before DataSync is asked for anything, and a check that finds a start without an
-execution first adopts the execution its task has that the ledger does not know, and
-only starts one if there is none. A chunk whose execution failed goes back to the pool,
-barred from the agent that failed it; one cancelled while still queued goes back as it
-was. The chunk's includes are set on its task before each start, and a task is only
-handed a chunk when it has no unfinished execution (each queue slot is a task of its
-own), so an execution's includes equal its task's under every reading of how the two
-combine.
+Why a chunk is never started twice nor lost: a start is saved in the ledger before
+DataSync is asked for anything, and a check that finds a start without an execution
+looks for the execution tagged with that start's name; it starts one only if there is
+none, and gives the chunk back only when DataSync refused the start (so nothing runs
+it). A chunk whose execution failed goes back to the pool, barred from the agent that
+failed it; one cancelled while still queued goes back as it was. A take-back is saved
+before the cancel is sent. The chunk's includes are set on its task before each start,
+and a task is handed a chunk only when none of its executions is unfinished (each
+queue slot is a task of its own), so an execution's includes equal its task's under
+every reading of how the two combine.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import datasync as ds
@@ -29,19 +31,18 @@ from .decisions import FAILED, STRANDED, classify, oversized
 from .errors import SetupError
 from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, append_line
 from .states import AgentStatus, ExecutionStatus
-from .watch import CHECK_ERRORS, Observer, failed_check, known_executions, short, started_after
+from .watch import CHECK_ERRORS, Observer, Settings, failed_check, known_executions, short
 
 log = logging.getLogger(__name__)
 
-DONE, RUNNING, WAITING, GIVEN_UP = "done", "running", "waiting", "given up"
+START_TAG = "datasync-multi-chunk"
+"""The tag each start of a chunk carries: ``<dispatch id>/<chunk>/<attempt>``."""
 
 
-@dataclass(frozen=True)
-class DispatchSettings:
-    max_retries: int = 1
-    """Failed attempts a chunk may have before it is given up, beyond its first."""
-    offline_threshold: float = 600.0
-    """Seconds since an OFFLINE agent's last contact before its chunks are taken back."""
+class ChunkState:
+    """Where a chunk stands."""
+
+    DONE, RUNNING, WAITING, GIVEN_UP = "done", "running", "waiting", "given up"
 
 
 @dataclass
@@ -49,10 +50,13 @@ class ChunkRow:
     chunk: int
     agent: str = ""
     execution: str = ""
-    status: str = WAITING
+    status: str = ChunkState.WAITING
     bytes_done: int = 0
     bytes: int = 0
     action: str = ""
+
+    def add(self, action: str) -> None:
+        self.action += ("; " if self.action else "") + action
 
 
 @dataclass
@@ -68,30 +72,22 @@ class DispatchResult:
     rows: list[ChunkRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    """Chunks per state: done, running, waiting, given up."""
+    """Chunks per state (``ChunkState``)."""
     bytes_done: int = 0
     bytes_total: int = 0
     eta: float | None = None
     errors: list[str] = field(default_factory=list)
-    """Chunks this check could not look at or act on (an AWS error)."""
-    given_up: list[int] = field(default_factory=list)
-    stuck: list[int] = field(default_factory=list)
-    """Waiting chunks that no ONLINE agent may take now, with nothing else running."""
+    """Chunks this check could not look at or act on (an AWS error): the next check tries again."""
+    exhausted: list[str] = field(default_factory=list)
+    """Chunks given up: failed more often than the retries allow, or on every agent of the plan."""
+    waiting: list[str] = field(default_factory=list)
+    """Chunks that wait and that no ONLINE agent may take, with nothing else running."""
     oversized: list[str] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
-        return not self.counts.get(RUNNING) and not self.counts.get(WAITING) and not self.errors
-
-
-def chunk_state(chunk: ChunkRecord, described: ds.Execution | None, max_retries: int) -> str:
-    """Where a chunk stands, from its latest attempt (and that attempt's execution, if started)."""
-    latest = chunk.latest
-    if latest is not None and latest.active:
-        if described is not None and described.status in ExecutionStatus.SUCCESS_STATES:
-            return DONE
-        return RUNNING
-    return GIVEN_UP if chunk.failures > max_retries else WAITING
+        return not self.counts.get(ChunkState.RUNNING) and not self.counts.get(ChunkState.WAITING) \
+            and not self.errors
 
 
 def progress(chunk: ChunkRecord, described: ds.Execution) -> float:
@@ -104,7 +100,7 @@ def progress(chunk: ChunkRecord, described: ds.Execution) -> float:
 class Dispatcher(Observer):
     """Holds the client, the ledger (with its dispatch record) and the settings for one check."""
 
-    def __init__(self, client, ledger: Ledger, arn_file: str, settings: DispatchSettings):
+    def __init__(self, client, ledger: Ledger, arn_file: str, settings: Settings):
         super().__init__(client, ledger)
         if ledger.dispatch is None:
             raise ValueError("the ledger holds no dispatch")
@@ -114,20 +110,24 @@ class Dispatcher(Observer):
         self.seen: dict[str, ds.Execution] = {}
 
     def check(self, now: float | None = None) -> DispatchResult:
+        """Follow every chunk, take back what failed or is stranded, start what should start; the result."""
         now = time.time() if now is None else now
         statuses = {a.arn: a.status for a in ds.list_agents(self.client)}
         result = DispatchResult()
         rows = {c.index: ChunkRow(c.index, bytes=c.bytes) for c in self.dispatch.chunks}
         for chunk in self.dispatch.chunks:
             attempt = chunk.latest
-            if attempt is None or not attempt.active:
+            if attempt is None:
                 continue
             row = rows[chunk.index]
             try:
-                if attempt.execution is None:
-                    self._start(chunk, attempt)
-                    row.action = "start completed (an earlier check decided it); "
-                self._follow(chunk, attempt, statuses, now, row, result)
+                if attempt.active and attempt.execution is None:
+                    self._resume(chunk, attempt, statuses, row)
+                if attempt.active and attempt.execution is not None:
+                    self._follow(chunk, attempt, statuses, now, row, result)
+                for earlier in chunk.attempts:  # a take-back still ending keeps its task busy
+                    if not earlier.active and earlier.execution:
+                        self.seen[earlier.execution] = self.describe(earlier.execution)
             except CHECK_ERRORS as exc:
                 row.action = failed_check(result.errors, row.action, f"chunk {chunk.index}",
                                           f"{ds.describe_error(exc)}; the next check tries again")
@@ -135,6 +135,39 @@ class Dispatcher(Observer):
         self.ledger.save()
         self._summarize(statuses, now, rows, result)
         return result
+
+    # -- states ---------------------------------------------------------------------------
+
+    def _described(self, execution: str | None) -> ds.Execution | None:
+        return self.seen.get(execution or "") or self.ledger.finished.get(execution or "")
+
+    def _unfinished(self, attempt: ChunkAttempt) -> bool:
+        """Whether the attempt may still run: an intent, or an execution not known to have ended."""
+        if attempt.execution is None:
+            return attempt.active
+        described = self._described(attempt.execution)
+        return described is None or described.status not in ExecutionStatus.TERMINAL_STATES
+
+    def state(self, chunk: ChunkRecord) -> str:
+        latest = chunk.latest
+        if latest is not None and latest.active:
+            described = self._described(latest.execution)
+            if described is not None and described.status in ExecutionStatus.SUCCESS_STATES:
+                return ChunkState.DONE
+            return ChunkState.RUNNING
+        if chunk.failures > self.settings.max_retries or chunk.barred >= set(self.dispatch.lanes):
+            return ChunkState.GIVEN_UP
+        return ChunkState.WAITING
+
+    def _attempts_on(self, agent: str) -> Iterator[tuple[ChunkRecord, ChunkAttempt, ds.Execution | None]]:
+        for chunk in self.dispatch.chunks:
+            for attempt in chunk.attempts:
+                if attempt.agent == agent:
+                    yield chunk, attempt, self._described(attempt.execution)
+
+    def _busy_tasks(self, agent: str) -> set[str]:
+        """The agent's tasks with something unfinished on them: they take no chunk now."""
+        return {a.task for _, a, _ in self._attempts_on(agent) if self._unfinished(a)}
 
     # -- following what runs ----------------------------------------------------------
 
@@ -151,31 +184,33 @@ class Dispatcher(Observer):
             flag = oversized(described, PlannedScope(f"chunk {chunk.index}", chunk.includes, (), chunk.files,
                                                      chunk.dirs, chunk.bytes))
             if flag:
-                result.oversized.append(attempt.execution)
+                result.oversized.append(f"chunk {chunk.index}")
                 log.warning("%s (chunk %d): %s", attempt.execution, chunk.index, flag)
-                row.action += flag
+                row.add(flag)
             return
         if state == FAILED:
             attempt.failed = described.status + (f" ({described.error_code})" if described.error_code else "")
-            row.action += f"failed on {short(attempt.agent)}: {attempt.failed}; back to the pool"
+            row.add(f"failed on {short(attempt.agent)}: {attempt.failed}; back to the pool")
             log.warning("chunk %d failed on %s: %s (%s)", chunk.index, attempt.agent, attempt.failed,
                         attempt.execution)
             return
         # Still queued, or launching on an agent that is gone: it has read and moved nothing.
-        queued = described.status in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING)
-        ended = self._cancel(attempt.execution)
-        if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
-            row.action += "ended by itself before it could be cancelled: done"
-            return
-        if queued:
+        never_ran = described.status in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING)
+        if never_ran:
             attempt.returned = True
-            row.action += (f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, "
-                           "back to the pool")
+            said = f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, back to the pool"
         else:
             attempt.failed = f"{described.status} on offline agent"
-            row.action += (f"stranded: agent {short(attempt.agent)} out of contact {offline_for:.0f}s; "
-                           "cancelled, back to the pool")
-        log.warning("chunk %d on lost agent %s (%s): %s", chunk.index, attempt.agent, attempt.execution, row.action)
+            said = (f"stranded: agent {short(attempt.agent)} out of contact {offline_for:.0f}s; "
+                    "cancelled, back to the pool")
+        self.ledger.save()  # the take-back is durable before the cancel: a crash cannot make it a failure
+        ended = self._cancel(attempt.execution)
+        if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
+            attempt.returned, attempt.failed = False, None
+            row.add("ended by itself before it could be cancelled: done")
+            return
+        row.add(said)
+        log.warning("chunk %d on lost agent %s (%s): %s", chunk.index, attempt.agent, attempt.execution, said)
 
     def _cancel(self, execution: str) -> ds.Execution | None:
         """Cancel; None if that worked, else the execution as it ended by itself meanwhile."""
@@ -191,36 +226,21 @@ class Dispatcher(Observer):
 
     # -- handing out chunks -----------------------------------------------------------
 
-    def _states(self) -> dict[int, str]:
-        return {c.index: chunk_state(c, self.seen.get(c.latest.execution or "") if c.latest else None,
-                                     self.settings.max_retries) for c in self.dispatch.chunks}
-
     def _loads(self, statuses: dict[str, str], now: float) -> list[AgentLoad]:
         """Each ONLINE agent of the plan: its free tasks, the work it has left, its measured rate."""
         loads = []
         for agent, tasks in sorted(self.dispatch.lanes.items()):
             if statuses.get(agent) != AgentStatus.ONLINE:
                 continue
-            busy: set[str] = set()
-            backlog = 0.0
-            for chunk, attempt, described in self._attempts_on(agent):
-                if not attempt.active or (described and described.status in ExecutionStatus.TERMINAL_STATES):
-                    continue
-                busy.add(attempt.task)
-                backlog += chunk.cost * (1 - (progress(chunk, described) if described else 0.0))
-            rate = measured_rate(self._samples(agent, now, by_bytes=False))
-            loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), backlog, rate))
+            backlog = sum(chunk.cost * (1 - (progress(chunk, described) if described else 0.0))
+                          for chunk, attempt, described in self._attempts_on(agent)
+                          if attempt.active and self._unfinished(attempt))
+            busy = self._busy_tasks(agent)
+            loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), backlog,
+                                   measured_rate(self._samples(agent, now, by_bytes=False))))
         return loads
 
-    def _attempts_on(self, agent: str):
-        for chunk in self.dispatch.chunks:
-            for attempt in chunk.attempts:
-                if attempt.agent == agent:
-                    described = self.seen.get(attempt.execution or "") or self.ledger.finished.get(
-                        attempt.execution or "")
-                    yield chunk, attempt, described
-
-    def _samples(self, agent: str, now: float, by_bytes: bool):
+    def _samples(self, agent: str, now: float, by_bytes: bool) -> Iterator[tuple[float, float]]:
         """(moved, seconds) for each chunk the agent ran or runs, from launch to end (or now)."""
         for chunk, attempt, described in self._attempts_on(agent):
             if described is None or described.launch_time is None or not attempt.active:
@@ -234,84 +254,98 @@ class Dispatcher(Observer):
 
     def _dispatch(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
                   result: DispatchResult) -> None:
-        states = self._states()
         by_index = {c.index: c for c in self.dispatch.chunks}
         waiting = [WaitingChunk(c.index, c.cost, c.barred) for c in self.dispatch.chunks
-                   if states[c.index] == WAITING]
+                   if self.state(c) == ChunkState.WAITING]
         loads = self._loads(statuses, now)
-        assignment = assign(waiting, loads)
+        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2)
         result.eta = assignment.eta
         for index, agent in assignment.starts:
             chunk = by_index[index]
-            busy = {a.task for _, a, d in self._attempts_on(agent)
-                    if a.active and not (d and d.status in ExecutionStatus.TERMINAL_STATES)}
-            task = next(t for t in self.dispatch.lanes[agent] if t not in busy)
+            task = next(t for t in self.dispatch.lanes[agent] if t not in self._busy_tasks(agent))
             attempt = ChunkAttempt(agent, task, now)
             chunk.attempts.append(attempt)
             self.ledger.save()  # the intent is durable before anything is changed or started
-            row = rows[index]
             try:
                 self._start(chunk, attempt)
-                row.action += ("; " if row.action else "") + f"started on {short(agent)}"
+                rows[index].add(f"started on {short(agent)}")
             except CHECK_ERRORS as exc:
-                row.action = failed_check(result.errors, row.action, f"chunk {index}",
-                                          f"starting it on {short(agent)} failed: {ds.describe_error(exc)}; "
-                                          "the next check tries again")
-        running = any(s == RUNNING for s in self._states().values())
-        result.stuck = [] if running else sorted(c.index for c in waiting
-                                                 if c.index in assignment.unplaceable or not loads)
+                rows[index].action = failed_check(result.errors, rows[index].action, f"chunk {index}",
+                                                  f"starting it on {short(agent)} failed: {ds.describe_error(exc)}")
+        if not any(self.state(c) == ChunkState.RUNNING for c in self.dispatch.chunks):
+            result.waiting = [f"chunk {c.index}" for c in waiting
+                              if c.index in assignment.unplaceable or not loads]
+
+    def _resume(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], row: ChunkRow) -> None:
+        """Finish a start an earlier check decided: adopt the execution tagged with its name,
+        or give the chunk back if its agent is gone, or start it now."""
+        tag = self.dispatch.start_tag(chunk, attempt)
+        known = known_executions(self.ledger)
+        mine = [e for e in ds.list_executions(self.client, attempt.task)
+                if e not in known and ds.tags_of(self.client, e).get(START_TAG) == tag]
+        if mine:
+            attempt.execution = mine[0]
+            append_line(self.arn_file, mine[0])
+            self.ledger.save()
+            row.add(f"start of {short(mine[0])} recorded (an earlier check made it)")
+            log.info("chunk %d: adopting %s, started before a restart", chunk.index, mine[0])
+        elif statuses.get(attempt.agent) != AgentStatus.ONLINE:
+            attempt.returned = True
+            row.add(f"start decided for {short(attempt.agent)}, which is not ONLINE: back to the pool")
+        else:
+            self._start(chunk, attempt)
+            row.add("start completed (an earlier check decided it)")
 
     def _start(self, chunk: ChunkRecord, attempt: ChunkAttempt) -> None:
-        """Adopt the execution a crashed check started for this intent, or start it; record it."""
-        listed = ds.list_executions(self.client, attempt.task)
-        known = known_executions(self.ledger)
-        strangers = {e: s for e, s in listed.items() if e not in known}
-        adopt = [e for e in strangers if started_after(self.describe(e), attempt.decided)]  # ended ones: cached
-        if adopt:
-            execution = adopt[-1]
-            log.info("chunk %d: adopting %s, started before a restart", chunk.index, execution)
-        else:
-            # Its filters change only while nothing of it is unfinished: a cancel still ending,
-            # or an execution someone else started, would wait; the next check tries again.
-            running = [e for e, s in listed.items() if s not in ExecutionStatus.TERMINAL_STATES]
-            if running:
-                whose = "started by this dispatch" if running[0] in known else "that this dispatch did not start"
-                raise SetupError(f"task {attempt.task} still has {running[0]} unfinished ({whose}); "
-                                 "the chunk starts once it has ended")
+        """Set the chunk's includes on the attempt's task and start it, tagged; record its ARN.
+
+        A start DataSync refuses, or that the guard stops before it is asked, gives the chunk
+        back (nothing runs it); one whose fate is unknown (a timeout) stays an intent, which
+        the next check resolves by the tag.
+        """
+        try:
+            unfinished = [e for e, s in ds.list_executions(self.client, attempt.task).items()
+                          if s not in ExecutionStatus.TERMINAL_STATES]
+            if unfinished:
+                raise SetupError(f"task {attempt.task} still has {unfinished[0]} unfinished; the chunk waits "
+                                 "for a free task")
             ds.set_task_includes(self.client, attempt.task, chunk.includes)
-            execution = ds.start_execution(self.client, attempt.task, chunk.includes, [])
-            log.info("chunk %d started on %s: %s", chunk.index, attempt.agent, execution)
+            execution = ds.start_execution(self.client, attempt.task, chunk.includes, [],
+                                           tags={START_TAG: self.dispatch.start_tag(chunk, attempt)})
+        except CHECK_ERRORS as exc:
+            if isinstance(exc, SetupError) or ds.refused(exc):
+                attempt.returned = True
+                self.ledger.save()
+            raise
+        append_line(self.arn_file, execution)  # first: a crash before the save is resolved by the tag
         attempt.execution = execution
         self.ledger.save()
-        append_line(self.arn_file, execution)
+        log.info("chunk %d started on %s: %s", chunk.index, attempt.agent, execution)
 
     # -- the summary --------------------------------------------------------------------
 
     def _summarize(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
                    result: DispatchResult) -> None:
-        states = self._states()
         for chunk in self.dispatch.chunks:
             row = rows[chunk.index]
-            row.status = states[chunk.index]
+            state = self.state(chunk)
+            row.status = state
             latest = chunk.latest
             if latest is not None and latest.active:
                 row.agent, row.execution = latest.agent, latest.execution or ""
-                described = self.seen.get(row.execution) or self.ledger.finished.get(row.execution)
+                described = self._described(latest.execution)
                 if described is not None:
                     row.status = described.status
-                    row.bytes_done = chunk.bytes if states[chunk.index] == DONE else described.bytes_transferred
-            elif states[chunk.index] == GIVEN_UP:
-                result.given_up.append(chunk.index)
-                row.action += f"failed {chunk.failures} time(s): given up"
+                    row.bytes_done = chunk.bytes if state == ChunkState.DONE else described.bytes_transferred
+            elif state == ChunkState.GIVEN_UP:
+                result.exhausted.append(f"chunk {chunk.index}")
+                row.add(f"failed {chunk.failures} time(s): given up")
             result.rows.append(row)
-            result.counts[states[chunk.index]] = result.counts.get(states[chunk.index], 0) + 1
+            result.counts[state] = result.counts.get(state, 0) + 1
             result.bytes_total += chunk.bytes
             result.bytes_done += row.bytes_done
         for agent in sorted(self.dispatch.lanes):
-            done = sum(1 for c in self.dispatch.chunks if states[c.index] == DONE and c.latest
+            done = sum(1 for c in self.dispatch.chunks if self.state(c) == ChunkState.DONE and c.latest
                        and c.latest.agent == agent)
             result.agents.append(AgentRow(agent, statuses.get(agent, "not listed"), done,
                                           measured_rate(self._samples(agent, now, by_bytes=True))))
-        if result.given_up:
-            log.error("%d chunk(s) failed and will not be retried: %s", len(result.given_up),
-                      ", ".join(map(str, result.given_up)))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import datasync as ds
-from .dispatch import Dispatcher, DispatchResult, DispatchSettings
+from .dispatch import Dispatcher, DispatchResult
 from .errors import SetupError
-from .plan import Plan
+from .plan import Plan, TaskPlan
 from .state import ChunkRecord, Dispatch, Ledger, append_line, exclusive_lock
 from .states import ExecutionStatus, TaskStatus
+from .watch import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,20 @@ class Target:
     ready_timeout: float = ds.TASK_READY_TIMEOUT
 
 
-def prepare_tasks(client, plan: Plan, target: Target) -> list[tuple[str, list[str], dict, bool]]:
+class Prepared(NamedTuple):
+    """One task of the plan, ready to start."""
+
+    task: TaskPlan
+    includes: list[str]
+    before: dict
+    """Its description before any update (a reused task's current execution is in it)."""
+    created: bool
+
+
+def prepare_tasks(client, plan: Plan, target: Target) -> list[Prepared]:
     """Reuse or create each task's location and task, and wait until every task is ready.
 
-    Returns, per task of the plan: its name, its includes, its description before any
-    update, and whether it was created. A dynamic plan's tasks are created with the first
+    A dynamic plan's tasks are created with the first
     chunk's includes (a task never holds an empty filter, which would select everything);
     the dispatcher sets each chunk's before starting it.
 
@@ -62,24 +74,26 @@ def prepare_tasks(client, plan: Plan, target: Target) -> list[tuple[str, list[st
                                           cloudwatch_arn=target.cloudwatch_arn, task_mode=target.task_mode)
         log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated",
                  before["TaskArn"])
-        prepared.append((task.name, includes, before, task_new))
-    agent_of = {t.name: t.agent_arn for t in plan.tasks}
-    ds.wait_until_ready(client, {before["TaskArn"]: f"task {name} on agent {_short(agent_of[name])}, "
-                                                    f"mounting {target.nfs_server}:{target.sub_dir}"
-                                 for name, _, before, _ in prepared},
+        prepared.append(Prepared(task, includes, before, task_new))
+    ds.wait_until_ready(client, {p.before["TaskArn"]: f"task {p.task.name} on agent {_short(p.task.agent_arn)}, "
+                                                      f"mounting {target.nfs_server}:{target.sub_dir}"
+                                 for p in prepared},
                         timeout=target.ready_timeout, on_wait=log.info)
     return prepared
 
 
-def launch(client, plan: Plan, target: Target, arn_file: str) -> list[str]:
+def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str) -> list[str]:
     """Prepare every task of a static plan, then start each and record its execution ARN.
 
     Returns the execution ARNs, one per task. Every ARN is on disk the moment its
     execution starts; an execution still running the same scope is adopted rather than
-    started twice. Nothing starts until every task is ready.
+    started twice. Nothing starts until every task is ready. A ledger that holds an
+    earlier dynamic run's dispatch is kept as ``.prev``: the watcher follows this run.
     """
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
+    if Ledger.read(ledger_file).dispatch is not None:
+        _keep_as_prev(ledger_file)
     done = []
     for _, includes, before, task_new in prepare_tasks(client, plan, target):
         excludes: list[str] = []
@@ -95,42 +109,63 @@ def launch(client, plan: Plan, target: Target, arn_file: str) -> list[str]:
     return done
 
 
-def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str,
-                   settings: DispatchSettings) -> DispatchResult:
+def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str) -> DispatchResult | None:
     """Prepare the tasks of a dynamic plan, record the dispatch in the ledger and run its
-    first check, which starts one chunk per agent, largest first.
+    first check, which starts one chunk per agent, largest first. Returns that check's
+    result, or None when it resumed an unfinished dispatch of this same plan instead (the
+    watcher hands out the rest, with its own retry and offline settings).
 
-    All under the arn file's lock, so no watcher checks meanwhile. A rerun with the same
-    plan while its dispatch is unfinished resumes it (nothing is started twice). Otherwise
-    the earlier ledger and arn file are kept as ``.prev`` and a new dispatch begins, but not
-    while one of the plan's tasks is still busy with an earlier run's execution: that
-    execution's scope overlaps this plan (SetupError, before anything is changed).
+    All under the arn file's lock, so no watcher checks meanwhile. A new dispatch keeps the
+    earlier ledger and arn file as ``.prev``, and does not begin while a task of this name
+    prefix still has an unfinished execution (an earlier run's scope overlaps this plan:
+    SetupError, before anything is changed).
     """
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("a watcher is checking %s; waiting for it",
                                                                      arn_file)):
         ledger = Ledger.read(ledger_file)
         if _unfinished_same_plan(ledger, plan):
-            log.info("resuming the unfinished dispatch of this same plan recorded in %s", ledger_file)
-        else:
-            names = {t.name for t in plan.tasks}
-            busy = [t for t in ds.list_tasks(client)
-                    if t.get("Name") in names and t.get("Status") in TaskStatus.BUSY_STATES]
-            if busy:
-                raise SetupError(f"task {busy[0].get('Name')} ({busy[0]['TaskArn']}) is still {busy[0]['Status']} "
-                                 "with an earlier run's execution, whose scope overlaps this plan: let it finish "
-                                 "or cancel it, then rerun")
-            warn_about_stale_runs(client, plan)
-            lanes: dict[str, list[str]] = {}
-            for task, (_, _, before, _) in zip(plan.tasks, prepare_tasks(client, plan, target), strict=True):
-                lanes.setdefault(task.agent_arn, []).append(before["TaskArn"])
-            rotate_arn_file(arn_file)
-            if os.path.exists(ledger_file):
-                os.replace(ledger_file, ledger_file + ".prev")
-                log.info("previous ledger kept as %s.prev", ledger_file)
-            ledger = Ledger(ledger_file, dispatch=Dispatch(lanes, [
-                ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost) for c in plan.chunks]))
-            ledger.save()
-        return Dispatcher(client, ledger, arn_file, settings).check()
+            log.info("the dispatch of this same plan recorded in %s is unfinished: resuming it; the watcher "
+                     "hands out the remaining chunks", ledger_file)
+            return None
+        _refuse_unfinished_runs(client, plan)
+        warn_about_stale_runs(client, plan)
+        lanes: dict[str, list[str]] = {}
+        for prepared in prepare_tasks(client, plan, target):
+            lanes.setdefault(prepared.task.agent_arn, []).append(prepared.before["TaskArn"])
+        rotate_arn_file(arn_file)
+        if os.path.exists(ledger_file):
+            _keep_as_prev(ledger_file)
+        ledger = Ledger(ledger_file, dispatch=Dispatch(uuid.uuid4().hex, lanes, [
+            ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost) for c in plan.chunks]))
+        ledger.save()
+        return Dispatcher(client, ledger, arn_file, Settings()).check()
+
+
+def _keep_as_prev(ledger_file: str) -> None:
+    os.replace(ledger_file, ledger_file + ".prev")
+    log.info("previous ledger kept as %s.prev", ledger_file)
+
+
+def _refuse_unfinished_runs(client, plan: Plan) -> None:
+    """Refuse to begin while a task of this plan's name prefix (either queue slot, and
+    whatever its agent's state: a task of an OFFLINE agent shows UNAVAILABLE) has an
+    unfinished execution: changing its filters could widen what that execution selects."""
+    prefix = _prefix(plan)
+    for task in ds.list_tasks(client):
+        name = task.get("Name", "")
+        if not name.startswith(prefix):
+            continue
+        unfinished = [e for e, status in ds.list_executions(client, task["TaskArn"]).items()
+                      if status not in ExecutionStatus.TERMINAL_STATES]
+        if unfinished:
+            raise SetupError(f"task {name} ({task['TaskArn']}) still has an unfinished execution of an earlier run "
+                             f"({unfinished[0]}), whose scope overlaps this plan: let it finish or cancel it, "
+                             "then rerun")
+
+
+def _prefix(plan: Plan) -> str:
+    """The name prefix of the plan's tasks (``--task_name``)."""
+    return plan.tasks[0].name.rsplit("agent-", 1)[0] if plan.tasks else ""
 
 
 def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
@@ -139,8 +174,7 @@ def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
     dispatch = ledger.dispatch
     if dispatch is None:
         return False
-    slots = len(plan.tasks) // max(len(plan.agents), 1)
-    same = (sorted(dispatch.lanes) == sorted(plan.agents) and all(len(t) == slots for t in dispatch.lanes.values())
+    same = (sorted(dispatch.lanes) == sorted(plan.agents) and all(len(t) == plan.slots for t in dispatch.lanes.values())
             and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
 
     def succeeded(chunk: ChunkRecord) -> bool:
@@ -155,7 +189,7 @@ def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
 def warn_about_stale_runs(client, plan: Plan) -> list[str]:
     """Tasks of an earlier run (same name prefix, an agent this plan does not use) that are
     still running: their old scope overlaps the new plan, so files may be sent twice."""
-    prefix = plan.tasks[0].name.rsplit("agent-", 1)[0] if plan.tasks else ""
+    prefix = _prefix(plan)
     mine = {t.name for t in plan.tasks}
     stale = [t["TaskArn"] for t in ds.list_tasks(client)
              if prefix and t.get("Name", "").startswith(prefix) and t.get("Name") not in mine

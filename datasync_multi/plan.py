@@ -85,20 +85,20 @@ class Units:
                  "cost": u.cost} for u in self.units]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskPlan(Units):
     """One agent's task. In a static plan its units are the agent's whole share; in a
     dynamic plan it has none of its own: each execution carries one chunk."""
 
-    agent_arn: str = ""
-    name: str = ""
+    agent_arn: str
+    name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Chunk(Units):
     """One piece of a dynamic plan: started as one execution on whichever agent frees first."""
 
-    index: int = 0
+    index: int
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "includes": list(self.includes), "include_chars": self.include_chars,
@@ -128,6 +128,11 @@ class Plan:
     @property
     def dynamic(self) -> bool:
         return bool(self.chunks)
+
+    @property
+    def slots(self) -> int:
+        """Tasks per agent: one, or a dynamic plan's queue depth."""
+        return len(self.tasks) // max(len(self.agents), 1) if self.tasks else 1
 
     @property
     def scopes(self) -> tuple[Units, ...]:
@@ -213,13 +218,17 @@ class Plan:
                             "it was written by another version of the scheduler")
         try:
             tasks = tuple(_task_from_json(t) for t in data["tasks"])
-            return cls(tasks=tasks, agents=tuple(str(a) for a in data["agents"]),
+            plan = cls(tasks=tasks, agents=tuple(str(a) for a in data["agents"]),
                        roots=tuple(_root_from_json(r) for r in data["roots"]),
                        per_file_cost=int(data["per_file_cost"]),
                        max_depth=None if data["max_depth"] is None else int(data["max_depth"]),
                        lower_bound=int(data["lower_bound"]), threshold=int(data["split_threshold"]),
                        warnings=tuple(str(w) for w in data["warnings"]),
-                       chunks=tuple(_chunk_from_json(c) for c in data.get("chunks", ())) if version == 3 else ())
+                       chunks=tuple(_chunk_from_json(c) for c in data["chunks"]) if version == DYNAMIC_PLAN_VERSION
+                       else ())
+            if version == DYNAMIC_PLAN_VERSION and not plan.chunks:
+                raise ValueError("a dynamic plan (version 3) with no chunk")
+            return plan
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
             raise UserError(f"not a plan this version wrote: {detail}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .dispatch import ChunkState, DispatchResult
 from .plan import Plan
 from .scan import human_bytes
 
@@ -26,8 +27,8 @@ def plan_table(plan: Plan) -> str:
                  f"{100 * c.cost / total:.1f}%" if total else "-", f"{c.include_chars:,}") for c in plan.chunks]
         body = table(("chunk", "units", "bytes", "files", "items listed", "share", "include chars"),
                      chunk_rows, (True, True, True, True, True, True, True))
-        slots = len(plan.tasks) // max(len(plan.agents), 1)
-        return body + "\n" + (f"{len(plan.chunks)} chunk(s) for {len(plan.agents)} agent(s), {slots} task(s) each, "
+        return body + "\n" + (f"{len(plan.chunks)} chunk(s) for {len(plan.agents)} agent(s), {plan.slots} task(s) "
+                              "each, "
                               f"each chunk to the agent that frees first; {human_bytes(plan.total_bytes)} in "
                               f"{plan.total_files:,} files and {plan.total_dirs:,} dirs; heaviest chunk / "
                               f"lower bound = {plan.balance:.3f}")
@@ -59,7 +60,7 @@ def watch_table(rows) -> str:
                  (False, False, False, False, True, True, False))
 
 
-def dispatch_table(result) -> str:
+def dispatch_table(result: DispatchResult) -> str:
     """One row per chunk (where it runs, what it sent of its bytes, what the check did), then
     the job: chunks per state, bytes against the plan, each agent's measured rate, and when
     it should end if those rates hold."""
@@ -69,9 +70,9 @@ def dispatch_table(result) -> str:
                  (True, False, False, False, True, False))
     counts = result.counts
     share = 100 * result.bytes_done / result.bytes_total if result.bytes_total else 100.0
-    lines = [f"chunks: {counts.get('done', 0)} done, {counts.get('running', 0)} running, "
-             f"{counts.get('waiting', 0)} waiting" + (f", {counts['given up']} given up" if counts.get("given up")
-                                                      else ""),
+    given_up = counts.get(ChunkState.GIVEN_UP, 0)
+    lines = [f"chunks: {counts.get(ChunkState.DONE, 0)} done, {counts.get(ChunkState.RUNNING, 0)} running, "
+             f"{counts.get(ChunkState.WAITING, 0)} waiting" + (f", {given_up} given up" if given_up else ""),
              f"bytes: {human_bytes(result.bytes_done)} of {human_bytes(result.bytes_total)} planned ({share:.1f}%)",
              "agents: " + "; ".join(f"{a.agent.rsplit('/', 1)[-1]} {a.status}, {a.chunks_done} done, "
                                     + (f"{human_bytes(int(a.bytes_per_second))}/s" if a.bytes_per_second

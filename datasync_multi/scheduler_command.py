@@ -12,8 +12,7 @@ import logging
 import os
 
 from . import datasync as ds
-from .cli import Parser, run, setup_logging
-from .dispatch import DispatchSettings
+from .cli import EXIT_AWS, EXIT_OK, Parser, run, setup_logging
 from .errors import UserError
 from .launch import Target, launch, start_dispatch
 from .manifest import read_manifest
@@ -129,9 +128,9 @@ def check_args(a) -> list[str]:
     check_writable(a.plan_file, "--plan_file")
     if not a.dry_run:
         check_writable(a.arn_file, "--arn_file")
+        check_writable(ledger_path(a), "--ledger_file")  # a dynamic run writes it; a static one may move it aside
         if a.chunks_per_agent > 1:
             check_writable(a.arn_file + ".lock", "--arn_file")
-            check_writable(ledger_path(a), "--ledger_file")
     agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
     for arn in agents:
         must_match(arn, "AgentArn", "agent")
@@ -192,7 +191,7 @@ def schedule(argv: list[str] | None) -> int:
     plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth,
                      item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None,
                      chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth)
-    if not plan.tasks:
+    if not plan.scopes:
         raise UserError("nothing to transfer under the manifest's directories")
     write_json(a.plan_file, plan.to_json())
     print(plan_table(plan), flush=True)
@@ -206,12 +205,13 @@ def schedule(argv: list[str] | None) -> int:
     target = Target(a.nfs_server_name, a.sub_dir, a.dest_loc, a.cloudwatch_arn, options, a.task_mode,
                     a.nfs_version, a.task_ready_timeout_sec)
     if plan.dynamic:
-        result = start_dispatch(client, plan, target, a.arn_file, ledger_path(a), DispatchSettings())
-        print(dispatch_table(result), flush=True)
+        result = start_dispatch(client, plan, target, a.arn_file, ledger_path(a))
+        if result is not None:
+            print(dispatch_table(result), flush=True)
         log.info("dispatch recorded in %s, executions in %s; run the watcher to hand out the remaining chunks; "
                  "log in %s", ledger_path(a), a.arn_file, log_path)
-        return 1 if result.errors else 0
-    launched = launch(client, plan, target, a.arn_file)
+        return EXIT_AWS if result is not None and result.errors else EXIT_OK
+    launched = launch(client, plan, target, a.arn_file, ledger_path(a))
     log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
     return 0
 

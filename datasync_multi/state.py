@@ -111,11 +111,13 @@ def exclusive_lock(path: str, on_wait: Callable[[], None] | None = None) -> Iter
         os.close(fd)
 
 
-LEDGER_VERSION = 2
-"""The shape of the ledger file. Version 2 adds the dispatch record; a version 1 ledger
-(which has none) is read as it is. Any other version is refused, never guessed at: an
-older watcher refuses a version 2 ledger rather than ignore its dispatch."""
-READABLE_LEDGER_VERSIONS = (1, 2)
+LEDGER_VERSION = 1
+DISPATCH_LEDGER_VERSION = 2
+"""The shape of the ledger file: version 2 holds a dispatch record, version 1 none (and is
+written as before, so an older watcher still reads a static ledger). Any other version is
+refused, never guessed at: an older watcher refuses a version 2 ledger rather than ignore
+its dispatch."""
+READABLE_LEDGER_VERSIONS = (LEDGER_VERSION, DISPATCH_LEDGER_VERSION)
 
 
 @dataclass(frozen=True)
@@ -342,17 +344,23 @@ class ChunkRecord:
 class Dispatch:
     """A dynamic plan in progress: each agent's tasks (its queue slots) and every chunk."""
 
+    id: str
+    """Names this dispatch in the tag of each execution it starts (see ``start_tag``)."""
     lanes: dict[str, list[str]]
     """Agent ARN -> the ARNs of its tasks, one per queue slot."""
     chunks: list[ChunkRecord]
 
+    def start_tag(self, chunk: ChunkRecord, attempt: ChunkAttempt) -> str:
+        """The tag value of one start: which dispatch, which chunk, which attempt of it."""
+        return f"{self.id}/{chunk.index}/{chunk.attempts.index(attempt) + 1}"
+
     def to_json(self) -> dict[str, Any]:
-        return {"lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
+        return {"id": self.id, "lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
                 "chunks": [c.to_json() for c in self.chunks]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Dispatch:
-        return cls({str(agent): [str(t) for t in tasks] for agent, tasks in data["lanes"].items()},
+        return cls(str(data["id"]), {str(agent): [str(t) for t in tasks] for agent, tasks in data["lanes"].items()},
                    [ChunkRecord.from_json(c) for c in data["chunks"]])
 
     def executions(self) -> set[str]:
@@ -399,7 +407,7 @@ class Ledger:
         write_json(self.path, self.to_json())
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": LEDGER_VERSION,
+        return {"version": LEDGER_VERSION if self.dispatch is None else DISPATCH_LEDGER_VERSION,
                 "scopes": {root: scope.to_json() for root, scope in self.scopes.items()},
                 "tasks": {arn: task.to_json() for arn, task in self.tasks.items()},
                 "locations": {arn: _location_to_json(loc) for arn, loc in self.locations.items()},

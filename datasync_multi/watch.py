@@ -48,6 +48,9 @@ class Settings:
     record of each task, and the agents a retry may use."""
     task_ready_timeout: float = ds.TASK_READY_TIMEOUT
     """Seconds a retry's new task may stay CREATING before this check gives up on it (the next one resumes)."""
+    poll: float = 300.0
+    """Seconds between checks (the loop's sleep, or cron's interval): a chunk left for a busy
+    agent waits, on average, half of it before a check hands it over."""
 
 
 @dataclass

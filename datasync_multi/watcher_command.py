@@ -19,12 +19,12 @@ import time
 
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
-from .dispatch import Dispatcher, DispatchResult, DispatchSettings
+from .dispatch import Dispatcher, DispatchResult
 from .errors import UserError
 from .plan import Plan
 from .report import dispatch_table, watch_table
 from .state import Ledger, check_writable, exclusive_lock, read_json
-from .watch import Settings, Watcher
+from .watch import CheckResult, Settings, Watcher
 
 EXIT_EXHAUSTED = 3
 """A scope failed and will not be retried: no retries left, or no scope of record."""
@@ -81,7 +81,8 @@ def watch(argv: list[str] | None) -> int:
     a = parse(argv)
     setup_logging("ds_ha.log", a.log_dir, a.verbose)
     plan = read_plan(a.plan_file)
-    settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan)
+    settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan,
+                        poll=a.timeout_sec)
 
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
@@ -105,24 +106,6 @@ def show(table: str) -> None:
         log.info("%s", line, extra=FILE_ONLY)
 
 
-def dispatch_exit_code(result: DispatchResult) -> int:
-    """The exit codes of a static check, read for chunks."""
-    if result.given_up:
-        return EXIT_EXHAUSTED
-    if result.errors:
-        log.error("this check could not look at or act on %d chunk(s); it is not complete", len(result.errors))
-        return EXIT_AWS
-    if result.stuck:
-        log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(result.stuck),
-                  ", ".join(map(str, result.stuck)))
-        return EXIT_NO_HEALTHY_AGENT
-    if result.oversized:
-        return EXIT_OVERSIZED
-    if result.finished:
-        log.info("every chunk has succeeded")
-    return EXIT_OK
-
-
 def read_plan(path: str) -> Plan | None:
     """The scheduler's plan, or None if there is no plan file (then no scope can be rebuilt,
     so nothing is retried); a plan of another version is a UserError naming the file."""
@@ -136,33 +119,51 @@ def read_plan(path: str) -> Plan | None:
 
 
 def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> tuple[int, bool]:
-    """One locked check; returns (exit code, whether every scope has ended)."""
+    """One locked check (of the watcher, or of the dispatcher for a dynamic plan); returns
+    (exit code, whether every scope or chunk has ended)."""
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
                                                                      "waiting for it", arn_file)):
         ledger = Ledger.read(ledger_file)
-        plan = settings.plan
-        if ledger.dispatch is None and isinstance(plan, Plan) and plan.dynamic:
-            raise UserError(f"the plan is dynamic and the ledger {ledger_file!r} holds no dispatch record: "
-                            "run the scheduler, or pass the --ledger_file it wrote")
+        check_plan_matches(settings.plan, ledger, ledger_file)
+        result: CheckResult | DispatchResult
         if ledger.dispatch is not None:
-            dispatched = Dispatcher(client, ledger, arn_file, DispatchSettings(
-                settings.max_retries, settings.offline_threshold)).check()
-            show(dispatch_table(dispatched))
-            return dispatch_exit_code(dispatched), dispatched.finished
-        result = Watcher(client, ledger, arn_file, settings).check()
-    show(watch_table(result.rows))
+            result = Dispatcher(client, ledger, arn_file, settings).check()
+        else:
+            result = Watcher(client, ledger, arn_file, settings).check()
+    if isinstance(result, DispatchResult):
+        show(dispatch_table(result))
+        what = "chunk(s)"
+    else:
+        show(watch_table(result.rows))
+        what = "scope(s)"
     if result.exhausted:
-        log.error("%d scope(s) failed and will not be retried", len(result.exhausted))
+        log.error("%d %s failed and will not be retried", len(result.exhausted), what)
         return EXIT_EXHAUSTED, result.finished
     if result.errors:
-        log.error("this check could not look at or act on %d execution(s); it is not complete",
-                  len(result.errors))
+        log.error("this check could not look at or act on %d %s; it is not complete", len(result.errors),
+                  "chunk(s)" if what == "chunk(s)" else "execution(s)")
         return EXIT_AWS, False
     if result.waiting:
+        if isinstance(result, DispatchResult):  # the watcher has said it per execution
+            log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(result.waiting),
+                      ", ".join(result.waiting))
         return EXIT_NO_HEALTHY_AGENT, False
     if result.oversized:
         return EXIT_OVERSIZED, result.finished
     if result.finished:
-        log.info("every watched scope has succeeded")
+        log.info("every %s has succeeded", "chunk" if what == "chunk(s)" else "watched scope")
     return EXIT_OK, result.finished
 
+
+def check_plan_matches(plan: Plan | object, ledger: Ledger, ledger_file: str) -> None:
+    """Refuse a plan file and a ledger of two different runs: the dispatcher would follow
+    the old one, or the watcher ignore the chunks."""
+    if not isinstance(plan, Plan):
+        return
+    if ledger.dispatch is None and plan.dynamic:
+        raise UserError(f"the plan is dynamic and the ledger {ledger_file!r} holds no dispatch record: "
+                        "run the scheduler, or pass the --ledger_file it wrote")
+    if ledger.dispatch is not None and [c.includes for c in ledger.dispatch.chunks] != \
+            [c.includes for c in plan.chunks]:
+        raise UserError(f"the ledger {ledger_file!r} records the dispatch of another plan than the plan file's: "
+                        "pass the --plan_file and --ledger_file of the same run")

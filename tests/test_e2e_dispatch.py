@@ -110,7 +110,7 @@ def test_an_agent_lost_mid_chunk_loses_its_chunk_to_another_and_takes_chunks_aga
     run_to_the_end(site, "--offline_threshold_sec", "0")
     assert_exact_copy(site, retried=1)
     record = {c["index"]: c for c in chunks(site)}
-    assert [a["agent"] for a in record[failed["index"]]["attempts"]][1:] != [lost]  # never back to it
+    assert lost not in [a["agent"] for a in record[failed["index"]]["attempts"]][1:]  # never back to it
     assert any(a["agent"] == lost and not a.get("failed") for c in record.values() for a in c["attempts"])
 
 
@@ -136,12 +136,19 @@ def test_a_watcher_killed_between_deciding_a_start_and_recording_it(site, when):
     before = starts(site)
     r = site.run("tests/crash_watcher.py", when, "--arn_file", "arn_file.txt", "--once")
     assert r.returncode == 137, r.stderr
-    intents = [a for c in chunks(site) for a in c["attempts"] if "execution" not in a]
+    intents = [(c, a) for c in chunks(site) for a in c["attempts"] if "execution" not in a]
     assert len(intents) == 1  # decided and saved, not recorded as started
+    crashed = intents[0][0]
     assert starts(site) == before + (when == "after_start")
     r = site.watch("--once")
     assert r.returncode == 0, r.stderr
-    assert "start completed (an earlier check decided it)" in r.stdout
+    said = {"before_start": "start completed (an earlier check decided it)",
+            "after_start": "recorded (an earlier check made it)"}[when]
+    assert said in r.stdout
+    runs = [e for e in site.emu.state()["executions"] if e["includes"][0]["Value"] == "|".join(crashed["includes"])]
+    assert len(runs) == 1  # the crashed chunk started once, whichever side of the start the watcher died on
+    assert [a["execution"] for c in chunks(site) if c["index"] == crashed["index"] for a in c["attempts"]] == \
+        [runs[0]["arn"]]
     assert not [a for c in chunks(site) for a in c["attempts"] if "execution" not in a]
     site.emu.set_agent(agent, bytes_per_second=0)
     run_to_the_end(site)
@@ -154,7 +161,7 @@ def test_queue_depth_2_keeps_a_chunk_queued_and_a_lost_agent_returns_its_queued_
         site.emu.set_agent(lost, bytes_per_second=SLOW)
         assert site.schedule("--chunks_per_agent", "3", "--queue_depth", "2", "--per_file_cost", "0").returncode == 0
         assert starts(site) == 6  # two per agent: one runs, one waits in its queue
-        queued = next(e for e in site.emu.state()["executions"] if e["agent"] == lost and e["status"] == "QUEUED")
+        queued = [e for e in site.emu.state()["executions"] if e["agent"] == lost][1]  # the later one, by seq
         wait_transferring(site, lost)
         site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
         r = site.watch("--once", "--offline_threshold_sec", "0")
@@ -164,18 +171,18 @@ def test_queue_depth_2_keeps_a_chunk_queued_and_a_lost_agent_returns_its_queued_
         assert attempts[queued["arn"]].get("returned") and not attempts[queued["arn"]].get("failed")
         run_to_the_end(site, "--offline_threshold_sec", "0")
         assert_exact_copy(site, retried=1)
-        lanes = Counter(a["task"] for c in chunks(site) for a in c["attempts"])
-        assert len(lanes) == 6  # both tasks of each agent ran chunks
+        agents_used = Counter(a["agent"] for c in chunks(site) for a in c["attempts"] if not a.get("failed"))
+        assert agents_used[lost] == 1  # only its returned, never-started chunk
 
 
 def test_a_rerun_of_the_same_plan_resumes_and_a_new_plan_waits_for_the_old_executions(site):
     slow = site.emu.agent_arns()[0]
-    site.emu.set_agent(slow, bytes_per_second=SLOW)
+    site.emu.set_agent(slow, bytes_per_second=500)  # its chunk outlives the test
     args = ("--chunks_per_agent", "3", "--per_file_cost", "0")
     assert site.schedule(*args).returncode == 0
     r = site.schedule(*args)  # the same share, the same plan: the dispatch goes on
     assert r.returncode == 0, r.stderr
-    assert "resuming the unfinished dispatch" in r.stderr
+    assert "is unfinished: resuming it" in r.stderr
     assert sum(len(c["attempts"]) for c in chunks(site)) == starts(site)
     assert all(sum(1 for a in c["attempts"] if not a.get("failed")) <= 1 for c in chunks(site))
     with open(os.path.join(site.share, "new-since-the-plan.txt"), "w") as fh:
@@ -183,8 +190,8 @@ def test_a_rerun_of_the_same_plan_resumes_and_a_new_plan_waits_for_the_old_execu
     before = starts(site)
     r = site.schedule(*args)  # a new plan, while the slow agent still runs an old chunk
     assert r.returncode == 3, r.stderr
-    assert "with an earlier run's execution, whose scope overlaps this plan" in r.stderr
-    assert starts(site) == before and len(r.stderr.strip().splitlines()) >= 1
+    assert "still has an unfinished execution of an earlier run" in r.stderr
+    assert starts(site) == before
 
 
 def test_a_chunk_out_of_retries_is_given_up_exit_3_while_the_others_finish(site):
@@ -217,3 +224,27 @@ def test_chunks_with_no_online_agent_to_take_them_exit_4_and_keep_their_budget(s
         site.emu.set_agent(agent, status="ONLINE")
     run_to_the_end(site, "--offline_threshold_sec", "0")
     assert_exact_copy(site, retried=3)
+
+
+def test_a_new_plan_after_a_finished_run_copies_what_is_new_and_adopts_nothing_old(site):
+    assert site.schedule("--chunks_per_agent", "3").returncode == 0
+    run_to_the_end(site)
+    old = set(site.arns())
+    os.makedirs(os.path.join(site.share, "arrived-later"))
+    with open(os.path.join(site.share, "arrived-later", "new.txt"), "w") as fh:
+        fh.write("y" * 7000)
+    assert site.schedule("--chunks_per_agent", "3").returncode == 0  # a rescan, a new plan, within the minute
+    run_to_the_end(site)
+    assert differences(site.share, site.dest_dir) == []
+    assert not old & {a["execution"] for c in chunks(site) for a in c["attempts"]}
+
+
+def test_a_static_run_after_a_dynamic_one_is_watched_as_static(site):
+    assert site.schedule("--chunks_per_agent", "3").returncode == 0
+    run_to_the_end(site)
+    assert site.schedule().returncode == 0  # K = 1
+    assert os.path.exists(os.path.join(site.work, "arn_file.txt.ledger.json.prev"))
+    r = site.watch("--once")
+    assert r.returncode == 0, r.stderr
+    assert "bytes sent / to send" in r.stdout and "chunks:" not in r.stdout
+    assert set(site.arns()) <= set(r.stdout.split()) | {a for a in site.arns() if a.rsplit("/", 1)[-1] in r.stdout}

@@ -13,8 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasync_multi.datasync import Execution, NfsLocation
+from datasync_multi.dispatch import ChunkState, Dispatcher
 from datasync_multi.errors import UserError
-from datasync_multi.state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts
+from datasync_multi.state import (
+    Attempt,
+    ChunkAttempt,
+    ChunkRecord,
+    Dispatch,
+    Ledger,
+    PlannedScope,
+    Retry,
+    Scope,
+    TaskFacts,
+)
+from datasync_multi.watch import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-00000000000000001"
@@ -143,3 +155,46 @@ def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp
     assert r.stderr.strip().splitlines() == [
         "datasync_agent_ha.py: error: ledger 'arn_file.txt.ledger.json': written by another version of the watcher "
         "(ledger version 3; this one reads versions 1 and 2): finish the migration with the version that wrote it"]
+
+
+chunk_attempts = st.builds(ChunkAttempt, agent=st.sampled_from(["a1", "a2"]), task=st.sampled_from(["t1", "t2"]),
+                           decided=st.floats(0, 2e9), execution=st.none() | st.text(min_size=1, max_size=12),
+                           failed=st.none() | st.sampled_from(["ERROR", "TRANSFERRING on offline agent"]),
+                           returned=st.booleans())
+dispatches = st.builds(Dispatch, id=st.text(alphabet="0123456789abcdef", min_size=1, max_size=32),
+                       lanes=st.dictionaries(st.sampled_from(["a1", "a2", "a3"]), st.lists(st.text(max_size=8),
+                                                                                          min_size=1, max_size=2)),
+                       chunks=st.lists(st.builds(ChunkRecord, index=st.integers(0, 99),
+                                                 includes=st.lists(st.text(min_size=1, max_size=9),
+                                                                   max_size=3).map(tuple),
+                                                 bytes=st.integers(0, 2**50), files=st.integers(0, 10**8),
+                                                 dirs=st.integers(0, 10**7), cost=st.integers(0, 2**60),
+                                                 attempts=st.lists(chunk_attempts, max_size=3)), max_size=4))
+
+
+@settings(max_examples=100, deadline=None)
+@given(dispatches)
+def test_any_dispatch_survives_the_ledger_and_a_static_ledger_stays_version_1(dispatch):
+    ledger = Ledger("ledger.json", dispatch=dispatch)
+    data = json.loads(json.dumps(ledger.to_json()))
+    assert data["version"] == 2 and Ledger.from_json(data, "ledger.json") == ledger
+    assert Ledger("ledger.json").to_json()["version"] == 1
+
+
+def test_where_a_chunk_stands_follows_its_latest_attempt():
+    done, failed = Execution("SUCCESS"), Execution("ERROR")
+    def chunk(i, *attempts):
+        return ChunkRecord(i, (f"/d{i}/",), 1, 1, 0, 1, list(attempts))
+    chunks = [chunk(0), chunk(1, ChunkAttempt("a1", "t1", 0, "e1")), chunk(2, ChunkAttempt("a1", "t1", 0, "e2")),
+              chunk(3, ChunkAttempt("a1", "t1", 0, "e3", failed="ERROR")),
+              chunk(4, ChunkAttempt("a1", "t1", 0, "e4", failed="ERROR"), ChunkAttempt("a2", "t2", 0, "e5",
+                                                                                       failed="ERROR")),
+              chunk(5, ChunkAttempt("a1", "t1", 0, None)), chunk(6, ChunkAttempt("a1", "t1", 0, "e6", returned=True)),
+              chunk(7, ChunkAttempt("a1", "t1", 0, "e7", failed="ERROR"))]
+    ledger = Ledger("l", finished={"e1": done, "e3": failed, "e4": failed, "e5": failed, "e7": failed},
+                    dispatch=Dispatch("id", {"a1": ["t1"], "a2": ["t2"], "a3": ["t3"]}, chunks))
+    states = [Dispatcher(None, ledger, "arns", Settings(max_retries=1)).state(c) for c in chunks]
+    W, R, D, G = ChunkState.WAITING, ChunkState.RUNNING, ChunkState.DONE, ChunkState.GIVEN_UP
+    assert states == [W, D, R, W, G, R, W, W]
+    ledger.dispatch.lanes = {"a1": ["t1"]}  # chunk 7 failed on the plan's every agent
+    assert Dispatcher(None, ledger, "arns", Settings(max_retries=5)).state(chunks[7]) == G
