@@ -90,9 +90,10 @@ def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str) 
     started twice. Nothing starts until every task is ready. A ledger that holds an
     earlier dynamic run's dispatch is kept as ``.prev``: the watcher follows this run.
     """
+    dispatched = Ledger.read(ledger_file).dispatch is not None  # an unreadable ledger stops the run here
     warn_about_stale_runs(client, plan)
     rotate_arn_file(arn_file)
-    if Ledger.read(ledger_file).dispatch is not None:
+    if dispatched:
         _keep_as_prev(ledger_file)
     done = []
     for _, includes, before, task_new in prepare_tasks(client, plan, target):

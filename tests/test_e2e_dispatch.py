@@ -93,12 +93,19 @@ def site(tmp_path):
         yield s
 
 
-def test_an_agent_lost_mid_chunk_loses_its_chunk_to_another_and_takes_chunks_again_when_back(site):
+def lose_an_agent_mid_chunk(site) -> str:
+    """Schedule 3 chunks per agent with the first agent slow, and take that agent OFFLINE
+    while it copies its first chunk; returns the agent."""
     lost = site.emu.agent_arns()[0]
     site.emu.set_agent(lost, bytes_per_second=SLOW)
     assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
     wait_transferring(site, lost)
     site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+    return lost
+
+
+def test_an_agent_lost_mid_chunk_loses_its_chunk_to_another_and_takes_chunks_again_when_back(site):
+    lost = lose_an_agent_mid_chunk(site)
     r = site.watch("--once", "--offline_threshold_sec", "0")
     assert r.returncode == 0, r.stderr
     assert "stranded" in r.stdout
@@ -195,11 +202,7 @@ def test_a_rerun_of_the_same_plan_resumes_and_a_new_plan_waits_for_the_old_execu
 
 
 def test_a_chunk_out_of_retries_is_given_up_exit_3_while_the_others_finish(site):
-    lost = site.emu.agent_arns()[0]
-    site.emu.set_agent(lost, bytes_per_second=SLOW)
-    assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
-    wait_transferring(site, lost)
-    site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+    lose_an_agent_mid_chunk(site)
     r = site.watch("--timeout_sec", "0.2", "--offline_threshold_sec", "0", "--max_retries", "0", timeout=240)
     assert r.returncode == 3, (r.stdout[-2000:], r.stderr[-2000:])
     assert "1 given up" in r.stdout.split("chunks:")[-1] and "failed 1 time(s): given up" in r.stdout
