@@ -42,6 +42,9 @@ TARGET_PREFIX = "FmrsService."
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "DataSyncEmulator/1.0"
+    disable_nagle_algorithm = True
+    """Headers and body go out in two writes: with Nagle's algorithm the body waited for the
+    client's delayed ACK, 40 ms on every call."""
     state: State = None  # set by make_server
     verbose = False
 
