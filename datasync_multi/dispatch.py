@@ -262,7 +262,8 @@ class Dispatcher(Observer):
         result.eta = assignment.eta
         for index, agent in assignment.starts:
             chunk = by_index[index]
-            task = next(t for t in self.dispatch.lanes[agent] if t not in self._busy_tasks(agent))
+            busy = self._busy_tasks(agent)
+            task = next(t for t in self.dispatch.lanes[agent] if t not in busy)
             attempt = ChunkAttempt(agent, task, now)
             chunk.attempts.append(attempt)
             self.ledger.save()  # the intent is durable before anything is changed or started

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import datasync as ds
-from .dispatch import Dispatcher, DispatchResult
+from .dispatch import ChunkState, Dispatcher, DispatchResult
 from .errors import SetupError
 from .plan import Plan, TaskPlan
 from .state import ChunkRecord, Dispatch, Ledger, append_line, exclusive_lock
@@ -54,9 +54,9 @@ class Prepared(NamedTuple):
 def prepare_tasks(client, plan: Plan, target: Target) -> list[Prepared]:
     """Reuse or create each task's location and task, and wait until every task is ready.
 
-    A dynamic plan's tasks are created with the first
-    chunk's includes (a task never holds an empty filter, which would select everything);
-    the dispatcher sets each chunk's before starting it.
+    A dynamic plan's tasks are created with the first chunk's includes (a task never holds
+    an empty filter, which would select everything); the dispatcher sets each chunk's
+    before starting it.
 
     Every step is logged as it happens, so a failure midway leaves a record, and a rerun
     finds and reuses what exists. A new task is CREATING while DataSync mounts the export,
@@ -128,8 +128,7 @@ def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_fil
             log.info("the dispatch of this same plan recorded in %s is unfinished: resuming it; the watcher "
                      "hands out the remaining chunks", ledger_file)
             return None
-        _refuse_unfinished_runs(client, plan)
-        warn_about_stale_runs(client, plan)
+        _refuse_unfinished_runs(client, plan)  # covers what warn_about_stale_runs warns of, and refuses it
         lanes: dict[str, list[str]] = {}
         for prepared in prepare_tasks(client, plan, target):
             lanes.setdefault(prepared.task.agent_arn, []).append(prepared.before["TaskArn"])
@@ -177,14 +176,8 @@ def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
         return False
     same = (sorted(dispatch.lanes) == sorted(plan.agents) and all(len(t) == plan.slots for t in dispatch.lanes.values())
             and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
-
-    def succeeded(chunk: ChunkRecord) -> bool:
-        latest = chunk.latest
-        ended = ledger.finished.get(latest.execution or "") if latest else None
-        return ended is not None and latest is not None and latest.active and \
-            ended.status in ExecutionStatus.SUCCESS_STATES
-
-    return same and not all(succeeded(c) for c in dispatch.chunks)
+    known = Dispatcher(None, ledger, "", Settings())  # what the ledger alone knows: no call is made
+    return same and any(known.state(c) != ChunkState.DONE for c in dispatch.chunks)
 
 
 def warn_about_stale_runs(client, plan: Plan) -> list[str]:

@@ -83,7 +83,6 @@ def watch(argv: list[str] | None) -> int:
     plan = read_plan(a.plan_file)
     settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan,
                         poll=a.timeout_sec)
-
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     while True:
