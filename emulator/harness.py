@@ -202,6 +202,17 @@ class Emulator:
     def config(self, **kw) -> dict:
         return self._call("POST", "/_emulator/config", kw)
 
+    def fault(self, operation: str, fault: str = "500", times: int = 1, when: str = "after") -> dict[str, dict]:
+        """Lose the answer to the next `times` calls of `operation` (-1: until cleared, 0: clear):
+        ``fault`` "500" (InternalException) or "drop" (connection closed), ``when`` "after"
+        carrying the call out or "before". Returns the faults still set, as :meth:`faults`."""
+        body = {"operation": operation, "fault": fault, "times": times, "when": when}
+        return self._call("POST", "/_emulator/faults", body)["faults"]
+
+    def faults(self) -> dict[str, dict]:
+        """The faults still set: operation -> {"fault", "times" (left; -1: until cleared), "when"}."""
+        return self._call("GET", "/_emulator/faults")["faults"]
+
     def calls(self) -> dict:
         return self._call("GET", "/_emulator/calls")
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from . import taskmode
 from .filters import DEFAULT_READING, Reading
@@ -54,6 +54,16 @@ class ExecFailed(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+@dataclass
+class Fault:
+    """An answer to lose on purpose (``POST /_emulator/faults``): as HTTP 500 or a dropped
+    connection, ``after`` carrying the call out or ``before``, for ``times`` more calls (-1: all)."""
+
+    fault: str
+    times: int
+    when: str
 
 
 @dataclass
@@ -202,6 +212,9 @@ class State:
         self.selections: dict[str, int] = defaultdict(int)
         self.calls: dict[str, int] = defaultdict(int)
         self.throttled: dict[str, int] = defaultdict(int)
+        self.faulted: dict[str, int] = defaultdict(int)
+        self.faults: dict[str, Fault] = {}
+        """By operation: the answers still to lose."""
         self.throttle_fraction = 0.0
         self.throttle_rng = random.Random(1)
         self.seq = 0
@@ -326,4 +339,10 @@ class State:
                 "tags": {k: v for k, v in self.tags.items() if v},
                 "calls": dict(self.calls),
                 "throttled": dict(self.throttled),
+                "faulted": dict(self.faulted),
+                "faults": self.fault_list(),
             }
+
+    def fault_list(self) -> dict[str, dict]:
+        """The faults still set, by operation, as ``GET /_emulator/faults`` lists them (hold ``lock``)."""
+        return {op: asdict(f) for op, f in sorted(self.faults.items())}

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import handlers, model
 from .filters import EXECUTION_FILTERS
-from .resources import ApiError, State
+from .resources import ApiError, Fault, State
 
 JSON_CT = "application/x-amz-json-1.1"
 
@@ -37,6 +37,31 @@ CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_cre
                    "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
 """What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
+FAULT_KINDS = ("500", "drop")
+FAULT_WHEN = ("after", "before")
+
+
+def fault_spec(body) -> tuple[str, Fault | None]:
+    """A ``POST /_emulator/faults`` body read: the operation and its fault (None: clear it).
+    ValueError: refused, so a typo cannot set a fault that never fires."""
+    if not isinstance(body, dict):
+        raise ValueError("want a JSON object")
+    unknown = sorted(set(body) - {"operation", "fault", "times", "when"})
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}")
+    op = body.get("operation")
+    if not isinstance(op, str) or op not in _model_ops():
+        raise ValueError(f"operation {op!r} is not in DataSync's model")
+    if op not in handlers.OPERATIONS:
+        raise ValueError(f"operation {op!r} is not implemented by the emulator")
+    kind, when, times = body.get("fault", "500"), body.get("when", "after"), body.get("times", 1)
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"fault must be one of {', '.join(FAULT_KINDS)}, not {kind!r}")
+    if when not in FAULT_WHEN:
+        raise ValueError(f"when must be one of {', '.join(FAULT_WHEN)}, not {when!r}")
+    if type(times) is not int or times < -1:
+        raise ValueError(f"times must be a whole number >= -1 (-1: until cleared, 0: clear), not {times!r}")
+    return op, Fault(kind, times, when) if times else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -111,14 +136,45 @@ class Handler(BaseHTTPRequestHandler):
         report = model.validate(params, model.service_model().operation_model(op).input_shape)
         if report:
             return self._error(400, "InvalidRequestException", report)
+        fault = self._take_fault(op)
+        if fault is not None and fault.when == "before":
+            return self._lose_answer(fault, op)
+        status = 200
         try:
             out = handler(st, params)
         except ApiError as exc:
-            return self._error(exc.status, exc.code, exc.message)
+            status, out = exc.status, {"__type": exc.code, "message": exc.message}
         except Exception as exc:  # pragma: no cover
             traceback.print_exc()
-            return self._error(500, "InternalException", f"{type(exc).__name__}: {exc}")
-        self._send(200, out)
+            status, out = 500, {"__type": "InternalException", "message": f"{type(exc).__name__}: {exc}"}
+        if fault is not None:
+            return self._lose_answer(fault, op)
+        self._send(status, out)
+
+    def _take_fault(self, op: str) -> Fault | None:
+        """The fault this call of `op` gets, if one is set; counts it and uses up one of its times."""
+        st = self.state
+        with st.lock:
+            fault = st.faults.get(op)
+            if fault is None:
+                return None
+            st.faulted[op] += 1
+            if fault.times > 0:
+                fault.times -= 1
+                if fault.times == 0:
+                    del st.faults[op]
+            return fault
+
+    def _lose_answer(self, fault: Fault, op: str):
+        """Answer as a lost answer looks to the caller: DataSync's HTTP 500, or no answer at all.
+        For "drop" nothing is written: once this request returns, the server shuts the socket
+        down (``close_connection`` ends the keep-alive loop), so the client reads end of stream."""
+        if fault.fault == "drop":
+            self.close_connection = True
+            return
+        if fault.when == "after":
+            return self._error(500, "InternalException", f"injected fault: {op} was carried out, its answer lost")
+        return self._error(500, "InternalException", f"injected fault: {op} was not carried out")
 
     # --------------------------------------------------------- control API
     def _control(self, method: str, body):
@@ -130,14 +186,27 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/_emulator/calls":
                 with st.lock:
                     out = {"calls": dict(st.calls), "throttled": dict(st.throttled),
-                           "total": sum(st.calls.values()),
-                           "total_throttled": sum(st.throttled.values())}
+                           "faulted": dict(st.faulted), "total": sum(st.calls.values()),
+                           "total_throttled": sum(st.throttled.values()),
+                           "total_faulted": sum(st.faulted.values())}
                 return self._send(200, out, "application/json")
             if method == "POST" and path == "/_emulator/calls/reset":
                 with st.lock:
                     st.calls.clear()
                     st.throttled.clear()
+                    st.faulted.clear()
                 return self._send(200, {"ok": True}, "application/json")
+            if path == "/_emulator/faults" and method in ("GET", "POST"):
+                change = fault_spec(body) if method == "POST" else None
+                with st.lock:
+                    if change is not None:
+                        op, fault = change
+                        if fault is None:
+                            st.faults.pop(op, None)
+                        else:
+                            st.faults[op] = fault
+                    out = {"faults": st.fault_list()}
+                return self._send(200, out, "application/json")
             if method == "POST" and path.startswith("/_emulator/agents/"):
                 ref = path[len("/_emulator/agents/"):]
                 try:
