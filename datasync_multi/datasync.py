@@ -16,7 +16,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,12 +45,77 @@ ENHANCED_LOG_GROUP = "/aws/datasync"
 TASK_READY_TIMEOUT = 600.0
 """Seconds a new task may stay CREATING before the launch gives up on it."""
 
-AWSError = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+START_TAG = "datasync-multi-start"
+"""The tag each start of a scope or chunk carries (its value: ``state.Run.start_tag``), so a
+check that lost the answer, or a ledger put back from a copy, finds the execution and adopts it."""
+
+
+class OutcomeUnknown(Exception):
+    """A call that creates or starts something got no answer to trust (a 5xx, a throttle, a
+    dropped connection): it may have taken effect. It is never repeated before looking."""
+
+
+AWSError = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OutcomeUnknown)
 """What a DataSync call can raise once botocore's retries are spent."""
+
+NOT_IDEMPOTENT = ("StartTaskExecution", "CreateTask", "CreateLocationNfs")
+"""Calls that make something new each time they take effect: botocore must never repeat them."""
+THROTTLING = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
+UNKNOWN_OUTCOME_TRIES = 4
+"""Attempts of a call that creates or starts something, each after looking whether the last took effect."""
+UNKNOWN_OUTCOME_PAUSE = 1.0
+"""Seconds before the first look (doubled each time): what a lost answer made has time to show."""
+
+
+def _no_blind_repeat(response=None, caught_exception=None, operation=None, **_) -> None:
+    """botocore's needs-retry hook for the calls in NOT_IDEMPOTENT: where botocore would send
+    the call again, raise OutcomeUnknown instead, so the caller looks first."""
+    name = operation.name if operation is not None else "call"
+    if caught_exception is not None:
+        raise OutcomeUnknown(f"{name} got no answer ({caught_exception})")
+    if response is None:
+        return
+    http, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code", "")
+    if http.status_code >= 500 or code in THROTTLING:
+        raise OutcomeUnknown(f"{name} answered {code or 'an error'} (HTTP {http.status_code}): it may have "
+                             "taken effect")
+
+
+def _guarded(client):
+    """The client, with botocore's retries of NOT_IDEMPOTENT calls replaced by OutcomeUnknown
+    (registered once per client; reads keep botocore's retries)."""
+    for op in NOT_IDEMPOTENT:
+        client.meta.events.register(f"needs-retry.datasync.{op}", _no_blind_repeat,
+                                    unique_id=f"datasync-multi-no-blind-repeat-{op}")
+    return client
+
+
+def once(what: str, make: Callable[[], Any], look: Callable[[], Any]) -> tuple[Any, bool]:
+    """Make something at most once: call ``make``; when its outcome is unknown, wait, ``look``
+    for what it would have made, and adopt that, or try again (up to UNKNOWN_OUTCOME_TRIES).
+    Returns (the value, whether ``make`` answered it). Raises OutcomeUnknown when every
+    attempt was lost and nothing was found: the caller's next check looks again."""
+    pause = UNKNOWN_OUTCOME_PAUSE
+    for attempt in range(1, UNKNOWN_OUTCOME_TRIES + 1):
+        try:
+            return make(), True
+        except OutcomeUnknown as exc:
+            log.warning("%s: %s; looking whether it did (%d of %d)", what, exc, attempt, UNKNOWN_OUTCOME_TRIES)
+            time.sleep(pause)
+            pause *= 2
+            found = look()
+            if found is not None:
+                log.info("%s: it had taken effect; adopted", what)
+                return found, False
+            if attempt == UNKNOWN_OUTCOME_TRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def make_client(region: str | None = None, profile: str | None = None, endpoint_url: str | None = None):
-    """A DataSync client on the standard credential chain, with adaptive retries.
+    """A DataSync client on the standard credential chain, with adaptive retries (except for
+    the calls that make something: see ``_guarded``).
 
     ``endpoint_url`` points it at the local emulator; boto3 also reads ``AWS_ENDPOINT_URL``.
     No credentials at all is the user's to fix, so it is a UserError (exit 2) before any call.
@@ -65,7 +130,7 @@ def make_client(region: str | None = None, profile: str | None = None, endpoint_
         if session.get_credentials() is None:
             raise UserError("no AWS credentials found: run `aws configure`, set AWS_PROFILE (or --profile), "
                             "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
-        return client
+        return _guarded(client)
     except botocore.exceptions.ProfileNotFound:
         raise UserError(f"AWS profile {profile!r} is not configured") from None
     except botocore.exceptions.NoRegionError:
@@ -190,10 +255,13 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
             client.update_location_nfs(LocationArn=arn, MountOptions={"Version": nfs_version})
             log.warning("location %s mounted with NFS version %s; updated to %s", arn, current, nfs_version)
         return arn, False
-    arn = client.create_location_nfs(ServerHostname=server, Subdirectory=subdir,
-                                     OnPremConfig={"AgentArns": [agent_arn]},
-                                     MountOptions={"Version": nfs_version}, Tags=[tag])["LocationArn"]
-    return arn, True
+    def found_now() -> str | None:
+        desc = find_nfs_location(client, agent_arn, server, subdir)
+        return desc["LocationArn"] if desc else None
+
+    return once(f"creating the location of {agent_arn}", lambda: _guarded(client).create_location_nfs(
+        ServerHostname=server, Subdirectory=subdir, OnPremConfig={"AgentArns": [agent_arn]},
+        MountOptions={"Version": nfs_version}, Tags=[tag])["LocationArn"], found_now)
 
 
 @dataclass(frozen=True)
@@ -304,16 +372,20 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
         if found.get("Excludes") and not excludes:
             _refuse_leftover_excludes(client, found["TaskArn"], name)
         return found, False
+    def found_now() -> dict | None:
+        return find_task(client, source_arn, dest_arn, name)
+
     try:
-        arn = client.create_task(SourceLocationArn=source_arn, DestinationLocationArn=dest_arn,
-                                 Name=name, Tags=[tag], TaskMode=task_mode, **common)["TaskArn"]
+        made, created = once(f"creating task {name}", lambda: _guarded(client).create_task(
+            SourceLocationArn=source_arn, DestinationLocationArn=dest_arn, Name=name, Tags=[tag],
+            TaskMode=task_mode, **common)["TaskArn"], found_now)
     except botocore.exceptions.ClientError as exc:
         if "mode" not in describe_error(exc).lower():
             raise
         raise SetupError(f"DataSync refused to create {task_mode} task {name}: {describe_error(exc)}. A task "
                          f"uses only agents of its own mode, and ListAgents does not say an agent's mode: pass "
                          f"the {task_mode.title()} mode agents with --agent_arns") from None
-    return {"TaskArn": arn, "Status": TaskStatus.CREATING}, True
+    return ({"TaskArn": made, "Status": TaskStatus.CREATING}, True) if created else (made, False)
 
 
 def task_readiness(task: dict) -> str:
@@ -369,25 +441,34 @@ def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY
         pause = min(pause * 1.5, 10.0)
 
 
-def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Sequence[str],
-                    override_options: dict | None = None, tags: Mapping[str, str] | None = None) -> str:
-    """Start a run of the task with these filters.
+def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Sequence[str], tag: str,
+                    known: Set[str] = frozenset(), override_options: dict | None = None) -> str:
+    """Start a run of the task with these filters, tagged with its start tag; the execution's ARN.
 
     The filters are passed on the execution as well as stored on the task: whether an
     execution's filters replace or merge with the task's is UNCONFIRMED, and with both
-    equal every reading selects the same scope. Returns the execution's ARN.
+    equal every reading selects the same scope. A start whose answer is lost is not sent
+    again before looking for the execution carrying ``tag`` (``known`` executions are not
+    looked at): see ``once``.
 
-    ``tags`` are set on the execution (the dispatcher names each start with one, so a check
-    after a crash knows the execution as its own).
-
-    Calls: StartTaskExecution. Raises: AWSError.
+    Calls: StartTaskExecution; after a lost answer, ListTaskExecutions and ListTagsForResource.
+    Raises: AWSError (OutcomeUnknown when no attempt was answered and none is found).
     """
-    kwargs: dict[str, Any] = {"Includes": rules(includes), "Excludes": rules(excludes)}
+    kwargs: dict[str, Any] = {"Includes": rules(includes), "Excludes": rules(excludes),
+                              "Tags": [{"Key": START_TAG, "Value": tag}]}
     if override_options:
         kwargs["OverrideOptions"] = override_options
-    if tags:
-        kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    return client.start_task_execution(TaskArn=task_arn, **kwargs)["TaskExecutionArn"]
+    return once(f"starting {tag}", lambda: _guarded(client).start_task_execution(TaskArn=task_arn, **kwargs)[
+        "TaskExecutionArn"], lambda: find_started(client, task_arn, tag, known))[0]
+
+
+def find_started(client, task_arn: str, tag: str, known: Set[str] = frozenset()) -> str | None:
+    """The execution of the task that carries this start tag, if any (``known`` ones skipped).
+
+    Calls: ListTaskExecutions (paginated), ListTagsForResource for each other execution. Raises: AWSError.
+    """
+    return next((e for e in list_executions(client, task_arn)
+                 if e not in known and tags_of(client, e).get(START_TAG) == tag), None)
 
 
 def set_task_includes(client, task_arn: str, includes: Sequence[str]) -> None:
@@ -496,9 +577,12 @@ def tags_of(client, arn: str) -> dict[str, str]:
 
 
 def refused(exc: BaseException) -> bool:
-    """Whether DataSync answered a request with an error (so it did nothing), as opposed to
-    a request whose fate is unknown (a timeout, a lost connection)."""
-    return isinstance(exc, botocore.exceptions.ClientError)
+    """Whether DataSync answered a request with a refusal (so it did nothing), as opposed to
+    a request whose fate is unknown (a 5xx, a throttle, a lost connection)."""
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+    return status < 500 and exc.response.get("Error", {}).get("Code") not in THROTTLING
 
 
 def cancel_execution(client, arn: str) -> None:

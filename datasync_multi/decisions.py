@@ -3,8 +3,8 @@
 A check gathers what it saw (the execution's description, its agent's status and last
 contact, the scope's record in the ledger, the other agents) and ``decide`` turns that
 into a ``Decision``: wait, done, retry on agent X, cancel then retry, no healthy agent
-yet, or give up and why; a wait or done may carry a flag (the execution selects far more
-than its plan). ``watch.Watcher`` carries the decision out.
+yet, move unfailed (still queued on a lost agent), or give up and why; a wait or done may
+carry a flag (the execution selects far more than its plan). ``watch.Watcher`` carries the decision out.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .datasync import Execution
-from .plan import Plan
-from .state import PlannedScope, Scope
+from .state import PlannedScope, Run, Scope
 from .states import AgentStatus, ExecutionStatus
 
-SUCCEEDED, RUNNING, FAILED, STRANDED = "succeeded", "running", "failed", "stranded"
+SUCCEEDED, RUNNING, FAILED, STRANDED, UNREAD = "succeeded", "running", "failed", "stranded", "unread"
+"""UNREAD: still queued or launching on an agent that is OFFLINE. It has read nothing, so it
+moves at once, unfailed; past LAUNCHING the offline threshold governs (STRANDED)."""
 
 
 OVERSELECT_FACTOR, OVERSELECT_SLACK = 1.5, 100
@@ -30,7 +31,8 @@ destination, so it can rightly be far below the plan (0 on a rerun), never far a
 def classify(status: str, agent_status: str, offline_for: float, threshold: float) -> str:
     """What an execution's state means for the watcher.
 
-    CANCELLING is on its way to ERROR: failed, and never cancelled again. An unfinished
+    CANCELLING is on its way to ERROR: failed, and never cancelled again. One still queued
+    or launching on an OFFLINE agent is unread, whatever the threshold. Another unfinished
     execution whose agent has been out of contact past the threshold is stranded. An
     unknown status (see ``states``) counts as running, on purpose, like the running ones.
     """
@@ -38,25 +40,28 @@ def classify(status: str, agent_status: str, offline_for: float, threshold: floa
         return SUCCEEDED
     if status in ExecutionStatus.FAILURE_STATES or status == ExecutionStatus.CANCELLING:
         return FAILED
+    if agent_status == AgentStatus.OFFLINE and status in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING):
+        return UNREAD
     if agent_status == AgentStatus.OFFLINE and offline_for >= threshold:
         return STRANDED
     return RUNNING
 
 
-def planned_scope(plan: Plan | None, task_name: str) -> tuple[PlannedScope | None, str]:
-    """The scope the scheduler planned for a task (its filters and counts), or None and why not.
+def planned_scope(run: Run | None, task_name: str) -> tuple[PlannedScope | None, str]:
+    """The scope the run recorded for a task (its filters and counts), or None and why not.
 
-    The plan is the scope of record: DescribeTaskExecution does not promise to echo an
-    execution's filters, and a retry built from an empty echo would move the whole export.
+    The run's record is the scope of record: DescribeTaskExecution does not promise to
+    echo an execution's filters, a retry built from an empty echo would move the whole
+    export, and the plan file may since have been replaced by another command.
     """
-    if plan is None:
-        return None, "there is no plan file (--plan_file) to take its scope from"
-    task = next((t for t in plan.tasks if t.name == task_name), None)
-    if task is None:
-        return None, f"the plan file has no task named {task_name}"
-    if not task.includes:
-        return None, f"the plan gives task {task_name} no include filter"
-    return PlannedScope(task_name, task.includes, (), task.files, task.dirs, task.bytes), ""
+    if run is None:
+        return None, "the ledger holds no run record (the scheduler writes one at launch)"
+    planned = run.scopes.get(task_name)
+    if planned is None:
+        return None, f"the run's record has no task named {task_name}"
+    if not planned.includes:
+        return None, f"the run's record gives task {task_name} no include filter"
+    return planned, ""
 
 
 def echo_differs(execution: Execution, planned: PlannedScope) -> bool:
@@ -101,7 +106,10 @@ class Fleet:
     busy: Mapping[str, int]
     """Agent ARN -> unfinished executions on it (retries decided in this check included)."""
     allowed: frozenset[str] | None = None
-    """The plan's agents (the user chose them, and their task mode fits); None: any agent."""
+    """The agents that may serve the run (``Run.usable``); None: any agent listed."""
+
+    def may_use(self) -> frozenset[str]:
+        return frozenset(self.statuses) if self.allowed is None else self.allowed
 
 
 class Kind(enum.Enum):
@@ -109,6 +117,7 @@ class Kind(enum.Enum):
     DONE = "done"
     RETRY = "retry on another agent"
     CANCEL_THEN_RETRY = "cancel, then retry on another agent"
+    TAKE_BACK = "cancel, then move to another agent, unfailed"
     NO_HEALTHY_AGENT = "failed, and no healthy agent to retry on yet"
     GIVE_UP = "failed, and not retried"
 
@@ -128,20 +137,26 @@ class Decision:
     """For NO_HEALTHY_AGENT and GIVE_UP: what the log says after the execution's ARN ('' for nothing)."""
 
 
+def tried(scope: Scope) -> frozenset[str]:
+    """Agents that failed an attempt of the scope, and the agent of its latest attempt."""
+    return frozenset(a.agent for a in scope.attempts if a.failed is not None) | {scope.latest.agent}
+
+
 def healthy_agent(scope: Scope, fleet: Fleet) -> str | None:
-    """The least busy ONLINE agent allowed that has failed no attempt of this scope (ties by ARN)."""
-    tried = {a.agent for a in scope.attempts}
-    healthy = sorted((a for a, s in fleet.statuses.items() if s == AgentStatus.ONLINE and a not in tried
-                      and (fleet.allowed is None or a in fleet.allowed)), key=lambda a: (fleet.busy.get(a, 0), a))
+    """The least busy ONLINE agent that may serve the run and has not been tried on this scope (ties by ARN)."""
+    healthy = sorted((a for a in fleet.may_use() - tried(scope) if fleet.statuses.get(a) == AgentStatus.ONLINE),
+                     key=lambda a: (fleet.busy.get(a, 0), a))
     return healthy[0] if healthy else None
 
 
 def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_threshold: float) -> Decision:
     """What to do about the latest attempt of ``scope``, given what the check saw of it.
 
-    A scope is retried on another agent while its budget lasts and its scope of record is
-    known; a stranded execution is cancelled first (one already CANCELLING never is); with
-    no healthy agent the budget is kept for the next check.
+    A scope is retried on another agent while its budget lasts, its scope of record is
+    known and some agent that may serve the run has not failed it; a stranded execution
+    is cancelled first (one already CANCELLING never is); one still queued or launching on
+    a lost agent is moved unfailed, spending nothing; with no healthy agent ONLINE yet the
+    budget is kept for the next check. A scope given up stays given up.
     """
     status = seen.execution.status
     state = classify(status, seen.agent_status, seen.offline_for, offline_threshold)
@@ -150,18 +165,29 @@ def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_
         if state == SUCCEEDED:
             return Decision(Kind.DONE, flag or "done", flag=flag)
         return Decision(Kind.WAIT, flag or "running", flag=flag)
+    if state == UNREAD:
+        target = healthy_agent(scope, fleet) if seen.planned is not None else None
+        if target is None:
+            why = seen.why_not if seen.planned is None else "no healthy agent to move it to yet"
+            return Decision(Kind.WAIT, f"{status.lower()} on a lost agent; {why}")
+        return Decision(Kind.TAKE_BACK, f"{status.lower()} on a lost agent, read nothing; ", target=target)
     failed = status if state == FAILED else f"{status} on offline agent"
     said = f"stranded: agent out of contact {seen.offline_for:.0f}s; " if state == STRANDED else ""
     if seen.execution.error_code:
         said += f"{seen.execution.error_code}; "
+    if scope.given_up is not None:
+        return Decision(Kind.GIVE_UP, f"given up earlier: {scope.given_up}", failed=failed)
     if scope.retries >= max_retries:
         return Decision(Kind.GIVE_UP, said + f"failed, no retries left ({scope.retries}/{max_retries})", failed=failed)
     if seen.planned is None:
         why = f"{seen.why_not}, so its scope cannot be rebuilt"
         return Decision(Kind.GIVE_UP, said + f"failed; not retried: {why}", failed=failed,
                         log=f"failed and is not retried: {why}")
+    if not fleet.may_use() - tried(scope):
+        return Decision(Kind.GIVE_UP, said + "failed on every agent that may serve the run", failed=failed,
+                        log="failed on every agent that may serve the run: given up")
     target = healthy_agent(scope, fleet)
     if target is None:
         return Decision(Kind.NO_HEALTHY_AGENT, said + "failed; no healthy agent to move to, retry budget kept",
-                        failed=failed, log="failed and no healthy agent is ONLINE; will try again next check")
+                        failed=failed, log="failed and no agent that may take it is ONLINE; will try again next check")
     return Decision(Kind.CANCEL_THEN_RETRY if state == STRANDED else Kind.RETRY, said, failed=failed, target=target)

@@ -27,16 +27,17 @@ from dataclasses import dataclass, field
 
 from . import datasync as ds
 from .assign import AgentLoad, WaitingChunk, assign, measured_rate
-from .decisions import FAILED, STRANDED, classify, oversized
+from .decisions import FAILED, RUNNING, STRANDED, UNREAD, classify, oversized
 from .errors import SetupError
-from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, append_line
+from .plan import task_name_for
+from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, append_line
 from .states import AgentStatus, ExecutionStatus
-from .watch import CHECK_ERRORS, Observer, Settings, failed_check, known_executions, short
+from .watch import CHECK_ERRORS, Observer, Settings, failed_check, read_arn_file, short, stall_note
 
 log = logging.getLogger(__name__)
 
-START_TAG = "datasync-multi-chunk"
-"""The tag each start of a chunk carries: ``<dispatch id>/<chunk>/<attempt>``."""
+TASK_QUOTA = 100
+"""Tasks DataSync allows per account and region (quotas page): a joining agent's lane must fit."""
 
 
 class ChunkState:
@@ -83,6 +84,8 @@ class DispatchResult:
     waiting: list[str] = field(default_factory=list)
     """Chunks that wait and that no ONLINE agent may take, with nothing else running."""
     oversized: list[str] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)
+    """What the table says of each chunk running on an OFFLINE agent and not yet moved."""
 
     @property
     def finished(self) -> bool:
@@ -98,23 +101,35 @@ def progress(chunk: ChunkRecord, described: ds.Execution) -> float:
 
 
 class Dispatcher(Observer):
-    """Holds the client, the ledger (with its dispatch record) and the settings for one check."""
+    """Holds the client, the ledger (with its run and dispatch records) and the settings for one check."""
 
     def __init__(self, client, ledger: Ledger, arn_file: str, settings: Settings):
         super().__init__(client, ledger)
-        if ledger.dispatch is None:
+        if ledger.dispatch is None or ledger.run is None:
             raise ValueError("the ledger holds no dispatch")
         self.dispatch: Dispatch = ledger.dispatch
+        self.run: Run = ledger.run
         self.arn_file = arn_file
         self.settings = settings
         self.seen: dict[str, ds.Execution] = {}
+        self.usable: frozenset[str] = frozenset(self.dispatch.lanes)
+        """The agents that may serve the run, of those ListAgents shows (set by ``check``)."""
+        self.stalled: dict[int, str] = {}
+        """Chunks running on an OFFLINE agent, not yet moved: what the table says of each."""
 
     def check(self, now: float | None = None) -> DispatchResult:
         """Follow every chunk, take back what failed or is stranded, start what should start; the result."""
         now = time.time() if now is None else now
         statuses = {a.arn: a.status for a in ds.list_agents(self.client)}
+        self.usable = self.run.usable(statuses)
         result = DispatchResult()
         rows = {c.index: ChunkRow(c.index, bytes=c.bytes) for c in self.dispatch.chunks}
+        try:
+            self._adopt_unrecorded(now)
+        except CHECK_ERRORS as exc:
+            result.errors.append("run")
+            log.error("could not look for executions of this run the ledger does not know: %s; the next check "
+                      "tries again", ds.describe_error(exc))
         for chunk in self.dispatch.chunks:
             attempt = chunk.latest
             if attempt is None:
@@ -132,6 +147,7 @@ class Dispatcher(Observer):
                 row.action = failed_check(result.errors, row.action, f"chunk {chunk.index}",
                                           f"{ds.describe_error(exc)}; the next check tries again")
         self._dispatch(statuses, now, rows, result)
+        self._add_lanes(statuses, result)
         self.ledger.save()
         self._summarize(statuses, now, rows, result)
         return result
@@ -149,15 +165,17 @@ class Dispatcher(Observer):
         return described is None or described.status not in ExecutionStatus.TERMINAL_STATES
 
     def state(self, chunk: ChunkRecord) -> str:
-        latest = chunk.latest
-        if latest is not None and latest.active:
-            described = self._described(latest.execution)
-            if described is not None and described.status in ExecutionStatus.SUCCESS_STATES:
-                return ChunkState.DONE
-            return ChunkState.RUNNING
-        if chunk.failures > self.settings.max_retries or chunk.barred >= set(self.dispatch.lanes):
-            return ChunkState.GIVEN_UP
-        return ChunkState.WAITING
+        """Where the chunk stands; one that can no longer run is given up, and the ledger keeps
+        that word (and why), so a watcher with other settings does not take it back."""
+        state = chunk_state(chunk, self._described(chunk.latest.execution) if chunk.latest else None)
+        if state != ChunkState.WAITING:
+            return state
+        if chunk.failures > self.settings.max_retries:
+            chunk.given_up = (f"failed {chunk.failures} time(s), more than the {self.settings.max_retries} "
+                              "retries allowed")
+        elif not self.usable - chunk.barred:
+            chunk.given_up = f"failed on every agent that may serve the run ({chunk.failures})"
+        return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING
 
     def _attempts_on(self, agent: str) -> Iterator[tuple[ChunkRecord, ChunkAttempt, ds.Execution | None]]:
         for chunk in self.dispatch.chunks:
@@ -169,18 +187,53 @@ class Dispatcher(Observer):
         """The agent's tasks with something unfinished on them: they take no chunk now."""
         return {a.task for _, a, _ in self._attempts_on(agent) if self._unfinished(a)}
 
+    # -- what the ledger does not know ---------------------------------------------------
+
+    def _adopt_unrecorded(self, now: float) -> None:
+        """Record the starts of this run the ledger does not know (a lost answer, or a ledger
+        put back from an older copy): each becomes its chunk's latest attempt, and the task
+        it ran on a lane of its agent, so it is followed and never started again."""
+        by_key = {c.key: c for c in self.dispatch.chunks}
+        for execution, task, key, number in list(self.unrecorded_starts()):
+            chunk = by_key.get(key)
+            if chunk is None:
+                self.ledger.others.add(execution)
+                continue
+            tag = self.run.start_tag(key, number)
+            intent = next((a for a in chunk.attempts if a.tag == tag), None)
+            if intent is not None:
+                intent.execution = execution
+            else:
+                agent = self.agent_of_task(task)
+                latest = chunk.latest
+                if latest is not None and latest.active:
+                    latest.failed = "superseded by a later start this ledger did not know"
+                chunk.attempts.append(ChunkAttempt(agent, task, now, tag, execution))
+                lane = self.dispatch.lanes.setdefault(agent, [])
+                if task not in lane:
+                    lane.append(task)
+            self.ledger.save()
+            if execution not in read_arn_file(self.arn_file):
+                append_line(self.arn_file, execution)
+            log.warning("chunk %d: %s was started by this run (%s) and is missing from the ledger: adopted, not "
+                        "started again", chunk.index, execution, tag)
+
     # -- following what runs ----------------------------------------------------------
 
     def _follow(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], now: float,
                 row: ChunkRow, result: DispatchResult) -> None:
-        """Look at the chunk's execution; take the chunk back if it failed, or if its agent is lost."""
+        """Look at the chunk's execution; take the chunk back if it failed, if its agent is
+        lost past the threshold, or at once if it is still queued or launching on a lost agent."""
         assert attempt.execution is not None
         described = self.describe(attempt.execution)
         self.seen[attempt.execution] = described
         agent_status = statuses.get(attempt.agent, AgentStatus.OFFLINE)
         offline_for = self.offline_for(attempt.agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
         state = classify(described.status, agent_status, offline_for, self.settings.offline_threshold)
-        if state not in (FAILED, STRANDED):
+        if state not in (FAILED, STRANDED, UNREAD):
+            if agent_status == AgentStatus.OFFLINE and state == RUNNING:
+                self.stalled[chunk.index] = stall_note(now, offline_for, self.settings.offline_threshold)
+                row.add(self.stalled[chunk.index])
             flag = oversized(described, PlannedScope(f"chunk {chunk.index}", chunk.includes, (), chunk.files,
                                                      chunk.dirs, chunk.bytes))
             if flag:
@@ -194,9 +247,7 @@ class Dispatcher(Observer):
             log.warning("chunk %d failed on %s: %s (%s)", chunk.index, attempt.agent, attempt.failed,
                         attempt.execution)
             return
-        # Still queued, or launching on an agent that is gone: it has read and moved nothing.
-        never_ran = described.status in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING)
-        if never_ran:
+        if state == UNREAD:  # still queued, or launching, on an agent that is gone: it has read nothing
             attempt.returned = True
             said = f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, back to the pool"
         else:
@@ -227,10 +278,11 @@ class Dispatcher(Observer):
     # -- handing out chunks -----------------------------------------------------------
 
     def _loads(self, statuses: dict[str, str], now: float) -> list[AgentLoad]:
-        """Each ONLINE agent of the plan: its free tasks, the work it has left, its measured rate."""
+        """Each ONLINE agent with a lane that may serve the run (not drained, not barred):
+        its free tasks, the work it has left, its measured rate."""
         loads = []
         for agent, tasks in sorted(self.dispatch.lanes.items()):
-            if statuses.get(agent) != AgentStatus.ONLINE:
+            if statuses.get(agent) != AgentStatus.ONLINE or agent not in self.usable:
                 continue
             backlog = sum(chunk.cost * (1 - (progress(chunk, described) if described else 0.0))
                           for chunk, attempt, described in self._attempts_on(agent)
@@ -264,7 +316,7 @@ class Dispatcher(Observer):
             chunk = by_index[index]
             busy = self._busy_tasks(agent)
             task = next(t for t in self.dispatch.lanes[agent] if t not in busy)
-            attempt = ChunkAttempt(agent, task, now)
+            attempt = ChunkAttempt(agent, task, now, self.run.start_tag(chunk.key, chunk.next_number()))
             chunk.attempts.append(attempt)
             self.ledger.save()  # the intent is durable before anything is changed or started
             try:
@@ -274,25 +326,70 @@ class Dispatcher(Observer):
                 rows[index].action = failed_check(result.errors, rows[index].action, f"chunk {index}",
                                                   f"starting it on {short(agent)} failed: {ds.describe_error(exc)}")
         if not any(self.state(c) == ChunkState.RUNNING for c in self.dispatch.chunks):
+            joining = [a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE and a not in self.dispatch.lanes]
             result.waiting = [f"chunk {c.index}" for c in waiting
-                              if c.index in assignment.unplaceable or not loads]
+                              if (c.index in assignment.unplaceable or not loads) and not joining]
+
+    def _add_lanes(self, statuses: dict[str, str], result: DispatchResult) -> None:
+        """Give each ONLINE agent that may serve the run and has no lane yet its tasks (one per
+        queue slot), so it takes chunks from the next check: an agent OFFLINE at planning, or
+        one activated during the migration. DataSync refusing its location or task bars the
+        agent for the run, with the reason; the account's task quota is checked first."""
+        joining = sorted(a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE
+                         and a not in self.dispatch.lanes)
+        if not joining or not any(self.state(c) == ChunkState.WAITING for c in self.dispatch.chunks):
+            return
+        target = self.run.target
+        for agent in joining:
+            names = [task_name_for(self.run.prefix, agent, slot) for slot in range(1, self.run.slots + 1)]
+            try:
+                existing = {t.get("Name") for t in ds.list_tasks(self.client)}
+                new = [n for n in names if n not in existing]
+                if len(existing) + len(new) > TASK_QUOTA:
+                    log.error("agent %s cannot join the run: the account has %d tasks and DataSync allows %d per "
+                              "region; delete tasks no longer needed", agent, len(existing), TASK_QUOTA)
+                    result.errors.append(f"agent {short(agent)}")
+                    continue
+                loc, _ = ds.ensure_nfs_location(self.client, agent, target.nfs_server, target.sub_dir,
+                                                target.nfs_version)
+                tasks = [ds.ensure_task(self.client, source_arn=loc, dest_arn=target.dest_loc, name=name,
+                                        includes=list(self.dispatch.chunks[0].includes), excludes=[],
+                                        options=target.options, cloudwatch_arn=target.cloudwatch_arn,
+                                        task_mode=target.task_mode)[0]["TaskArn"] for name in names]
+                ds.wait_until_ready(self.client, {t: f"task of joining agent {short(agent)}" for t in tasks},
+                                    timeout=self.settings.task_ready_timeout, on_wait=log.info)
+            except SetupError as exc:
+                self._bar(agent, str(exc))
+                continue
+            except ds.AWSError as exc:
+                if ds.refused(exc):
+                    self._bar(agent, ds.describe_error(exc))
+                else:
+                    failed_check(result.errors, "", f"agent {short(agent)}", f"adding its lane failed: "
+                                 f"{ds.describe_error(exc)}; the next check tries again")
+                continue
+            self.dispatch.lanes[agent] = tasks
+            self.ledger.save()
+            log.info("agent %s joins the run with %d task(s): %s", agent, len(tasks), ", ".join(tasks))
+
+    def _bar(self, agent: str, why: str) -> None:
+        self.run.barred[agent] = why
+        self.ledger.save()
+        log.error("agent %s is barred from this run: DataSync refused it (%s)", agent, why)
 
     def _resume(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], row: ChunkRow) -> None:
         """Finish a start an earlier check decided: adopt the execution tagged with its name,
         or give the chunk back if its agent is gone, or start it now."""
-        tag = self.dispatch.start_tag(chunk, attempt)
-        known = known_executions(self.ledger)
-        mine = [e for e in ds.list_executions(self.client, attempt.task)
-                if e not in known and ds.tags_of(self.client, e).get(START_TAG) == tag]
-        if mine:
-            attempt.execution = mine[0]
-            append_line(self.arn_file, mine[0])
+        found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.known())
+        if found:
+            attempt.execution = found
+            append_line(self.arn_file, found)
             self.ledger.save()
-            row.add(f"start of {short(mine[0])} recorded (an earlier check made it)")
-            log.info("chunk %d: adopting %s, started before a restart", chunk.index, mine[0])
-        elif statuses.get(attempt.agent) != AgentStatus.ONLINE:
+            row.add(f"start of {short(found)} recorded (an earlier check made it)")
+            log.info("chunk %d: adopting %s, started before a restart", chunk.index, found)
+        elif statuses.get(attempt.agent) != AgentStatus.ONLINE or attempt.agent not in self.usable:
             attempt.returned = True
-            row.add(f"start decided for {short(attempt.agent)}, which is not ONLINE: back to the pool")
+            row.add(f"start decided for {short(attempt.agent)}, which may not take it now: back to the pool")
         else:
             self._start(chunk, attempt)
             row.add("start completed (an earlier check decided it)")
@@ -301,8 +398,9 @@ class Dispatcher(Observer):
         """Set the chunk's includes on the attempt's task and start it, tagged; record its ARN.
 
         A start DataSync refuses, or that the guard stops before it is asked, gives the chunk
-        back (nothing runs it); one whose fate is unknown (a timeout) stays an intent, which
-        the next check resolves by the tag.
+        back (nothing runs it); one whose answer was lost is looked for by its tag before
+        any new attempt (``datasync.once``), and if still unknown stays an intent, which the
+        next check resolves by the tag.
         """
         try:
             unfinished = [e for e, s in ds.list_executions(self.client, attempt.task).items()
@@ -311,8 +409,8 @@ class Dispatcher(Observer):
                 raise SetupError(f"task {attempt.task} still has {unfinished[0]} unfinished; the chunk waits "
                                  "for a free task")
             ds.set_task_includes(self.client, attempt.task, chunk.includes)
-            execution = ds.start_execution(self.client, attempt.task, chunk.includes, [],
-                                           tags={START_TAG: self.dispatch.start_tag(chunk, attempt)})
+            execution = ds.start_execution(self.client, attempt.task, chunk.includes, [], attempt.tag,
+                                           self.ledger.known())
         except CHECK_ERRORS as exc:
             if isinstance(exc, SetupError) or ds.refused(exc):
                 attempt.returned = True
@@ -340,13 +438,33 @@ class Dispatcher(Observer):
                     row.bytes_done = chunk.bytes if state == ChunkState.DONE else described.bytes_transferred
             elif state == ChunkState.GIVEN_UP:
                 result.exhausted.append(f"chunk {chunk.index}")
-                row.add(f"failed {chunk.failures} time(s): given up")
+                row.add(f"given up: {chunk.given_up}")
             result.rows.append(row)
             result.counts[state] = result.counts.get(state, 0) + 1
             result.bytes_total += chunk.bytes
             result.bytes_done += row.bytes_done
-        for agent in sorted(self.dispatch.lanes):
+        result.stalled = list(self.stalled.values())
+        for agent in sorted(set(self.dispatch.lanes) | {a for a in self.usable if a in statuses}):
             done = sum(1 for c in self.dispatch.chunks if self.state(c) == ChunkState.DONE and c.latest
                        and c.latest.agent == agent)
-            result.agents.append(AgentRow(agent, statuses.get(agent, "not listed"), done,
+            status = statuses.get(agent, "not listed")
+            if agent in self.run.drained:
+                status += " (drained)"
+            elif agent in self.run.barred:
+                status += " (barred)"
+            elif agent not in self.dispatch.lanes:
+                status += " (joining)"
+            result.agents.append(AgentRow(agent, status, done,
                                           measured_rate(self._samples(agent, now, by_bytes=True))))
+
+
+def chunk_state(chunk: ChunkRecord, latest: ds.Execution | None) -> str:
+    """Where a chunk stands by its record alone (``latest``: its latest execution's description,
+    if known): done, running (a start decided or an execution not known to have failed),
+    given up (recorded), or waiting."""
+    attempt = chunk.latest
+    if attempt is not None and attempt.active:
+        if latest is not None and latest.status in ExecutionStatus.SUCCESS_STATES:
+            return ChunkState.DONE
+        return ChunkState.RUNNING
+    return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING

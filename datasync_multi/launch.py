@@ -1,4 +1,4 @@
-"""Turn a plan into running executions: reuse or create, start, record at once."""
+"""Turn a plan into a recorded run and running executions: record, reuse or create, start, record at once."""
 
 from __future__ import annotations
 
@@ -6,14 +6,25 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import datasync as ds
-from .dispatch import ChunkState, Dispatcher, DispatchResult
+from .dispatch import ChunkState, Dispatcher, DispatchResult, chunk_state
 from .errors import SetupError
 from .plan import Plan, TaskPlan
-from .state import ChunkRecord, Dispatch, Ledger, append_line, exclusive_lock
+from .state import (
+    Attempt,
+    ChunkRecord,
+    Dispatch,
+    Ledger,
+    PlannedScope,
+    Run,
+    Scope,
+    Target,
+    append_line,
+    exclusive_lock,
+    write_json,
+)
 from .states import ExecutionStatus, TaskStatus
 from .watch import Settings
 
@@ -25,20 +36,6 @@ def rotate_arn_file(path: str) -> None:
     if os.path.exists(path) and os.path.getsize(path):
         os.replace(path, path + ".prev")
         log.info("previous %s kept as %s.prev", path, path)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the plan's tasks read and write, and how they run."""
-
-    nfs_server: str
-    sub_dir: str
-    dest_loc: str
-    cloudwatch_arn: str | None
-    options: dict
-    task_mode: str = "BASIC"
-    nfs_version: str = "AUTOMATIC"
-    ready_timeout: float = ds.TASK_READY_TIMEOUT
 
 
 class Prepared(NamedTuple):
@@ -82,68 +79,95 @@ def prepare_tasks(client, plan: Plan, target: Target) -> list[Prepared]:
     return prepared
 
 
-def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str) -> list[str]:
-    """Prepare every task of a static plan, then start each and record its execution ARN.
+def new_run(plan: Plan, target: Target, named: bool) -> Run:
+    """The record of a new run of this plan: each static task's scope, the agents, where
+    the tasks read and write, and the default policy (a watcher may change it, saying so)."""
+    return Run(uuid.uuid4().hex, _prefix(plan), plan.agents, named, target,
+               scopes={t.name: PlannedScope(t.name, t.includes, (), t.files, t.dirs, t.bytes) for t in plan.tasks
+                       if t.includes},
+               slots=plan.slots)
 
-    Returns the execution ARNs, one per task. Every ARN is on disk the moment its
-    execution starts; an execution still running the same scope is adopted rather than
-    started twice. Nothing starts until every task is ready. A ledger that holds an
-    earlier dynamic run's dispatch is kept as ``.prev``: the watcher follows this run.
-    """
-    dispatched = Ledger.read(ledger_file).dispatch is not None  # an unreadable ledger stops the run here
-    warn_about_stale_runs(client, plan)
+
+def _begin(ledger_file: str, arn_file: str, plan: Plan, plan_file: str, run: Run, dispatch: Dispatch | None) -> Ledger:
+    """Record the new run before anything is created: the earlier ledger and arn file are kept
+    as ``.prev``, the ledger holds the run, and the plan file names it."""
     rotate_arn_file(arn_file)
-    if dispatched:
-        _keep_as_prev(ledger_file)
-    done = []
-    for _, includes, before, task_new in prepare_tasks(client, plan, target):
-        excludes: list[str] = []
-        running = None if task_new else _running_same_scope(client, before, includes, excludes)
-        if running:
-            execution = running
-            log.info("execution already running this scope, adopted: %s", execution)
-        else:
-            execution = ds.start_execution(client, before["TaskArn"], includes, excludes)
-            log.info("execution started: %s", execution)
-        append_line(arn_file, execution)
-        done.append(execution)
-    return done
+    if os.path.exists(ledger_file):
+        os.replace(ledger_file, ledger_file + ".prev")
+        log.info("previous ledger kept as %s.prev", ledger_file)
+    ledger = Ledger(ledger_file, run=run, dispatch=dispatch)
+    ledger.save()
+    write_json(plan_file, {**plan.to_json(), "run": run.id})
+    log.info("run %s recorded in %s; plan written to %s", run.id, ledger_file, plan_file)
+    return ledger
 
 
-def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str) -> DispatchResult | None:
-    """Prepare the tasks of a dynamic plan, record the dispatch in the ledger and run its
-    first check, which starts one chunk per agent, largest first. Returns that check's
-    result, or None when it resumed an unfinished dispatch of this same plan instead (the
-    watcher hands out the rest, with its own retry and offline settings).
+def _lock_run(arn_file: str):
+    """The arn file's lock: watchers' checks wait while a run is recorded and launched."""
+    return exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("a watcher is checking %s; waiting for it",
+                                                                       arn_file))
+
+
+def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str, plan_file: str,
+           named: bool) -> list[str]:
+    """Record the run, prepare every task of a static plan, then start each and record its
+    execution ARN. Returns the execution ARNs, one per task.
+
+    Every ARN is on disk the moment its execution starts, and each start carries the run's
+    tag, so one whose answer is lost is found, not started twice; an execution still running
+    the same scope (an earlier run's) is adopted. Nothing starts until every task is ready.
+    """
+    with _lock_run(arn_file):
+        Ledger.read(ledger_file)  # an unreadable ledger stops the run here, before anything is written
+        warn_about_stale_runs(client, plan)
+        run = new_run(plan, target, named)
+        ledger = _begin(ledger_file, arn_file, plan, plan_file, run, None)
+        done = []
+        for task, includes, before, task_new in prepare_tasks(client, plan, target):
+            tag = run.start_tag(task.name, 1)
+            running = None if task_new else _running_same_scope(client, before, includes, [])
+            if running:
+                execution = running
+                log.info("execution already running this scope, adopted: %s", execution)
+            else:
+                execution = ds.start_execution(client, before["TaskArn"], includes, [], tag, ledger.known())
+                log.info("execution started: %s", execution)
+            append_line(arn_file, execution)
+            ledger.scopes[execution] = Scope([Attempt(task.agent_arn, execution, tag=None if running else tag)],
+                                             planned=run.scopes.get(task.name))
+            ledger.save()
+            done.append(execution)
+        return done
+
+
+def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str, plan_file: str,
+                   named: bool) -> DispatchResult | None:
+    """Record the run, prepare the tasks of a dynamic plan and run the first check, which
+    starts one chunk per agent, largest first. Returns that check's result, or None when it
+    resumed an unfinished dispatch of this same plan instead (the watcher hands out the
+    rest, with the run's policy).
 
     All under the arn file's lock, so no watcher checks meanwhile. A new dispatch keeps the
     earlier ledger and arn file as ``.prev``, and does not begin while a task of this name
     prefix still has an unfinished execution (an earlier run's scope overlaps this plan:
-    SetupError, before anything is changed).
+    SetupError, before anything is written or changed).
     """
-    with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("a watcher is checking %s; waiting for it",
-                                                                     arn_file)):
+    with _lock_run(arn_file):
         ledger = Ledger.read(ledger_file)
         if _unfinished_same_plan(ledger, plan):
             log.info("the dispatch of this same plan recorded in %s is unfinished: resuming it; the watcher "
                      "hands out the remaining chunks", ledger_file)
             return None
         _refuse_unfinished_runs(client, plan)  # covers what warn_about_stale_runs warns of, and refuses it
-        lanes: dict[str, list[str]] = {}
+        run = new_run(plan, target, named)
+        dispatch = Dispatch({}, [ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost)
+                                 for c in plan.chunks])
+        ledger = _begin(ledger_file, arn_file, plan, plan_file, run, dispatch)
         for prepared in prepare_tasks(client, plan, target):
-            lanes.setdefault(prepared.task.agent_arn, []).append(prepared.before["TaskArn"])
-        rotate_arn_file(arn_file)
-        if os.path.exists(ledger_file):
-            _keep_as_prev(ledger_file)
-        ledger = Ledger(ledger_file, dispatch=Dispatch(uuid.uuid4().hex, lanes, [
-            ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost) for c in plan.chunks]))
-        ledger.save()
-        return Dispatcher(client, ledger, arn_file, Settings()).check()
-
-
-def _keep_as_prev(ledger_file: str) -> None:
-    os.replace(ledger_file, ledger_file + ".prev")
-    log.info("previous ledger kept as %s.prev", ledger_file)
+            dispatch.lanes.setdefault(prepared.task.agent_arn, []).append(prepared.before["TaskArn"])
+            ledger.save()
+        policy = run.policy
+        return Dispatcher(client, ledger, arn_file, Settings(policy.max_retries, policy.offline_threshold)).check()
 
 
 def _refuse_unfinished_runs(client, plan: Plan) -> None:
@@ -169,15 +193,15 @@ def _prefix(plan: Plan) -> str:
 
 
 def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
-    """Whether the ledger's dispatch is this plan's (same agents, slots and chunks) and some
-    chunk of it has not succeeded yet (by what the ledger knows)."""
-    dispatch = ledger.dispatch
-    if dispatch is None:
+    """Whether the ledger's run is this plan's (same agents, slots and chunks) and some chunk
+    of it may still run (by what the ledger alone knows: no call is made)."""
+    run, dispatch = ledger.run, ledger.dispatch
+    if run is None or dispatch is None:
         return False
-    same = (sorted(dispatch.lanes) == sorted(plan.agents) and all(len(t) == plan.slots for t in dispatch.lanes.values())
+    same = (sorted(run.agents) == sorted(plan.agents) and run.slots == plan.slots
             and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
-    known = Dispatcher(None, ledger, "", Settings())  # what the ledger alone knows: no call is made
-    return same and any(known.state(c) != ChunkState.DONE for c in dispatch.chunks)
+    return same and any(chunk_state(c, ledger.finished.get(c.latest.execution or "") if c.latest else None)
+                        in (ChunkState.RUNNING, ChunkState.WAITING) for c in dispatch.chunks)
 
 
 def warn_about_stale_runs(client, plan: Plan) -> list[str]:

@@ -80,7 +80,11 @@ def dispatch_table(result: DispatchResult) -> str:
     if result.finished:
         lines.append("finish: every chunk has ended")
     elif result.eta is not None:
-        lines.append(f"finish: in about {_duration(result.eta)} if the measured rates hold")
+        moving = " for the work that is moving" if result.stalled else ""
+        lines.append(f"finish: in about {_duration(result.eta)}{moving} if the measured rates hold")
+    if result.stalled:
+        lines.append(f"stalled: {len(result.stalled)} chunk(s) on OFFLINE agents, not counted above ("
+                     + "; ".join(sorted(set(result.stalled))) + ")")
     return body + "\n" + "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Split an NFS share across the online DataSync agents and start one task per agent.
 
-parse flags -> check input -> find agents -> scan -> plan -> write plan -> launch -> record
+parse flags -> check input -> hold the run -> find agents -> scan -> plan -> record the run
+-> create or reuse tasks -> start (tagged) -> record each execution
 
 Installed as ``datasync-multi-scheduler``; ``datasync_multi_agents_scheduler.py`` in a
 checkout runs the same ``main``.
@@ -10,16 +11,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import socket
+import sys
+import time
 
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, Parser, run, setup_logging
 from .errors import UserError
-from .launch import Target, launch, start_dispatch
+from .launch import launch, start_dispatch
 from .manifest import read_manifest
 from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
 from .report import dispatch_table, plan_table
 from .scan import Progress, nfs_mount_source, scan
-from .state import check_writable, write_json
+from .state import Target, check_writable, read_json, sole_holder, write_json
 from .states import AgentStatus
 
 log = logging.getLogger("scheduler")
@@ -29,7 +34,8 @@ EXIT_CODES = """exit codes:
   1  an AWS call failed after retries: the log and the arn file say what was created;
      rerun to continue, nothing is duplicated
   2  bad input or environment (flags, manifest, files that cannot be written, no AWS
-     credentials): refused before anything was created
+     credentials, another scheduler already running for this arn file): refused before
+     anything was created
   3  DataSync could not get a task ready (the export does not mount, the task mode does
      not fit the agent, or it stayed CREATING too long): nothing was started"""
 
@@ -177,14 +183,34 @@ def schedule(argv: list[str] | None) -> int:
     given = check_args(a)
     manifest = read_manifest(a.source_file, a.mount_path_dir)
     warn_if_mount_differs(a)
+    if a.dry_run:
+        return plan_only(a, given, manifest)
+    who = (f"scheduler pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')} "
+           f"({shlex.join(sys.argv)})")
+    with sole_holder(a.arn_file + ".scheduler.lock", who, f"the run recorded in {a.arn_file}"):
+        return launch_run(a, given, manifest, log_path)
 
-    client = None
-    if not (a.dry_run and given):
-        client = ds.make_client(a.region, a.profile, a.endpoint_url)
-    agents = given if (a.dry_run and given) else find_agents(client, given)
-    if not a.dry_run and not ds.location_exists(client, a.dest_loc):
-        raise UserError(f"destination location {a.dest_loc} not found in this account and region")
 
+def plan_only(a, given: list[str], manifest) -> int:
+    """--dry_run: scan, plan and print; create nothing, and never write over a run's plan file
+    (one that names its run): the plan goes to a file of its own."""
+    client = None if given else ds.make_client(a.region, a.profile, a.endpoint_url)
+    agents = given or find_agents(client, given)
+    plan = make_and_show_plan(a, agents, manifest)
+    path = a.plan_file
+    existing = read_json(path) if os.path.isfile(path) else None
+    if isinstance(existing, dict) and "run" in existing:
+        root, ext = os.path.splitext(path)
+        path = f"{root}.dry_run{ext or '.json'}"
+        log.info("%s is the plan of run %s: this dry run's plan goes to %s instead", a.plan_file, existing["run"],
+                 path)
+        check_writable(path, "--plan_file")
+    write_json(path, plan.to_json())
+    log.info("dry run: plan written to %s; nothing created in AWS", path)
+    return EXIT_OK
+
+
+def make_and_show_plan(a, agents: list[str], manifest):
     log.info("scanning %d manifest entr%s under %s", len(manifest.entries),
              "y" if len(manifest.entries) == 1 else "ies", a.mount_path_dir)
     tree = scan(a.mount_path_dir, manifest.entries, a.scan_workers, Progress())
@@ -193,25 +219,28 @@ def schedule(argv: list[str] | None) -> int:
                      chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth)
     if not plan.scopes:
         raise UserError("nothing to transfer under the manifest's directories")
-    write_json(a.plan_file, plan.to_json())
     print(plan_table(plan), flush=True)
-    log.info("plan written to %s", a.plan_file)
-    if a.dry_run:
-        log.info("dry run: nothing created in AWS")
-        return 0
+    return plan
 
+
+def launch_run(a, given: list[str], manifest, log_path: str) -> int:
+    """Plan, then record the run and start it (the caller holds the run's scheduler lock)."""
+    client = ds.make_client(a.region, a.profile, a.endpoint_url)
+    agents = find_agents(client, given)
+    if not ds.location_exists(client, a.dest_loc):
+        raise UserError(f"destination location {a.dest_loc} not found in this account and region")
+    plan = make_and_show_plan(a, agents, manifest)
     options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
                               task_mode=a.task_mode)
     target = Target(a.nfs_server_name, a.sub_dir, a.dest_loc, a.cloudwatch_arn, options, a.task_mode,
                     a.nfs_version, a.task_ready_timeout_sec)
     if plan.dynamic:
-        result = start_dispatch(client, plan, target, a.arn_file, ledger_path(a))
+        result = start_dispatch(client, plan, target, a.arn_file, ledger_path(a), a.plan_file, named=bool(given))
         if result is not None:
             print(dispatch_table(result), flush=True)
         log.info("dispatch recorded in %s, executions in %s; run the watcher to hand out the remaining chunks; "
                  "log in %s", ledger_path(a), a.arn_file, log_path)
         return EXIT_AWS if result is not None and result.errors else EXIT_OK
-    launched = launch(client, plan, target, a.arn_file, ledger_path(a))
+    launched = launch(client, plan, target, a.arn_file, ledger_path(a), a.plan_file, named=bool(given))
     log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
-    return 0
-
+    return EXIT_OK

@@ -111,13 +111,31 @@ def exclusive_lock(path: str, on_wait: Callable[[], None] | None = None) -> Iter
         os.close(fd)
 
 
-LEDGER_VERSION = 1
-DISPATCH_LEDGER_VERSION = 2
-"""The shape of the ledger file: version 2 holds a dispatch record, version 1 none (and is
-written as before, so an older watcher still reads a static ledger). Any other version is
-refused, never guessed at: an older watcher refuses a version 2 ledger rather than ignore
-its dispatch."""
-READABLE_LEDGER_VERSIONS = (LEDGER_VERSION, DISPATCH_LEDGER_VERSION)
+@contextlib.contextmanager
+def sole_holder(path: str, who: str, what: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` for as long as the block runs, or refuse at
+    once (UserError naming the holder, as it wrote itself into the file) if another process
+    holds it. ``who`` describes this process for the next one; ``what`` names the thing held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
+            raise UserError(f"{what} is held by {holder}: wait for it to end (nothing was created or "
+                            "started by this one)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, who.encode("utf-8"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+LEDGER_VERSION = 3
+"""The shape of the ledger file. Version 3 holds the run's record (``Run``), written by the
+scheduler at launch; versions 1 and 2, written before runs were recorded, took each
+scope from the plan file, which a later command could replace: they are refused, never
+guessed at."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,114 @@ class PlannedScope:
     def from_json(cls, data: Mapping[str, Any]) -> PlannedScope:
         return cls(str(data["task_name"]), tuple(data["includes"]), tuple(data.get("excludes", ())),
                    int(data.get("files", 0)), int(data.get("dirs", 0)), int(data.get("bytes", 0)))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the run's tasks read and write, and how they run: all a new agent's location
+    and task need, so the watcher can add an agent the plan never saw."""
+
+    nfs_server: str
+    sub_dir: str
+    dest_loc: str
+    cloudwatch_arn: str | None
+    options: dict
+    task_mode: str = "BASIC"
+    nfs_version: str = "AUTOMATIC"
+    ready_timeout: float = 600.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"nfs_server": self.nfs_server, "sub_dir": self.sub_dir, "dest_loc": self.dest_loc,
+                "cloudwatch_arn": self.cloudwatch_arn, "options": dict(self.options), "task_mode": self.task_mode,
+                "nfs_version": self.nfs_version, "ready_timeout": self.ready_timeout}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Target:
+        return cls(str(data["nfs_server"]), str(data["sub_dir"]), str(data["dest_loc"]), data.get("cloudwatch_arn"),
+                   dict(data["options"]), str(data.get("task_mode", "BASIC")),
+                   str(data.get("nfs_version", "AUTOMATIC")), float(data.get("ready_timeout", 600.0)))
+
+
+@dataclass
+class Policy:
+    """The run's failover rules. Recorded with the run so that two watchers never disagree:
+    a watcher started with other values changes the record, and says so."""
+
+    max_retries: int = 1
+    """Retries per scope or chunk, ever."""
+    offline_threshold: float = 600.0
+    """Seconds since an OFFLINE agent's last contact before its executions past LAUNCHING count as stranded."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_retries": self.max_retries, "offline_threshold": self.offline_threshold}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Policy:
+        return cls(int(data["max_retries"]), float(data["offline_threshold"]))
+
+
+@dataclass
+class Run:
+    """One migration run, as the scheduler recorded it before creating anything: the scope
+    of record of each static task, the agents it was planned for, where its tasks read and
+    write, and the rules the watcher applies. No later command (a dry run, another plan)
+    can change what a retry moves: only this record says it.
+
+    ``named``: the plan's agents were named (--agent_arns), so only they and the agents
+    the operator ``added`` may serve the run; otherwise any ONLINE agent may. ``drained``
+    agents take no new work; ``barred`` ones were refused by DataSync for this run (why)."""
+
+    id: str
+    prefix: str
+    """--task_name: every task of the run is named with it."""
+    agents: tuple[str, ...]
+    named: bool
+    target: Target
+    scopes: dict[str, PlannedScope] = field(default_factory=dict)
+    """Static runs: task name -> its scope. Dynamic runs keep their chunks in ``Dispatch``."""
+    slots: int = 1
+    """Tasks per agent (the queue depth of a dynamic run)."""
+    policy: Policy = field(default_factory=Policy)
+    added: list[str] = field(default_factory=list)
+    drained: list[str] = field(default_factory=list)
+    barred: dict[str, str] = field(default_factory=dict)
+
+    def may_serve(self, agent: str) -> bool:
+        """Whether the agent may take new work of this run (not drained, not barred, and
+        among the agents allowed when they were named)."""
+        if agent in self.drained or agent in self.barred:
+            return False
+        return not self.named or agent in self.agents or agent in self.added
+
+    def usable(self, listed: Mapping[str, str]) -> frozenset[str]:
+        """The agents that may serve the run, of those ListAgents shows (any status)."""
+        return frozenset(a for a in listed if self.may_serve(a))
+
+    def start_tag(self, key: str, number: int) -> str:
+        """The value of ``datasync.START_TAG`` on one start: which run, which scope or chunk
+        (a task name, or ``chunk-N``), which attempt of it."""
+        return f"{self.id}/{key}/{number}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "prefix": self.prefix, "agents": list(self.agents), "named": self.named,
+                "target": self.target.to_json(), "scopes": {n: s.to_json() for n, s in self.scopes.items()},
+                "slots": self.slots, "policy": self.policy.to_json(), "added": list(self.added),
+                "drained": list(self.drained), "barred": dict(self.barred)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Run:
+        return cls(str(data["id"]), str(data["prefix"]), tuple(data["agents"]), bool(data["named"]),
+                   Target.from_json(data["target"]),
+                   {str(n): PlannedScope.from_json(s) for n, s in data.get("scopes", {}).items()},
+                   int(data.get("slots", 1)), Policy.from_json(data["policy"]), list(data.get("added", [])),
+                   list(data.get("drained", [])), {str(k): str(v) for k, v in data.get("barred", {}).items()})
+
+
+def parse_start_tag(value: str) -> tuple[str, str, int] | None:
+    """(run id, scope key, attempt number) of a start tag; None for a value of another shape."""
+    run, _, rest = value.partition("/")
+    key, _, number = rest.rpartition("/")
+    return (run, key, int(number)) if run and key and number.isdigit() else None
 
 
 @dataclass
@@ -170,20 +296,28 @@ class Attempt:
     """One execution of a scope, or a retry of it decided and not yet seen started."""
 
     agent: str
-    """The agent it runs on ('' in a ledger older than this field: read it from the execution's task)."""
     execution: str | None = None
     """None while a retry is only an intent."""
     failed: str | None = None
     """How it failed (its status, or '<status> on offline agent'), once it has."""
     retry: Retry | None = None
     """How it was started, if it is a retry."""
+    returned: bool = False
+    """Taken back unfailed: it was still queued or launching on a lost agent, so it read nothing."""
+    tag: str | None = None
+    """Its start tag (``datasync.START_TAG``), if this run started it."""
+
+    @property
+    def active(self) -> bool:
+        return self.failed is None and not self.returned
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agent": self.agent}
-        if self.execution is not None:
-            out["execution"] = self.execution
-        if self.failed is not None:
-            out["failed"] = self.failed
+        for key in ("execution", "failed", "tag"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.returned:
+            out["returned"] = True
         if self.retry is not None:
             r = self.retry
             out.update({"retry_of": r.of, "decided": r.decided, "task_name": r.task_name, "server": r.server,
@@ -204,41 +338,55 @@ class Attempt:
                           excludes=list(data["excludes"]), options=dict(data["options"]),
                           nfs_version=data.get("nfs_version", "AUTOMATIC"), task_mode=data.get("task_mode", "BASIC"),
                           task=data.get("task"))
-        return cls(agent=data.get("agent") or "", execution=data.get("execution"), failed=data.get("failed"),
-                   retry=retry)
+        return cls(agent=str(data["agent"]), execution=data.get("execution"), failed=data.get("failed"),
+                   retry=retry, returned=bool(data.get("returned", False)), tag=data.get("tag"))
 
 
 @dataclass
 class Scope:
     """One scope of work as the watcher follows it, kept under its first execution's ARN:
     every attempt in order (no agent that failed it is tried again), the retries spent,
-    and what it must move (taken from the plan at first sight)."""
+    what it must move (the run's record of it), and, once given up, why: that word is
+    final, whatever another watcher's settings."""
 
     attempts: list[Attempt]
     retries: int = 0
     planned: PlannedScope | None = None
+    given_up: str | None = None
 
     @property
     def latest(self) -> Attempt:
         return self.attempts[-1]
 
-    def begin_retry(self, agent: str, retry: Retry) -> Attempt:
-        """Spend one retry and record it as an intent: its execution is not started yet."""
-        self.retries += 1
-        self.attempts.append(Attempt(agent, retry=retry))
+    @property
+    def key(self) -> str:
+        """The name its start tags carry: the task it was planned for."""
+        return self.planned.task_name if self.planned else ""
+
+    def next_number(self) -> int:
+        return len(self.attempts) + 1
+
+    def begin_retry(self, agent: str, retry: Retry, tag: str | None, spend: bool = True) -> Attempt:
+        """Record a retry as an intent (its execution is not started yet), spending one
+        retry unless the attempt it replaces was only taken back."""
+        if spend:
+            self.retries += 1
+        self.attempts.append(Attempt(agent, retry=retry, tag=tag))
         return self.attempts[-1]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"attempts": [a.to_json() for a in self.attempts], "retries": self.retries}
         if self.planned is not None:
             out["scope"] = self.planned.to_json()
+        if self.given_up is not None:
+            out["given_up"] = self.given_up
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scope:
         planned = data.get("scope")
         return cls([Attempt.from_json(a) for a in data["attempts"]], int(data.get("retries", 0)),
-                   PlannedScope.from_json(planned) if planned is not None else None)
+                   PlannedScope.from_json(planned) if planned is not None else None, data.get("given_up"))
 
 
 @dataclass(frozen=True)
@@ -274,21 +422,23 @@ class ChunkAttempt:
     task: str
     """The task (the agent's queue slot) it runs as."""
     decided: float
-    """When the start was decided (epoch seconds): an execution of the task started before
-    then is not this one."""
+    """When the start was decided (epoch seconds)."""
+    tag: str
+    """Its start tag (``datasync.START_TAG``): how a check that lost the answer finds the execution."""
     execution: str | None = None
     """None while the start is only an intent."""
     failed: str | None = None
     """How it failed, once it has: the chunk may go to another agent, and never back to this one."""
     returned: bool = False
-    """Cancelled while still queued on a lost agent: back in the pool, and not a failure."""
+    """Cancelled while still queued on a lost agent, or refused before it started: back in
+    the pool, and not a failure."""
 
     @property
     def active(self) -> bool:
         return self.failed is None and not self.returned
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"agent": self.agent, "task": self.task, "decided": self.decided}
+        out: dict[str, Any] = {"agent": self.agent, "task": self.task, "decided": self.decided, "tag": self.tag}
         if self.execution is not None:
             out["execution"] = self.execution
         if self.failed is not None:
@@ -299,14 +449,15 @@ class ChunkAttempt:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChunkAttempt:
-        return cls(str(data["agent"]), str(data["task"]), float(data["decided"]), data.get("execution"),
-                   data.get("failed"), bool(data.get("returned", False)))
+        return cls(str(data["agent"]), str(data["task"]), float(data["decided"]), str(data["tag"]),
+                   data.get("execution"), data.get("failed"), bool(data.get("returned", False)))
 
 
 @dataclass
 class ChunkRecord:
     """One chunk of a dynamic plan as the dispatcher follows it: what it moves (copied from
-    the plan, so the ledger alone can finish the job) and every start of it, in order."""
+    the plan, so the ledger alone can finish the job), every start of it in order, and,
+    once given up, why (final, whatever another watcher's settings)."""
 
     index: int
     includes: tuple[str, ...]
@@ -315,6 +466,12 @@ class ChunkRecord:
     dirs: int
     cost: int
     attempts: list[ChunkAttempt] = field(default_factory=list)
+    given_up: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The name its start tags carry."""
+        return f"chunk-{self.index}"
 
     @property
     def latest(self) -> ChunkAttempt | None:
@@ -329,38 +486,41 @@ class ChunkRecord:
         """Agents that failed it."""
         return frozenset(a.agent for a in self.attempts if a.failed is not None)
 
+    def next_number(self) -> int:
+        """The attempt number of its next start: one past every start known, adopted ones included."""
+        numbers = [parse_start_tag(a.tag) for a in self.attempts]
+        return max((n[2] for n in numbers if n), default=0) + 1
+
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "includes": list(self.includes), "bytes": self.bytes, "files": self.files,
-                "dirs": self.dirs, "cost": self.cost, "attempts": [a.to_json() for a in self.attempts]}
+        out = {"index": self.index, "includes": list(self.includes), "bytes": self.bytes, "files": self.files,
+               "dirs": self.dirs, "cost": self.cost, "attempts": [a.to_json() for a in self.attempts]}
+        if self.given_up is not None:
+            out["given_up"] = self.given_up
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChunkRecord:
         return cls(int(data["index"]), tuple(str(p) for p in data["includes"]), int(data["bytes"]),
                    int(data["files"]), int(data["dirs"]), int(data["cost"]),
-                   [ChunkAttempt.from_json(a) for a in data["attempts"]])
+                   [ChunkAttempt.from_json(a) for a in data["attempts"]], data.get("given_up"))
 
 
 @dataclass
 class Dispatch:
-    """A dynamic plan in progress: each agent's tasks (its queue slots) and every chunk."""
+    """A dynamic plan in progress: each agent's tasks (its queue slots) and every chunk.
+    Agents that join the run get their lane on first use."""
 
-    id: str
-    """Names this dispatch in the tag of each execution it starts (see ``start_tag``)."""
     lanes: dict[str, list[str]]
     """Agent ARN -> the ARNs of its tasks, one per queue slot."""
     chunks: list[ChunkRecord]
 
-    def start_tag(self, chunk: ChunkRecord, attempt: ChunkAttempt) -> str:
-        """The tag value of one start: which dispatch, which chunk, which attempt of it."""
-        return f"{self.id}/{chunk.index}/{chunk.attempts.index(attempt) + 1}"
-
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
+        return {"lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
                 "chunks": [c.to_json() for c in self.chunks]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Dispatch:
-        return cls(str(data["id"]), {str(agent): [str(t) for t in tasks] for agent, tasks in data["lanes"].items()},
+        return cls({str(agent): [str(t) for t in tasks] for agent, tasks in data["lanes"].items()},
                    [ChunkRecord.from_json(c) for c in data["chunks"]])
 
     def executions(self) -> set[str]:
@@ -377,22 +537,26 @@ def _location_from_json(data: Mapping[str, Any]) -> ds.NfsLocation:
 
 @dataclass
 class Ledger:
-    """The watcher's memory, beside the arn file: what was retried, what is known for good.
+    """The run's memory, beside the arn file: what the run is (``run``, written by the
+    scheduler at launch), what was retried, what is known for good.
 
     ``scopes`` maps the first execution of each scope to its ``Scope``; ``dispatch`` is
-    the record of a dynamic plan (None for a static one). ``tasks`` and
-    ``locations`` cache descriptions that do not change; ``finished`` keeps the last
-    description of executions that ended (in DescribeTaskExecution's own field names), so
-    they cost no call again. ``Ledger(path)`` is a new, empty ledger; ``Ledger.read(path)``
-    the one a file holds.
+    the record of a dynamic plan (None for a static one). ``tasks`` and ``locations``
+    cache descriptions that do not change; ``finished`` keeps the last description of
+    executions that ended (in DescribeTaskExecution's own field names), so they cost no
+    call again; ``others`` are executions of the run's tasks whose tags show another
+    run's, so their tags are read once. ``Ledger(path)`` is a new, empty ledger;
+    ``Ledger.read(path)`` the one a file holds.
     """
 
     path: str
+    run: Run | None = None
     scopes: dict[str, Scope] = field(default_factory=dict)
     tasks: dict[str, TaskFacts] = field(default_factory=dict)
     locations: dict[str, ds.NfsLocation] = field(default_factory=dict)
     finished: dict[str, ds.Execution] = field(default_factory=dict)
     dispatch: Dispatch | None = None
+    others: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, path: str) -> Ledger:
@@ -407,12 +571,13 @@ class Ledger:
         write_json(self.path, self.to_json())
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": LEDGER_VERSION if self.dispatch is None else DISPATCH_LEDGER_VERSION,
+        return {"version": LEDGER_VERSION, **({"run": self.run.to_json()} if self.run is not None else {}),
                 "scopes": {root: scope.to_json() for root, scope in self.scopes.items()},
                 "tasks": {arn: task.to_json() for arn, task in self.tasks.items()},
                 "locations": {arn: _location_to_json(loc) for arn, loc in self.locations.items()},
                 "finished": {arn: ds.execution_to_description(e) for arn, e in self.finished.items()},
-                **({"dispatch": self.dispatch.to_json()} if self.dispatch is not None else {})}
+                **({"dispatch": self.dispatch.to_json()} if self.dispatch is not None else {}),
+                "others": sorted(self.others)}
 
     @classmethod
     def from_json(cls, data: object, path: str) -> Ledger:
@@ -421,17 +586,18 @@ class Ledger:
         if not isinstance(data, Mapping):
             raise UserError("not a ledger (it holds no JSON object)")
         version = data.get("version")
-        if version not in READABLE_LEDGER_VERSIONS:
-            readable = " and ".join(map(str, READABLE_LEDGER_VERSIONS))
+        if version != LEDGER_VERSION:
             raise UserError(f"written by another version of the watcher (ledger version {version!r}; this one reads "
-                            f"versions {readable}): finish the migration with the version that wrote it")
+                            f"version {LEDGER_VERSION}): finish the migration with the version that wrote it")
         try:
-            return cls(path, scopes={root: Scope.from_json(s) for root, s in data.get("scopes", {}).items()},
+            return cls(path, run=Run.from_json(data["run"]) if "run" in data else None,
+                       scopes={root: Scope.from_json(s) for root, s in data.get("scopes", {}).items()},
                        tasks={arn: TaskFacts.from_json(t) for arn, t in data.get("tasks", {}).items()},
                        locations={arn: _location_from_json(loc) for arn, loc in data.get("locations", {}).items()},
                        finished={arn: ds.Execution.from_description(e)
                                  for arn, e in data.get("finished", {}).items()},
-                       dispatch=Dispatch.from_json(data["dispatch"]) if "dispatch" in data else None)
+                       dispatch=Dispatch.from_json(data["dispatch"]) if "dispatch" in data else None,
+                       others={str(e) for e in data.get("others", [])})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
             raise UserError(f"not a ledger this version wrote: {detail}") from None
@@ -443,3 +609,8 @@ class Ledger:
                 return root
         self.scopes[execution] = Scope([Attempt(agent, execution)])
         return execution
+
+    def known(self) -> set[str]:
+        """Every execution the ledger has recorded (scopes, retries and chunks)."""
+        known = {a.execution for s in self.scopes.values() for a in s.attempts if a.execution}
+        return known | (self.dispatch.executions() if self.dispatch else set())

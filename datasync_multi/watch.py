@@ -14,15 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import datasync as ds
 from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
 from .errors import SetupError
-from .plan import Plan
-from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, read_lines
+from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, parse_start_tag, read_lines
 from .states import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -40,14 +38,15 @@ agent that reports no LastConnectionTime has been out of contact at least that l
 
 @dataclass(frozen=True)
 class Settings:
+    """How one check runs. ``max_retries`` and ``offline_threshold`` are the run's policy
+    (``state.Policy``) as the watcher resolved it against the run's record."""
+
     max_retries: int = 1
     offline_threshold: float = 600.0
-    """Seconds since an OFFLINE agent's last contact before its unfinished executions count as stranded."""
-    plan: Plan | Mapping[str, Any] | None = None
-    """The scheduler's plan (or the plan file's JSON, read with Plan.from_json): the scope of
-    record of each task, and the agents a retry may use."""
+    """Seconds since an OFFLINE agent's last contact before its executions past LAUNCHING count as stranded."""
     task_ready_timeout: float = ds.TASK_READY_TIMEOUT
-    """Seconds a retry's new task may stay CREATING before this check gives up on it (the next one resumes)."""
+    """Seconds a retry's or a new lane's task may stay CREATING before this check gives up on
+    it (the next one resumes)."""
     poll: float = 300.0
     """Seconds between checks (the loop's sleep, or cron's interval): a chunk left for a busy
     agent waits, on average, half of it before a check hands it over."""
@@ -101,8 +100,8 @@ def read_arn_file(path: str) -> list[str]:
 
 class Observer:
     """What a check of the watcher or of the dispatcher reads through: the client, and the
-    ledger's cache of what cannot change (ended executions) or changes rarely (an agent's
-    last contact, read once per check)."""
+    ledger's cache of what cannot change (ended executions, tasks, locations) or changes
+    rarely (an agent's last contact, read once per check)."""
 
     def __init__(self, client, ledger: Ledger):
         self.client = client
@@ -127,19 +126,6 @@ class Observer:
         last = self._last_contact[agent]
         return OFFLINE_AFTER if last is None else max(0.0, now - last)
 
-
-class Watcher(Observer):
-    """Holds the client, the ledger and the settings for one check."""
-
-    def __init__(self, client, ledger: Ledger, arn_file: str, settings: Settings):
-        super().__init__(client, ledger)
-        self.arn_file = arn_file
-        self.settings = settings
-        plan = settings.plan
-        self.plan = plan if plan is None or isinstance(plan, Plan) else Plan.from_json(plan)
-
-    # -- cached descriptions ------------------------------------------------------------
-
     def task(self, task_arn: str) -> TaskFacts:
         if task_arn not in self.ledger.tasks:
             self.ledger.tasks[task_arn] = TaskFacts.from_description(ds.describe_task(self.client, task_arn))
@@ -150,17 +136,56 @@ class Watcher(Observer):
             self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
         return self.ledger.locations[loc_arn]
 
-    def agent_of(self, execution: str) -> str:
-        agents = self.location(self.task(ds.task_of(execution)).source).agents
+    def agent_of_task(self, task_arn: str) -> str:
+        agents = self.location(self.task(task_arn).source).agents
         return agents[0] if agents else ""
+
+    def agent_of(self, execution: str) -> str:
+        return self.agent_of_task(ds.task_of(execution))
+
+    def unrecorded_starts(self) -> Iterator[tuple[str, str, str, int]]:
+        """Executions this run started that the ledger does not know (a lost answer, or a
+        ledger put back from an older copy): (execution, task, scope key, attempt number).
+        Every task named with the run's prefix is looked at; an execution whose tags show
+        another run's is remembered in ``others`` so its tags are read once."""
+        run = self.ledger.run
+        if run is None:
+            return
+        known = self.ledger.known() | self.ledger.others
+        for task in ds.list_tasks(self.client):
+            if not task.get("Name", "").startswith(run.prefix):
+                continue
+            for execution in ds.list_executions(self.client, task["TaskArn"]):
+                if execution in known:
+                    continue
+                parsed = parse_start_tag(ds.tags_of(self.client, execution).get(ds.START_TAG, ""))
+                if parsed is None or parsed[0] != run.id:
+                    self.ledger.others.add(execution)
+                    continue
+                yield execution, task["TaskArn"], parsed[1], parsed[2]
+
+
+class Watcher(Observer):
+    """Holds the client, the ledger and the settings for one check."""
+
+    def __init__(self, client, ledger: Ledger, arn_file: str, settings: Settings):
+        super().__init__(client, ledger)
+        self.arn_file = arn_file
+        self.settings = settings
 
     # -- the check ------------------------------------------------------------------------
 
     def check(self, now: float | None = None) -> CheckResult:
         now = time.time() if now is None else now
         agents = {a.arn: a.status for a in ds.list_agents(self.client)}
-        watched = read_arn_file(self.arn_file)
         result = CheckResult()
+        try:
+            self._adopt_unrecorded()
+        except CHECK_ERRORS as exc:
+            result.errors.append("run")
+            log.error("could not look for executions of this run the ledger does not know: %s; the next check "
+                      "tries again", ds.describe_error(exc))
+        watched = read_arn_file(self.arn_file)
         views: dict[str, tuple[ds.Execution, str]] = {}
         for execution in watched:
             try:
@@ -173,7 +198,8 @@ class Watcher(Observer):
         for described, agent in views.values():
             if described.status not in ExecutionStatus.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
-        fleet = Fleet(agents, busy, frozenset(self.plan.agents) if self.plan else None)  # busy grows with retries
+        run = self.ledger.run
+        fleet = Fleet(agents, busy, run.usable(agents) if run else None)  # busy grows with retries
         self._complete_intents(result)
         for execution, (described, agent) in views.items():
             row = Row(execution, self.task(ds.task_of(execution)).name, agent, described.status,
@@ -189,6 +215,33 @@ class Watcher(Observer):
         self.ledger.save()
         return result
 
+    def _adopt_unrecorded(self) -> None:
+        """Record the starts of this run the ledger does not know (see ``unrecorded_starts``):
+        each joins its scope as that scope's latest attempt, and the arn file, so it is
+        followed and never started again."""
+        for execution, task, key, number in list(self.unrecorded_starts()):
+            run = self.ledger.run
+            assert run is not None
+            tag = run.start_tag(key, number)
+            scope = next((s for s in self.ledger.scopes.values() if s.key == key), None)
+            agent = self.agent_of_task(task)
+            if scope is None:
+                self.ledger.scopes[execution] = Scope([Attempt(agent, execution, tag=tag)], planned=run.scopes.get(key))
+            else:
+                intent = next((a for a in scope.attempts if a.tag == tag and a.execution is None), None)
+                if intent is not None:
+                    intent.execution = execution
+                else:
+                    if scope.latest.active and scope.latest.execution is not None:
+                        scope.latest.failed = "superseded by a later start this ledger did not know"
+                    scope.attempts.append(Attempt(agent, execution, tag=tag))
+                    scope.retries = max(scope.retries, number - 1)
+            self.ledger.save()
+            if execution not in read_arn_file(self.arn_file):
+                append_line(self.arn_file, execution)
+            log.warning("%s: started by this run (%s) and missing from the ledger: adopted, not started again",
+                        execution, tag)
+
     def _handle(self, execution: str, described: ds.Execution, agent: str, fleet: Fleet, busy: dict[str, int],
                 now: float, row: Row, result: CheckResult) -> None:
         """Gather what the decision needs, decide, and carry the decision out."""
@@ -200,18 +253,17 @@ class Watcher(Observer):
         planned, why_not = self._scope_of_record(scope, root, described)
         agent_status = fleet.statuses.get(agent, AgentStatus.OFFLINE)
         offline_for = self.offline_for(agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
-        for attempt in scope.attempts:  # a ledger older than Attempt.agent: read it from the task
-            if not attempt.agent and attempt.execution:
-                attempt.agent = self.agent_of(attempt.execution)
         seen = Seen(described, agent_status, offline_for, planned, why_not)
         decision = decide(seen, scope, fleet, max_retries=self.settings.max_retries,
                           offline_threshold=self.settings.offline_threshold)
+        if decision.kind == Kind.WAIT and agent_status == AgentStatus.OFFLINE:
+            row.action = stall_note(now, offline_for, self.settings.offline_threshold)
         self._carry_out_decision(decision, execution, root, scope, seen, busy, now, row, result)
 
     def _carry_out_decision(self, decision: Decision, execution: str, root: str, scope: Scope, seen: Seen,
                             busy: dict[str, int], now: float, row: Row, result: CheckResult) -> None:
         """Record the decision in the ledger, the table and the result; cancel, create and start what it asks."""
-        row.action = decision.action
+        row.action = ", ".join(filter(None, (decision.action, row.action if decision.kind == Kind.WAIT else "")))
         if decision.kind in (Kind.WAIT, Kind.DONE):
             if decision.flag:
                 result.oversized.append(execution)
@@ -220,28 +272,41 @@ class Watcher(Observer):
                 result.unfinished += 1
             return
         latest = scope.latest
-        latest.failed = decision.failed
         if decision.kind == Kind.GIVE_UP:
+            latest.failed = decision.failed
+            if scope.given_up is None:
+                scope.given_up = decision.action
             result.exhausted.append(root)
             if decision.log:
                 log.error("%s %s", execution, decision.log)
             return
         if decision.kind == Kind.NO_HEALTHY_AGENT:
+            latest.failed = decision.failed
             result.waiting.append(root)
             log.warning("%s %s", execution, decision.log)
             return
         planned = seen.planned
-        assert decision.target is not None and planned is not None  # decide() retries only with both
-        if decision.kind == Kind.CANCEL_THEN_RETRY and not self._cancel(execution, row):
-            latest.failed = None
-            return
+        assert decision.target is not None and planned is not None  # decide() moves only with both
+        if decision.kind == Kind.TAKE_BACK:
+            latest.returned = True
+        else:
+            latest.failed = decision.failed
+        if decision.kind in (Kind.CANCEL_THEN_RETRY, Kind.TAKE_BACK):
+            self.ledger.save()  # the take-back is durable before the cancel
+            if not self._cancel(execution, row):
+                latest.failed, latest.returned = None, False
+                return
         task = self.task(ds.task_of(execution))
         loc = self.location(task.source)
+        base = task.name.removesuffix("_retry")
+        run = self.ledger.run
         attempt = scope.begin_retry(decision.target, Retry(
-            of=execution, decided=now, task_name=task.name + "_retry", server=loc.server, subdir=loc.subdir,
+            of=execution, decided=now, task_name=base + "_retry", server=loc.server, subdir=loc.subdir,
             dest=task.dest, cloudwatch=task.cloudwatch, includes=list(planned.includes),
             excludes=list(planned.excludes), options=ds.for_mode(dict(seen.execution.options), task.mode),
-            nfs_version=loc.nfs_version, task_mode=task.mode))
+            nfs_version=loc.nfs_version, task_mode=task.mode),
+            tag=run.start_tag(scope.key, scope.next_number()) if run else None,
+            spend=decision.kind != Kind.TAKE_BACK)
         self.ledger.save()  # the intent is durable before anything is created or started
         new = self._carry_out(attempt)
         busy[decision.target] = busy.get(decision.target, 0) + 1
@@ -249,14 +314,14 @@ class Watcher(Observer):
         row.action += f"moved to {short(decision.target)}: {short(new)}"
 
     def _scope_of_record(self, scope: Scope, root: str, described: ds.Execution) -> tuple[PlannedScope | None, str]:
-        """What this scope must move, from the ledger or else the plan; None and why if unknown."""
+        """What this scope must move, from the run's record; None and why if unknown."""
         if scope.planned is None:
-            planned, why_not = planned_scope(self.plan, self.task(ds.task_of(root)).name)
+            planned, why_not = planned_scope(self.ledger.run, self.task(ds.task_of(root)).name)
             if planned is None:
                 return None, why_not
             scope.planned = planned
         if echo_differs(described, scope.planned):
-            return None, "the filters it ran with differ from the plan's"
+            return None, "the filters it ran with differ from the run's record"
         return scope.planned, ""
 
     def _cancel(self, execution: str, row: Row) -> bool:
@@ -292,14 +357,16 @@ class Watcher(Observer):
             self.ledger.save()
         ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {short(attempt.agent)}"},
                             timeout=self.settings.task_ready_timeout, on_wait=log.info)
-        known = known_executions(self.ledger)
-        adopt = [e for e in ds.list_executions(self.client, retry.task) if e not in known
-                 and started_after(ds.describe_execution(self.client, e), retry.decided)]
-        if adopt:
-            execution = adopt[-1]
+        known = self.ledger.known()
+        tag = attempt.tag
+        found = ds.find_started(self.client, retry.task, tag, known) if tag else None
+        if found:
+            execution = found
             log.info("adopting retry execution %s started before a restart", execution)
+        elif tag is None:
+            raise SetupError("the ledger holds no run record, so a retry cannot be tagged and checked: not started")
         else:
-            execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes)
+            execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes, tag, known)
             log.info("retry of %s started on %s: %s", retry.of, attempt.agent, execution)
         attempt.execution = execution
         self.ledger.save()
@@ -324,11 +391,14 @@ class Watcher(Observer):
                                            f"{ds.describe_error(exc)}; the next check tries again")
 
 
-def known_executions(ledger: Ledger) -> set[str | None]:
-    """Every execution the ledger has recorded (retries and chunks): a crashed check's start
-    is one that is not among them."""
-    known: set[str | None] = {a.execution for s in ledger.scopes.values() for a in s.attempts}
-    return known | (ledger.dispatch.executions() if ledger.dispatch else set())
+def stall_note(now: float, offline_for: float, threshold: float) -> str:
+    """What the table says of an execution whose agent is OFFLINE: since when, and when it moves."""
+    since = now - offline_for
+    return f"agent OFFLINE since {_clock(since)}, moves at {_clock(since + threshold)}"
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
 def failed_check(errors: list[str], row_action: str, name: str, message: str) -> str:
@@ -342,11 +412,6 @@ def failed_check(errors: list[str], row_action: str, name: str, message: str) ->
 def _failed_check(result: CheckResult, row: Row, message: str) -> None:
     """Record what a check could not do: in the row, once in the log, and in the exit code."""
     row.action = failed_check(result.errors, row.action, row.execution, message)
-
-
-def started_after(execution: ds.Execution, decided: float) -> bool:
-    """Whether an execution may be the one a crashed check started (a minute of clock skew allowed)."""
-    return execution.start_time is None or execution.start_time >= decided - 60
 
 
 def short(arn: str) -> str:

@@ -16,15 +16,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
 from .dispatch import Dispatcher, DispatchResult
 from .errors import UserError
-from .plan import Plan
 from .report import dispatch_table, watch_table
-from .state import Ledger, check_writable, exclusive_lock, read_json
-from .watch import CheckResult, Settings, Watcher
+from .state import Ledger, Policy, Run, check_writable, exclusive_lock
+from .watch import CheckResult, Settings, Watcher, read_arn_file
 
 EXIT_EXHAUSTED = 3
 """A scope failed and will not be retried: no retries left, or no scope of record."""
@@ -36,10 +36,12 @@ EXIT_OVERSIZED = 5
 EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
   0  every scope succeeded, or everything still running is healthy
   1  the check could not look at or act on an execution (an AWS error): see the table
-  2  bad input (flags, the arn file, files that cannot be written, no AWS credentials)
-  3  a scope failed and will not be retried (no retries left, or its scope is not in
-     the plan file)
-  4  a scope failed and no healthy agent could take it; the next check tries again
+  2  bad input (flags, an arn file that lists nothing, an unknown agent, files that
+     cannot be written or a ledger that cannot be read, no AWS credentials)
+  3  a scope failed and will not be retried (no retries left, failed on every agent
+     that may serve the run, or its scope is not in the run's record); that word is
+     recorded and final
+  4  a scope failed and no agent that may take it is ONLINE; the next check tries again
   5  an execution selects well more than its plan: overlapping scopes, or a mount that
      is not the export"""
 
@@ -51,17 +53,27 @@ def parse(argv: list[str] | None):
     p.add_flag("--arn_file", default="arn_file.txt", help="execution ARNs to watch, one per line")
     p.add_flag("--timeout_sec", type=float, default=300, help="seconds to sleep between checks")
     p.add_flag("--once", action="store_true", help="one check, then exit (for cron)")
-    p.add_flag("--max_retries", type=int, default=1, help="retries per scope (or chunk), ever")
-    p.add_flag("--offline_threshold_sec", type=int, default=600,
-               help="how long since an OFFLINE agent's last contact (LastConnectionTime) before its "
-                    "unfinished executions are moved")
+    p.add_flag("--max_retries", type=int,
+               help="retries per scope (or chunk), ever; the run's policy: given, it changes the run's record "
+                    "for every watcher (default: the run's, 1 at launch)")
+    p.add_flag("--offline_threshold_sec", type=int,
+               help="how long since an OFFLINE agent's last contact (LastConnectionTime) before its executions "
+                    "past LAUNCHING are moved (queued or launching ones move at once); the run's policy, like "
+                    "--max_retries (default: the run's, 600 at launch)")
+    p.add_flag("--agent_arns", help="comma-separated agents to add to a run whose agents were named (the "
+                                    "scheduler's --agent_arns): retries and chunks may go to them too")
+    p.add_flag("--drain", action="append", default=[], metavar="AGENT_ARN",
+               help="give this agent no new chunk or retry; its current work finishes (repeatable; recorded "
+                    "with the run until --undrain)")
+    p.add_flag("--undrain", action="append", default=[], metavar="AGENT_ARN", help="lift --drain (repeatable)")
     p.add_flag("--plan_file", default="plan.json",
-               help="the scheduler's plan: each scope's filters (a retry moves exactly those) and counts")
-    p.add_flag("--ledger_file", help="the retry ledger (default: <arn_file>.ledger.json)")
+               help="not read: each scope of record is in the run's ledger, written at launch (kept so that "
+                    "older wrappers still run)")
+    p.add_flag("--ledger_file", help="the run's ledger (default: <arn_file>.ledger.json)")
     p.add_aws_and_log_flags("ds_ha.log")
     a = p.parse_args(argv)
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
-        if getattr(a, flag) < 0:
+        if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
     if a.timeout_sec <= 0 and not a.once:
         raise UserError("--timeout_sec must be above 0 between checks (or use --once)")
@@ -69,7 +81,64 @@ def parse(argv: list[str] | None):
         raise UserError(f"arn file {a.arn_file!r} does not exist")
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
     check_writable(a.ledger_file or a.arn_file + ".ledger.json", "--ledger_file")
+    a.agent_arns = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
+    for flag in ("agent_arns", "drain", "undrain"):
+        for arn in getattr(a, flag):
+            if not ds.model_pattern("AgentArn").fullmatch(arn):
+                raise UserError(f"--{flag}: {arn!r} is not a valid AgentArn")
     return a
+
+
+@dataclass
+class Steering:
+    """What the operator asked of the run on this watcher's command line: applied to the run's
+    record once, at the first check, so that later checks and other watchers follow the record."""
+
+    max_retries: int | None = None
+    offline_threshold: float | None = None
+    add: list[str] = field(default_factory=list)
+    drain: list[str] = field(default_factory=list)
+    undrain: list[str] = field(default_factory=list)
+    applied: bool = False
+
+    def apply(self, run: Run | None) -> list[str]:
+        """Change the run's record as asked; what changed, in words (nothing the second time)."""
+        if self.applied or run is None:
+            return []
+        self.applied = True
+        said = []
+        policy = run.policy
+        if self.max_retries is not None and self.max_retries != policy.max_retries:
+            said.append(f"max retries {policy.max_retries} -> {self.max_retries}")
+            policy.max_retries = self.max_retries
+        if self.offline_threshold is not None and self.offline_threshold != policy.offline_threshold:
+            said.append(f"offline threshold {policy.offline_threshold:g}s -> {self.offline_threshold:g}s")
+            policy.offline_threshold = self.offline_threshold
+        for agent in self.add:
+            if agent not in run.added and (run.named and agent not in run.agents):
+                run.added.append(agent)
+                said.append(f"agent {agent} added")
+            elif not run.named:
+                log.info("--agent_arns %s: this run's agents were discovered, so any ONLINE agent may serve it",
+                         agent)
+        for agent in self.drain:
+            if agent not in run.drained:
+                run.drained.append(agent)
+                said.append(f"agent {agent} drained")
+        for agent in self.undrain:
+            if agent in run.drained:
+                run.drained.remove(agent)
+                said.append(f"agent {agent} no longer drained")
+        return said
+
+    def settings(self, run: Run | None, poll: float) -> Settings:
+        """The check's settings: the run's policy, or without a run record this command line's."""
+        if run is not None:
+            return Settings(run.policy.max_retries, run.policy.offline_threshold, poll=poll)
+        default = Policy()
+        return Settings(default.max_retries if self.max_retries is None else self.max_retries,
+                        default.offline_threshold if self.offline_threshold is None else self.offline_threshold,
+                        poll=poll)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
 def watch(argv: list[str] | None) -> int:
     a = parse(argv)
     setup_logging("ds_ha.log", a.log_dir, a.verbose)
-    plan = read_plan(a.plan_file)
-    settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan,
-                        poll=a.timeout_sec)
+    steering = Steering(a.max_retries, a.offline_threshold_sec, a.agent_arns, a.drain, a.undrain)
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
+    for arn in dict.fromkeys(a.agent_arns + a.drain + a.undrain):
+        check_agent_exists(client, arn)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     while True:
         try:
-            code, finished = check_once(client, a.arn_file, ledger_file, settings)
+            code, finished = check_once(client, a.arn_file, ledger_file, steering, a.timeout_sec)
         except ds.AWSError as exc:
             if a.once:
                 raise
@@ -99,31 +168,37 @@ def watch(argv: list[str] | None) -> int:
         time.sleep(a.timeout_sec)
 
 
+def check_agent_exists(client, arn: str) -> None:
+    """An agent named on the command line must exist: bad input (exit 2) otherwise."""
+    try:
+        ds.describe_agent(client, arn)
+    except ds.AWSError as exc:
+        if ds.refused(exc):
+            raise UserError(f"agent {arn} is not in this account and region ({ds.describe_error(exc)})") from None
+        raise
+
+
 def show(table: str) -> None:
     print(table, flush=True)  # once: on stdout; the log file keeps its own copy
     for line in table.splitlines():
         log.info("%s", line, extra=FILE_ONLY)
 
 
-def read_plan(path: str) -> Plan | None:
-    """The scheduler's plan, or None if there is no plan file (then no scope can be rebuilt,
-    so nothing is retried); a plan of another version is a UserError naming the file."""
-    if not os.path.isfile(path):
-        return None
-    data = read_json(path)
-    try:
-        return Plan.from_json(data)
-    except UserError as exc:
-        raise UserError(f"plan file {path!r}: {exc}") from None
-
-
-def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> tuple[int, bool]:
+def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll: float) -> tuple[int, bool]:
     """One locked check (of the watcher, or of the dispatcher for a dynamic plan); returns
     (exit code, whether every scope or chunk has ended)."""
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
                                                                      "waiting for it", arn_file)):
         ledger = Ledger.read(ledger_file)
-        check_plan_matches(settings.plan, ledger, ledger_file)
+        changed = steering.apply(ledger.run)
+        if changed:
+            ledger.save()
+            log.warning("this watcher changed the run's record (every watcher follows it now): %s",
+                        "; ".join(changed))
+        if ledger.dispatch is None and not read_arn_file(arn_file):
+            raise UserError(f"arn file {arn_file!r} lists no execution: nothing to watch (the scheduler writes "
+                            "each execution there as it starts it; rerun the scheduler if it stopped before)")
+        settings = steering.settings(ledger.run, poll)
         result: CheckResult | DispatchResult
         if ledger.dispatch is not None:
             result = Dispatcher(client, ledger, arn_file, settings).check()
@@ -152,17 +227,3 @@ def check_once(client, arn_file: str, ledger_file: str, settings: Settings) -> t
     if result.finished:
         log.info("every %s has succeeded", "chunk" if what == "chunk(s)" else "watched scope")
     return EXIT_OK, result.finished
-
-
-def check_plan_matches(plan: Plan | object, ledger: Ledger, ledger_file: str) -> None:
-    """Refuse a plan file and a ledger of two different runs: the dispatcher would follow
-    the old one, or the watcher ignore the chunks."""
-    if not isinstance(plan, Plan):
-        return
-    if ledger.dispatch is None and plan.dynamic:
-        raise UserError(f"the plan is dynamic and the ledger {ledger_file!r} holds no dispatch record: "
-                        "run the scheduler, or pass the --ledger_file it wrote")
-    if ledger.dispatch is not None and [c.includes for c in ledger.dispatch.chunks] != \
-            [c.includes for c in plan.chunks]:
-        raise UserError(f"the ledger {ledger_file!r} records the dispatch of another plan than the plan file's: "
-                        "pass the --plan_file and --ledger_file of the same run")

@@ -34,7 +34,7 @@ def decided(what: Seen, scope: Scope | None = None, fleet: Fleet = ALL_ONLINE, m
 @pytest.mark.parametrize("what,expected", [
     (seen("TRANSFERRING"), Decision(Kind.WAIT, "running")),
     (seen("SUCCESS", agent_status="OFFLINE", offline_for=9999), Decision(Kind.DONE, "done")),
-    (seen("LAUNCHING", agent_status="OFFLINE", offline_for=599), Decision(Kind.WAIT, "running")),
+    (seen("TRANSFERRING", agent_status="OFFLINE", offline_for=599), Decision(Kind.WAIT, "running")),
     (seen("LAUNCHED"), Decision(Kind.WAIT, "running")),
     (seen("SOMETHING_NEW"), Decision(Kind.WAIT, "running")),  # unknown: unfinished, on purpose
 ])
@@ -54,9 +54,20 @@ def test_ties_go_by_arn_and_only_to_the_plans_agents():
 
 
 def test_a_stranded_execution_is_cancelled_then_retried():
-    what = seen("LAUNCHING", agent_status="OFFLINE", offline_for=900)
+    what = seen("TRANSFERRING", agent_status="OFFLINE", offline_for=900)
     assert decided(what) == Decision(Kind.CANCEL_THEN_RETRY, "stranded: agent out of contact 900s; ",
-                                     failed="LAUNCHING on offline agent", target=A2)
+                                     failed="TRANSFERRING on offline agent", target=A2)
+
+
+@pytest.mark.parametrize("status", ["QUEUED", "LAUNCHING"])
+def test_work_still_queued_on_a_lost_agent_moves_at_once_unfailed_and_spends_nothing(status):
+    for offline_for in (0.0, 9999.0):
+        what = seen(status, agent_status="OFFLINE", offline_for=offline_for)
+        assert decided(what, first_attempt(retries=1)) == Decision(
+            Kind.TAKE_BACK, f"{status.lower()} on a lost agent, read nothing; ", target=A2)
+    nowhere = Fleet({A1: "OFFLINE", A2: "OFFLINE"}, {})
+    assert decided(seen(status, agent_status="OFFLINE"), fleet=nowhere) == Decision(
+        Kind.WAIT, f"{status.lower()} on a lost agent; no healthy agent to move it to yet")
 
 
 def test_an_unknown_status_on_a_lost_agent_is_stranded_too():
@@ -70,29 +81,37 @@ def test_a_cancelling_execution_is_retried_and_never_cancelled_again():
 
 
 def test_no_retry_left_gives_up():
-    what = seen("LAUNCHING", agent_status="OFFLINE", offline_for=900, error_code="X")
+    what = seen("PREPARING", agent_status="OFFLINE", offline_for=900, error_code="X")
     assert decided(what, first_attempt(retries=1)) == Decision(
         Kind.GIVE_UP, "stranded: agent out of contact 900s; X; failed, no retries left (1/1)",
-        failed="LAUNCHING on offline agent")
+        failed="PREPARING on offline agent")
     assert decided(seen("ERROR"), max_retries=0).action == "failed, no retries left (0/0)"
 
 
 def test_a_scope_that_cannot_be_rebuilt_gives_up_and_says_why():
-    what = seen("ERROR", planned=None, why_not="there is no plan file (--plan_file) to take its scope from")
+    what = seen("ERROR", planned=None, why_not="the ledger holds no run record")
     assert decided(what) == Decision(
-        Kind.GIVE_UP, "failed; not retried: there is no plan file (--plan_file) to take its scope from, so its scope "
-                 "cannot be rebuilt", failed="ERROR",
-        log="failed and is not retried: there is no plan file (--plan_file) to take its scope from, so its scope "
-            "cannot be rebuilt")
+        Kind.GIVE_UP, "failed; not retried: the ledger holds no run record, so its scope cannot be rebuilt",
+        failed="ERROR", log="failed and is not retried: the ledger holds no run record, so its scope cannot be rebuilt")
 
 
 def test_no_healthy_agent_keeps_the_budget_for_the_next_check():
     scope = first_attempt()
-    for fleet in (Fleet({A1: "ONLINE", A2: "OFFLINE"}, {}), Fleet(ALL_ONLINE.statuses, {}, frozenset({A1}))):
+    for fleet in (Fleet({A1: "ONLINE", A2: "OFFLINE"}, {}), Fleet({**ALL_ONLINE.statuses, A2: "OFFLINE"}, {},
+                                                                    frozenset({A1, A2}))):
         decision = decided(seen("ERROR"), scope, fleet)
         assert (decision.kind, decision.target, decision.failed) == (Kind.NO_HEALTHY_AGENT, None, "ERROR")
         assert decision.action == "failed; no healthy agent to move to, retry budget kept"
     assert scope.retries == 0
+
+
+def test_a_scope_failed_on_every_agent_that_may_serve_the_run_is_given_up_even_with_retries_left():
+    scope = Scope([Attempt(A1, EXEC, failed="ERROR"), Attempt(A2, EXEC[:-1] + "1")], retries=1)
+    for fleet in (Fleet({A1: "ONLINE", A2: "ONLINE"}, {}), Fleet(ALL_ONLINE.statuses, {}, frozenset({A1, A2}))):
+        decision = decided(seen("ERROR"), scope, fleet, max_retries=5)
+        assert (decision.kind, decision.action) == (Kind.GIVE_UP, "failed on every agent that may serve the run")
+    assert decided(seen("ERROR"), Scope(scope.attempts, 1, given_up="no retries left"), max_retries=5).kind == \
+        Kind.GIVE_UP  # a word once recorded stays
 
 
 def test_a_third_attempt_goes_to_the_one_agent_that_has_not_failed_the_scope():
@@ -121,25 +140,35 @@ agents = st.sampled_from([A1, A2, A3, A4])
 
 @settings(max_examples=300, deadline=None)
 @given(status=statuses, agent_status=st.sampled_from(["ONLINE", "OFFLINE"]), offline_for=st.floats(0, 2000),
-       tried=st.lists(agents, min_size=1, max_size=4), retries=st.integers(0, 3), max_retries=st.integers(0, 3),
-       statuses_=st.dictionaries(agents, st.sampled_from(["ONLINE", "OFFLINE"])),
+       earlier=st.lists(st.tuples(agents, st.booleans()), max_size=3), latest=agents, retries=st.integers(0, 3),
+       max_retries=st.integers(0, 3), statuses_=st.dictionaries(agents, st.sampled_from(["ONLINE", "OFFLINE"])),
        busy=st.dictionaries(agents, st.integers(0, 5)), allowed=st.none() | st.frozensets(agents),
        planned=st.sampled_from([PLANNED, None]))
-def test_a_retry_is_decided_only_within_budget_onto_a_healthy_untried_allowed_agent(
-        status, agent_status, offline_for, tried, retries, max_retries, statuses_, busy, allowed, planned):
-    scope = Scope([Attempt(a, f"{EXEC[:-2]}{i:02d}") for i, a in enumerate(tried)], retries=retries)
+def test_a_move_is_decided_only_within_budget_onto_a_healthy_untried_allowed_agent(
+        status, agent_status, offline_for, earlier, latest, retries, max_retries, statuses_, busy, allowed, planned):
+    """``earlier``: attempts before the latest, each failed or taken back (True: failed)."""
+    attempts = [Attempt(a, f"{EXEC[:-2]}{i:02d}", failed="ERROR" if f else None, returned=not f)
+                for i, (a, f) in enumerate(earlier)] + [Attempt(latest, EXEC)]
+    scope = Scope(attempts, retries=retries)
     before = copy.deepcopy(scope)
     decision = decide(Seen(Execution(status), agent_status, offline_for, planned, "why"), scope,
                       Fleet(statuses_, busy, allowed), max_retries=max_retries, offline_threshold=600)
     assert scope == before  # deciding changes nothing
-    if decision.kind in (Kind.RETRY, Kind.CANCEL_THEN_RETRY):
-        assert retries < max_retries and planned is not None
-        assert decision.target not in tried and statuses_[decision.target] == "ONLINE"
-        assert allowed is None or decision.target in allowed
-        assert min(busy.get(a, 0) for a, s in statuses_.items() if s == "ONLINE" and a not in tried
-                   and (allowed is None or a in allowed)) == busy.get(decision.target, 0)
+    barred = {a for a, failed in earlier if failed} | {latest}
+    usable = (set(statuses_) if allowed is None else set(allowed)) - barred
+    unread = status in ("QUEUED", "LAUNCHING") and agent_status == "OFFLINE"
+    stranded = not unread and status not in ("SUCCESS", "ERROR", "CANCELLING") and agent_status == "OFFLINE" \
+        and offline_for >= 600
+    if decision.kind in (Kind.RETRY, Kind.CANCEL_THEN_RETRY, Kind.TAKE_BACK):
+        assert planned is not None and decision.target in usable and statuses_[decision.target] == "ONLINE"
+        assert min(busy.get(a, 0) for a in usable if statuses_.get(a) == "ONLINE") == busy.get(decision.target, 0)
     else:
         assert decision.target is None
-    assert (decision.kind == Kind.CANCEL_THEN_RETRY) <= (status not in ("CANCELLING", "ERROR", "SUCCESS"))
-    assert (decision.kind in (Kind.WAIT, Kind.DONE)) == (status not in ("ERROR", "CANCELLING") and not (
-        status != "SUCCESS" and agent_status == "OFFLINE" and offline_for >= 600))
+    if unread:
+        assert decision.kind in (Kind.TAKE_BACK, Kind.WAIT)  # never a failure, never a budget spent
+    elif status in ("ERROR", "CANCELLING") or stranded:
+        assert (decision.kind == Kind.GIVE_UP) == (retries >= max_retries or planned is None or not usable)
+        assert (decision.kind == Kind.CANCEL_THEN_RETRY) == (stranded and decision.target is not None)
+        assert decision.kind != Kind.NO_HEALTHY_AGENT or not any(statuses_.get(a) == "ONLINE" for a in usable)
+    else:
+        assert decision.kind in (Kind.WAIT, Kind.DONE)

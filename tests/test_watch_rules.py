@@ -3,10 +3,11 @@
 import pytest
 
 from datasync_multi.datasync import Execution
-from datasync_multi.decisions import FAILED, RUNNING, STRANDED, SUCCEEDED, classify, echo_differs, planned_scope
+from datasync_multi.decisions import FAILED, RUNNING, STRANDED, SUCCEEDED, UNREAD, classify, echo_differs, planned_scope
+from datasync_multi.launch import new_run
 from datasync_multi.plan import Plan, TaskPlan
 from datasync_multi.split import DIR, GROUP, Unit
-from datasync_multi.state import PlannedScope
+from datasync_multi.state import PlannedScope, Target
 from datasync_multi.watch import read_arn_file
 
 EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
@@ -16,9 +17,11 @@ EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/exec
     ("SUCCESS", "OFFLINE", 9999, SUCCEEDED),
     ("ERROR", "ONLINE", 0, FAILED),
     ("TRANSFERRING", "ONLINE", 0, RUNNING),
-    ("LAUNCHING", "OFFLINE", 599, RUNNING),
-    ("LAUNCHING", "OFFLINE", 600, STRANDED),
-    ("QUEUED", "OFFLINE", 601, STRANDED),
+    ("PREPARING", "OFFLINE", 599, RUNNING),
+    ("PREPARING", "OFFLINE", 600, STRANDED),
+    ("LAUNCHING", "OFFLINE", 0, UNREAD),  # it has read nothing: it moves at once
+    ("QUEUED", "OFFLINE", 601, UNREAD),
+    ("QUEUED", "ONLINE", 9999, RUNNING),
     ("LAUNCHED", "ONLINE", 0, RUNNING),  # in the user guide, not in botocore's enum
     ("SOMETHING_NEW", "OFFLINE", 700, STRANDED),
     ("SOMETHING_NEW", "ONLINE", 700, RUNNING),
@@ -40,15 +43,19 @@ PLAN = Plan((TaskPlan((Unit("/a", DIR, 4, 3, 1, 8), Unit("/b*", GROUP, 5, 4, 0, 
               TaskPlan((), agent_arn="a2", name="T_agent-2")), ("a1", "a2"), ("a", "b"), 0, None, 9, 9)
 
 
-def test_the_scope_of_record_comes_from_the_plan_by_task_name_or_not_at_all():
-    assert planned_scope(PLAN, "T_agent-1") == (PlannedScope("T_agent-1", ("/a", "/b*"), (), 7, 1, 9), "")
-    assert planned_scope(None, "T_agent-1") == (None, "there is no plan file (--plan_file) to take its scope from")
-    assert planned_scope(PLAN, "other")[1] == "the plan file has no task named other"
-    assert planned_scope(PLAN, "T_agent-2")[1] == "the plan gives task T_agent-2 no include filter"
+RUN = new_run(PLAN, Target("198.51.100.10", "/vol1", "dest", None, {}), named=False)
+
+
+def test_the_scope_of_record_comes_from_the_runs_record_by_task_name_or_not_at_all():
+    assert planned_scope(RUN, "T_agent-1") == (PlannedScope("T_agent-1", ("/a", "/b*"), (), 7, 1, 9), "")
+    assert planned_scope(None, "T_agent-1") == (
+        None, "the ledger holds no run record (the scheduler writes one at launch)")
+    assert planned_scope(RUN, "other")[1] == "the run's record has no task named other"
+    assert planned_scope(RUN, "T_agent-2")[1] == "the run's record has no task named T_agent-2"
 
 
 def test_only_filters_that_were_echoed_are_compared_with_the_plan():
-    scope, _ = planned_scope(PLAN, "T_agent-1")
+    scope, _ = planned_scope(RUN, "T_agent-1")
     rule = [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b*"}]
 
     def echoed(**filters) -> Execution:  # as DescribeTaskExecution gives it
