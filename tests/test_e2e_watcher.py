@@ -78,7 +78,7 @@ def test_an_agent_lost_mid_transfer_is_replaced_and_the_copy_is_exact(site):
     assert sent == to_send, retry_row  # the retry sent all it had left to send
 
 
-def test_a_stranded_launching_execution_is_cancelled_and_moved(site):
+def test_a_launching_execution_on_a_lost_agent_moves_at_once_unfailed(site):
     assert site.schedule().returncode == 0
     site.emu.wait_executions_done(site.arns(), timeout=60)
     agent = site.emu.agent_arns()[1]
@@ -89,10 +89,11 @@ def test_a_stranded_launching_execution_is_cancelled_and_moved(site):
     site.emu.wait_for(lambda st: next(e for e in st["executions"] if e["arn"] == stuck)["status"] == "LAUNCHING")
     with open(os.path.join(site.work, "arn_file.txt"), "w") as fh:
         fh.write(stuck + "\n")
-    r = site.watch("--once", "--offline_threshold_sec", "0")
+    r = site.watch("--once")  # the threshold (600 s) does not apply: it has read nothing
     assert r.returncode == 0, r.stderr
-    assert "stranded" in r.stdout and "cancelled" in r.stdout
+    assert "launching on a lost agent, read nothing; cancelled; moved to" in r.stdout
     assert site.emu.calls()["calls"]["CancelTaskExecution"] == 1
+    assert [s["retries"] for s in ledger(site)["scopes"].values() if len(s["attempts"]) > 1] == [0]
     done = site.emu.wait_executions_done(site.arns(), timeout=60)
     assert done[stuck]["status"] == "ERROR" and done[site.arns()[-1]]["status"] == "SUCCESS"
     assert done[site.arns()[-1]]["agent"] != agent
@@ -128,7 +129,7 @@ def test_a_watcher_killed_right_after_starting_a_retry_does_not_retry_again(site
     assert retry_starts(site) == 1 and len(site.arns()) == 3  # started, but not yet recorded
     r = site.watch("--once", "--offline_threshold_sec", "0")
     assert r.returncode == 0, r.stderr
-    assert "completed (an earlier check decided it)" in r.stdout
+    assert "missing from the ledger: adopted, not started again" in r.stderr  # found by its start tag
     assert retry_starts(site) == 1 and len(site.arns()) == 4
     assert site.emu.calls()["calls"]["CreateTask"] == 4
 
@@ -265,10 +266,8 @@ def test_a_cancel_that_loses_the_race_to_the_executions_end_is_not_an_error(site
         site.emu.wait_executions_done([stuck])
 
     client.meta.events.register("before-call.datasync.CancelTaskExecution", end_it_first)
-    with open(os.path.join(site.work, "plan.json")) as fh:
-        plan = json.load(fh)
-    result = Watcher(client, Ledger(os.path.join(site.work, "arn_file.txt.ledger.json")),
-                     os.path.join(site.work, "arn_file.txt"), Settings(offline_threshold=0, plan=plan)).check()
+    result = Watcher(client, Ledger.read(os.path.join(site.work, "arn_file.txt.ledger.json")),
+                     os.path.join(site.work, "arn_file.txt"), Settings(offline_threshold=0)).check()
     rows = [r for r in result.rows if r.execution == stuck]
     assert len(rows) == 1 and rows[0].status == "SUCCESS" and "ended by itself" in rows[0].action, result.rows
     assert result.errors == [] and result.finished
@@ -293,10 +292,10 @@ def test_a_retry_moves_the_planned_scope_when_the_execution_echoes_no_filters(si
 def test_a_scope_that_cannot_be_rebuilt_is_not_retried_and_says_so(site):
     agent = schedule_with_one_slow_agent(site)
     fail_mid_transfer(site, agent)
-    os.remove(os.path.join(site.work, "plan.json"))
+    os.remove(os.path.join(site.work, "arn_file.txt.ledger.json"))  # the run's record is gone
     r = site.watch("--once", "--offline_threshold_sec", "0")
     assert r.returncode == 3, (r.stdout, r.stderr)
-    assert "not retried: there is no plan file" in r.stdout and retry_starts(site) == 0
+    assert "not retried: the ledger holds no run record" in r.stdout and retry_starts(site) == 0
     assert all(scope["retries"] == 0 for scope in ledger(site)["scopes"].values())
 
 
