@@ -350,12 +350,13 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
                 excludes: Sequence[str], options: dict, cloudwatch_arn: str | None,
                 task_mode: str = "BASIC", tag: dict = SCHEDULER_TAG) -> tuple[dict, bool]:
     """Reuse (with its filters and options brought up to date) or create a task
-    (CreateTask, UpdateTask); it may still be CREATING: see ``wait_until_ready``.
+    (CreateTask, UpdateTask); it may still be CREATING: see ``wait_until_ready``. A task
+    found whose creation failed (UNAVAILABLE with an ErrorCode) is deleted and created anew.
 
     Returns the task's description as it was before any update, and whether it was created.
 
-    Calls: ListTasks, DescribeTask (see ``find_task``), then UpdateTask or CreateTask
-    (tagged). Raises: SetupError when the task found has another mode (a mode never changes
+    Calls: ListTasks, DescribeTask (see ``find_task``), DeleteTask for a task whose creation
+    failed, then UpdateTask or CreateTask (tagged). Raises: SetupError when the task found has another mode (a mode never changes
     after creation), or when DataSync refuses the mode for this location's agent;
     AWSError for any other failure.
     """
@@ -363,6 +364,11 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
     if cloudwatch_arn:
         common["CloudWatchLogGroupArn"] = cloudwatch_arn
     found = find_task(client, source_arn, dest_arn, name)
+    if found and task_readiness(found) == "failed":
+        client.delete_task(TaskArn=found["TaskArn"])  # it never became a task: nothing ran on it
+        log.warning("task %s (%s) could not be created earlier (%s: %s): deleted, and created again", name,
+                    found["TaskArn"], found.get("ErrorCode"), found.get("ErrorDetail", ""))
+        found = None
     if found:
         mode = found.get("TaskMode", "BASIC")
         if mode != task_mode:
@@ -422,7 +428,8 @@ def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY
             readiness = task_readiness(task)
             if readiness == "failed":
                 raise SetupError(f"{pending[arn]}: DataSync could not create task {arn}: {task.get('ErrorCode')}: "
-                                 f"{task.get('ErrorDetail', '')}; fix the cause, delete the task and rerun")
+                                 f"{task.get('ErrorDetail', '')}; fix the cause and rerun (the rerun deletes "
+                                 "the tasks whose creation failed and creates them again)")
             if readiness == "ready":
                 del pending[arn]
             else:

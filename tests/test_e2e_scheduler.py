@@ -153,6 +153,11 @@ def test_an_export_that_does_not_mount_is_one_line_and_exit_3_before_anything_st
     assert len(errors) == 1, r.stderr
     assert "198.51.100.10:/vol9" in errors[0] and "NfsMountFailed" in errors[0] and "Traceback" not in r.stderr
     assert site.emu.calls()["calls"].get("StartTaskExecution", 0) == 0 and site.arns() == []
+    assert "the rerun deletes the tasks whose creation failed and creates them again" in errors[0]
+    failed = {t["TaskArn"] for t in site.client.list_tasks()["Tasks"]}
+    assert site.schedule("--sub_dir", "/vol9").returncode == 3  # the export still does not mount
+    now = {t["TaskArn"] for t in site.client.list_tasks()["Tasks"]}
+    assert len(now) == 3 and not now & failed and site.emu.calls()["calls"]["DeleteTask"] == 3
 
 
 def test_logging_is_off_unless_a_log_group_is_given_and_then_set_explicitly(site):
