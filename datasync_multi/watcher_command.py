@@ -20,7 +20,7 @@ import time
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
 from .dispatch import Dispatcher, DispatchResult
-from .errors import UserError
+from .errors import RecordError, UserError
 from .plan import Plan
 from .report import dispatch_table, watch_table
 from .state import Ledger, check_writable, exclusive_lock, read_json
@@ -36,14 +36,19 @@ EXIT_OVERSIZED = 5
 EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
   0  every scope succeeded, or everything still running is healthy
   1  the check could not look at or act on an execution (an AWS error): see the table
-  2  bad input (flags, the arn file, files that cannot be written, no AWS credentials)
+  2  bad input (flags, the arn file, a damaged ledger, files that cannot be written, no
+     AWS credentials, no boto3)
   3  a scope failed and will not be retried (no retries left, or its scope is not in
      the plan file)
   4  a scope failed and no healthy agent could take it; the next check tries again
   5  an execution selects well more than its plan: overlapping scopes, or a mount that
-     is not the export"""
+     is not the export
+  70 an unexpected error (a bug): the line says where its traceback is
+  74 the ledger or the arn file could not be written (a full disk): the file is as it
+     was; the loop logs it and checks again"""
 
 log = logging.getLogger("ha")
+LOG_FILE = "ds_ha.log"
 
 
 def parse(argv: list[str] | None):
@@ -58,7 +63,7 @@ def parse(argv: list[str] | None):
     p.add_flag("--plan_file", default="plan.json",
                help="the scheduler's plan: each scope's filters (a retry moves exactly those) and counts")
     p.add_flag("--ledger_file", help="the retry ledger (default: <arn_file>.ledger.json)")
-    p.add_aws_and_log_flags("ds_ha.log")
+    p.add_aws_and_log_flags(LOG_FILE)
     a = p.parse_args(argv)
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
         if getattr(a, flag) < 0:
@@ -74,12 +79,12 @@ def parse(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     """The command: its exit code, with every error the user can act on as one line (see ``cli.run``)."""
-    return run(watch, argv)
+    return run(watch, argv, LOG_FILE)
 
 
 def watch(argv: list[str] | None) -> int:
     a = parse(argv)
-    setup_logging("ds_ha.log", a.log_dir, a.verbose)
+    setup_logging(LOG_FILE, a.log_dir, a.verbose)
     plan = read_plan(a.plan_file)
     settings = Settings(max_retries=a.max_retries, offline_threshold=a.offline_threshold_sec, plan=plan,
                         poll=a.timeout_sec)
@@ -88,7 +93,7 @@ def watch(argv: list[str] | None) -> int:
     while True:
         try:
             code, finished = check_once(client, a.arn_file, ledger_file, settings)
-        except ds.AWSError as exc:
+        except (*ds.AWSError, RecordError) as exc:  # the next check may well succeed: the files are as they were
             if a.once:
                 raise
             log.error("check failed, next one in %gs: %s", a.timeout_sec, ds.describe_error(exc))
@@ -110,7 +115,7 @@ def read_plan(path: str) -> Plan | None:
     so nothing is retried); a plan of another version is a UserError naming the file."""
     if not os.path.isfile(path):
         return None
-    data = read_json(path)
+    data = read_json(path, what="plan file")
     try:
         return Plan.from_json(data)
     except UserError as exc:
