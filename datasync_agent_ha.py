@@ -2,12 +2,13 @@
 """Watch the executions in the arn file and move a failed or stranded share to a healthy agent.
 
 A thin wrapper kept for existing wrappers and cron lines: the command lives in
-``datasync_multi.watcher_command`` (installed as ``datasync-multi-watcher``).
+``datasync_multi.watcher_command``, started through
+``datasync_multi.entry`` (installed as ``datasync-multi-watcher``).
 """
 
 import sys
 
-from datasync_multi.watcher_command import main
+from datasync_multi.entry import watcher
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(watcher())

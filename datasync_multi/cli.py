@@ -9,9 +9,13 @@ import sys
 from collections.abc import Callable
 
 from .datasync import AWSError, describe_error
-from .errors import SetupError, UserError
+from .errors import RecordError, SetupError, UserError
 
 EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_SETUP = 0, 1, 2, 3
+EXIT_UNEXPECTED = 70
+"""sysexits' EX_SOFTWARE: an exception nothing expected (a bug); its traceback is in the log."""
+EXIT_RECORD = 74
+"""sysexits' EX_IOERR: a record (arn file, plan, ledger) could not be written; it is as it was."""
 FILE_ONLY = {"file_only": True}
 """``extra=`` for a log record that goes to the log file only: what the script also prints."""
 CHECKOUT_MARKER = "datasync_multi_agents_scheduler.py"
@@ -64,13 +68,29 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+class LogFile(logging.FileHandler):
+    """The log file. A write to it that fails (a full disk) is said once, on one line, rather
+    than as a traceback for every record; the command carries on, on the console."""
+
+    failing = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)  # a log call's own bug: its traceback is the point
+        elif not self.failing:
+            self.failing = True
+            print(f"{os.path.basename(sys.argv[0])}: warning: cannot write the log {self.baseFilename} "
+                  f"({exc.strerror or exc}); the console still gets each line", file=sys.stderr)
+
+
 def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> str:
     """Log to stderr and to ``log_dir/log_file``; return the log file's path."""
     log_dir = log_dir or default_log_dir()
     path = os.path.join(log_dir, log_file)
     try:
         os.makedirs(log_dir, exist_ok=True)
-        to_file = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+        to_file = LogFile(path, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         raise UserError(f"cannot write the log {path!r}: {exc.strerror}") from None
     fmt = logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s")
@@ -87,10 +107,12 @@ def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> 
     return path
 
 
-def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None, log_file: str) -> int:
     """Run a script's main: a user error is one line on stderr and exit 2, an AWS error
     that survived botocore's retries is one line and exit 1, a task DataSync could not get
-    ready is one line and exit 3; never a traceback. The log file keeps each line too."""
+    ready is one line and exit 3, a record that could not be written one line and exit 74;
+    never a traceback. The log file (``log_file``) keeps each line too, and the traceback of
+    anything unexpected (one line and exit 70)."""
     prog = os.path.basename(sys.argv[0])
     try:
         return main(argv)
@@ -101,6 +123,10 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         logging.getLogger(prog).error("%s", exc, extra=FILE_ONLY)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_SETUP
+    except RecordError as exc:
+        logging.getLogger(prog).error("%s", exc, extra=FILE_ONLY)
+        print(f"{prog}: error: {exc} and rerun", file=sys.stderr)
+        return EXIT_RECORD
     except AWSError as exc:
         logging.getLogger(prog).error("AWS call failed: %s", describe_error(exc), extra=FILE_ONLY)
         print(f"{prog}: AWS error: {describe_error(exc)}", file=sys.stderr)
@@ -108,3 +134,21 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, or a failure nobody foresaw: one line here, the traceback in the log
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"{prog}: unexpected error: {what}; {keep_traceback(prog, log_file)}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+def keep_traceback(prog: str, log_file: str) -> str:
+    """Write the traceback of the exception being handled to the log (``log_file`` in the
+    default log directory if it failed before logging was set up); say where it is, or that
+    there is no log to keep it in."""
+    if not any(isinstance(h, LogFile) for h in logging.getLogger().handlers):
+        try:
+            setup_logging(log_file, None)
+        except UserError as exc:
+            return f"there is no log to keep its traceback in ({exc})"
+    path = next(h.baseFilename for h in logging.getLogger().handlers if isinstance(h, LogFile))
+    logging.getLogger(prog).error("unexpected error", exc_info=True, extra=FILE_ONLY)
+    return f"the traceback is in {path}"

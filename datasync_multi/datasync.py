@@ -195,6 +195,20 @@ def describe_agent(client, arn: str) -> Agent:
                  last.timestamp() if last else None)
 
 
+def describe_named_agent(client, arn: str) -> Agent:
+    """An agent the user named (--agent_arns, --drain). DataSync refuses to describe an agent
+    it does not know (InvalidRequestException): that is the user's ARN to fix.
+
+    Calls: DescribeAgent. Raises: UserError for an unknown agent; AWSError for any other failure.
+    """
+    try:
+        return describe_agent(client, arn)
+    except botocore.exceptions.ClientError as exc:
+        if refused(exc) and exc.response.get("Error", {}).get("Code") == "InvalidRequestException":
+            raise UserError(f"agent {arn} is not in this account and region ({describe_error(exc)})") from None
+        raise
+
+
 # --- locations -------------------------------------------------------------------------
 
 
@@ -356,9 +370,9 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
     Returns the task's description as it was before any update, and whether it was created.
 
     Calls: ListTasks, DescribeTask (see ``find_task``), DeleteTask for a task whose creation
-    failed, then UpdateTask or CreateTask (tagged). Raises: SetupError when the task found has another mode (a mode never changes
-    after creation), or when DataSync refuses the mode for this location's agent;
-    AWSError for any other failure.
+    failed, then UpdateTask or CreateTask (tagged). Raises: SetupError when the task found
+    has another mode (a mode never changes after creation), or when DataSync refuses the
+    mode for this location's agent; AWSError for any other failure.
     """
     common = {"Includes": rules(includes), "Excludes": rules(excludes), "Options": options}
     if cloudwatch_arn:

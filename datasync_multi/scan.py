@@ -172,12 +172,14 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
                 if pending == 0:
                     finished.set()
 
+    failures: list[BaseException] = []
+
     def worker() -> None:
         while (rel := work.get()) is not None:
             try:
                 scan_one(rel)
-            except Exception:  # a bug, not an I/O error: keep the pool alive, report it loudly
-                log.exception("scan of /%s failed", rel)
+            except BaseException as exc:  # a bug, not an I/O error: keep the pool alive, raise it once it is done
+                failures.append(exc)
 
     threads = [threading.Thread(target=worker, daemon=True, name=f"scan-{i}") for i in range(max(1, workers))]
     for t in threads:
@@ -193,15 +195,11 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
         t.join()
     if progress:
         progress.show(final=True)
-    if len(tree.dirs) < _expected(tree):
-        raise RuntimeError("the scan lost directories; see the log")
+    if failures:
+        raise failures[0]  # with the worker's traceback, for the command to report (cli.run)
     aggregate(tree)
     tree.lone_roots = frozenset(r for r in roots if r and not _extended_by_sibling(mount, r))
     return tree
-
-
-def _expected(tree: Tree) -> int:
-    return sum(len(d.children) for d in tree.dirs.values()) + len(tree.roots)
 
 
 def _extended_by_sibling(mount: str, rel: str) -> bool:

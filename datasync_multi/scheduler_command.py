@@ -28,16 +28,21 @@ from .state import Target, check_writable, read_json, sole_holder, write_json
 from .states import AgentStatus
 
 log = logging.getLogger("scheduler")
+LOG_FILE = "ds_ma_sche.log"
 
 EXIT_CODES = """exit codes:
   0  done (with --dry_run: the plan is written and nothing is created)
   1  an AWS call failed after retries: the log and the arn file say what was created;
      rerun to continue, nothing is duplicated
   2  bad input or environment (flags, manifest, files that cannot be written, no AWS
-     credentials, another scheduler already running for this arn file): refused before
-     anything was created
+     credentials, an agent of --agent_arns not in this account and region, no boto3,
+     another scheduler already running for this arn file): refused before anything was
+     created
   3  DataSync could not get a task ready (the export does not mount, the task mode does
-     not fit the agent, or it stayed CREATING too long): nothing was started"""
+     not fit the agent, or it stayed CREATING too long): nothing was started
+  70 an unexpected error (a bug): the line says where its traceback is
+  74 a record (the plan, the arn file, the ledger) could not be written (a full disk):
+     the file is as it was; free space and rerun, nothing is duplicated"""
 
 
 MAX_CHUNKS_PER_AGENT = 100
@@ -85,7 +90,7 @@ def parse(argv: list[str] | None):
                     "which the other tasks write to)")
     p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task, -1 for none "
                                                                 "(not in ENHANCED mode)")
-    p.add_aws_and_log_flags("ds_ma_sche.log")
+    p.add_aws_and_log_flags(LOG_FILE)
     return p.parse_args(argv)
 
 
@@ -151,7 +156,7 @@ def ledger_path(a) -> str:
 
 def find_agents(client, given: list[str]) -> list[str]:
     if given:
-        offline = [g for g in given if ds.describe_agent(client, g).status != AgentStatus.ONLINE]
+        offline = [g for g in given if ds.describe_named_agent(client, g).status != AgentStatus.ONLINE]
         if offline:
             raise UserError(f"agent(s) not ONLINE: {', '.join(offline)}")
         return given
@@ -174,12 +179,12 @@ def warn_if_mount_differs(a) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command: its exit code, with every error the user can act on as one line (see ``cli.run``)."""
-    return run(schedule, argv)
+    return run(schedule, argv, LOG_FILE)
 
 
 def schedule(argv: list[str] | None) -> int:
     a = parse(argv)
-    log_path = setup_logging("ds_ma_sche.log", a.log_dir, a.verbose)
+    log_path = setup_logging(LOG_FILE, a.log_dir, a.verbose)
     given = check_args(a)
     manifest = read_manifest(a.source_file, a.mount_path_dir)
     warn_if_mount_differs(a)

@@ -2,23 +2,27 @@
 
 Lines are appended and fsynced one at a time, so an ARN is on disk as soon as its
 execution has started; whole files are replaced atomically (temp file, fsync, rename).
-The ledger is read and written as typed records (``Ledger``, ``Scope``, ``Attempt``), in
-this module only.
+A write that fails (a full disk) leaves the file as it was and raises RecordError. The
+ledger is read and written as typed records (``Ledger``, ``Scope``, ``Attempt``), in this
+module only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import datasync as ds
-from .errors import UserError
+from .errors import RecordError, UserError
 
 
 def check_writable(path: str, flag: str) -> None:
@@ -37,11 +41,35 @@ def check_writable(path: str, flag: str) -> None:
 
 
 def append_line(path: str, line: str) -> None:
-    """Append one line and make it durable before returning."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line.rstrip("\n") + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one line and make it durable before returning. A write that fails is undone,
+    so no half line is left for the next append to run into (RecordError)."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise record_error(path, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # appenders take turns, so undoing ours never cuts another's line
+        size = os.fstat(fd).st_size
+        try:
+            rest = memoryview(data)
+            while rest:
+                rest = rest[os.write(fd, rest):]
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            raise record_error(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def record_error(path: str, exc: OSError) -> RecordError:
+    """The one line for a record that could not be written: which file, why, that it is as it
+    was, and what to do (the caller adds what happens next)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    todo = (f"free space on {directory}" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else f"fix that on {directory}")
+    return RecordError(f"cannot write {path!r} ({exc.strerror or exc}): the file is as it was before; {todo}")
 
 
 def read_lines(path: str) -> list[str]:
@@ -53,19 +81,34 @@ def read_lines(path: str) -> list[str]:
         return []
 
 
+STALE_TEMP_AGE = 3600.0
+"""Seconds after which a temp file of ``write_atomic`` is a leftover, whoever wrote it."""
+
+
 def write_atomic(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old file or the new, never half."""
+    """Replace ``path`` with ``text`` so that readers see the old file or the new, never half.
+
+    The temp file beside it is named ``.<name>.<pid>.<random>``; a write that fails removes it
+    and raises RecordError, the file as it was. What a killed write left is removed by the
+    next write of the same file (see ``remove_leftovers``)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    name = os.path.basename(path)
+    remove_leftovers(directory, name)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", dir=directory)
+    except OSError as exc:
+        raise record_error(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise record_error(path, exc) from None
         raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
@@ -74,21 +117,50 @@ def write_atomic(path: str, text: str) -> None:
         os.close(dir_fd)
 
 
+def remove_leftovers(directory: str, name: str) -> None:
+    """Remove the temp files that killed writes of ``name`` left behind: those of a process
+    that is gone, and any an hour old (a writer on another host, or one from before the pid
+    was in the name). A live writer's is kept: removing it would fail its rename."""
+    leftover = re.compile(rf"\.{re.escape(name)}\.(?:(\d{{1,9}})\.)?[a-z0-9_]{{8}}")
+    try:
+        with os.scandir(directory) as entries:
+            found = [(e.path, m[1]) for e in entries if (m := leftover.fullmatch(e.name))]
+    except OSError:
+        return  # the write itself says what is wrong with the directory
+    for tmp, pid in found:
+        with contextlib.suppress(FileNotFoundError):
+            if (pid and not _alive(int(pid))) or time.time() - os.lstat(tmp).st_mtime > STALE_TEMP_AGE:
+                os.unlink(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
+
+
 def write_json(path: str, value: object) -> None:
     """Replace ``path`` with ``value`` as JSON, atomically (see ``write_atomic``)."""
     write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_json(path: str, default: object = None) -> object:
-    """The JSON value in ``path``; ``default`` if there is no such file; a UserError if it
-    cannot be read or is not JSON."""
+def read_json(path: str, default: object = None, what: str = "", if_damaged: str = "") -> object:
+    """The JSON value in ``path``; ``default`` if there is no such file; a UserError naming it
+    (as ``what``) if it cannot be read, or is damaged (not JSON: ``if_damaged`` says what to do)."""
+    name = f"{what} {path!r}".lstrip()
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except FileNotFoundError:
         return default
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {name}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UserError(f"{name} is damaged ({exc}){if_damaged}") from None
 
 
 @contextlib.contextmanager
@@ -136,6 +208,9 @@ LEDGER_VERSION = 3
 scheduler at launch; versions 1 and 2, written before runs were recorded, took each
 scope from the plan file, which a later command could replace: they are refused, never
 guessed at."""
+LEDGER_DAMAGED = (": the watcher will not guess at it; put back a copy of it (an older copy is safe: executions "
+                  "this run started that it does not list are found by their tags and adopted), or pass another "
+                  "--ledger_file")
 
 
 @dataclass(frozen=True)
@@ -560,8 +635,9 @@ class Ledger:
 
     @classmethod
     def read(cls, path: str) -> Ledger:
-        """The ledger in ``path``, or a new one if there is no such file."""
-        data = read_json(path)
+        """The ledger in ``path``, or a new one if there is no such file. A damaged one is a
+        UserError that says what to do: guessing at it could retry a scope twice."""
+        data = read_json(path, what="ledger", if_damaged=LEDGER_DAMAGED)
         try:
             return cls(path) if data is None else cls.from_json(data, path)
         except UserError as exc:

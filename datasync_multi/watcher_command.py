@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
 from .dispatch import Dispatcher, DispatchResult
-from .errors import UserError
+from .errors import RecordError, UserError
 from .report import dispatch_table, watch_table
 from .state import Ledger, Policy, Run, check_writable, exclusive_lock
 from .watch import CheckResult, Settings, Watcher, read_arn_file
@@ -36,16 +36,20 @@ EXIT_OVERSIZED = 5
 EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
   0  every scope succeeded, or everything still running is healthy
   1  the check could not look at or act on an execution (an AWS error): see the table
-  2  bad input (flags, an arn file that lists nothing, an unknown agent, files that
-     cannot be written or a ledger that cannot be read, no AWS credentials)
+  2  bad input (flags, an arn file that lists nothing, an unknown agent, a damaged
+     ledger, files that cannot be written, no AWS credentials, no boto3)
   3  a scope failed and will not be retried (no retries left, failed on every agent
      that may serve the run, or its scope is not in the run's record); that word is
      recorded and final
   4  a scope failed and no agent that may take it is ONLINE; the next check tries again
   5  an execution selects well more than its plan: overlapping scopes, or a mount that
-     is not the export"""
+     is not the export
+  70 an unexpected error (a bug): the line says where its traceback is
+  74 the ledger or the arn file could not be written (a full disk): the file is as it
+     was; the loop logs it and checks again"""
 
 log = logging.getLogger("ha")
+LOG_FILE = "ds_ha.log"
 
 
 def parse(argv: list[str] | None):
@@ -70,7 +74,7 @@ def parse(argv: list[str] | None):
                help="not read: each scope of record is in the run's ledger, written at launch (kept so that "
                     "older wrappers still run)")
     p.add_flag("--ledger_file", help="the run's ledger (default: <arn_file>.ledger.json)")
-    p.add_aws_and_log_flags("ds_ha.log")
+    p.add_aws_and_log_flags(LOG_FILE)
     a = p.parse_args(argv)
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
         if (getattr(a, flag) or 0) < 0:
@@ -143,21 +147,21 @@ class Steering:
 
 def main(argv: list[str] | None = None) -> int:
     """The command: its exit code, with every error the user can act on as one line (see ``cli.run``)."""
-    return run(watch, argv)
+    return run(watch, argv, LOG_FILE)
 
 
 def watch(argv: list[str] | None) -> int:
     a = parse(argv)
-    setup_logging("ds_ha.log", a.log_dir, a.verbose)
+    setup_logging(LOG_FILE, a.log_dir, a.verbose)
     steering = Steering(a.max_retries, a.offline_threshold_sec, a.agent_arns, a.drain, a.undrain)
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
     for arn in dict.fromkeys(a.agent_arns + a.drain + a.undrain):
-        check_agent_exists(client, arn)
+        ds.describe_named_agent(client, arn)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     while True:
         try:
             code, finished = check_once(client, a.arn_file, ledger_file, steering, a.timeout_sec)
-        except ds.AWSError as exc:
+        except (*ds.AWSError, RecordError) as exc:  # the next check may well succeed: the files are as they were
             if a.once:
                 raise
             log.error("check failed, next one in %gs: %s", a.timeout_sec, ds.describe_error(exc))
@@ -166,16 +170,6 @@ def watch(argv: list[str] | None) -> int:
             return code
         log.info("sleeping %g sec", a.timeout_sec)
         time.sleep(a.timeout_sec)
-
-
-def check_agent_exists(client, arn: str) -> None:
-    """An agent named on the command line must exist: bad input (exit 2) otherwise."""
-    try:
-        ds.describe_agent(client, arn)
-    except ds.AWSError as exc:
-        if ds.refused(exc):
-            raise UserError(f"agent {arn} is not in this account and region ({ds.describe_error(exc)})") from None
-        raise
 
 
 def show(table: str) -> None:

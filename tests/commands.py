@@ -4,6 +4,8 @@ reachable: what the command-line tests share."""
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import subprocess
 import sys
 
@@ -20,9 +22,20 @@ def offline_env(tmp_path):
     return env
 
 
-def run(tmp_path, *args, env=None, script=SCRIPT):
+def run(tmp_path, *args, env=None, script=SCRIPT, **popen):
     return subprocess.run([sys.executable, script, "--log_dir", str(tmp_path / "log"), *args],
-                          capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120,
+                          **popen)
+
+
+def file_size_limit(limit: int):
+    """A ``preexec_fn`` after which the process cannot write past ``limit`` bytes of any file
+    (EFBIG): what a full disk does to a write, without root. SIGXFSZ is ignored, as Python
+    does, so the write fails rather than the process dying."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return apply
 
 
 def flag_help(help_text: str) -> dict[str, str]:

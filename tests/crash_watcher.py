@@ -9,9 +9,10 @@ import os
 import runpy
 import sys
 
-from datasync_multi import datasync as ds
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[0] = ROOT  # what the script it stands in for has first: the checkout's package, not an installed one
+
+from datasync_multi import datasync as ds  # noqa: E402 - from the checkout, as above
 
 start_execution = ds.start_execution
 

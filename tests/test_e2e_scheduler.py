@@ -228,3 +228,19 @@ def test_a_task_still_carrying_an_earlier_plans_excludes_is_refused_before_anyth
     r = site.schedule()
     assert r.returncode == 0, r.stderr
     assert not any(t.get("Excludes") for t in our_tasks(client))
+
+
+def test_an_agent_arn_not_in_the_account_is_bad_input_and_nothing_is_created(site):
+    known = site.emu.agent_arns()
+    unknown = known[0].rsplit("/", 1)[0] + "/agent-0fedcba9876543210"
+    assert unknown not in known
+    r = site.schedule("--agent_arns", f"{known[0]},{unknown}")
+    assert r.returncode == 2, r.stderr
+    assert [line for line in r.stderr.splitlines() if " - INFO - " not in line] == [
+        f"datasync_multi_agents_scheduler.py: error: agent {unknown} is not in this account and region "
+        f"(InvalidRequestException: Unable to find agent with ARN {unknown})"]
+    calls = site.emu.calls()["calls"]
+    assert calls["DescribeAgent"] >= 1
+    assert not {"CreateLocationNfs", "CreateTask", "StartTaskExecution"} & set(calls)
+    assert [loc["LocationArn"] for loc in site.client.list_locations()["Locations"]] == [site.dest_loc]
+    assert site.client.list_tasks()["Tasks"] == [] and site.arns() == []

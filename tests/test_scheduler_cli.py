@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from commands import ROOT, flag_help, offline_env, run
+from commands import ROOT, file_size_limit, flag_help, offline_env, run
 
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
 AGENT2 = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef1"
@@ -119,10 +119,13 @@ def denying_endpoint():
     server.server_close()
 
 
-def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpoint):
+@pytest.mark.parametrize("agents", [[], ["--agent_arns", AGENT]])
+def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpoint, agents):
+    """Also from DescribeAgent for --agent_arns: only its InvalidRequestException (no such
+    agent) is the user's to fix."""
     env = offline_env(tmp_path)
     env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL=denying_endpoint)
-    r = run(tmp_path, *base(share), env=env)
+    r = run(tmp_path, *base(share, *agents), env=env)
     assert r.returncode == 1, r.stderr
     assert "AWS error: AccessDeniedException: not authorized" in r.stderr and "Traceback" not in r.stderr
 
@@ -177,4 +180,32 @@ def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
     assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}
     assert flags["--mount_path_dir"].endswith("required")
     codes = r.stdout.split("exit codes:", 1)[1].split()
-    assert [c for c in codes if c.isdigit() and len(c) == 1] == ["0", "1", "2", "3"]
+    assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "70", "74"]
+
+
+def test_a_full_disk_while_writing_the_plan_is_one_line_and_exit_74_and_the_old_plan_stays(tmp_path, share):
+    limit = 1500
+    assert run(tmp_path, *base(share, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}")).returncode == 0
+    before = (tmp_path / "plan.json").read_bytes()
+    assert len(before) > limit  # so the new plan, of the same share, cannot be written; a fresh log can
+    r = run(tmp_path, *base(share, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}", "--per_file_cost", "0",
+                            "--log_dir", str(tmp_path / "log2")), preexec_fn=file_size_limit(limit))
+    assert r.returncode == 74, r.stderr
+    assert [line for line in r.stderr.splitlines() if " - INFO - " not in line] == [
+        f"datasync_multi_agents_scheduler.py: error: cannot write 'plan.json' (File too large): the file is as it was "
+        f"before; fix that on {tmp_path} and rerun"]
+    assert (tmp_path / "plan.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
+    assert "cannot write 'plan.json'" in (tmp_path / "log2" / "ds_ma_sche.log").read_text()
+
+
+def test_a_log_that_cannot_be_written_is_said_once_and_the_run_goes_on(tmp_path, share):
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "ds_ma_sche.log").write_text("x" * 4096)
+    r = run(tmp_path, *base(share, "--dry_run", "--agent_arns", AGENT), preexec_fn=file_size_limit(4000))
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "log" / "ds_ma_sche.log"
+    assert [line for line in r.stderr.splitlines() if " - INFO - " not in line] == [
+        f"datasync_multi_agents_scheduler.py: warning: cannot write the log {log} (File too large); the console "
+        "still gets each line"]
+    assert "dry run: nothing created in AWS" in r.stderr and json.loads((tmp_path / "plan.json").read_text())

@@ -1,10 +1,13 @@
 """The watcher refuses bad input on one line with exit 2, before any AWS call."""
 
+import json
 import os
 
 import pytest
 
-from commands import ROOT, flag_help, run
+from commands import ROOT, flag_help, offline_env, run
+
+EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
 
 
 @pytest.mark.parametrize("args,message", [
@@ -41,4 +44,23 @@ def test_help_shows_defaults_and_exit_codes(tmp_path):
                           ("--plan_file", "plan.json"), ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
     codes = r.stdout.split("exit codes", 1)[1].split()
-    assert [c for c in codes if c.isdigit() and len(c) == 1] == ["0", "1", "2", "3", "4", "5"]
+    assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74"]
+
+
+def test_a_damaged_ledger_is_one_line_that_says_what_to_do_before_any_aws_call(tmp_path):
+    (tmp_path / "arn_file.txt").write_text(EXEC + "\n")
+    whole = json.dumps({"version": 1, "scopes": {EXEC: {"attempts": [{"agent": "a", "execution": EXEC}],
+                                                        "retries": 0}}}, indent=2)
+    damaged = whole[:whole.index(EXEC, whole.index("execution")) + 20]  # cut inside a string, as a lost write leaves it
+    (tmp_path / "arn_file.txt.ledger.json").write_text(damaged)
+    with pytest.raises(json.JSONDecodeError) as parser:
+        json.loads(damaged)
+    env = {**offline_env(tmp_path), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}  # AWS is never asked
+    r = run(tmp_path, "--once", script=os.path.join(ROOT, "datasync_agent_ha.py"), env=env)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [
+        f"datasync_agent_ha.py: error: ledger 'arn_file.txt.ledger.json' is damaged ({parser.value}): the watcher "
+        "will not guess at it; put back a copy of it (an older copy is safe: executions this run started that it does "
+        "not list are found by their tags and adopted), or pass another --ledger_file"]
+    assert (tmp_path / "arn_file.txt.ledger.json").read_text() == damaged
+    assert "Unterminated string" in str(parser.value)
