@@ -165,12 +165,13 @@ def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_
         if state == SUCCEEDED:
             return Decision(Kind.DONE, flag or "done", flag=flag)
         return Decision(Kind.WAIT, flag or "running", flag=flag)
-    if state == UNREAD:
+    if state == UNREAD or scope.latest.returned:  # read nothing, or taken back and not yet moved
         target = healthy_agent(scope, fleet) if seen.planned is not None else None
+        said = f"{status.lower()} on a lost agent" if state == UNREAD else "taken back unfailed earlier"
         if target is None:
             why = seen.why_not if seen.planned is None else "no healthy agent to move it to yet"
-            return Decision(Kind.WAIT, f"{status.lower()} on a lost agent; {why}")
-        return Decision(Kind.TAKE_BACK, f"{status.lower()} on a lost agent, read nothing; ", target=target)
+            return Decision(Kind.WAIT, f"{said}; {why}")
+        return Decision(Kind.TAKE_BACK, f"{said}, read nothing; ", target=target)
     failed = status if state == FAILED else f"{status} on offline agent"
     said = f"stranded: agent out of contact {seen.offline_for:.0f}s; " if state == STRANDED else ""
     if seen.execution.error_code:

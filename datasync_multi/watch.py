@@ -308,7 +308,7 @@ class Watcher(Observer):
             tag=run.start_tag(scope.key, scope.next_number()) if run else None,
             spend=decision.kind != Kind.TAKE_BACK)
         self.ledger.save()  # the intent is durable before anything is created or started
-        new = self._carry_out(attempt)
+        new = self._carry_out(attempt, scope)
         busy[decision.target] = busy.get(decision.target, 0) + 1
         result.unfinished += 1
         row.action += f"moved to {short(decision.target)}: {short(new)}"
@@ -342,17 +342,23 @@ class Watcher(Observer):
         row.action += "ended by itself before it could be cancelled; "
         return True
 
-    def _carry_out(self, attempt: Attempt) -> str:
-        """Create or reuse the retry's location and task, then adopt or start its execution."""
+    def _carry_out(self, attempt: Attempt, scope: Scope) -> str:
+        """Create or reuse the retry's location and task, then adopt or start its execution.
+        An agent DataSync refuses them for is barred for the run, and the retry given back."""
         retry = attempt.retry
         assert retry is not None
         if not retry.task:
-            loc, _ = ds.ensure_nfs_location(self.client, attempt.agent, retry.server, retry.subdir,
-                                            retry.nfs_version, tag=ds.WATCHER_TAG)
-            task, _ = ds.ensure_task(
-                self.client, source_arn=loc, dest_arn=retry.dest, name=retry.task_name, includes=retry.includes,
-                excludes=retry.excludes, options=retry.options, cloudwatch_arn=retry.cloudwatch,
-                task_mode=retry.task_mode, tag=ds.WATCHER_TAG)
+            try:
+                loc, _ = ds.ensure_nfs_location(self.client, attempt.agent, retry.server, retry.subdir,
+                                                retry.nfs_version, tag=ds.WATCHER_TAG)
+                task, _ = ds.ensure_task(
+                    self.client, source_arn=loc, dest_arn=retry.dest, name=retry.task_name, includes=retry.includes,
+                    excludes=retry.excludes, options=retry.options, cloudwatch_arn=retry.cloudwatch,
+                    task_mode=retry.task_mode, tag=ds.WATCHER_TAG)
+            except CHECK_ERRORS as exc:
+                if self.ledger.run is not None and (isinstance(exc, SetupError) or ds.refused(exc)):
+                    self._bar(attempt, scope, str(exc) if isinstance(exc, SetupError) else ds.describe_error(exc))
+                raise
             retry.task = task["TaskArn"]
             self.ledger.save()
         ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {short(attempt.agent)}"},
@@ -373,6 +379,20 @@ class Watcher(Observer):
         append_line(self.arn_file, execution)
         return execution
 
+    def _bar(self, attempt: Attempt, scope: Scope, why: str) -> None:
+        """DataSync refused the retry's location or task on its agent: bar the agent for the
+        run, and take the intent back (nothing was started; its retry is not spent), so the
+        next check moves the scope to another agent."""
+        run = self.ledger.run
+        assert run is not None
+        run.barred[attempt.agent] = why
+        scope.attempts.remove(attempt)
+        if scope.latest.failed is not None:  # it was a retry of a failure: its budget comes back
+            scope.retries -= 1
+        self.ledger.save()
+        log.error("agent %s is barred from this run: DataSync refused it (%s); the scope moves elsewhere at the "
+                  "next check", attempt.agent, why)
+
     def _complete_intents(self, result: CheckResult) -> None:
         """Finish retries a crashed check decided but did not see started."""
         for root, scope in self.ledger.scopes.items():
@@ -382,7 +402,7 @@ class Watcher(Observer):
             row = Row(attempt.retry.task or "?", attempt.retry.task_name, attempt.agent, "STARTED")
             result.rows.append(row)
             try:
-                row.execution = self._carry_out(attempt)
+                row.execution = self._carry_out(attempt, scope)
                 result.unfinished += 1
                 row.action = f"retry of {short(attempt.retry.of)} completed (an earlier check decided it)"
             except CHECK_ERRORS as exc:

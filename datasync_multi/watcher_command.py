@@ -154,10 +154,13 @@ def watch(argv: list[str] | None) -> int:
     a = parse(argv)
     setup_logging(LOG_FILE, a.log_dir, a.verbose)
     steering = Steering(a.max_retries, a.offline_threshold_sec, a.agent_arns, a.drain, a.undrain)
+    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
+    if not read_arn_file(a.arn_file) and Ledger.read(ledger_file).dispatch is None:
+        raise UserError(f"arn file {a.arn_file!r} lists no execution: nothing to watch (the scheduler writes each "
+                        "execution there as it starts it; rerun the scheduler if it stopped before)")
     client = ds.make_client(a.region, a.profile, a.endpoint_url)
     for arn in dict.fromkeys(a.agent_arns + a.drain + a.undrain):
         ds.describe_named_agent(client, arn)
-    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     while True:
         try:
             code, finished = check_once(client, a.arn_file, ledger_file, steering, a.timeout_sec)
@@ -189,9 +192,6 @@ def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll
             ledger.save()
             log.warning("this watcher changed the run's record (every watcher follows it now): %s",
                         "; ".join(changed))
-        if ledger.dispatch is None and not read_arn_file(arn_file):
-            raise UserError(f"arn file {arn_file!r} lists no execution: nothing to watch (the scheduler writes "
-                            "each execution there as it starts it; rerun the scheduler if it stopped before)")
         settings = steering.settings(ledger.run, poll)
         result: CheckResult | DispatchResult
         if ledger.dispatch is not None:

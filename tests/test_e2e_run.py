@@ -299,3 +299,35 @@ def test_an_older_ledger_put_back_runs_no_chunk_twice(site):
     assert starts(site) == 9
     assert_exact_copy(site)
     assert_each_chunk_ran_as_recorded(site)
+
+
+def test_an_agent_datasync_refuses_for_the_run_is_barred_and_the_retry_goes_elsewhere(tmp_path):
+    with make_site(tmp_path, agents=2, enhanced_agents=1) as site:
+        lost, basic, enhanced = site.emu.agent_arns()
+        for agent in (lost, basic):  # the Basic agent still busy: the idle Enhanced one looks best
+            site.emu.set_agent(agent, bytes_per_second=SLOW)
+        assert site.schedule("--agent_arns", f"{lost},{basic}", "--per_file_cost", "0").returncode == 0
+        lose_mid_transfer(site, lost)
+        r = site.watch("--once", "--offline_threshold_sec", "0", "--agent_arns", enhanced)  # the least busy
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert f"agent {enhanced} is barred from this run: DataSync refused it" in r.stderr
+        assert ledger(site)["run"]["barred"].keys() == {enhanced}
+        r = site.watch("--once")
+        assert r.returncode == 0 and f"moved to {basic.rsplit('/', 1)[-1]}" in r.stdout, (r.stdout, r.stderr)
+        assert not executions_on(site, enhanced)
+        site.emu.set_agent(basic, bytes_per_second=0)
+        run_to_the_end(site)
+        assert_exact_copy(site)
+
+
+def test_an_agent_joining_that_datasync_refuses_is_barred_and_the_run_goes_on(tmp_path):
+    with make_site(tmp_path, agents=2, enhanced_agents=1) as site:
+        enhanced = site.emu.agent_arns()[2]
+        site.emu.set_agent(enhanced, status="OFFLINE")  # a Basic mode run is planned on the other two
+        assert site.schedule("--chunks_per_agent", "3").returncode == 0
+        site.emu.set_agent(enhanced, status="ONLINE")
+        r = run_to_the_end(site)
+        assert f"agent {enhanced} is barred from this run: DataSync refused it" in r.stderr
+        assert r.stderr.count("is barred from this run") == 1
+        assert not executions_on(site, enhanced)
+        assert_exact_copy(site)

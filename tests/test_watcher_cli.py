@@ -26,22 +26,22 @@ def test_bad_input(tmp_path, args, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_a_plan_file_of_an_older_version_is_one_line_before_any_aws_call(tmp_path):
-    (tmp_path / "arn_file.txt").write_text("")
-    (tmp_path / "plan.json").write_text('{"version": 1, "tasks": []}')
+def test_an_arn_file_that_lists_nothing_is_one_line_not_success(tmp_path):
+    (tmp_path / "arn_file.txt").write_text("# nothing started yet\n")
     r = run(tmp_path, "--once", script=os.path.join(ROOT, "datasync_agent_ha.py"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines() == [
-        "datasync_agent_ha.py: error: plan file 'plan.json': written by an older version of the scheduler "
-        "(plan version 1, this one reads version 2); rerun the scheduler to write the plan again"]
+        "datasync_agent_ha.py: error: arn file 'arn_file.txt' lists no execution: nothing to watch (the scheduler "
+        "writes each execution there as it starts it; rerun the scheduler if it stopped before)"]
 
 
 def test_help_shows_defaults_and_exit_codes(tmp_path):
     r = run(tmp_path, "--help", script=os.path.join(ROOT, "datasync_agent_ha.py"))
     assert r.returncode == 0, r.stderr
     flags = flag_help(r.stdout)
-    for flag, default in (("--timeout_sec", "300"), ("--max_retries", "1"), ("--offline_threshold_sec", "600"),
-                          ("--plan_file", "plan.json"), ("--arn_file", "arn_file.txt")):
+    for flag, default in (("--timeout_sec", "300"), ("--max_retries", "the run's, 1 at launch"),
+                          ("--offline_threshold_sec", "the run's, 600 at launch"), ("--plan_file", "plan.json"),
+                          ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
     codes = r.stdout.split("exit codes", 1)[1].split()
     assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74"]
