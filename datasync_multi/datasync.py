@@ -26,7 +26,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
-from .errors import SetupError, UserError
+from .errors import AgentRefused, SetupError, UserError
 from .filters import filter_value, split_value
 from .states import AgentStatus, ExecutionStatus, TaskStatus
 
@@ -259,7 +259,8 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
     location is never used with mount options other than those asked.
 
     Calls: ListLocations, DescribeLocationNfs (see ``find_nfs_location``), then
-    UpdateLocationNfs or CreateLocationNfs (tagged). Raises: AWSError.
+    UpdateLocationNfs or CreateLocationNfs (tagged). Raises: AgentRefused when DataSync
+    refuses the new location; AWSError.
     """
     found = find_nfs_location(client, agent_arn, server, subdir)
     if found:
@@ -273,9 +274,15 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
         desc = find_nfs_location(client, agent_arn, server, subdir)
         return desc["LocationArn"] if desc else None
 
-    return once(f"creating the location of {agent_arn}", lambda: _guarded(client).create_location_nfs(
-        ServerHostname=server, Subdirectory=subdir, OnPremConfig={"AgentArns": [agent_arn]},
-        MountOptions={"Version": nfs_version}, Tags=[tag])["LocationArn"], found_now)
+    try:
+        return once(f"creating the location of {agent_arn}", lambda: _guarded(client).create_location_nfs(
+            ServerHostname=server, Subdirectory=subdir, OnPremConfig={"AgentArns": [agent_arn]},
+            MountOptions={"Version": nfs_version}, Tags=[tag])["LocationArn"], found_now)
+    except botocore.exceptions.ClientError as exc:
+        if not refused(exc):
+            raise
+        raise AgentRefused(f"DataSync refused a source location on agent {agent_arn} for {server}:{subdir}: "
+                           f"{describe_error(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -371,8 +378,8 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
 
     Calls: ListTasks, DescribeTask (see ``find_task``), DeleteTask for a task whose creation
     failed, then UpdateTask or CreateTask (tagged). Raises: SetupError when the task found
-    has another mode (a mode never changes after creation), or when DataSync refuses the
-    mode for this location's agent; AWSError for any other failure.
+    has another mode (a mode never changes after creation); AgentRefused when DataSync
+    refuses the mode for this location's agent; AWSError for any other failure.
     """
     common = {"Includes": rules(includes), "Excludes": rules(excludes), "Options": options}
     if cloudwatch_arn:
@@ -402,7 +409,7 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
     except botocore.exceptions.ClientError as exc:
         if "mode" not in describe_error(exc).lower():
             raise
-        raise SetupError(f"DataSync refused to create {task_mode} task {name}: {describe_error(exc)}. A task "
+        raise AgentRefused(f"DataSync refused to create {task_mode} task {name}: {describe_error(exc)}. A task "
                          f"uses only agents of its own mode, and ListAgents does not say an agent's mode: pass "
                          f"the {task_mode.title()} mode agents with --agent_arns") from None
     return ({"TaskArn": made, "Status": TaskStatus.CREATING}, True) if created else (made, False)
@@ -428,9 +435,9 @@ def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY
     """Wait, backing off to 10 s between rounds, until every task in ``labels`` (task ARN ->
     how to name it to the user) can start. ``on_wait`` gets a progress line now and then.
 
-    Calls: DescribeTask, for each task not yet ready, each round. Raises: SetupError naming
-    the first task whose creation failed, with DataSync's error, or the tasks still not
-    ready after ``timeout``; AWSError.
+    Calls: DescribeTask, for each task not yet ready, each round. Raises: AgentRefused naming
+    the first task whose creation failed, with DataSync's error (its agent could not mount
+    the export); SetupError naming the tasks still not ready after ``timeout``; AWSError.
     """
     started = time.monotonic()
     pending = dict(labels)
@@ -441,7 +448,7 @@ def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY
             task = describe_task(client, arn)
             readiness = task_readiness(task)
             if readiness == "failed":
-                raise SetupError(f"{pending[arn]}: DataSync could not create task {arn}: {task.get('ErrorCode')}: "
+                raise AgentRefused(f"{pending[arn]}: DataSync could not create task {arn}: {task.get('ErrorCode')}: "
                                  f"{task.get('ErrorDetail', '')}; fix the cause and rerun (the rerun deletes "
                                  "the tasks whose creation failed and creates them again)")
             if readiness == "ready":

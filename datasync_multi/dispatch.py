@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from . import datasync as ds
 from .assign import AgentLoad, WaitingChunk, assign, measured_rate
 from .decisions import FAILED, RUNNING, STRANDED, UNREAD, classify, oversized
-from .errors import SetupError
+from .errors import AgentRefused, SetupError
 from .plan import task_name_for
 from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, append_line
 from .states import AgentStatus, ExecutionStatus
@@ -333,8 +333,9 @@ class Dispatcher(Observer):
     def _add_lanes(self, statuses: dict[str, str], result: DispatchResult) -> None:
         """Give each ONLINE agent that may serve the run and has no lane yet its tasks (one per
         queue slot), so it takes chunks from the next check: an agent OFFLINE at planning, or
-        one activated during the migration. DataSync refusing its location or task bars the
-        agent for the run, with the reason; the account's task quota is checked first."""
+        one activated during the migration. DataSync refusing its location or task for it
+        (``AgentRefused``) bars the agent for the run, with the reason; the account's task
+        quota is checked first. Anything else is an error this check, tried again at the next."""
         joining = sorted(a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE
                          and a not in self.dispatch.lanes)
         if not joining or not any(self.state(c) == ChunkState.WAITING for c in self.dispatch.chunks):
@@ -358,15 +359,12 @@ class Dispatcher(Observer):
                                         task_mode=target.task_mode)[0]["TaskArn"] for name in names]
                 ds.wait_until_ready(self.client, {t: f"task of joining agent {short(agent)}" for t in tasks},
                                     timeout=self.settings.task_ready_timeout, on_wait=log.info)
-            except SetupError as exc:
+            except AgentRefused as exc:
                 self._bar(agent, str(exc))
                 continue
-            except ds.AWSError as exc:
-                if ds.refused(exc):
-                    self._bar(agent, ds.describe_error(exc))
-                else:
-                    failed_check(result.errors, "", f"agent {short(agent)}", f"adding its lane failed: "
-                                 f"{ds.describe_error(exc)}; the next check tries again")
+            except CHECK_ERRORS as exc:
+                failed_check(result.errors, "", f"agent {short(agent)}", f"adding its lane failed: "
+                             f"{ds.describe_error(exc)}; the next check tries again")
                 continue
             self.dispatch.lanes[agent] = tasks
             self.ledger.save()

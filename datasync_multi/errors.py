@@ -15,3 +15,8 @@ class RecordError(Exception):
     """A record (the arn file, the plan, the ledger) could not be written, most often for a
     full disk: the file is left as it was, so the run can go on once the cause is fixed. One
     line and exit 74; the watcher's loop logs it and checks again."""
+
+
+class AgentRefused(SetupError):
+    """DataSync refused a location or task on one agent (its mode does not fit, or the agent
+    cannot serve that export): the watcher bars that agent for the run."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from . import datasync as ds
 from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
-from .errors import SetupError
+from .errors import AgentRefused, SetupError
 from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, parse_start_tag, read_lines
 from .states import AgentStatus, ExecutionStatus
 
@@ -355,14 +355,20 @@ class Watcher(Observer):
                     self.client, source_arn=loc, dest_arn=retry.dest, name=retry.task_name, includes=retry.includes,
                     excludes=retry.excludes, options=retry.options, cloudwatch_arn=retry.cloudwatch,
                     task_mode=retry.task_mode, tag=ds.WATCHER_TAG)
-            except CHECK_ERRORS as exc:
-                if self.ledger.run is not None and (isinstance(exc, SetupError) or ds.refused(exc)):
-                    self._bar(attempt, scope, str(exc) if isinstance(exc, SetupError) else ds.describe_error(exc))
+            except AgentRefused as exc:
+                if self.ledger.run is not None:
+                    self._bar(attempt, scope, str(exc))
                 raise
             retry.task = task["TaskArn"]
             self.ledger.save()
-        ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent {short(attempt.agent)}"},
-                            timeout=self.settings.task_ready_timeout, on_wait=log.info)
+        try:
+            ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent "
+                                                          f"{short(attempt.agent)}"},
+                                timeout=self.settings.task_ready_timeout, on_wait=log.info)
+        except AgentRefused as exc:
+            if self.ledger.run is not None:
+                self._bar(attempt, scope, str(exc))
+            raise
         known = self.ledger.known()
         tag = attempt.tag
         found = ds.find_started(self.client, retry.task, tag, known) if tag else None

@@ -22,8 +22,11 @@ def padded_ledger(site) -> bytes:
     """A ledger well past LIMIT, so no check can save it, while a check's log stays well
     under it: a cached description of a task nothing watches, which every save keeps."""
     path = os.path.join(site.work, "arn_file.txt.ledger.json")
+    with open(path) as fh:
+        ledger = json.load(fh)  # the run's, as the scheduler wrote it
+    ledger["tasks"][PAD_TASK] = {"name": "x" * 2 * LIMIT, "source": "s", "dest": "d"}
     with open(path, "w") as fh:
-        json.dump({"version": 1, "tasks": {PAD_TASK: {"name": "x" * 2 * LIMIT, "source": "s", "dest": "d"}}}, fh)
+        json.dump(ledger, fh)
     with open(path, "rb") as fh:
         return fh.read()
 

@@ -132,7 +132,8 @@ def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpo
 
 @pytest.mark.parametrize("script", ["datasync_multi_agents_scheduler.py", "datasync_agent_ha.py"])
 def test_no_credentials_is_exit_2_and_says_what_to_do(tmp_path, share, script):
-    (tmp_path / "arn_file.txt").write_text("")
+    (tmp_path / "arn_file.txt").write_text(
+        "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0\n")
     args = base(share) if script.startswith("datasync_multi") else ["--once"]
     r = run(tmp_path, *args, script=os.path.join(ROOT, script))
     assert r.returncode == 2, r.stderr
@@ -208,4 +209,4 @@ def test_a_log_that_cannot_be_written_is_said_once_and_the_run_goes_on(tmp_path,
     assert [line for line in r.stderr.splitlines() if " - INFO - " not in line] == [
         f"datasync_multi_agents_scheduler.py: warning: cannot write the log {log} (File too large); the console "
         "still gets each line"]
-    assert "dry run: nothing created in AWS" in r.stderr and json.loads((tmp_path / "plan.json").read_text())
+    assert "nothing created in AWS" in r.stderr and json.loads((tmp_path / "plan.json").read_text())
