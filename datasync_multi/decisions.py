@@ -106,10 +106,15 @@ class Fleet:
     busy: Mapping[str, int]
     """Agent ARN -> unfinished executions on it (retries decided in this check included)."""
     allowed: frozenset[str] | None = None
-    """The agents that may serve the run (``Run.usable``); None: any agent listed."""
+    """The agents that may serve the run now (``Run.usable``); None: any agent listed."""
+    possible: frozenset[str] | None = None
+    """The agents that may ever serve it (``Run.possible``: drained ones too); None: ``allowed``."""
 
     def may_use(self) -> frozenset[str]:
         return frozenset(self.statuses) if self.allowed is None else self.allowed
+
+    def may_ever_use(self) -> frozenset[str]:
+        return self.may_use() if self.possible is None else self.possible | self.may_use()
 
 
 class Kind(enum.Enum):
@@ -138,8 +143,11 @@ class Decision:
 
 
 def tried(scope: Scope) -> frozenset[str]:
-    """Agents that failed an attempt of the scope, and the agent of its latest attempt."""
-    return frozenset(a.agent for a in scope.attempts if a.failed is not None) | {scope.latest.agent}
+    """Agents that failed an attempt of the scope, and the agent of its latest attempt unless
+    that was taken back unread."""
+    latest = scope.latest
+    failed = frozenset(a.agent for a in scope.attempts if a.failed is not None)
+    return failed if latest.returned else failed | {latest.agent}
 
 
 def healthy_agent(scope: Scope, fleet: Fleet) -> str | None:
@@ -169,6 +177,9 @@ def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_
         target = healthy_agent(scope, fleet) if seen.planned is not None else None
         said = f"{status.lower()} on a lost agent" if state == UNREAD else "taken back unfailed earlier"
         if target is None:
+            if scope.latest.returned and not fleet.may_ever_use() - tried(scope):
+                return Decision(Kind.GIVE_UP, f"{said}; no agent that may serve the run can take it",
+                                log="was taken back and no agent that may serve the run can take it: given up")
             why = seen.why_not if seen.planned is None else "no healthy agent to move it to yet"
             return Decision(Kind.WAIT, f"{said}; {why}")
         return Decision(Kind.TAKE_BACK, f"{said}, read nothing; ", target=target)
@@ -184,7 +195,7 @@ def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_
         why = f"{seen.why_not}, so its scope cannot be rebuilt"
         return Decision(Kind.GIVE_UP, said + f"failed; not retried: {why}", failed=failed,
                         log=f"failed and is not retried: {why}")
-    if not fleet.may_use() - tried(scope):
+    if not fleet.may_ever_use() - tried(scope):
         return Decision(Kind.GIVE_UP, said + "failed on every agent that may serve the run", failed=failed,
                         log="failed on every agent that may serve the run: given up")
     target = healthy_agent(scope, fleet)

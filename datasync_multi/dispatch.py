@@ -30,9 +30,9 @@ from .assign import AgentLoad, WaitingChunk, assign, measured_rate
 from .decisions import FAILED, RUNNING, STRANDED, UNREAD, classify, oversized
 from .errors import AgentRefused, SetupError
 from .plan import task_name_for
-from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, append_line
+from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, append_line, next_number
 from .states import AgentStatus, ExecutionStatus
-from .watch import CHECK_ERRORS, Observer, Settings, failed_check, read_arn_file, short, stall_note
+from .watch import CHECK_ERRORS, Observer, Settings, adopt_or_say, failed_check, short, stall_note
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ class Dispatcher(Observer):
         self.settings = settings
         self.seen: dict[str, ds.Execution] = {}
         self.usable: frozenset[str] = frozenset(self.dispatch.lanes)
-        """The agents that may serve the run, of those ListAgents shows (set by ``check``)."""
+        """The agents that may serve the run now, of those ListAgents shows (set by ``check``)."""
+        self.possible: frozenset[str] = self.usable
+        """The agents that may ever serve it: drained ones too (set by ``check``)."""
         self.stalled: dict[int, str] = {}
         """Chunks running on an OFFLINE agent, not yet moved: what the table says of each."""
 
@@ -122,32 +124,32 @@ class Dispatcher(Observer):
         now = time.time() if now is None else now
         statuses = {a.arn: a.status for a in ds.list_agents(self.client)}
         self.usable = self.run.usable(statuses)
+        self.possible = self.run.possible(statuses) | self.usable
         result = DispatchResult()
         rows = {c.index: ChunkRow(c.index, bytes=c.bytes) for c in self.dispatch.chunks}
-        try:
-            self._adopt_unrecorded(now)
-        except CHECK_ERRORS as exc:
-            result.errors.append("run")
-            log.error("could not look for executions of this run the ledger does not know: %s; the next check "
-                      "tries again", ds.describe_error(exc))
+        may_act = adopt_or_say(lambda: self._adopt_unrecorded(now), result.errors)
         for chunk in self.dispatch.chunks:
             attempt = chunk.latest
             if attempt is None:
                 continue
             row = rows[chunk.index]
+            taken_back_earlier = not attempt.active
             try:
-                if attempt.active and attempt.execution is None:
+                if attempt.active and attempt.execution is None and may_act:
                     self._resume(chunk, attempt, statuses, row)
                 if attempt.active and attempt.execution is not None:
                     self._follow(chunk, attempt, statuses, now, row, result)
                 for earlier in chunk.attempts:  # a take-back still ending keeps its task busy
                     if not earlier.active and earlier.execution:
                         self.seen[earlier.execution] = self.describe(earlier.execution)
+                if taken_back_earlier and attempt.execution:
+                    self._finish_take_back(attempt, row)
             except CHECK_ERRORS as exc:
                 row.action = failed_check(result.errors, row.action, f"chunk {chunk.index}",
                                           f"{ds.describe_error(exc)}; the next check tries again")
-        self._dispatch(statuses, now, rows, result)
-        self._add_lanes(statuses, result)
+        if may_act:
+            self._dispatch(statuses, now, rows, result)
+            self._add_lanes(statuses, result)
         self.ledger.save()
         self._summarize(statuses, now, rows, result)
         return result
@@ -173,7 +175,7 @@ class Dispatcher(Observer):
         if chunk.failures > self.settings.max_retries:
             chunk.given_up = (f"failed {chunk.failures} time(s), more than the {self.settings.max_retries} "
                               "retries allowed")
-        elif not self.usable - chunk.barred:
+        elif not self.possible - chunk.barred:
             chunk.given_up = f"failed on every agent that may serve the run ({chunk.failures})"
         return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING
 
@@ -191,32 +193,20 @@ class Dispatcher(Observer):
 
     def _adopt_unrecorded(self, now: float) -> None:
         """Record the starts of this run the ledger does not know (a lost answer, or a ledger
-        put back from an older copy): each becomes its chunk's latest attempt, and the task
-        it ran on a lane of its agent, so it is followed and never started again."""
+        put back from an older copy), each in its chunk, and the task it ran on as a lane of
+        its agent, so it is followed and never started again."""
         by_key = {c.key: c for c in self.dispatch.chunks}
-        for execution, task, key, number in list(self.unrecorded_starts()):
+        for execution, task, key, number in self.unrecorded_starts():
             chunk = by_key.get(key)
             if chunk is None:
                 self.ledger.others.add(execution)
                 continue
-            tag = self.run.start_tag(key, number)
-            intent = next((a for a in chunk.attempts if a.tag == tag), None)
-            if intent is not None:
-                intent.execution = execution
-            else:
-                agent = self.agent_of_task(task)
-                latest = chunk.latest
-                if latest is not None and latest.active:
-                    latest.failed = "superseded by a later start this ledger did not know"
-                chunk.attempts.append(ChunkAttempt(agent, task, now, tag, execution))
-                lane = self.dispatch.lanes.setdefault(agent, [])
-                if task not in lane:
-                    lane.append(task)
-            self.ledger.save()
-            if execution not in read_arn_file(self.arn_file):
-                append_line(self.arn_file, execution)
-            log.warning("chunk %d: %s was started by this run (%s) and is missing from the ledger: adopted, not "
-                        "started again", chunk.index, execution, tag)
+            agent = self.agent_of_task(task)
+            lane = self.dispatch.lanes.setdefault(agent, [])
+            if task not in lane:
+                lane.append(task)
+            self.adopt(chunk.attempts, ChunkAttempt(agent, task, now, self.run.start_tag(key, number), execution),
+                       self.arn_file)
 
     # -- following what runs ----------------------------------------------------------
 
@@ -263,10 +253,27 @@ class Dispatcher(Observer):
         row.add(said)
         log.warning("chunk %d on lost agent %s (%s): %s", chunk.index, attempt.agent, attempt.execution, said)
 
+    def _finish_take_back(self, attempt: ChunkAttempt, row: ChunkRow) -> None:
+        """A chunk taken back is handed out again only once its execution has ended (or is
+        CANCELLING): a cancel that failed, or a check killed before sending it, is sent
+        again; one that ended with SUCCESS by itself meanwhile makes the chunk done."""
+        assert attempt.execution is not None
+        described = self.seen[attempt.execution]
+        if described.status in ExecutionStatus.SUCCESS_STATES:
+            attempt.failed, attempt.returned = None, False
+            row.add("ended by itself after it was taken back: done")
+        elif not taken_back(described):
+            ended = self._cancel(attempt.execution)
+            row.add("cancel sent again" if ended is None else f"ended by itself: {ended.status}")
+            if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
+                attempt.failed, attempt.returned = None, False
+
     def _cancel(self, execution: str) -> ds.Execution | None:
-        """Cancel; None if that worked, else the execution as it ended by itself meanwhile."""
+        """Cancel; None if that worked (the execution is described again, so this check sees it
+        stopping), else the execution as it ended by itself meanwhile."""
         try:
             ds.cancel_execution(self.client, execution)
+            self.seen[execution] = self.describe(execution, fresh=True)
             return None
         except ds.AWSError:
             described = self.describe(execution, fresh=True)
@@ -316,7 +323,7 @@ class Dispatcher(Observer):
             chunk = by_index[index]
             busy = self._busy_tasks(agent)
             task = next(t for t in self.dispatch.lanes[agent] if t not in busy)
-            attempt = ChunkAttempt(agent, task, now, self.run.start_tag(chunk.key, chunk.next_number()))
+            attempt = ChunkAttempt(agent, task, now, self.run.start_tag(chunk.key, next_number(chunk.attempts)))
             chunk.attempts.append(attempt)
             self.ledger.save()  # the intent is durable before anything is changed or started
             try:
@@ -378,7 +385,7 @@ class Dispatcher(Observer):
     def _resume(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], row: ChunkRow) -> None:
         """Finish a start an earlier check decided: adopt the execution tagged with its name,
         or give the chunk back if its agent is gone, or start it now."""
-        found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.known())
+        found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.accounted())
         if found:
             attempt.execution = found
             append_line(self.arn_file, found)
@@ -408,7 +415,7 @@ class Dispatcher(Observer):
                                  "for a free task")
             ds.set_task_includes(self.client, attempt.task, chunk.includes)
             execution = ds.start_execution(self.client, attempt.task, chunk.includes, [], attempt.tag,
-                                           self.ledger.known())
+                                           self.ledger.accounted())
         except CHECK_ERRORS as exc:
             if isinstance(exc, SetupError) or ds.refused(exc):
                 attempt.returned = True
@@ -456,13 +463,20 @@ class Dispatcher(Observer):
                                           measured_rate(self._samples(agent, now, by_bytes=True))))
 
 
+def taken_back(described: ds.Execution) -> bool:
+    """Whether an execution of a chunk taken back can no longer run it: ended, or on its way."""
+    return described.status in ExecutionStatus.TERMINAL_STATES or described.status == ExecutionStatus.CANCELLING
+
+
 def chunk_state(chunk: ChunkRecord, latest: ds.Execution | None) -> str:
     """Where a chunk stands by its record alone (``latest``: its latest execution's description,
-    if known): done, running (a start decided or an execution not known to have failed),
-    given up (recorded), or waiting."""
+    if known): done, running (a start decided, an execution not known to have failed, or
+    one taken back that is not known to have stopped), given up (recorded), or waiting."""
     attempt = chunk.latest
     if attempt is not None and attempt.active:
         if latest is not None and latest.status in ExecutionStatus.SUCCESS_STATES:
             return ChunkState.DONE
+        return ChunkState.RUNNING
+    if attempt is not None and attempt.execution and (latest is None or not taken_back(latest)):
         return ChunkState.RUNNING
     return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from . import datasync as ds
@@ -23,9 +23,10 @@ from .state import (
     Target,
     append_line,
     exclusive_lock,
+    parse_start_tag,
     write_json,
 )
-from .states import ExecutionStatus, TaskStatus
+from .states import ExecutionStatus
 from .watch import Settings
 
 log = logging.getLogger(__name__)
@@ -88,17 +89,21 @@ def new_run(plan: Plan, target: Target, named: bool) -> Run:
                slots=plan.slots)
 
 
-def _begin(ledger_file: str, arn_file: str, plan: Plan, plan_file: str, run: Run, dispatch: Dispatch | None) -> Ledger:
+def _begin(earlier: Ledger, arn_file: str, plan: Plan, plan_file: str, run: Run, dispatch: Dispatch | None,
+           adopted: Collection[str] = ()) -> Ledger:
     """Record the new run before anything is created: the earlier ledger and arn file are kept
-    as ``.prev``, the ledger holds the run, and the plan file names it."""
+    as ``.prev``, the ledger holds the run, and the plan file names it. The earlier run's
+    executions (but those adopted) are known from the start as another run's, so no check
+    reads their tags."""
     rotate_arn_file(arn_file)
-    if os.path.exists(ledger_file):
-        os.replace(ledger_file, ledger_file + ".prev")
-        log.info("previous ledger kept as %s.prev", ledger_file)
-    ledger = Ledger(ledger_file, run=run, dispatch=dispatch)
+    if os.path.exists(earlier.path):
+        os.replace(earlier.path, earlier.path + ".prev")
+        log.info("previous ledger kept as %s.prev", earlier.path)
+    ledger = Ledger(earlier.path, run=run, dispatch=dispatch,
+                    others=(earlier.others | earlier.known()) - set(adopted))
     ledger.save()
     write_json(plan_file, {**plan.to_json(), "run": run.id})
-    log.info("run %s recorded in %s; plan written to %s", run.id, ledger_file, plan_file)
+    log.info("run %s recorded in %s; plan written to %s", run.id, earlier.path, plan_file)
     return ledger
 
 
@@ -114,23 +119,26 @@ def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str, 
     execution ARN. Returns the execution ARNs, one per task.
 
     Every ARN is on disk the moment its execution starts, and each start carries the run's
-    tag, so one whose answer is lost is found, not started twice; an execution still running
-    the same scope (an earlier run's) is adopted. Nothing starts until every task is ready.
+    tag, so one whose answer is lost is found, not started twice. An execution still
+    running the very scope a task of this plan gives it (an earlier run's) is adopted; any
+    other unfinished execution of the prefix refuses the run before anything is written.
+    Nothing starts until every task is ready.
     """
     with _lock_run(arn_file):
-        Ledger.read(ledger_file)  # an unreadable ledger stops the run here, before anything is written
-        warn_about_stale_runs(client, plan)
+        earlier = Ledger.read(ledger_file)  # an unreadable ledger stops the run here, before anything is written
+        adoptable = _unfinished_of_earlier_runs(client, plan, earlier)
         run = new_run(plan, target, named)
-        ledger = _begin(ledger_file, arn_file, plan, plan_file, run, None)
+        ledger = _begin(earlier, arn_file, plan, plan_file, run, None, adoptable.values())
         done = []
-        for task, includes, before, task_new in prepare_tasks(client, plan, target):
+        for task, includes, before, _ in prepare_tasks(client, plan, target):
             tag = run.start_tag(task.name, 1)
-            running = None if task_new else _running_same_scope(client, before, includes, [])
+            running = adoptable.get(task.name)
             if running:
                 execution = running
                 log.info("execution already running this scope, adopted: %s", execution)
             else:
-                execution = ds.start_execution(client, before["TaskArn"], includes, [], tag, ledger.known())
+                execution = ds.start_execution(client, before["TaskArn"], includes, [], tag,
+                                               ledger.accounted())
                 log.info("execution started: %s", execution)
             append_line(arn_file, execution)
             ledger.scopes[execution] = Scope([Attempt(task.agent_arn, execution, tag=None if running else tag)],
@@ -158,11 +166,11 @@ def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_fil
             log.info("the dispatch of this same plan recorded in %s is unfinished: resuming it; the watcher "
                      "hands out the remaining chunks", ledger_file)
             return None
-        _refuse_unfinished_runs(client, plan)  # covers what warn_about_stale_runs warns of, and refuses it
+        _unfinished_of_earlier_runs(client, plan, ledger)  # a dynamic plan's tasks adopt nothing
         run = new_run(plan, target, named)
         dispatch = Dispatch({}, [ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost)
                                  for c in plan.chunks])
-        ledger = _begin(ledger_file, arn_file, plan, plan_file, run, dispatch)
+        ledger = _begin(ledger, arn_file, plan, plan_file, run, dispatch)
         for prepared in prepare_tasks(client, plan, target):
             dispatch.lanes.setdefault(prepared.task.agent_arn, []).append(prepared.before["TaskArn"])
             ledger.save()
@@ -170,21 +178,41 @@ def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_fil
         return Dispatcher(client, ledger, arn_file, Settings(policy.max_retries, policy.offline_threshold)).check()
 
 
-def _refuse_unfinished_runs(client, plan: Plan) -> None:
-    """Refuse to begin while a task of this plan's name prefix (either queue slot, and
-    whatever its agent's state: a task of an OFFLINE agent shows UNAVAILABLE) has an
-    unfinished execution: changing its filters could widen what that execution selects."""
+def _unfinished_of_earlier_runs(client, plan: Plan, earlier: Ledger) -> dict[str, str]:
+    """Look at every unfinished execution of a task named with the plan's prefix (either queue
+    slot, a retry task, any agent's, whatever its agent's state: a task of an OFFLINE agent
+    shows UNAVAILABLE). One that runs, on a task of this plan, the very scope the plan gives
+    that task is returned for adoption (task name -> execution); any other refuses the run
+    (SetupError): changing its task's filters could widen what it selects, and its scope
+    overlaps this plan, so running both could copy a file twice at once."""
     prefix = _prefix(plan)
+    mine = {t.name: t.includes for t in plan.tasks if t.includes}
+    adoptable: dict[str, str] = {}
     for task in ds.list_tasks(client):
         name = task.get("Name", "")
         if not name.startswith(prefix):
             continue
-        unfinished = [e for e, status in ds.list_executions(client, task["TaskArn"]).items()
-                      if status not in ExecutionStatus.TERMINAL_STATES]
-        if unfinished:
+        for execution, status in ds.list_executions(client, task["TaskArn"]).items():
+            if status in ExecutionStatus.TERMINAL_STATES:
+                continue
+            if name in mine and name not in adoptable and _runs_scope(client, execution, mine[name], earlier):
+                adoptable[name] = execution
+                continue
             raise SetupError(f"task {name} ({task['TaskArn']}) still has an unfinished execution of an earlier run "
-                             f"({unfinished[0]}), whose scope overlaps this plan: let it finish or cancel it, "
-                             "then rerun")
+                             f"({execution}), whose scope overlaps this plan: let it finish or cancel it, then rerun")
+    return adoptable
+
+
+def _runs_scope(client, execution: str, includes: Sequence[str], earlier: Ledger) -> bool:
+    """Whether an execution runs exactly these includes: known by its start tag from the earlier
+    run's record, or else by the filters DescribeTaskExecution echoes (not promised: without
+    them, it is not known, and so not adopted)."""
+    tag = parse_start_tag(ds.tags_of(client, execution).get(ds.START_TAG, ""))
+    if tag is not None and earlier.run is not None and tag[0] == earlier.run.id:
+        recorded = earlier.run.scopes.get(tag[1])
+        return recorded is not None and recorded.includes == tuple(includes) and not recorded.excludes
+    described = ds.describe_execution(client, execution)
+    return described.includes == tuple(includes) and not described.excludes
 
 
 def _prefix(plan: Plan) -> str:
@@ -202,30 +230,6 @@ def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
             and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
     return same and any(chunk_state(c, ledger.finished.get(c.latest.execution or "") if c.latest else None)
                         in (ChunkState.RUNNING, ChunkState.WAITING) for c in dispatch.chunks)
-
-
-def warn_about_stale_runs(client, plan: Plan) -> list[str]:
-    """Tasks of an earlier run (same name prefix, an agent this plan does not use) that are
-    still running: their old scope overlaps the new plan, so files may be sent twice."""
-    prefix = _prefix(plan)
-    mine = {t.name for t in plan.tasks}
-    stale = [t["TaskArn"] for t in ds.list_tasks(client)
-             if prefix and t.get("Name", "").startswith(prefix) and t.get("Name") not in mine
-             and t.get("Status") in TaskStatus.BUSY_STATES]
-    for arn in stale:
-        log.warning("task %s from an earlier run is still running on an agent this plan does not use; "
-                    "its scope overlaps this plan: cancel it, or let it finish before this run", arn)
-    return stale
-
-
-def _running_same_scope(client, task: dict, includes: Sequence[str], excludes: Sequence[str]) -> str | None:
-    """The task's current execution if it is still running these very filters, else None."""
-    current = task.get("CurrentTaskExecutionArn")
-    if not current:
-        return None
-    ex = ds.describe_execution(client, current)
-    same = list(ex.includes or ()) == list(includes) and list(ex.excludes or ()) == list(excludes)
-    return current if same and ex.status in ExecutionStatus.RUNNING_STATES else None
 
 
 def _short(arn: str) -> str:

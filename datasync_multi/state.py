@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,8 +313,14 @@ class Run:
         return not self.named or agent in self.agents or agent in self.added
 
     def usable(self, listed: Mapping[str, str]) -> frozenset[str]:
-        """The agents that may serve the run, of those ListAgents shows (any status)."""
+        """The agents that may serve the run now, of those ListAgents shows (any status)."""
         return frozenset(a for a in listed if self.may_serve(a))
+
+    def possible(self, listed: Mapping[str, str]) -> frozenset[str]:
+        """The agents that may ever serve the run, of those ListAgents shows: drained ones
+        too (a drain is lifted), never barred ones. Work is given up only when none is left."""
+        return frozenset(a for a in listed if a not in self.barred
+                         and (not self.named or a in self.agents or a in self.added))
 
     def start_tag(self, key: str, number: int) -> str:
         """The value of ``datasync.START_TAG`` on one start: which run, which scope or chunk
@@ -341,6 +347,36 @@ def parse_start_tag(value: str) -> tuple[str, str, int] | None:
     run, _, rest = value.partition("/")
     key, _, number = rest.rpartition("/")
     return (run, key, int(number)) if run and key and number.isdigit() else None
+
+
+def attempt_number(tag: str | None) -> int:
+    """The attempt number a start tag carries (0 for none: a start adopted from an earlier run)."""
+    parsed = parse_start_tag(tag or "")
+    return parsed[2] if parsed else 0
+
+
+def next_number(attempts: Sequence[Attempt] | Sequence[ChunkAttempt]) -> int:
+    """The attempt number of the next start: one past every start known, adopted ones included."""
+    return max((attempt_number(a.tag) for a in attempts), default=0) + 1
+
+
+SUPERSEDED = "superseded by a later start this ledger did not know"
+
+
+def place_adopted(attempts: list, adopted: Attempt | ChunkAttempt) -> None:
+    """Put a start the ledger did not know among the attempts, in attempt-number order. Only
+    one start of a scope or chunk may be active: the newest. So an adopted start that is
+    the newest supersedes the active one before it, and one that is older than the latest
+    is recorded as superseded itself (a later start exists only because it ended or was
+    taken back)."""
+    number = attempt_number(adopted.tag)
+    at = len(attempts)
+    while at and attempt_number(attempts[at - 1].tag) > number:
+        at -= 1
+    attempts.insert(at, adopted)
+    for attempt in attempts[:-1]:
+        if attempt.active:
+            attempt.failed = SUPERSEDED
 
 
 @dataclass
@@ -437,9 +473,6 @@ class Scope:
     def key(self) -> str:
         """The name its start tags carry: the task it was planned for."""
         return self.planned.task_name if self.planned else ""
-
-    def next_number(self) -> int:
-        return len(self.attempts) + 1
 
     def begin_retry(self, agent: str, retry: Retry, tag: str | None, spend: bool = True) -> Attempt:
         """Record a retry as an intent (its execution is not started yet), spending one
@@ -560,11 +593,6 @@ class ChunkRecord:
     def barred(self) -> frozenset[str]:
         """Agents that failed it."""
         return frozenset(a.agent for a in self.attempts if a.failed is not None)
-
-    def next_number(self) -> int:
-        """The attempt number of its next start: one past every start known, adopted ones included."""
-        numbers = [parse_start_tag(a.tag) for a in self.attempts]
-        return max((n[2] for n in numbers if n), default=0) + 1
 
     def to_json(self) -> dict[str, Any]:
         out = {"index": self.index, "includes": list(self.includes), "bytes": self.bytes, "files": self.files,
@@ -690,3 +718,8 @@ class Ledger:
         """Every execution the ledger has recorded (scopes, retries and chunks)."""
         known = {a.execution for s in self.scopes.values() for a in s.attempts if a.execution}
         return known | (self.dispatch.executions() if self.dispatch else set())
+
+    def accounted(self) -> set[str]:
+        """Every execution the ledger has recorded, and those known to be another run's: none
+        of them can be a start whose answer was lost."""
+        return self.known() | self.others

@@ -11,16 +11,30 @@ The worst a crash can leave is a recorded intent, never a second retry.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import datasync as ds
 from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
 from .errors import AgentRefused, SetupError
-from .state import Attempt, Ledger, PlannedScope, Retry, Scope, TaskFacts, append_line, parse_start_tag, read_lines
+from .state import (
+    Attempt,
+    ChunkAttempt,
+    Ledger,
+    PlannedScope,
+    Retry,
+    Scope,
+    TaskFacts,
+    append_line,
+    next_number,
+    parse_start_tag,
+    place_adopted,
+    read_lines,
+)
 from .states import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -143,15 +157,17 @@ class Observer:
     def agent_of(self, execution: str) -> str:
         return self.agent_of_task(ds.task_of(execution))
 
-    def unrecorded_starts(self) -> Iterator[tuple[str, str, str, int]]:
+    def unrecorded_starts(self) -> list[tuple[str, str, str, int]]:
         """Executions this run started that the ledger does not know (a lost answer, or a
-        ledger put back from an older copy): (execution, task, scope key, attempt number).
-        Every task named with the run's prefix is looked at; an execution whose tags show
-        another run's is remembered in ``others`` so its tags are read once."""
+        ledger put back from an older copy): (execution, task, scope key, attempt number),
+        oldest attempt first. Every task named with the run's prefix is looked at; an
+        execution whose tags show another run's is remembered in ``others`` so its tags are
+        read once."""
         run = self.ledger.run
         if run is None:
-            return
-        known = self.ledger.known() | self.ledger.others
+            return []
+        known = self.ledger.accounted()
+        found = []
         for task in ds.list_tasks(self.client):
             if not task.get("Name", "").startswith(run.prefix):
                 continue
@@ -162,7 +178,32 @@ class Observer:
                 if parsed is None or parsed[0] != run.id:
                     self.ledger.others.add(execution)
                     continue
-                yield execution, task["TaskArn"], parsed[1], parsed[2]
+                found.append((execution, task["TaskArn"], parsed[1], parsed[2]))
+        return sorted(found, key=lambda f: (f[2], f[3]))
+
+    def adopt(self, attempts: list, adopted: Attempt | ChunkAttempt, arn_file: str) -> None:
+        """Record an unrecorded start among its scope's or chunk's attempts (``place_adopted``),
+        or as the execution of the intent with its tag; in the arn file first, then in the
+        ledger, so a crash between the two is found again by the tag. A second execution of
+        one start (which no path here makes) is cancelled and recorded as such."""
+        assert adopted.execution is not None
+        intent = next((a for a in attempts if a.tag == adopted.tag), None)
+        if intent is not None and intent.execution is None:
+            intent.execution = adopted.execution
+        elif intent is not None:
+            adopted.failed = f"a second execution of start {adopted.tag}: cancelled"
+            attempts.append(adopted)
+            log.error("%s is a second execution of start %s (%s runs it): cancelling it", adopted.execution,
+                      adopted.tag, intent.execution)
+            with contextlib.suppress(*ds.AWSError):
+                ds.cancel_execution(self.client, adopted.execution)
+        else:
+            place_adopted(attempts, adopted)
+        if adopted.execution not in read_arn_file(arn_file):
+            append_line(arn_file, adopted.execution)
+        self.ledger.save()
+        log.warning("%s: started by this run (%s) and missing from the ledger: adopted, not started again",
+                    adopted.execution, adopted.tag)
 
 
 class Watcher(Observer):
@@ -172,6 +213,8 @@ class Watcher(Observer):
         super().__init__(client, ledger)
         self.arn_file = arn_file
         self.settings = settings
+        self.may_act = True
+        """False for a check that could not look for this run's unrecorded starts: it starts nothing."""
 
     # -- the check ------------------------------------------------------------------------
 
@@ -179,12 +222,7 @@ class Watcher(Observer):
         now = time.time() if now is None else now
         agents = {a.arn: a.status for a in ds.list_agents(self.client)}
         result = CheckResult()
-        try:
-            self._adopt_unrecorded()
-        except CHECK_ERRORS as exc:
-            result.errors.append("run")
-            log.error("could not look for executions of this run the ledger does not know: %s; the next check "
-                      "tries again", ds.describe_error(exc))
+        self.may_act = adopt_or_say(self._adopt_unrecorded, result.errors)
         watched = read_arn_file(self.arn_file)
         views: dict[str, tuple[ds.Execution, str]] = {}
         for execution in watched:
@@ -199,8 +237,10 @@ class Watcher(Observer):
             if described.status not in ExecutionStatus.TERMINAL_STATES:
                 busy[agent] = busy.get(agent, 0) + 1
         run = self.ledger.run
-        fleet = Fleet(agents, busy, run.usable(agents) if run else None)  # busy grows with retries
-        self._complete_intents(result)
+        fleet = Fleet(agents, busy, run.usable(agents) if run else None,  # busy grows with retries
+                      run.possible(agents) if run else None)
+        if self.may_act:
+            self._complete_intents(result)
         for execution, (described, agent) in views.items():
             row = Row(execution, self.task(ds.task_of(execution)).name, agent, described.status,
                       described.bytes_transferred, described.estimated_bytes, described.files_transferred,
@@ -216,31 +256,19 @@ class Watcher(Observer):
         return result
 
     def _adopt_unrecorded(self) -> None:
-        """Record the starts of this run the ledger does not know (see ``unrecorded_starts``):
-        each joins its scope as that scope's latest attempt, and the arn file, so it is
-        followed and never started again."""
-        for execution, task, key, number in list(self.unrecorded_starts()):
-            run = self.ledger.run
+        """Record the starts of this run the ledger does not know (see ``unrecorded_starts``),
+        each in its scope, so it is followed and never started again."""
+        run = self.ledger.run
+        for execution, task, key, number in self.unrecorded_starts():
             assert run is not None
-            tag = run.start_tag(key, number)
+            adopted = Attempt(self.agent_of_task(task), execution, tag=run.start_tag(key, number))
             scope = next((s for s in self.ledger.scopes.values() if s.key == key), None)
-            agent = self.agent_of_task(task)
             if scope is None:
-                self.ledger.scopes[execution] = Scope([Attempt(agent, execution, tag=tag)], planned=run.scopes.get(key))
-            else:
-                intent = next((a for a in scope.attempts if a.tag == tag and a.execution is None), None)
-                if intent is not None:
-                    intent.execution = execution
-                else:
-                    if scope.latest.active and scope.latest.execution is not None:
-                        scope.latest.failed = "superseded by a later start this ledger did not know"
-                    scope.attempts.append(Attempt(agent, execution, tag=tag))
-                    scope.retries = max(scope.retries, number - 1)
+                self.ledger.scopes[execution] = Scope([], planned=run.scopes.get(key))
+                scope = self.ledger.scopes[execution]
+            self.adopt(scope.attempts, adopted, self.arn_file)
+            scope.retries = max(scope.retries, sum(1 for a in scope.attempts[:-1] if a.failed is not None))
             self.ledger.save()
-            if execution not in read_arn_file(self.arn_file):
-                append_line(self.arn_file, execution)
-            log.warning("%s: started by this run (%s) and missing from the ledger: adopted, not started again",
-                        execution, tag)
 
     def _handle(self, execution: str, described: ds.Execution, agent: str, fleet: Fleet, busy: dict[str, int],
                 now: float, row: Row, result: CheckResult) -> None:
@@ -256,7 +284,8 @@ class Watcher(Observer):
         seen = Seen(described, agent_status, offline_for, planned, why_not)
         decision = decide(seen, scope, fleet, max_retries=self.settings.max_retries,
                           offline_threshold=self.settings.offline_threshold)
-        if decision.kind == Kind.WAIT and agent_status == AgentStatus.OFFLINE:
+        if decision.kind == Kind.WAIT and agent_status == AgentStatus.OFFLINE and \
+                described.status not in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING):
             row.action = stall_note(now, offline_for, self.settings.offline_threshold)
         self._carry_out_decision(decision, execution, root, scope, seen, busy, now, row, result)
 
@@ -270,6 +299,10 @@ class Watcher(Observer):
                 log.warning("%s: %s", execution, decision.flag)
             if decision.kind == Kind.WAIT:
                 result.unfinished += 1
+            return
+        if not self.may_act and decision.kind not in (Kind.GIVE_UP, Kind.NO_HEALTHY_AGENT):
+            row.action += "not moved this check: it could not look for this run's unrecorded starts"
+            result.unfinished += 1
             return
         latest = scope.latest
         if decision.kind == Kind.GIVE_UP:
@@ -305,7 +338,7 @@ class Watcher(Observer):
             dest=task.dest, cloudwatch=task.cloudwatch, includes=list(planned.includes),
             excludes=list(planned.excludes), options=ds.for_mode(dict(seen.execution.options), task.mode),
             nfs_version=loc.nfs_version, task_mode=task.mode),
-            tag=run.start_tag(scope.key, scope.next_number()) if run else None,
+            tag=run.start_tag(scope.key, next_number(scope.attempts)) if run else None,
             spend=decision.kind != Kind.TAKE_BACK)
         self.ledger.save()  # the intent is durable before anything is created or started
         new = self._carry_out(attempt, scope)
@@ -369,7 +402,7 @@ class Watcher(Observer):
             if self.ledger.run is not None:
                 self._bar(attempt, scope, str(exc))
             raise
-        known = self.ledger.known()
+        known = self.ledger.accounted()
         tag = attempt.tag
         found = ds.find_started(self.client, retry.task, tag, known) if tag else None
         if found:
@@ -380,9 +413,9 @@ class Watcher(Observer):
         else:
             execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes, tag, known)
             log.info("retry of %s started on %s: %s", retry.of, attempt.agent, execution)
+        append_line(self.arn_file, execution)  # first: a crash before the save is resolved by the tag
         attempt.execution = execution
         self.ledger.save()
-        append_line(self.arn_file, execution)
         return execution
 
     def _bar(self, attempt: Attempt, scope: Scope, why: str) -> None:
@@ -415,6 +448,19 @@ class Watcher(Observer):
                 row.status = "PENDING"
                 _failed_check(result, row, f"completing the retry of {short(root)} failed: "
                                            f"{ds.describe_error(exc)}; the next check tries again")
+
+
+def adopt_or_say(adopt: Callable[[], None], errors: list[str]) -> bool:
+    """Run a check's adoption of unrecorded starts; False (said once, and in the errors) if it
+    failed: that check must start nothing, or it could start again what is already running."""
+    try:
+        adopt()
+        return True
+    except CHECK_ERRORS as exc:
+        errors.append("run")
+        log.error("could not look for executions of this run the ledger does not know: %s; nothing is started "
+                  "this check, the next one tries again", ds.describe_error(exc))
+        return False
 
 
 def stall_note(now: float, offline_for: float, threshold: float) -> str:

@@ -172,3 +172,19 @@ def test_a_move_is_decided_only_within_budget_onto_a_healthy_untried_allowed_age
         assert decision.kind != Kind.NO_HEALTHY_AGENT or not any(statuses_.get(a) == "ONLINE" for a in usable)
     else:
         assert decision.kind in (Kind.WAIT, Kind.DONE)
+
+
+def test_a_scope_taken_back_may_go_back_to_its_agent_and_is_given_up_only_when_no_agent_may_take_it():
+    scope = Scope([Attempt(A1, EXEC, returned=True)])
+    assert decided(seen("ERROR"), scope, Fleet({A1: "ONLINE"}, {})) == Decision(
+        Kind.TAKE_BACK, "taken back unfailed earlier, read nothing; ", target=A1)
+    barred = Fleet({A1: "ONLINE", A2: "ONLINE"}, {}, frozenset(), frozenset())  # every agent barred
+    assert decided(seen("ERROR"), scope, barred).kind == Kind.GIVE_UP
+    assert scope.retries == 0
+
+
+def test_a_drained_agent_is_waited_for_not_given_up_on():
+    scope = Scope([Attempt(A1, EXEC)])
+    drained = Fleet({A1: "ONLINE", A2: "ONLINE"}, {}, frozenset({A1}), frozenset({A1, A2}))  # A2 drained
+    decision = decided(seen("ERROR"), scope, drained, max_retries=3)
+    assert (decision.kind, decision.target) == (Kind.NO_HEALTHY_AGENT, None)

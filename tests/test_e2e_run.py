@@ -331,3 +331,82 @@ def test_an_agent_joining_that_datasync_refuses_is_barred_and_the_run_goes_on(tm
         assert r.stderr.count("is barred from this run") == 1
         assert not executions_on(site, enhanced)
         assert_exact_copy(site)
+
+
+# -- found in review: what must never start twice ------------------------------------------
+
+
+def test_a_take_back_whose_cancel_fails_is_not_handed_out_until_the_cancel_lands(tmp_path):
+    with make_site(tmp_path, offline_error_delay=120) as site:
+        lost = site.emu.agent_arns()[0]
+        site.emu.set_agent(lost, bytes_per_second=SLOW)
+        assert site.schedule("--chunks_per_agent", "3", "--queue_depth", "2", "--per_file_cost", "0").returncode == 0
+        queued = executions_on(site, lost)[1]
+        wait_transferring(site, lost)
+        site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+        site.emu.fault("CancelTaskExecution", "500", times=-1, when="before")
+        r = site.watch("--once")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        chunk = next(c for c in chunks(site) if c["attempts"][0].get("execution") == queued["arn"])
+        assert len(chunk["attempts"]) == 1 and chunk["attempts"][0].get("returned")  # taken back, not handed out
+        site.emu.fault("CancelTaskExecution", "500", times=0)
+        r = site.watch("--once")
+        assert r.returncode == 0 and "cancel sent again" in r.stdout, (r.stdout, r.stderr)
+        site.emu.set_agent(lost, status="ONLINE")
+        run_to_the_end(site, "--offline_threshold_sec", "0")
+        runs = [site.emu.execution(site.emu.state(), a["execution"])["status"]
+                for c in chunks(site) if c["index"] == chunk["index"] for a in c["attempts"]]
+        assert runs.count("SUCCESS") == 1, runs
+        assert_exact_copy(site)
+
+
+def test_a_check_that_cannot_look_for_unrecorded_starts_starts_nothing(site):
+    assert site.schedule("--chunks_per_agent", "3").returncode == 0
+    path = os.path.join(site.work, "arn_file.txt.ledger.json")
+    shutil.copy(path, path + ".copy")
+    run_to_the_end(site)
+    shutil.copy(path + ".copy", path)  # an older ledger put back, and its tags cannot be read this check
+    site.emu.fault("ListTagsForResource", "500", times=-1, when="before")
+    r = site.watch("--once")
+    assert r.returncode == 1 and "nothing is started this check" in r.stderr, (r.stdout, r.stderr)
+    assert starts(site) == 9
+    site.emu.fault("ListTagsForResource", "500", times=0)
+    run_to_the_end(site)
+    assert starts(site) == 9
+    assert_each_chunk_ran_as_recorded(site)
+
+
+def test_a_rerun_while_a_retry_of_the_run_still_copies_is_refused_and_writes_nothing(site):
+    a, b, _ = site.emu.agent_arns()
+    site.emu.set_agent(a, bytes_per_second=SLOW)
+    assert site.schedule("--per_file_cost", "0").returncode == 0
+    site.emu.wait_for(lambda st: all(e["status"] == "SUCCESS" for e in st["executions"] if e["agent"] != a),
+                      timeout=60)
+    site.emu.set_agent(b, bytes_per_second=SLOW)
+    lose_mid_transfer(site, a)
+    assert "moved to" in site.watch("--once", "--offline_threshold_sec", "0").stdout
+    site.emu.set_agent(a, status="ONLINE")
+    records = {name: read(site, name) for name in ("plan.json", "arn_file.txt.ledger.json", "arn_file.txt")}
+    r = site.schedule("--per_file_cost", "0")  # the final pass, too early
+    assert r.returncode == 3 and "_retry" in r.stderr and "still has an unfinished execution" in r.stderr, r.stderr
+    assert {name: read(site, name) for name in records} == records
+    site.emu.set_agent(b, bytes_per_second=0)
+    run_to_the_end(site)
+    assert_exact_copy(site)
+
+
+@pytest.mark.parametrize("echo", [True, False], ids=["filters echoed", "no echo"])
+def test_a_rerun_after_a_start_whose_answer_was_lost_adopts_it(tmp_path, echo):
+    with make_site(tmp_path) as site:
+        site.emu.config(echo_execution_filters=echo)
+        for agent in site.emu.agent_arns():
+            site.emu.set_agent(agent, bytes_per_second=8000)  # still running at the rerun
+        site.emu.fault("StartTaskExecution", "drop", times=1)
+        site.emu.fault("ListTaskExecutions", "500", times=-1, when="before")  # and the look fails too
+        r = site.schedule("--per_file_cost", "0")
+        assert r.returncode == 1, r.stderr
+        site.emu.fault("ListTaskExecutions", "500", times=0)
+        r = site.schedule("--per_file_cost", "0")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("execution already running this scope, adopted") == 1
+        assert len(site.emu.state()["executions"]) == 3 and len(site.arns()) == 3

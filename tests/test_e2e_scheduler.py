@@ -104,14 +104,14 @@ def test_our_code_never_turns_off_parameter_validation():
                 assert "parameter_validation" not in open(os.path.join(top, name), encoding="utf-8").read(), name
 
 
-def test_a_rerun_on_fewer_agents_warns_about_the_old_task_still_running(site):
+def test_a_rerun_on_fewer_agents_is_refused_while_the_old_task_still_runs(site):
     slow = site.emu.agent_arns()[2]
     site.emu.set_agent(slow, bytes_per_second=2_000)  # still copying long after the rerun
     assert site.schedule().returncode == 0
     site.emu.wait_for(lambda st: any(e["agent"] == slow and e["status"] == "TRANSFERRING" for e in st["executions"]))
     r = site.schedule("--agent_arns", ",".join(site.emu.agent_arns()[:2]))
-    assert r.returncode == 0, r.stderr
-    assert r.stderr.count("from an earlier run is still running") == 1 and len(site.arns()) == 2
+    assert r.returncode == 3, r.stderr
+    assert "still has an unfinished execution of an earlier run" in r.stderr and len(site.arns()) == 3
 
 
 def test_a_wide_directory_travels_in_prefix_groups_exactly_once(site):

@@ -26,6 +26,8 @@ from datasync_multi.state import (
     Run,
     Scope,
     TaskFacts,
+    next_number,
+    place_adopted,
 )
 from datasync_multi.watch import Settings
 
@@ -208,14 +210,31 @@ def test_where_a_chunk_stands_follows_its_latest_attempt():
                                                                                             failed="ERROR")),
               chunk(5, ChunkAttempt("a1", "t1", 0, "x", None)),
               chunk(6, ChunkAttempt("a1", "t1", 0, "x", "e6", returned=True)),
-              chunk(7, ChunkAttempt("a1", "t1", 0, "x", "e7", failed="ERROR"))]
+              chunk(7, ChunkAttempt("a1", "t1", 0, "x", "e7", failed="ERROR")),
+              chunk(8, ChunkAttempt("a1", "t1", 0, "x", "e8", returned=True))]  # its cancel not seen to land
     ledger = Ledger("l", run=Run.from_json(RUN), finished={"e1": done, "e3": failed, "e4": failed, "e5": failed,
-                                                            "e7": failed},
+                                                            "e6": failed, "e7": failed},
                     dispatch=Dispatch({"a1": ["t1"], "a2": ["t2"], "a3": ["t3"]}, chunks))
     states = [Dispatcher(None, ledger, "arns", Settings(max_retries=1)).state(c) for c in chunks]
     W, R, D, G = ChunkState.WAITING, ChunkState.RUNNING, ChunkState.DONE, ChunkState.GIVEN_UP
-    assert states == [W, D, R, W, G, R, W, W]
+    assert states == [W, D, R, W, G, R, W, W, R]
     assert chunks[4].given_up == "failed 2 time(s), more than the 1 retries allowed"  # the word is recorded
     assert Dispatcher(None, ledger, "arns", Settings(max_retries=5)).state(chunks[4]) == G  # and final
     ledger.dispatch.lanes = {"a1": ["t1"]}  # chunk 7 failed on every agent that may serve the run
     assert Dispatcher(None, ledger, "arns", Settings(max_retries=5)).state(chunks[7]) == G
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations(range(1, 6)), st.integers(0, 4))
+def test_starts_adopted_in_any_order_leave_only_the_newest_active(order, known):
+    """However many starts a ledger missed, and in whatever order a check finds them, the
+    attempts end in attempt-number order and only the newest may still run."""
+    def start(n: int) -> ChunkAttempt:
+        return ChunkAttempt(f"a{n}", "t", 0, f"run/chunk-0/{n}", f"e{n}")
+
+    attempts = [start(n) for n in sorted(order[:known])]
+    for number in order[known:]:
+        place_adopted(attempts, start(number))
+    assert [a.tag for a in attempts] == [f"run/chunk-0/{n}" for n in range(1, 6)]
+    assert [a.active for a in attempts] == [False] * 4 + [True]
+    assert next_number(attempts) == 6
