@@ -55,6 +55,18 @@ def lose_mid_transfer(site, agent: str) -> None:
                                      if e["agent"] == agent), timeout=60)
 
 
+def lose_an_agent_with_a_chunk_queued(site) -> tuple[str, dict]:
+    """A dynamic run with two tasks per agent, the first agent slow; it is lost while it copies,
+    with a chunk queued behind. Returns the agent and that queued execution."""
+    lost = site.emu.agent_arns()[0]
+    site.emu.set_agent(lost, bytes_per_second=SLOW)
+    assert site.schedule("--chunks_per_agent", "3", "--queue_depth", "2", "--per_file_cost", "0").returncode == 0
+    queued = executions_on(site, lost)[1]
+    wait_transferring(site, lost)
+    site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+    return lost, queued
+
+
 def run_to_the_end(site, *args: str, code: int = 0):
     r = site.watch("--timeout_sec", "0.2", *args, timeout=300)
     assert r.returncode == code, (r.stdout[-3000:], r.stderr[-3000:])
@@ -199,12 +211,7 @@ def test_an_agent_joining_mid_run_takes_chunks_and_a_drained_one_takes_none(site
 
 def test_a_chunk_queued_on_a_lost_agent_runs_elsewhere_within_two_checks(tmp_path):
     with make_site(tmp_path, offline_error_delay=120) as site:
-        lost = site.emu.agent_arns()[0]
-        site.emu.set_agent(lost, bytes_per_second=SLOW)
-        assert site.schedule("--chunks_per_agent", "3", "--queue_depth", "2", "--per_file_cost", "0").returncode == 0
-        queued = executions_on(site, lost)[1]
-        wait_transferring(site, lost)
-        site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+        lost, queued = lose_an_agent_with_a_chunk_queued(site)
         for _ in range(2):  # the default threshold (600 s) leaves the transferring one where it is
             r = site.watch("--once")
             assert r.returncode == 0, (r.stdout, r.stderr)
@@ -338,12 +345,7 @@ def test_an_agent_joining_that_datasync_refuses_is_barred_and_the_run_goes_on(tm
 
 def test_a_take_back_whose_cancel_fails_is_not_handed_out_until_the_cancel_lands(tmp_path):
     with make_site(tmp_path, offline_error_delay=120) as site:
-        lost = site.emu.agent_arns()[0]
-        site.emu.set_agent(lost, bytes_per_second=SLOW)
-        assert site.schedule("--chunks_per_agent", "3", "--queue_depth", "2", "--per_file_cost", "0").returncode == 0
-        queued = executions_on(site, lost)[1]
-        wait_transferring(site, lost)
-        site.emu.set_agent(lost, status="OFFLINE", bytes_per_second=0)
+        lost, queued = lose_an_agent_with_a_chunk_queued(site)
         site.emu.fault("CancelTaskExecution", "500", times=-1, when="before")
         r = site.watch("--once")
         assert r.returncode == 1, (r.stdout, r.stderr)
