@@ -1,21 +1,25 @@
 """One check of the dispatcher: each chunk of a dynamic plan goes to the agent that frees first.
 
-each check (the caller holds the arn file's lock): list agents -> finish the starts a
-crashed check decided -> look at each chunk's latest execution (done, running, failed,
-stranded) -> cancel what is stranded, and what waits in the queue of a lost agent ->
-assign the waiting chunks (``assign``) -> for each: record the start in the ledger as an
-intent, set the task's includes, start it tagged with the intent's name, record its ARN.
+each check (the caller holds the arn file's lock): list agents -> adopt the run's starts
+the ledger does not know (by their tags) -> finish the starts a crashed check decided ->
+look at each chunk's latest execution (done, running, failed, stranded, or still queued
+on a lost agent) -> cancel what is taken back -> assign the waiting chunks (``assign``)
+to the agents that may serve the run -> for each: record the start in the ledger as an
+intent, set the task's includes, start it tagged with the intent's name, record its ARN
+-> give an agent that joined the run its tasks.
 
 Why a chunk is never started twice nor lost: a start is saved in the ledger before
 DataSync is asked for anything, and a check that finds a start without an execution
 looks for the execution tagged with that start's name; it starts one only if there is
 none, and gives the chunk back only when DataSync refused the start (so nothing runs
-it). A chunk whose execution failed goes back to the pool, barred from the agent that
-failed it; one cancelled while still queued goes back as it was. A take-back is saved
-before the cancel is sent. The chunk's includes are set on its task before each start,
-and a task is handed a chunk only when none of its executions is unfinished (each
-queue slot is a task of its own), so an execution's includes equal its task's under
-every reading of how the two combine.
+it). A check that cannot look for the run's unrecorded starts starts nothing. A chunk
+whose execution failed goes back to the pool, barred from the agent that failed it; one
+cancelled while still queued goes back as it was; either is handed out again only once
+its execution is seen to have stopped. A take-back is saved before the cancel is sent.
+The chunk's includes are set on its task before each start, and a task is handed a
+chunk only when none of its executions is unfinished (each queue slot is a task of its
+own), so an execution's includes equal its task's under every reading of how the two
+combine.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 For each execution the check gathers what it needs (descriptions, cached in the ledger
 where they cannot change), asks ``decisions.decide`` what to do, and carries that out.
 The order inside a check is what makes it safe under restarts and cron: the caller holds
-a lock for the whole check; a retry is written to the ledger as an intent (and its
-budget spent) before anything is created or started; a later check that finds an intent
-without an execution adopts the execution the retry task already has, or starts it.
-The worst a crash can leave is a recorded intent, never a second retry.
+a lock for the whole check; the run's starts the ledger does not know are adopted first
+(by their tags; a check that cannot look starts nothing); a retry is written to the
+ledger as an intent (and its budget spent) before anything is created or started, and
+its execution carries the intent's tag; a later check that finds an intent without an
+execution adopts the execution with that tag, or starts it. The worst a crash can leave
+is a recorded intent, never a second retry.
 """
 
 from __future__ import annotations
