@@ -16,7 +16,7 @@ max(total bytes / N, largest file) (1.000 is perfect; no split can beat it), for
     both in the list and may go to different agents, who then both carry those bytes
     (the "duplicated" column);
 (b) ``fpart -n N``: file-level packing (sizes from ``fpart -v``). As DataSync filters it
-    would need every file path, far beyond the 102,400-character filter limit;
+    would need every file path, far beyond the 102,400-byte filter limit;
 (c) ``fpart -E -n N``: directory-level packing (each directory with its own files);
 (d) ours, ``make_plan(per_file_cost=0)`` so all compare on bytes (as deep as balance
     needs, and with ``max_depth=5``, the old default, to show what a depth limit costs);
@@ -38,7 +38,7 @@ import sys
 import time
 
 from common import agent_arns, append_results, ensure_tool, table
-from datasync_multi.filters import MAX_FILTER_CHARS
+from datasync_multi.filters import MAX_FILTER_BYTES
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import scan
 from gen_tree import ensure_tree
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
             + table(header, rows) + "\n\n" + "\n".join(verdict) + "\n\n"
             "Notes: (a) is measured with its overlap bug kept: 'duplicated' is what two agents would "
             "both carry. (b) packs single files: as DataSync filters a part would need every one of "
-            f"its paths, far past the {MAX_FILTER_CHARS:,}-character filter limit, so it is a bound on "
+            f"its paths, far past the {MAX_FILTER_BYTES:,}-byte filter limit, so it is a bound on "
             "what packing can do, not a plan DataSync can run. (c) packs directories with their own "
             "files only, which a DataSync include cannot express either (an include takes the whole "
             "subtree), so it is flattering to fpart. Ours at 512 KiB/file balances cost (bytes + "

@@ -3,7 +3,9 @@
 Settled (``shared/research/datasync-facts.md``, section 1):
 
 * A filter value is patterns joined by ``|``; one include rule and one exclude rule per
-  task or execution; a value holds at most 102,400 characters.
+  task or execution; a value holds at most 102,400 "characters". Which characters the
+  docs mean (code points, UTF-16 units, bytes) is UNCONFIRMED, so we count the strict
+  way, UTF-8 bytes: never fewer than either of the others (:func:`value_bytes`).
 * Paths are relative to the location's subdirectory and start with ``/``.
 * ``/dir`` and ``/dir/`` both select the folder and everything under it.
 * In an include, ``*`` may only be the last character: ``/documents*``.
@@ -33,8 +35,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-MAX_FILTER_CHARS = 102_400
-"""DataSync's limit on one filter value (``FilterValue`` max length in botocore's model)."""
+MAX_FILTER_BYTES = 102_400
+"""DataSync's limit on one filter value (``FilterValue`` max length in botocore's model),
+held in UTF-8 bytes: an emoji is one code point, two UTF-16 units and four bytes, and a
+value within the limit under the byte count is within it under every count."""
 
 WHOLE_LOCATION = "/*"
 """The include pattern that selects everything under the location."""
@@ -56,6 +60,11 @@ def is_nameable(name: str) -> bool:
 def filter_value(patterns: Sequence[str]) -> str:
     """The single filter value DataSync receives for these patterns."""
     return "|".join(patterns)
+
+
+def value_bytes(text: str) -> int:
+    """The length of a filter value (or one pattern) as checked against MAX_FILTER_BYTES."""
+    return len(text.encode("utf-8"))
 
 
 def split_value(value: str) -> list[str]:

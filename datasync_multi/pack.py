@@ -1,4 +1,5 @@
-"""Pack units onto agents: even cost, each task's filter and item count within DataSync's limits.
+"""Pack units onto agents: even cost, each task's filter (in UTF-8 bytes) and item count within
+DataSync's limits.
 
 Units are independent (each is one include pattern that reaches nothing another unit
 holds), so any assignment is exactly-once; packing is only about balance and limits.
@@ -15,6 +16,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .filters import value_bytes
 from .split import Unit
 
 MAX_IMPROVE_ROUNDS = 2000
@@ -26,8 +28,8 @@ SWAP_PARTNERS = 8
 
 @dataclass(frozen=True)
 class Limits:
-    filter_chars: int
-    """Characters in one task's include value."""
+    filter_bytes: int
+    """UTF-8 bytes in one task's include value (see ``filters.MAX_FILTER_BYTES``)."""
     items: int | None
     """Items one execution may list (Basic mode's quota); None for no limit."""
 
@@ -36,25 +38,30 @@ class _Bins:
     def __init__(self, n: int, limits: Limits):
         self.members: list[list[Unit]] = [[] for _ in range(n)]
         self.cost = [0] * n
-        self.chars = [-1] * n  # the '|' separators: n patterns take their lengths + n - 1
+        self.length = [-1] * n  # UTF-8 bytes of the value: n patterns take their lengths + n - 1 separators
         self.items = [0] * n
         self.limits = limits
 
+    @staticmethod
+    def size(unit: Unit) -> int:
+        """What the unit adds to a filter value: its pattern and a '|', in UTF-8 bytes."""
+        return value_bytes(unit.pattern) + 1
+
     def room(self, i: int, unit: Unit, leaving: Unit | None = None) -> bool:
-        chars = self.chars[i] + len(unit.pattern) + 1 - (len(leaving.pattern) + 1 if leaving else 0)
+        length = self.length[i] + self.size(unit) - (self.size(leaving) if leaving else 0)
         items = self.items[i] + unit.items - (leaving.items if leaving else 0)
-        return chars <= self.limits.filter_chars and (self.limits.items is None or items <= self.limits.items)
+        return length <= self.limits.filter_bytes and (self.limits.items is None or items <= self.limits.items)
 
     def put(self, i: int, unit: Unit) -> None:
         self.members[i].append(unit)
         self.cost[i] += unit.cost
-        self.chars[i] += len(unit.pattern) + 1
+        self.length[i] += self.size(unit)
         self.items[i] += unit.items
 
     def take(self, i: int, unit: Unit) -> None:
         self.members[i].remove(unit)
         self.cost[i] -= unit.cost
-        self.chars[i] -= len(unit.pattern) + 1
+        self.length[i] -= self.size(unit)
         self.items[i] -= unit.items
 
 

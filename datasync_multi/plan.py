@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
-from .filters import MAX_FILTER_CHARS, filter_value, is_nameable
+from .filters import MAX_FILTER_BYTES, filter_value, is_nameable, value_bytes
 from .pack import Limits, pack
 from .scan import Tree
 from .split import DIR, GROUP, Split, Unit, split_tree
@@ -41,6 +41,8 @@ TOLERANCE = 0.01
 """A plan whose heaviest task is within 1% of the lower bound is not cut any finer."""
 FINEST_SPLIT = 7
 """The threshold is halved at most this many times below an even share (1/128 of it)."""
+UNEVEN = 0.05
+"""A plan whose heaviest task (or chunk) ends more than 5% above the lower bound always says why."""
 HELD_SHOWN = 5
 """Units named in the warning about units that could not be cut."""
 
@@ -57,7 +59,13 @@ class Units:
 
     @property
     def include_chars(self) -> int:
+        """The include value's length in code points, for people."""
         return len(filter_value(self.includes))
+
+    @property
+    def include_bytes(self) -> int:
+        """The include value's length in UTF-8 bytes: what DataSync's limit is checked against."""
+        return value_bytes(filter_value(self.includes))
 
     @property
     def bytes(self) -> int:
@@ -102,8 +110,8 @@ class Chunk(Units):
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "includes": list(self.includes), "include_chars": self.include_chars,
-                "bytes": self.bytes, "files": self.files, "dirs": self.dirs, "items": self.items,
-                "cost": self.cost, "units": self.units_json()}
+                "include_bytes": self.include_bytes, "bytes": self.bytes, "files": self.files, "dirs": self.dirs,
+                "items": self.items, "cost": self.cost, "units": self.units_json()}
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ class Plan:
                 "includes": list(t.includes),
                 "excludes": [],
                 "include_chars": t.include_chars,
+                "include_bytes": t.include_bytes,
                 "bytes": t.bytes,
                 "files": t.files,
                 "dirs": t.dirs,
@@ -276,7 +285,7 @@ def task_name_for(prefix: str, agent_arn: str, slot: int = 1) -> str:
 
 def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
               per_file_cost: int = DEFAULT_PER_FILE_COST, max_depth: int | None = None,
-              filter_limit: int = MAX_FILTER_CHARS,
+              filter_limit: int = MAX_FILTER_BYTES,
               item_cap: int | None = BASIC_MODE_ITEM_QUOTA, chunks_per_agent: int = 1, queue_depth: int = 1) -> Plan:
     """Plan the transfer of ``tree`` over ``agents`` (ARNs).
 
@@ -307,10 +316,15 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
     best: tuple[float, int, Split, list[list[Unit]]] | None = None
     finer = [max(share >> step, 1) for step in range(FINEST_SPLIT + 1)]
     coarser = [share << step for step in range(1, max(total // share, 1).bit_length() + 1)]
+    finest = Split()  # the finest cut tried: what it still holds whole could not be cut at all
+    filters_full = False
     for threshold in dict.fromkeys(finer + coarser):
         split = split_tree(tree, cost, threshold, max_depth=max_depth, item_cap=item_cap, name_target=finer[-1])
+        if threshold <= share:  # finer thresholds come first, falling
+            finest = split
         packing = pack(split.units, n, limits)
         if packing is None:
+            filters_full = True
             if best is not None:
                 break  # finer cuts only need more patterns
             continue
@@ -324,8 +338,8 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
         if item_cap is not None and items > n * item_cap:
             raise UserError(f"the share holds {items:,} items, more than {n} agent(s) may list at "
                             f"{item_cap:,} per execution in Basic mode; add agents, or use Enhanced mode")
-        raise UserError(f"the manifest's entries need more include-filter characters than {n} agent(s) "
-                        f"can carry ({filter_limit:,} each); list fewer, higher directories")
+        raise UserError(f"the manifest's entries need longer include filters than {n} agent(s) can carry "
+                        f"({filter_limit:,} UTF-8 bytes each); list fewer, higher directories")
     _, threshold, split, packing = best
     # The bound of record counts what the units hold: a directory that was cut is listed by
     # every task with something inside it, and belongs to none.
@@ -340,28 +354,54 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
                       for a in agents for slot in range(1, queue_depth + 1))
         plan = Plan(lanes, agents, tree.roots, per_file_cost, max_depth, bound, threshold,
                     chunks=tuple(Chunk(units, index=i) for i, units in enumerate(pieces)))
-    warnings = tuple(_warnings(tree, plan, split, item_cap, n))
+    warnings = tuple(_warnings(tree, plan, split, finest, filter_limit if filters_full else None, item_cap, n))
     for w in warnings:
         log.warning("%s", w)
     return dataclasses.replace(plan, warnings=warnings)
 
 
-def _warnings(tree: Tree, plan: Plan, split: Split, item_cap: int | None, n: int) -> list[str]:
-    """What the user should know; ``n`` is how many scopes (tasks or chunks) were asked for."""
+def _uneven(plan: Plan, finest: Split, full_limit: int | None, n: int) -> str | None:
+    """Why the heaviest task (or chunk) ends above the lower bound, when it ends more than 5%
+    above it, or above it with a unit heavier than the threshold that could not be cut: the
+    heaviest units the finest cut tried still held whole, with why, and whether a finer cut
+    needed more than ``full_limit``. None when there is nothing to say."""
+    held = sorted(finest.held, key=lambda p: (-p[0].cost, p[0].pattern))
+    over = any(u.cost > plan.threshold for u, _ in held)
+    if not (plan.balance > 1 + UNEVEN or over and (plan.balance > 1 + TOLERANCE or len(plan.scopes) < n)):
+        return None
+    even = "chunk" if plan.dynamic else "share"
+
+    def weight(u: Unit) -> str:
+        return f"{u.pattern} ({u.cost * n / max(plan.total_cost, 1):.2f}x an even {even})"
+
+    why = []
+    if held:
+        why.append(f"{len(held)} unit(s) could not be cut further; heaviest: "
+                   + "; ".join(f"{weight(u)}: {reason}" for u, reason in held[:HELD_SHOWN]))
+    if full_limit is not None:
+        why.append(f"a finer cut needs more than {full_limit:,} UTF-8 bytes in some filter")
+    if not why:
+        heaviest = max(plan.scopes, key=lambda t: t.cost).units
+        why.append("its units pack no more evenly; heaviest: "
+                   + ", ".join(weight(u) for u in sorted(heaviest, key=lambda u: (-u.cost, u.pattern))[:HELD_SHOWN]))
+    return f"the heaviest {'chunk' if plan.dynamic else 'task'} is {plan.balance:.2f}x the lower bound: " + \
+        "; ".join(why)
+
+
+def _warnings(tree: Tree, plan: Plan, split: Split, finest: Split, full_limit: int | None, item_cap: int | None,
+              n: int) -> list[str]:
+    """What the user should know; ``n`` is how many scopes (tasks or chunks) were asked for,
+    ``full_limit`` the filter limit when a finer cut did not fit it."""
     out = []
     scopes = plan.scopes
     units = sum(len(t.units) for t in scopes)
-    held = sorted((pair for pair in split.held if pair[0].cost > plan.threshold),
-                  key=lambda p: (-p[0].cost, p[0].pattern))
     if len(scopes) < n:
         why = f"the share cuts into {units} unit(s)" if units < n else "the units do not spread further"
         out.append(f"only {len(scopes)} of {n} chunks could be cut: {why}" if plan.dynamic
                    else f"only {len(scopes)} of {n} agents get work: {why}")
-    even = "chunk" if plan.dynamic else "share"
-    if held and (plan.balance > 1 + TOLERANCE or len(scopes) < n):
-        out.append(f"{len(held)} unit(s) above the split threshold could not be cut further; heaviest: "
-                   + "; ".join(f"{u.pattern} ({u.cost * n / max(plan.total_cost, 1):.2f}x an even {even}): {why}"
-                               for u, why in held[:HELD_SHOWN]))
+    why_uneven = _uneven(plan, finest, full_limit, n)
+    if why_uneven:
+        out.append(why_uneven)
     for rel in split.bare_empty_roots:
         out.append(f"/{rel} is an empty directory and a sibling's name starts with its name: it is selected "
                    f"as '/{rel}/', which creates it only if DataSync reads that as the folder itself")

@@ -24,8 +24,8 @@ def plan_table(plan: Plan) -> str:
     total = plan.total_cost
     if plan.dynamic:
         chunk_rows = [(c.index, len(c.units), human_bytes(c.bytes), f"{c.files:,}", f"{c.items:,}",
-                 f"{100 * c.cost / total:.1f}%" if total else "-", f"{c.include_chars:,}") for c in plan.chunks]
-        body = table(("chunk", "units", "bytes", "files", "items listed", "share", "include chars"),
+                 f"{100 * c.cost / total:.1f}%" if total else "-", f"{c.include_bytes:,}") for c in plan.chunks]
+        body = table(("chunk", "units", "bytes", "files", "items listed", "share", "include bytes"),
                      chunk_rows, (True, True, True, True, True, True, True))
         return body + "\n" + (f"{len(plan.chunks)} chunk(s) for {len(plan.agents)} agent(s), {plan.slots} task(s) "
                               "each, "
@@ -33,9 +33,9 @@ def plan_table(plan: Plan) -> str:
                               f"{plan.total_files:,} files and {plan.total_dirs:,} dirs; heaviest chunk / "
                               f"lower bound = {plan.balance:.3f}")
     rows = [(t.agent_arn.rsplit("/", 1)[-1], t.name, len(t.units), human_bytes(t.bytes), f"{t.files:,}",
-             f"{t.items:,}", f"{100 * t.cost / total:.1f}%" if total else "-", f"{t.include_chars:,}")
+             f"{t.items:,}", f"{100 * t.cost / total:.1f}%" if total else "-", f"{t.include_bytes:,}")
             for t in plan.tasks]
-    body = table(("agent", "task", "units", "bytes", "files", "items listed", "share", "include chars"),
+    body = table(("agent", "task", "units", "bytes", "files", "items listed", "share", "include bytes"),
                  rows, (False, False, True, True, True, True, True, True))
     summary = (f"{len(plan.tasks)} task(s) on {len(plan.agents)} agent(s); "
                f"{human_bytes(plan.total_bytes)} in {plan.total_files:,} files and {plan.total_dirs:,} dirs; "

@@ -183,14 +183,16 @@ def _cut_by_name(items: list[_Item], limit: int,
         j = i
         while j < hi:
             ch = keys[j][n]
-            k = bisect.bisect_left(keys, prefix + chr(ord(ch) + 1), j, hi)
+            # The branch of ch ends at the first key whose next character is above ch: found by
+            # that character itself, since U+10FFFF, the last code point, has none above it.
+            k = bisect.bisect_right(keys, ch, j, hi, key=lambda key: key[n])
             branches.append((ch, j, k))
             if unsafe is None and not is_safe_char(ch):
                 unsafe = keys[j]
             j = k
         if prefix and (blocker or unsafe or not heavy(lo, hi)):
             why = ""
-            if heavy(lo, hi) and hi - lo > 1:
+            if heavy(lo, hi) and counts[hi] - counts[lo] > 1:  # a lone file is as fine as a cut gets
                 if blocker:
                     why = _blocked_by(blocker, prefix)
                 elif unsafe:

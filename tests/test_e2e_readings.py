@@ -18,7 +18,8 @@ READINGS = [("component", "crosses", "exclude"), ("prefix", "crosses", "exclude"
 
 def awkward_share(root: str) -> None:
     """The sample share, plus siblings whose names extend each other, homes beside their own
-    archives, and a flat directory: what a string-prefix reading would copy twice."""
+    archives, and flat directories (one of names outside the Basic Multilingual Plane and in
+    two normal forms): what a string-prefix reading would copy twice."""
     build_sample_share(root)
     weights = {"u1": 2000, "u10": 5, "u100": 2000, "data": 2000, "data2": 5, "data-old": 5, "b": 300, "b2": 300}
     for name, kib in weights.items():  # heavy ones become units of their own beside light extensions
@@ -35,6 +36,10 @@ def awkward_share(root: str) -> None:
     for i in range(1, 400):
         with open(os.path.join(root, "spool", f"msg{i}"), "wb") as fh:
             fh.write(b"s" * (100 + i))
+    os.makedirs(os.path.join(root, "unicode"))  # the last code point, an emoji, 'é' composed and decomposed
+    for i, name in enumerate(["\U0010ffff", "\U0010ffff\U0010ffff", "\U0001f600", "\u00e9", "e\u0301", "e"] * 20):
+        with open(os.path.join(root, "unicode", f"{name}{i}"), "wb") as fh:
+            fh.write(b"u" * 8000 * (i % 7 + 1))  # heavy enough to be cut by name
 
 
 @pytest.mark.parametrize("match,star,precedence", READINGS)

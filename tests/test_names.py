@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from datasync_multi.names import BUCKET, NameCount, histogram, refine
 
-NAMES = st.lists(st.text(alphabet="ab1.|é", min_size=1, max_size=7), min_size=1, max_size=400, unique=True)
+NAMES = st.lists(st.text(alphabet="ab1.|é\U0001f600\U0010ffff", min_size=1, max_size=7), min_size=1, max_size=400,
+                unique=True)
 
 
 def owner(counts: list[NameCount], name: str) -> list[str]:

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datasync_multi.errors import UserError
-from datasync_multi.filters import MAX_FILTER_CHARS, READINGS, filter_value, is_nameable
+from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_nameable, value_bytes
 from datasync_multi.manifest import read_manifest
-from datasync_multi.plan import make_plan
+from datasync_multi.plan import UNEVEN, make_plan
 from datasync_multi.scan import scan
-from trees import TOP, Selection, build, entries, selection_faults
+from trees import TOP, TOP_CODE_POINT, Selection, build, entries, selection_faults
 
 AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 33)]
 
@@ -36,7 +36,7 @@ def check_plan(plan, mount: str, roots: list[str]) -> None:
     everything = entries(mount)
     scopes = named_scopes(plan)
     tasks = [(name, list(t.includes)) for name, t in scopes.items()]
-    bare = {"/" + w.split(" ", 1)[0].strip("/") for w in plan.warnings if "is an empty directory" in w}
+    bare = {w.partition(" is an empty directory")[0] for w in plan.warnings if " is an empty directory" in w}
     for reading in READINGS:
         faults = selection_faults(tasks, everything, roots, reading)
         # The one case no include can carry under a string-prefix reading: an empty listed
@@ -75,7 +75,7 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_readin
             fh.write("# generated\n\n" + "\n".join("/" + c.lstrip("/") for c in chosen) + "\n")
         manifest = read_manifest(f"{mount}.manifest", mount)
         tree = scan(mount, manifest.entries, workers=data.draw(st.sampled_from([1, 4]), label="workers"))
-        limit = data.draw(st.sampled_from([60, MAX_FILTER_CHARS]), label="limit")
+        limit = data.draw(st.sampled_from([60, MAX_FILTER_BYTES]), label="limit")
         agents = data.draw(st.sampled_from([1, 2, 3, 5, 8, 32]), label="agents")
         chunks_per_agent = data.draw(st.sampled_from([1, 1, 4]), label="chunks_per_agent")
         try:
@@ -84,13 +84,15 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_readin
                              max_depth=data.draw(st.sampled_from([None, 0, 1, 3]), label="max_depth"),
                              filter_limit=limit)
         except UserError:
-            roots_chars = sum(len(r) + 3 for r in manifest.entries)
-            assert roots_chars > limit  # only when the entries alone overflow one filter
+            roots_bytes = sum(value_bytes(r) + 3 for r in manifest.entries)
+            assert roots_bytes > limit  # only when the entries alone overflow one filter
             return
         roots = ["/" + r if r else "" for r in manifest.entries]
         check_plan(plan, mount, roots)
         for t in named_scopes(plan).values():
-            assert len(filter_value(t.includes)) <= limit
+            assert value_bytes(filter_value(t.includes)) <= limit
+        # a plan well above the bound says so, and why
+        assert plan.balance <= 1 + UNEVEN or any("x the lower bound" in w for w in plan.warnings), plan.warnings
 
 
 def test_the_check_catches_a_pattern_that_reaches_a_sibling_held_elsewhere(tmp_path):
@@ -192,6 +194,44 @@ def test_entries_too_long_for_one_filter_spread_or_fail_with_one_clear_error(tmp
     manifest = read_manifest(str(tmp_path / "m"), str(tmp_path))
     tree = scan(str(tmp_path), manifest.entries)
     plan = make_plan(tree, AGENTS[:2], task_name="T_", per_file_cost=0)
-    assert all(t.include_chars <= MAX_FILTER_CHARS for t in plan.tasks) and len(plan.tasks) == 2
+    assert all(t.include_bytes <= MAX_FILTER_BYTES for t in plan.tasks) and len(plan.tasks) == 2
     with pytest.raises(UserError, match="list fewer, higher directories"):
         make_plan(tree, AGENTS[:1], task_name="T_", per_file_cost=0)
+
+
+def test_names_that_branch_on_the_last_code_point_are_cut_exactly_once(tmp_path):
+    """U+10FFFF has no code point above it to end its branch of names at: the share plans."""
+    for name in ("a", TOP_CODE_POINT):
+        (tmp_path / name).write_bytes(b"x" * 1_000_000)
+    plan = make_plan(scan(str(tmp_path), ("",)), AGENTS[:2], task_name="T_")
+    assert sorted(t.includes for t in plan.tasks) == [("/a*",), ("/" + TOP_CODE_POINT + "*",)]
+    assert plan.balance == 1.0
+    check_plan(plan, str(tmp_path), [""])
+
+
+def test_a_plan_that_loses_balance_to_prefixes_blocked_by_short_names_names_them(tmp_path):
+    """Files a..e beside a0..a98, ..., e0..e98: under a string-prefix reading any pattern that
+    selects the file 'a' also selects 'a0', so each letter is one unit and five units on four
+    agents end 1.6x the bound. The plan says so, naming the units and why."""
+    for letter in "abcde":
+        for name in [letter, *(f"{letter}{i}" for i in range(99))]:
+            (tmp_path / name).write_bytes(b"x" * 1024)
+    plan = make_plan(scan(str(tmp_path), ("",)), AGENTS[:4], task_name="T_")
+    check_plan(plan, str(tmp_path), [""])
+    assert round(plan.balance, 2) == 1.6
+    [warning] = [w for w in plan.warnings if "x the lower bound" in w]
+    assert warning.startswith("the heaviest task is 1.60x the lower bound: 5 unit(s) could not be cut further")
+    for letter in "abcde":
+        assert f"/{letter}* (0.80x an even share): the entry '{letter}' is a file" in warning
+
+
+def test_an_empty_listed_directory_named_by_a_blank_is_named_in_the_warning_whole(tmp_path):
+    """The directory ' ' is empty and ' *' extends its name: the warning names '/ ', blank and all."""
+    (tmp_path / " ").mkdir()
+    (tmp_path / " *").mkdir()
+    with open(tmp_path / "m", "w") as fh:
+        fh.write("/ \n")
+    plan = make_plan(scan(str(tmp_path), read_manifest(str(tmp_path / "m"), str(tmp_path)).entries), AGENTS[:1],
+                     task_name="T_", per_file_cost=0)
+    assert [w for w in plan.warnings if w.startswith("/  is an empty directory")], plan.warnings
+    check_plan(plan, str(tmp_path), ["/ "])

@@ -6,26 +6,40 @@ import os
 
 from hypothesis import strategies as st
 
-# Names a real share holds: dot-folders, spaces, unicode, names that are string prefixes of
-# their siblings (u1, u10, u100), names ending in a space or a dot, and the characters no
-# DataSync pattern can carry ('|', '*', '\\', a line break, bytes that are not UTF-8).
+TOP_CODE_POINT = "\U0010ffff"
+"""The last code point: nothing sorts above it, so no branch of names ends past it."""
+EMOJI = "\U0001f600"
+"""An astral character: one code point, two UTF-16 units, four UTF-8 bytes."""
+NFC_E, NFD_E = "\u00e9", "e\u0301"
+"""'é' composed and decomposed: two names to the file system, one to a reader."""
+
+# Names a real share holds: dot-folders, spaces, unicode (the last code point, astral
+# characters, one name in both its composed and decomposed forms), names that are string
+# prefixes of their siblings (u1, u10, u100), names ending in a space or a dot, and the
+# characters no DataSync pattern can carry ('|', '*', '\\', a line break, bytes that are not UTF-8).
 NAME = st.one_of(
     st.sampled_from(["a", "ab", "abc", "b", "data", "data2", "data-old", "dir", "dir2", "u1", "u10", "u100",
                      "u1.tar", ".hidden", ".git", "with space", "trailing ", "trailing", "dot.", "naïve", "日本",
                      "x|y", "star*", "back\\slash", "line\nbreak", "a.b", "-dash", "2024",
+                     TOP_CODE_POINT, "a" + TOP_CODE_POINT, TOP_CODE_POINT + "z", EMOJI, EMOJI + "\U0001f601",
+                     NFC_E, NFD_E, "e", "caf" + NFC_E, "caf" + NFD_E,
                      "latin1-\udce9t\udce9"]),  # bytes that are not UTF-8, as Python names them
-    st.text(alphabet="abuXYZ019._- |*é", min_size=1, max_size=6).filter(lambda s: s not in (".", "..")),
+    st.text(alphabet=["a", "b", "u", "X", "Y", "Z", "0", "1", "9", ".", "_", "-", " ", "|", "*", NFC_E, "e",
+                      "\u0301", EMOJI, TOP_CODE_POINT], min_size=1, max_size=6).filter(lambda s: s not in (".", "..")),
 )
 
 FILE = st.tuples(st.just("file"), st.integers(min_value=0, max_value=5000))
 LINK = st.tuples(st.just("link"), st.sampled_from(["../a", "target", "/etc/passwd", "."]))
-FLAT = st.tuples(st.just("flat"), st.tuples(st.integers(50, 1500), st.sampled_from(["seq", "padded", "mixed"])))
+FLAT = st.tuples(st.just("flat"), st.tuples(st.integers(50, 1500),
+                                            st.sampled_from(["seq", "padded", "mixed", "unicode"])))
 """A flat directory of many small files, named m1, m2, ... m10 ... (seq: string prefixes of
-each other), m00001 ... (padded), or both with odd characters (mixed)."""
+each other), m00001 ... (padded), both with odd characters (mixed), or starting with the
+last code point, an astral character, or 'é' composed or decomposed (unicode)."""
 
 
 HEAVY = st.tuples(st.just("file"), st.integers(min_value=20_000, max_value=200_000))
-FAMILY = st.dictionaries(st.sampled_from(["u1", "u10", "u100", "u11", "u2", "data", "data2", "data-old"]),
+FAMILY = st.dictionaries(st.sampled_from(["u1", "u10", "u100", "u11", "u2", "data", "data2", "data-old",
+                                          TOP_CODE_POINT, TOP_CODE_POINT + "1", EMOJI, NFC_E, NFD_E, "e"]),
                          st.one_of(HEAVY, FILE, st.just(("dir", {})), st.dictionaries(
                              st.sampled_from(["in", "f", "g"]), st.one_of(HEAVY, FILE), min_size=1, max_size=3
                          ).map(lambda d: ("dir", d))), min_size=2, max_size=8).map(lambda d: ("dir", d))
@@ -46,6 +60,9 @@ def flat_names(count: int, style: str) -> list[str]:
         return [f"m{i}" for i in range(1, count + 1)]
     if style == "padded":
         return [f"m{i:05d}" for i in range(count)]
+    if style == "unicode":
+        first = [TOP_CODE_POINT, EMOJI, NFC_E, NFD_E, "e", TOP_CODE_POINT + TOP_CODE_POINT]
+        return [f"{first[i % 6]}{i}" for i in range(count)]
     odd = ["|", "*", "\\", " ", "."]
     return [f"m{i}{odd[i % 5]}" if i % 7 == 0 else f"n{i:04d}" for i in range(count)]
 
