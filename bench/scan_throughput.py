@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Question 1: how fast does our scanner walk a tree, next to du, find and fpart?
 
-    python3 bench/scan_throughput.py [--files 1000000] [--sshfs-files 20000] [--no-sshfs]
+    python3 bench/scan_throughput.py [--files 1000000] [--sshfs-files 20000] [--no-sshfs] [--old DIR]
 
 Entries/second (files + directories) over the same tree, every tool run once to warm and
 then timed (best of --repeat), wall clock of the whole process:
 ``scan()`` at 1, 4, 16 and 64 threads (a fresh ``python3`` each), ``du -s --apparent-size``,
-``find -printf '%s\\n'`` and ``fpart -n 4``. First on local disk (warm page cache), then
-over sshfs on loopback with FUSE attribute, entry and directory caches off, so every
-``lstat`` is a round trip, as on NFS with ``actimeo=0``. The script starts its own sshd on
+``find -printf '%s\\n'`` and ``fpart -n 4``; with ``--old DIR``, also the ``scan()`` of
+another checkout (e.g. ``git archive`` of an earlier commit), at 16 threads and at its
+default, in the same run. First on local disk (warm page cache), then over sshfs on
+loopback with FUSE attribute, entry and directory caches off, so every ``lstat`` is a round
+trip, as on NFS with ``actimeo=0``. The script starts its own sshd on
 127.0.0.1 with a host and user key generated in a temp dir and tears everything down
 (unmount, stop sshd) even when it fails.
 
@@ -39,10 +41,14 @@ DEFAULT = "scan() default threads"
 """The scheduler's own choice: 16 threads on a network file system, 1 on a local disk."""
 
 
-def tools(tree: str) -> list[tuple[str, list[str]]]:
+def tools(tree: str, old: str | None = None) -> list[tuple[str, list[str]]]:
     out = [(f"scan() {w} thread{'s' if w > 1 else ''}",
             [sys.executable, "-c", SCAN_SNIPPET, tree, str(w)]) for w in THREADS]
     out.append((DEFAULT, [sys.executable, "-c", SCAN_SNIPPET, tree, "0"]))
+    if old:
+        first = f"import sys; sys.path.insert(0, {os.path.abspath(old)!r})\n"
+        out += [(f"old {name}", [sys.executable, "-c", first + SCAN_SNIPPET, tree, w])
+                for name, w in (("scan() 16 threads", "16"), (DEFAULT, "0"))]
     out.append(("du -s --apparent-size", ["du", "-s", "--apparent-size", "-B1", tree]))
     out.append(("find -printf '%s\\n'", ["find", tree, "-printf", "%s\\n"]))
     if shutil.which("fpart"):
@@ -50,10 +56,11 @@ def tools(tree: str) -> list[tuple[str, list[str]]]:
     return out
 
 
-def measure(tree: str, entries: int, repeat: int, label: str) -> tuple[list[list], dict[str, float]]:
+def measure(tree: str, entries: int, repeat: int, label: str,
+            old: str | None = None) -> tuple[list[list], dict[str, float]]:
     times: dict[str, float] = {}
     notes: dict[str, str] = {}
-    for name, cmd in tools(tree):
+    for name, cmd in tools(tree, old):
         best = None
         for i in range(1 + repeat):  # the first run warms
             dt, r = timed(cmd) if not name.startswith(("find", "fpart")) else _timed_quiet(cmd)
@@ -71,7 +78,7 @@ def measure(tree: str, entries: int, repeat: int, label: str) -> tuple[list[list
         print(f"  [{label}] {name}: {best if best is None else round(best, 3)} s", file=sys.stderr, flush=True)
     du = times.get("du -s --apparent-size")
     rows = []
-    for name, _ in tools(tree):
+    for name, _ in tools(tree, old):
         t = times.get(name)
         rows.append([name, t if t is not None else "failed", entries / t if t else "-",
                      f"{t / du:.2f}" if (t and du) else "-", notes.get(name, "")])
@@ -199,6 +206,7 @@ def main(argv=None) -> int:
     p.add_argument("--sshfs-files", type=int, default=20_000)
     p.add_argument("--repeat", type=int, default=1, help="timed runs after the warm-up (best is kept)")
     p.add_argument("--no-sshfs", action="store_true")
+    p.add_argument("--old", help="a checkout whose scan() to time beside this one's (its repository root)")
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks tear down
     if not ensure_tool("fpart", "fpart"):
@@ -209,7 +217,7 @@ def main(argv=None) -> int:
     tot = totals_of(tree)
     entries = tot["files"] + tot["dirs"]
     print(f"local: {tree} ({entries:,} entries)", file=sys.stderr)
-    rows, times = measure(tree, entries, a.repeat, "local")
+    rows, times = measure(tree, entries, a.repeat, "local", a.old)
     body.append(f"### Local disk, warm cache: {a.shape} tree, {tot['files']:,} files in {tot['dirs']:,} "
                 f"directories ({entries:,} entries, {tot['bytes'] / 2**40:.2f} TiB apparent)\n")
     body.append(table(HEADER, rows))
@@ -224,7 +232,7 @@ def main(argv=None) -> int:
         try:
             with Sshfs(stree) as mnt:
                 print(f"sshfs: {mnt} ({sentries:,} entries)", file=sys.stderr)
-                rows, stimes = measure(mnt, sentries, a.repeat, "sshfs")
+                rows, stimes = measure(mnt, sentries, a.repeat, "sshfs", a.old)
                 body.append(title)
                 body.append("Mount options: `cache=no,attr_timeout=0,entry_timeout=0,negative_timeout=0,dir_cache=no`"
                             " (sshfs 3, one SSH connection).\n")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 
 from .errors import UserError
 from .filters import is_nameable
+from .scan import DATASYNC_MAX_PATH, DATASYNC_SKIPS, datasync_skips, path_bytes
 
 log = logging.getLogger(__name__)
 
@@ -68,36 +70,58 @@ def read_manifest(path: str, mount: str) -> Manifest:
 
     kept: list[str] = []
     merged: list[str] = []
+    # Sorted by components, what lies inside an entry comes right after it, before any
+    # entry it is not inside: the last entry kept is the only one to compare with.
     for rel in sorted(set(entries), key=lambda r: r.split("/") if r else []):
-        if any(rel == k or k == "" or rel.startswith(k + "/") for k in kept):
+        if kept and (kept[-1] == "" or rel.startswith(kept[-1] + "/")):
             merged.append(rel)
             log.warning("manifest entry /%s is inside another entry; it is moved once, with that entry", rel)
         else:
             kept.append(rel)
+    if all(datasync_skips(rel) for rel in kept):
+        raise UserError(f"every entry of manifest {path!r} is a path DataSync skips by default ({DATASYNC_SKIPS}): "
+                        "nothing to move")
     return Manifest(tuple(kept), tuple(merged))
 
 
 def _check_entry(line: str, rel: str, mount: str) -> None:
     """Refuse an entry DataSync could not select as written: a name no filter can carry, a
-    path that is not a directory, or one reached through a symlink (DataSync copies a
-    symlink as a link and never follows it, so no task would select what is behind it)."""
+    path past DataSync's path limit, a path that is not a directory, or one reached through
+    a symlink (DataSync copies a symlink as a link and never follows it, so no task would
+    select what is behind it). The path is walked a name at a time, so any depth is read."""
     shown = "/" + rel
     parts = rel.split("/") if rel else []
     if any(not is_nameable(c) for c in parts):
         raise UserError(f"manifest entry {shown!r} has a name no DataSync filter can carry "
                         "('|', '*', '\\' or non-UTF-8)")
-    for depth in range(1, len(parts) + 1):
-        link = os.path.join(mount, *parts[:depth])
-        if os.path.islink(link):
-            through = "/" + "/".join(parts[:depth])
-            what = "is a symlink" if depth == len(parts) else f"is reached through the symlink {through!r}"
-            raise UserError(f"manifest entry {shown!r} {what} (-> {os.readlink(link)}), which DataSync does not "
-                            "follow; list the directory it points to instead")
-    full = os.path.join(mount, *parts)
-    if not os.path.lexists(full):
-        raise UserError(f"manifest entry {shown!r} does not exist under {mount}{_blanks_hint(line, mount)}")
-    if not os.path.isdir(full):
-        raise UserError(f"manifest entry {shown!r} is not a directory under {mount}")
+    if path_bytes(rel) > DATASYNC_MAX_PATH:
+        raise UserError(f"manifest entry {shown[:60]!r}... is {path_bytes(rel):,} bytes long, past DataSync's "
+                        f"{DATASYNC_MAX_PATH:,}-byte path limit: DataSync can move nothing in it")
+    fd = -1
+    try:
+        fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
+        for depth, name in enumerate(parts, 1):
+            try:
+                mode = os.lstat(name, dir_fd=fd).st_mode
+            except FileNotFoundError:
+                raise UserError(f"manifest entry {shown!r} does not exist under {mount}"
+                                f"{_blanks_hint(line, mount)}") from None
+            if stat.S_ISLNK(mode):
+                through = "/" + "/".join(parts[:depth])
+                what = "is a symlink" if depth == len(parts) else f"is reached through the symlink {through!r}"
+                raise UserError(f"manifest entry {shown!r} {what} (-> {os.readlink(name, dir_fd=fd)}), which "
+                                "DataSync does not follow; list the directory it points to instead")
+            if not stat.S_ISDIR(mode):
+                raise UserError(f"manifest entry {shown!r} " + ("is not a directory" if depth == len(parts)
+                                                                 else "does not exist") + f" under {mount}")
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except OSError as exc:
+        raise UserError(f"cannot read manifest entry {shown!r} under {mount}: {exc.strerror}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _blanks_hint(line: str, mount: str) -> str:

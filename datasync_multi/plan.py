@@ -423,6 +423,7 @@ def _warnings(tree: Tree, plan: Plan, split: Split, finest: Split, full_limit: i
     if tree.skipped:
         out.append(f"{len(tree.skipped)} path(s) are skipped by DataSync by default and left out, "
                    f"e.g. {_shown('/' + tree.skipped[0])}")
+    out += tree.warnings()
     named: list[tuple[str, Units]] = [(f"chunk {c.index}", c) for c in plan.chunks]
     named = named or [(f"task {t.name}", t) for t in plan.tasks]
     for name, t in named:

@@ -5,6 +5,11 @@ directories, not files. It runs on threads because on NFS the time goes to metad
 trips (one ``lstat`` per entry), which release the GIL and overlap well. It never follows
 symlinks and never enters another file system.
 
+Each directory is opened by its path, piece by piece where the path is longer than one
+system call takes (PATH_MAX), so a tree of any depth is read. What lies past DataSync's
+own path limit (:data:`DATASYNC_MAX_PATH`) is counted apart (:class:`PastLimit`): DataSync
+cannot transfer it, so no total of the plan includes it.
+
 The names of loose files are read later, and only for the directories the planner cuts by
 name (:meth:`Tree.loose_names`): a second read of those few directories, counted into a
 bounded histogram (``names.py``), rather than every file name of the share held in memory.
@@ -12,6 +17,7 @@ bounded histogram (``names.py``), rather than every file name of the share held 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import queue
@@ -28,7 +34,24 @@ from .names import NameCount, histogram, refine
 log = logging.getLogger(__name__)
 
 DATASYNC_SKIPS_AT_ROOT = frozenset({".aws-datasync", ".awssync", ".zfs"})
-"""Top-level names DataSync never transfers (its docs, 'Data excluded by default')."""
+"""Top-level names DataSync never transfers (its docs, 'Data excluded by default'), beside
+any name ending in '.snapshot'."""
+DATASYNC_SKIPS = "a name ending in '.snapshot', or a top-level .zfs, .aws-datasync or .awssync"
+"""What DataSync skips by default, for messages."""
+
+DATASYNC_MAX_PATH = 4096
+"""DataSync's limit on a file's path, in bytes (its quotas page). Counted here on the path
+relative to the location, '/'-led, in the bytes the file system holds: the path DataSync's
+filters and reports show. Whether DataSync also counts the location's own path is not
+documented (shared/research/datasync-facts.md)."""
+NAME_MAX = 255
+"""The longest name, in bytes, a Linux file system holds."""
+EXAMPLES = 3
+"""Paths past the limit named in the plan's warnings."""
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_ONE_CALL = 4000
+"""Bytes of path opened in one call: under the kernel's PATH_MAX (4,096 with its NUL)."""
 
 _S_IFMT, _S_IFDIR, _S_IFREG = stat.S_IFMT(0o170000), stat.S_IFDIR, stat.S_IFREG
 
@@ -38,7 +61,8 @@ OTHER_FILE_SYSTEM = "other file system"
 
 @dataclass(slots=True)
 class Dir:
-    """One directory: what lies directly in it and, after :func:`scan`, its whole subtree."""
+    """One directory: what lies directly in it and, after :func:`scan`, its whole subtree;
+    only what is within DataSync's path limit (see :class:`PastLimit`)."""
 
     own_files: int = 0
     """Non-directory entries directly inside: files, symlinks, devices, sockets."""
@@ -55,6 +79,22 @@ class Dir:
     """Directories in the subtree, this one included."""
 
 
+@dataclass
+class PastLimit:
+    """What lies past :data:`DATASYNC_MAX_PATH`: on disk, but DataSync cannot transfer it, so
+    no count of the tree includes it. The directories above it are counted as usual."""
+
+    files: int = 0
+    """Files, links and other non-directories."""
+    bytes: int = 0
+    dirs: int = 0
+    examples: list[str] = field(default_factory=list)
+    """The first few (in path order) of the entries where paths cross the limit."""
+    names: dict[str, list[str]] = field(default_factory=dict)
+    """Per directory within the limit, its entries past it: a cut by name still gives each to
+    exactly one unit, so that they move once should DataSync count paths more leniently."""
+
+
 LooseReader = Callable[[str], Iterator[tuple[str, int]]]
 """(name, size) of every non-directory entry directly in a directory (path relative to the mount)."""
 
@@ -68,6 +108,9 @@ class Tree:
     read_loose: LooseReader
     skipped: list[str] = field(default_factory=list)
     """Paths DataSync would skip by default, left out of every count."""
+    skipped_roots: tuple[str, ...] = ()
+    """Manifest directories DataSync skips by default: not scanned, not in :attr:`roots`."""
+    past_limit: PastLimit = field(default_factory=PastLimit)
     largest_file: int = 0
     stat_errors: int = 0
     """Entries that could not be measured (EACCES, EIO, ESTALE...): left out of every count."""
@@ -81,9 +124,10 @@ class Tree:
     def loose_names(self, rel: str, weigh: Callable[[NameCount], float]) -> list[NameCount] | None:
         """Exact counts of a directory's loose entries by name, no key heavier than the
         target (``weigh`` > 1) where the names allow; None when the directory can no longer
-        be read."""
+        be read. Entries past DataSync's path limit come as keys that weigh nothing."""
+        far = [NameCount(name, 0, 0) for name in sorted(self.past_limit.names.get(rel, ()))]
         if not self.dirs[rel].own_files:
-            return []
+            return far
         try:
             counts = self._names.get(rel)
             if counts is None:
@@ -92,11 +136,47 @@ class Tree:
         except OSError as exc:
             log.warning("cannot read /%s again to cut it by name (%s); it stays one unit", rel, exc.strerror)
             return None
-        return counts
+        return sorted(counts + far, key=lambda c: c.key) if far else counts
+
+    def warnings(self) -> list[str]:
+        """What the scan left out that the plan must say: manifest entries DataSync skips,
+        and what lies past its path limit."""
+        out = []
+        if self.skipped_roots:
+            out.append(f"{len(self.skipped_roots)} manifest entr{'y is' if len(self.skipped_roots) == 1 else 'ies are'}"
+                       f" a path DataSync skips by default ({DATASYNC_SKIPS}), left out of the plan: "
+                       + ", ".join(_abbreviated("/" + r) for r in self.skipped_roots[:EXAMPLES])
+                       + (", ..." if len(self.skipped_roots) > EXAMPLES else ""))
+        far = self.past_limit
+        if far.files or far.dirs:
+            out.append(f"{far.files:,} file(s) ({human_bytes(far.bytes)}) and {far.dirs:,} directory(ies) lie past "
+                       f"DataSync's {DATASYNC_MAX_PATH:,}-byte path limit: DataSync cannot transfer them, and the "
+                       "plan's totals leave them out; where paths cross it: "
+                       + "; ".join(_abbreviated(p) for p in far.examples))
+        return out
 
 
 def join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
+
+
+def path_bytes(rel: str) -> int:
+    """The length DataSync's path limit counts: bytes of '/' + ``rel`` (0 for the location)."""
+    return len(os.fsencode(rel)) + 1 if rel else 0
+
+
+def datasync_skips(rel: str) -> bool:
+    """Whether DataSync skips this path by default: the walk would skip one of its names."""
+    return bool(rel) and any(_skipped_by_datasync(name, i == 0) for i, name in enumerate(rel.split("/")))
+
+
+def _abbreviated(path: str, keep: int = 40) -> str:
+    """A path for a message: its ends only when long, escaped where it holds line breaks or
+    bytes that are not UTF-8, with its length in bytes when past DataSync's limit."""
+    n = len(os.fsencode(path.rstrip("/")))
+    text = path if len(path) <= 2 * keep + 3 else f"{path[:keep]}...{path[-keep:]}"
+    shown = repr(text) if text.isprintable() else ascii(text)
+    return f"{shown} ({n:,} bytes)" if n > DATASYNC_MAX_PATH else shown
 
 
 def depth(rel: str) -> int:
@@ -140,30 +220,37 @@ def human_bytes(n: float) -> str:
 
 def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
          progress: Progress | None = None) -> Tree:
-    """Scan each root (relative to ``mount``) and return the measured tree.
+    """Scan each root (relative to ``mount``, within DataSync's path limit) and return the
+    measured tree. Roots DataSync skips by default are left out (:attr:`Tree.skipped_roots`).
 
     ``workers`` defaults to :func:`default_workers` for the mount's file system.
     """
     mount = os.path.realpath(mount)
     workers = workers or default_workers(mount)
     mount_dev = os.lstat(mount).st_dev
-    tree = Tree({}, roots, lambda rel: _loose_entries(mount, rel))
+    kept = tuple(r for r in roots if not datasync_skips(r))
+    tree = Tree({}, kept, lambda rel: _loose_entries(mount, rel),
+                skipped_roots=tuple(r for r in roots if datasync_skips(r)))
     work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
     finished = threading.Event()
     lock = threading.Lock()
-    pending = len(roots)
+    pending = len(kept)
 
     def scan_one(rel: str) -> None:
         nonlocal pending
         try:
-            d, todo, largest, errors = _read_dir(mount, rel, mount_dev, tree)
-            tree.dirs[rel] = d
+            d, todo, largest, errors, far = _read_dir(mount, rel, mount_dev, tree)
+            within = path_bytes(rel) <= DATASYNC_MAX_PATH
+            if within:
+                tree.dirs[rel] = d
             if progress:
                 progress.add(d)
             with lock:
                 pending += len(todo)
                 tree.largest_file = max(tree.largest_file, largest)
                 tree.stat_errors += errors
+                if far:
+                    _count_past_limit(tree.past_limit, rel, far, within)
             for child in todo:
                 work.put(child)
         finally:
@@ -184,8 +271,10 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     threads = [threading.Thread(target=worker, daemon=True, name=f"scan-{i}") for i in range(max(1, workers))]
     for t in threads:
         t.start()
-    for rel in roots:
+    for rel in kept:
         work.put(rel)
+    if not kept:
+        finished.set()
     while not finished.wait(0.2):
         if progress:
             progress.show()
@@ -198,24 +287,82 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     if failures:
         raise failures[0]  # with the worker's traceback, for the command to report (cli.run)
     aggregate(tree)
-    tree.lone_roots = frozenset(r for r in roots if r and not _extended_by_sibling(mount, r))
+    tree.lone_roots = _lone_roots(mount, kept)
     return tree
 
 
-def _extended_by_sibling(mount: str, rel: str) -> bool:
-    """Whether another entry beside ``rel`` has a name that starts with its name."""
-    parent, _, name = rel.rpartition("/")
-    try:
-        return any(n != name and n.startswith(name) for n in os.listdir(os.path.join(mount, parent)))
-    except OSError:
-        return True
+def _count_past_limit(far: PastLimit, rel: str, entries: list[tuple[str, bool, int]], within: bool) -> None:
+    """Count one directory's entries past the limit (name, is a directory, bytes); where the
+    directory itself is within it, keep their names and the first few paths."""
+    for _, is_dir, size in entries:
+        far.dirs += is_dir
+        far.files += not is_dir
+        far.bytes += size
+    if within:
+        far.names[rel] = [name for name, _, _ in entries]
+        paths = ["/" + join(rel, name) + ("/" if is_dir else "") for name, is_dir, _ in entries]
+        far.examples = sorted(far.examples + paths)[:EXAMPLES]
+
+
+def _lone_roots(mount: str, roots: tuple[str, ...]) -> frozenset[str]:
+    """The roots whose name no sibling's name extends, listing each parent once: the names
+    that extend ``name`` follow it in sorted order, so one look past it decides."""
+    by_parent: dict[str, list[str]] = {}
+    for rel in roots:
+        if rel:
+            parent, _, name = rel.rpartition("/")
+            by_parent.setdefault(parent, []).append(name)
+    lone = []
+    for parent, names in by_parent.items():
+        try:
+            fd = _open_dir(mount, parent)
+            try:
+                siblings = sorted(os.listdir(fd))
+            finally:
+                os.close(fd)
+        except OSError:
+            continue  # extended, as far as we know
+        for name in names:
+            after = bisect.bisect_right(siblings, name)
+            if after == len(siblings) or not siblings[after].startswith(name):
+                lone.append(join(parent, name))
+    return frozenset(lone)
 
 
 def _open_dir(mount: str, rel: str) -> int:
-    # Read through a directory fd: each entry.stat() is then fstatat(fd, name), one lookup,
-    # where lstat(full path) would walk every component again (a round trip each on NFS).
-    # O_NOFOLLOW: a directory swapped for a symlink is not followed.
-    return os.open(os.path.join(mount, rel) if rel else mount, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    """A directory fd for ``rel``, at any depth: a path longer than one call takes is opened
+    piece by piece, each piece relative to the last.
+
+    Read through a directory fd: each entry.stat() is then fstatat(fd, name), one lookup,
+    where lstat(full path) would walk every component again (a round trip each on NFS).
+    O_NOFOLLOW: a directory swapped for a symlink is not followed."""
+    path = os.path.join(mount, rel) if rel else mount
+    if len(os.fsencode(path)) < _ONE_CALL:
+        return os.open(path, _DIR_FLAGS)
+    fd = os.open(mount, _DIR_FLAGS)
+    try:
+        for piece in _pieces(rel):
+            inner = os.open(piece, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _pieces(rel: str) -> Iterator[str]:
+    """``rel`` cut at slashes into relative paths of under :data:`_ONE_CALL` bytes each."""
+    piece: list[str] = []
+    size = 0
+    for name in rel.split("/"):
+        n = len(os.fsencode(name)) + 1
+        if piece and size + n > _ONE_CALL:
+            yield "/".join(piece)
+            piece, size = [], 0
+        piece.append(name)
+        size += n
+    yield "/".join(piece)
 
 
 def _skipped_by_datasync(name: str, at_root: bool) -> bool:
@@ -234,33 +381,46 @@ def _stat(entry: os.DirEntry, rel: str) -> os.stat_result | None:
         raise
 
 
-def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree) -> tuple[Dir, list[str], int, int]:
+def _room(rel: str) -> int:
+    """Bytes a name in ``rel`` may take within DataSync's path limit (negative past it)."""
+    return DATASYNC_MAX_PATH - path_bytes(rel) - 1
+
+
+def _read_dir(mount: str, rel: str, mount_dev: int,
+              tree: Tree) -> tuple[Dir, list[str], int, int, list[tuple[str, bool, int]]]:
     """Read one directory: its record, the child directories still to scan, its largest
-    loose file and how many entries could not be measured."""
+    loose file, how many entries could not be measured, and its entries past the limit."""
     d = Dir()
     todo: list[str] = []
+    far: list[tuple[str, bool, int]] = []
     try:
         fd = _open_dir(mount, rel)
     except OSError as exc:
         log.warning("cannot read /%s (%s); it stays whole inside its parent's share", rel, exc.strerror)
         d.note = UNREADABLE
-        return d, todo, 0, 0
+        return d, todo, 0, 0, far
     try:
-        largest, errors = _tally(d, todo, os.scandir(fd), rel, mount_dev, tree)
+        largest, errors = _tally(d, todo, far, os.scandir(fd), rel, mount_dev, tree)
     finally:
         os.close(fd)
-    return d, todo, largest, errors
+    return d, todo, largest, errors, far
 
 
-def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) -> tuple[int, int]:
-    """Count one directory's entries into ``d``; its child directories to scan go to ``todo``.
-    Returns the largest loose file and the number of entries that could not be measured.
+def _tally(d: Dir, todo: list[str], far: list[tuple[str, bool, int]], it, rel: str, mount_dev: int,
+           tree: Tree) -> tuple[int, int]:
+    """Count one directory's entries into ``d``; its child directories to scan go to ``todo``,
+    and its entries past DataSync's path limit (name, is a directory, bytes) to ``far``: they
+    are not counted in ``d``, but a directory among them is still scanned, to count what is
+    in it. Returns the largest loose file and the number of entries that could not be measured.
 
-    The hot loop: one lstat per entry, counters in locals.
+    The hot loop: one lstat per entry, counters in locals. A name's length is measured only
+    within NAME_MAX bytes of the limit.
     """
     files = nbytes = linked = largest = errors = 0
     children: list[str] = []
     at_root = not rel
+    room = _room(rel)
+    near = room < NAME_MAX
     with it:
         for entry in it:
             name = entry.name
@@ -275,6 +435,11 @@ def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) ->
             if st is None:
                 continue
             kind = st.st_mode & _S_IFMT
+            if near and len(os.fsencode(name)) > room:
+                far.append((name, kind == _S_IFDIR, st.st_size if kind == _S_IFREG else 0))
+                if kind == _S_IFDIR and st.st_dev == mount_dev:
+                    todo.append(join(rel, name))
+                continue
             if kind == _S_IFDIR:
                 child = join(rel, name)
                 children.append(child)
@@ -300,11 +465,13 @@ def _tally(d: Dir, todo: list[str], it, rel: str, mount_dev: int, tree: Tree) ->
 def _loose_entries(mount: str, rel: str) -> Iterator[tuple[str, int]]:
     """(name, size) of each non-directory entry of one directory, read again: the same
     entries :func:`_tally` counts (sizes of regular files; 0 for links and the like)."""
+    room = _room(rel)
+    near = room < NAME_MAX
     fd = _open_dir(mount, rel)
     try:
         with os.scandir(fd) as it:
             for entry in it:
-                if _skipped_by_datasync(entry.name, not rel):
+                if _skipped_by_datasync(entry.name, not rel) or near and len(os.fsencode(entry.name)) > room:
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)

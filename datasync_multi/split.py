@@ -102,6 +102,7 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
             return "could not be read again to count its names"
         return _cut_by_name(_items(tree, rel, loose, cost), threshold, too_heavy)
 
+    roots = frozenset(tree.roots)
     stack = [(r, 0) for r in reversed(tree.roots)]
     while stack:
         rel, level = stack.pop()
@@ -109,7 +110,7 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
         whole = Unit(dir_pattern(rel, tree), DIR, d.bytes, d.files, d.dirs, cost(d.bytes, d.files + d.dirs))
         if not too_heavy(d.bytes, d.files + d.dirs, threshold) or d.dirs == 1 and not d.files:
             out.units.append(whole)
-            if rel in tree.roots and whole.pattern.endswith("/") and d.files == 0 and d.dirs == 1:
+            if whole.pattern.endswith("/") and d.files == 0 and d.dirs == 1 and rel in roots:
                 out.bare_empty_roots.append(rel)
             continue
         cut = cut_directory(rel, level)

@@ -4,11 +4,19 @@ and an entry DataSync could not select as written is refused."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasync_multi.errors import UserError
 from datasync_multi.manifest import read_manifest
+from datasync_multi.plan import make_plan
+from datasync_multi.scan import scan
+from trees import build, entries
+
+AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-00000000000000001"
 
 
 def manifest(tmp_path, text: str) -> str:
@@ -68,3 +76,58 @@ def test_a_file_is_not_a_directory_and_a_missing_entry_does_not_exist(tmp_path):
         read_manifest(manifest(tmp_path, "/f\n"), str(mount))
     with pytest.raises(UserError, match="'/nope' does not exist"):
         read_manifest(manifest(tmp_path, "/nope\n"), str(mount))
+
+
+def test_an_entry_datasync_skips_is_left_out_and_named_in_the_plan_warnings(tmp_path):
+    """DataSync skips any path ending in '.snapshot' and a top-level .zfs, .aws-datasync or
+    .awssync, and so what is inside them: such an entry is neither counted nor given to a task."""
+    mount = tmp_path / "fsx"
+    for d in ("vol/.snapshot/hourly", "vol/data", ".zfs/snapshot/daily", "home/x.snapshot"):
+        (mount / d).mkdir(parents=True)
+        (mount / d / "f").write_bytes(b"x" * 1000)
+    text = "/vol/.snapshot\n/vol/data\n/.zfs/snapshot/daily\n/home/x.snapshot\n/vol/.snapshot/hourly\n"
+    m = read_manifest(manifest(tmp_path, text), str(mount))
+    plan = make_plan(scan(str(mount), m.entries), [AGENT], task_name="T_")
+    assert [list(t.includes) for t in plan.tasks] == [["/vol/data/"]]
+    assert (plan.total_files, plan.total_bytes) == (1, 1000)
+    [warning] = [w for w in plan.warnings if "skips by default" in w]
+    assert warning.startswith("3 manifest entries are a path DataSync skips by default")
+    assert warning.endswith(": '/.zfs/snapshot/daily', '/home/x.snapshot', '/vol/.snapshot'"), warning
+
+
+def test_a_manifest_of_only_entries_datasync_skips_is_refused(tmp_path):
+    mount = tmp_path / "fsx"
+    (mount / "vol/.snapshot/hourly").mkdir(parents=True)
+    with pytest.raises(UserError, match="every entry of manifest .* is a path DataSync skips by default"):
+        read_manifest(manifest(tmp_path, "/vol/.snapshot/hourly\n"), str(mount))
+
+
+def test_an_entry_of_any_depth_is_checked_and_one_past_the_path_limit_is_refused(tmp_path):
+    """Within DataSync's 4,096 bytes, an entry whose full path is past the kernel's PATH_MAX is
+    read; past DataSync's limit, an entry is one line of refusal."""
+    mount = tmp_path / "fsx"
+    mount.mkdir()
+    build(str(mount), {"deep": ("deep", (4090, {}))})
+    deepest = "/".join(p for p, kind, _ in entries(str(mount)) if kind == "empty-dir")
+    assert len(os.fsencode(str(mount) + deepest)) > 4096
+    assert read_manifest(manifest(tmp_path, deepest + "\n"), str(mount)).entries == (deepest[1:],)
+    with pytest.raises(UserError, match=r"does not exist"):
+        read_manifest(manifest(tmp_path, deepest + "x\n"), str(mount))
+    with pytest.raises(UserError, match=r"is 4,098 bytes long, past DataSync's 4,096-byte path limit"):
+        read_manifest(manifest(tmp_path, deepest + "/abcdefg\n"), str(mount))
+
+
+@settings(max_examples=50, deadline=None)
+@given(entries=st.lists(st.lists(st.sampled_from(["a", "a-b", "ab", "b"]), min_size=0, max_size=3),
+                        min_size=1, max_size=12))
+def test_entries_inside_another_are_merged_into_it(entries):
+    with tempfile.TemporaryDirectory() as top:
+        for parts in entries:
+            os.makedirs(os.path.join(top, "fsx", *parts), exist_ok=True)
+        listed = ["/" + "/".join(parts) for parts in entries]
+        with open(os.path.join(top, "m"), "w") as fh:
+            fh.write("\n".join(listed) + "\n")
+        m = read_manifest(os.path.join(top, "m"), os.path.join(top, "fsx"))
+    rels = {path.strip("/") for path in listed}
+    inside = {r for r in rels if any(o != r and (o == "" or r.startswith(o + "/")) for o in rels)}
+    assert set(m.entries) == rels - inside and set(m.merged) == inside

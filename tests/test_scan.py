@@ -11,9 +11,12 @@ import subprocess
 import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import Progress, scan
+from trees import entries, straddling_share, within_limit
 
 AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5)]
 
@@ -109,3 +112,34 @@ def test_another_file_system_is_not_entered(tmp_path):
     assert tree.dirs["data/mnt"].note == "other file system"
     assert tree.dirs[""].bytes == 10
     assert not any("mnt" in p for t in plan.tasks for p in t.includes)
+
+
+def test_a_share_past_datasync_path_limit_counts_what_it_can_take_and_names_the_rest(tmp_path):
+    """Paths past DataSync's 4,096 bytes, and directories whose full path is past the kernel's
+    PATH_MAX, are read: what DataSync can take is in the totals, what lies past its limit is
+    counted apart and named where paths cross it."""
+    straddling_share(str(tmp_path))
+    tree = scan(str(tmp_path), ("",), workers=4)
+    on_disk = entries(str(tmp_path))
+    within = [(path, size) for path, kind, size in on_disk if kind == "file" and within_limit(path)]
+    dirs = [path for path, kind, _ in on_disk if kind in ("dir", "empty-dir") and within_limit(path)]
+    root = tree.dirs[""]
+    assert (root.files, root.bytes, root.dirs) == (len(within), sum(s for _, s in within), len(dirs) + 1)
+    assert (root.files, root.bytes) == (5, 3800)
+    assert not any(d.note for d in tree.dirs.values())
+    assert (tree.past_limit.files, tree.past_limit.bytes, tree.past_limit.dirs) == (3, 1300, 1)
+    [warning] = tree.warnings()
+    assert warning.startswith("3 file(s) (1.3 KiB) and 1 directory(ies) lie past DataSync's 4,096-byte path limit")
+    assert warning.count("(4,097 bytes)") == 2 and "kkkk/' (4,101 bytes)" in warning, warning
+
+
+@settings(max_examples=50, deadline=None)
+@given(names=st.sets(st.text("ab-", min_size=1, max_size=3), min_size=1, max_size=10), data=st.data())
+def test_a_root_is_lone_when_no_sibling_name_extends_it(names, data):
+    """Each parent is listed once for all its roots ('p/a' is not lone beside 'p/ab' or 'p/a-')."""
+    listed = data.draw(st.lists(st.sampled_from(sorted(names)), min_size=1, unique=True))
+    with tempfile.TemporaryDirectory() as mount:
+        for name in names:
+            os.makedirs(os.path.join(mount, "p", name))
+        tree = scan(mount, tuple("p/" + n for n in listed))
+    assert tree.lone_roots == {"p/" + n for n in listed if not any(o != n and o.startswith(n) for o in names)}

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from commands import ROOT, file_size_limit, flag_help, offline_env, run
+from trees import straddling_share
 
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
 AGENT2 = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef1"
@@ -50,6 +51,8 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--source_file", "escape.manifest"], "escapes the mount"),
     (["--source_file", "nosuch.manifest"], "does not exist under"),
     (["--source_file", "pipe.manifest"], "no DataSync filter can carry"),
+    (["--source_file", "long.manifest"], "past DataSync's 4,096-byte path limit"),
+    (["--source_file", "snapshot.manifest"], "every entry of manifest 'snapshot.manifest' is a path DataSync skips"),
     (["--dest_loc", "arn:aws:datasync:us-east-1:1:location/bad"], "not a valid LocationArn"),
     (["--agent_arns", "agent-1"], "not a valid AgentArn"),
     (["--cloudwatch_arn", "log-group"], "not a valid LogGroupArn"),
@@ -83,6 +86,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
     (tmp_path / "nosuch.manifest").write_text("/files\n/no/such/dir\n")
     (share / "a|b").mkdir()
     (tmp_path / "pipe.manifest").write_text("/a|b\n")
+    (tmp_path / "long.manifest").write_text("/files" + "/d" * 2100 + "\n")
+    (share / "files/.snapshot").mkdir()
+    (tmp_path / "snapshot.manifest").write_text("/files/.snapshot\n")
     r = run(tmp_path, *base(share, *args))
     assert r.returncode == 2, (r.stdout, r.stderr)
     errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
@@ -148,6 +154,19 @@ def test_overlapping_manifest_entries_are_moved_once(tmp_path, share):
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["roots"] == ["/org"] and sum(t["files"] for t in plan["tasks"]) == 2
     assert "inside another entry" in r.stderr
+
+
+def test_a_share_past_the_path_limit_plans_what_datasync_can_take_and_says_what_it_cannot(tmp_path):
+    mount = tmp_path / "deep_share"
+    mount.mkdir()
+    straddling_share(str(mount))
+    (tmp_path / "source_file.manifest").write_text("/\n")
+    r = run(tmp_path, *base(mount, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}"))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert (plan["totals"]["files"], plan["totals"]["bytes"]) == (5, 3800)
+    said = "3 file(s) (1.3 KiB) and 1 directory(ies) lie past DataSync's 4,096-byte path limit"
+    assert [w for w in plan["warnings"] if w.startswith(said)] and f"WARNING - {said}" in r.stderr
 
 
 def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_path, share):

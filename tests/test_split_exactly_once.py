@@ -1,5 +1,7 @@
 """Every file, symlink and empty directory in scope is selected by exactly one task, under
-every reading of DataSync's open filter rules, and each task carries what the plan says."""
+every reading of DataSync's open filter rules, and each task carries what the plan says:
+what its filters select within DataSync's path limit (past it, DataSync cannot transfer a
+path, so no task claims it; it is still selected once, should DataSync count more leniently)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_
 from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import UNEVEN, make_plan
 from datasync_multi.scan import scan
-from trees import TOP, TOP_CODE_POINT, Selection, build, entries, selection_faults
+from trees import FILE, HEAVY, NAME, TOP, TOP_CODE_POINT, Selection, build, entries, selection_faults, within_limit
 
 AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 33)]
 
@@ -32,7 +34,8 @@ def named_scopes(plan) -> dict:
 
 def check_plan(plan, mount: str, roots: list[str]) -> None:
     """Exactly once under every reading; includes only; what each task (or chunk) claims is
-    what its filters select; what DataSync lists for it is what it moves."""
+    what its filters select within DataSync's path limit; what DataSync lists for it is what
+    it moves."""
     everything = entries(mount)
     scopes = named_scopes(plan)
     tasks = [(name, list(t.includes)) for name, t in scopes.items()]
@@ -51,14 +54,22 @@ def check_plan(plan, mount: str, roots: list[str]) -> None:
     selected = {name: [0, 0] for name in scopes}
     selection = Selection(tasks, READINGS[0])
     for path, kind, size in everything:
-        if kind in ("file", "link"):
+        if kind in ("file", "link") and within_limit(path):
             for owner in selection.owners(path):
                 selected[owner][0] += 1
                 selected[owner][1] += size
     assert {name: [t.files, t.bytes] for name, t in scopes.items()} == selected
-    in_scope = [e for e in everything if e[1] in ("file", "link")
-                and any(r == "" or e[0].startswith(r + "/") for r in roots)]
-    assert plan.total_files == len(in_scope)
+    assert plan.total_files == len(files_in_scope(everything, roots))
+    far = files_in_scope(everything, roots, within=False)
+    if far:
+        assert any(w.startswith(f"{len(far):,} file(s)") and "past DataSync's 4,096-byte path limit" in w
+                   for w in plan.warnings), plan.warnings
+
+
+def files_in_scope(everything, roots: list[str], within: bool = True) -> list[tuple[str, str, int]]:
+    """The files and links under the roots, within DataSync's path limit or past it."""
+    return [e for e in everything if e[1] in ("file", "link") and within_limit(e[0]) == within
+            and any(r == "" or e[0].startswith(r + "/") for r in roots)]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -66,7 +77,7 @@ def check_plan(plan, mount: str, roots: list[str]) -> None:
 def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_reading(spec, data):
     with tempfile.TemporaryDirectory() as mount:
         build(mount, spec)
-        tops = sorted(n for n, (kind, _) in spec.items() if kind in ("dir", "flat") and is_nameable(n))
+        tops = sorted(n for n, (kind, _) in spec.items() if kind in ("dir", "flat", "deep") and is_nameable(n))
         if tops and data.draw(st.booleans(), label="subset"):
             chosen = data.draw(st.lists(st.sampled_from(tops), min_size=1, unique=True), label="manifest")
         else:
@@ -93,6 +104,20 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_readin
             assert value_bytes(filter_value(t.includes)) <= limit
         # a plan well above the bound says so, and why
         assert plan.balance <= 1 + UNEVEN or any("x the lower bound" in w for w in plan.warnings), plan.warnings
+        far = files_in_scope(entries(mount), roots, within=False)
+        assert (tree.past_limit.files, tree.past_limit.bytes) == (len(far), sum(size for _, _, size in far))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.dictionaries(NAME, st.one_of(FILE, HEAVY, HEAVY, st.just(("dir", {}))), min_size=2, max_size=12),
+       bottom=st.integers(4080, 4096), agents=st.sampled_from([2, 3, 5]))
+def test_a_directory_at_the_path_limit_cut_by_name_still_selects_what_lies_past_it_once(names, bottom, agents):
+    """All the weight in one directory ``bottom`` bytes deep, whose longer names lie past
+    DataSync's limit: cut by name, its groups cover those names too."""
+    with tempfile.TemporaryDirectory() as mount:
+        build(mount, {"deep": ("deep", (bottom, names))})
+        plan = make_plan(scan(mount, ("",)), AGENTS[:agents], task_name="T_", per_file_cost=0)
+        check_plan(plan, mount, [""])
 
 
 def test_the_check_catches_a_pattern_that_reaches_a_sibling_held_elsewhere(tmp_path):

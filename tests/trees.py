@@ -1,10 +1,16 @@
-"""Generated directory trees for the tests: hypothesis strategies and a builder on disk."""
+"""Generated directory trees for the tests: hypothesis strategies and a builder on disk.
+
+Trees are built and read through directory file descriptors, a name at a time, so a path
+may be longer than one system call takes (PATH_MAX): DataSync's own limit is 4,096 bytes.
+"""
 
 from __future__ import annotations
 
 import os
 
 from hypothesis import strategies as st
+
+from datasync_multi.scan import DATASYNC_MAX_PATH, NAME_MAX
 
 TOP_CODE_POINT = "\U0010ffff"
 """The last code point: nothing sorts above it, so no branch of names ends past it."""
@@ -52,7 +58,14 @@ def _dirs(children):
 
 
 TREE = st.recursive(st.one_of(FILE, LINK, st.just(("dir", {}))), _dirs, max_leaves=40)
-TOP = st.dictionaries(NAME, st.one_of(TREE, FLAT, FAMILY), min_size=1, max_size=6)
+DEEP = st.tuples(st.just("deep"), st.tuples(
+    st.integers(DATASYNC_MAX_PATH - 24, DATASYNC_MAX_PATH + 4),
+    st.dictionaries(NAME, st.recursive(st.one_of(FILE, HEAVY, LINK, st.just(("dir", {}))), _dirs, max_leaves=12),
+                    min_size=1, max_size=5)))
+"""A chain of long directory names down to near DataSync's path limit (its path ends at the
+number drawn, in bytes of the location path), and a small tree there whose entries fall on
+both sides of the limit, heavy enough at times to be cut there by name."""
+TOP = st.dictionaries(NAME, st.one_of(TREE, FLAT, FAMILY, DEEP), min_size=1, max_size=6)
 
 
 def flat_names(count: int, style: str) -> list[str]:
@@ -69,41 +82,101 @@ def flat_names(count: int, style: str) -> list[str]:
 
 def build(root: str, spec: dict) -> None:
     """Create ``spec`` (name -> ("file", size) | ("link", target) | ("dir", {...}) |
-    ("flat", (count, style))) under root."""
+    ("flat", (count, style)) | ("deep", (path bytes, {...}))) under root."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _build(fd, spec, 0)
+    finally:
+        os.close(fd)
+
+
+def _write(fd: int, name: str, size: int, fill: bytes = b"x") -> None:
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=fd)
+    try:
+        os.write(out, fill * size)
+    finally:
+        os.close(out)
+
+
+def _build(fd: int, spec: dict, at: int) -> None:
+    """``spec`` in the directory ``fd``, whose location path is ``at`` bytes long."""
     for name, (kind, value) in spec.items():
-        path = os.path.join(root, name)
         if kind == "file":
-            with open(path, "wb") as fh:
-                fh.write(b"x" * value)
+            _write(fd, name, value)
         elif kind == "link":
-            os.symlink(value, path)
-        elif kind == "flat":
-            os.mkdir(path)
-            count, style = value
-            for i, leaf in enumerate(flat_names(count, style)):
-                with open(os.path.join(path, leaf), "wb") as fh:
-                    fh.write(b"y" * (i % 97))
+            os.symlink(value, name, dir_fd=fd)
         else:
-            os.mkdir(path)
-            build(path, value)
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            try:
+                here = at + 1 + len(os.fsencode(name))
+                if kind == "flat":
+                    for i, leaf in enumerate(flat_names(*value)):
+                        _write(inner, leaf, i % 97, b"y")
+                elif kind == "deep":
+                    bottom, length = chain(inner, here, value[0])
+                    try:
+                        _build(bottom, value[1], length)
+                    finally:
+                        os.close(bottom)
+                else:
+                    _build(inner, value, here)
+            finally:
+                os.close(inner)
 
 
-def entries(root: str, rel: str = "") -> list[tuple[str, str, int]]:
+def chain(fd: int, at: int, until: int) -> tuple[int, int]:
+    """Nested directories of long names in ``fd`` (a directory whose location path is ``at``
+    bytes long) whose deepest one's path is ``until`` bytes long: a new fd of that one (the
+    caller closes it) and its length."""
+    cur = os.dup(fd)
+    try:
+        while until - at > 1:
+            room = until - at - 1
+            name = "c" * (200 if room == NAME_MAX + 1 else min(room, NAME_MAX))  # never leave 1 byte: no name fits
+            os.mkdir(name, dir_fd=cur)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=cur)
+            os.close(cur)
+            cur, at = inner, at + 1 + len(name)
+        return cur, at
+    except BaseException:
+        os.close(cur)
+        raise
+
+
+def entries(root: str) -> list[tuple[str, str, int]]:
     """Every entry under root as (location path, kind, size), kind being file, link, dir or
     empty-dir."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return _entries(fd, "")
+    finally:
+        os.close(fd)
+
+
+def _entries(fd: int, rel: str) -> list[tuple[str, str, int]]:
     out = []
-    with os.scandir(os.path.join(root, rel) if rel else root) as it:
+    with os.scandir(fd) as it:
         for e in it:
-            child = f"{rel}/{e.name}" if rel else e.name
+            child = f"{rel}/{e.name}"
             if e.is_dir(follow_symlinks=False):
-                inner = entries(root, child)
-                out.append(("/" + child, "dir" if inner else "empty-dir", 0))
+                inner_fd = os.open(e.name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                try:
+                    inner = _entries(inner_fd, child)
+                finally:
+                    os.close(inner_fd)
+                out.append((child, "dir" if inner else "empty-dir", 0))
                 out += inner
             elif e.is_symlink():
-                out.append(("/" + child, "link", 0))
+                out.append((child, "link", 0))
             else:
-                out.append(("/" + child, "file", e.stat().st_size))
+                out.append((child, "file", e.stat(follow_symlinks=False).st_size))
     return out
+
+
+def within_limit(path: str) -> bool:
+    """Whether DataSync can take this location path (bytes, as the scan counts them)."""
+    return len(os.fsencode(path)) <= DATASYNC_MAX_PATH
 
 
 class Selection:
@@ -125,11 +198,15 @@ class Selection:
                 else:
                     self.by_stem.setdefault(pattern, []).append((name, "prefix"))
                     self.by_stem.setdefault(pattern.rstrip("/"), []).append((name, "component"))
+        self.lengths = sorted({len(stem) for stem in self.by_stem if len(stem) >= 2})
+        """The stems' lengths: a path costs one lookup per length, not one per character."""
 
     def owners(self, path: str) -> list[str]:
         """The tasks selecting ``path``, each once."""
         out = list(self.everything)
-        for end in range(2, len(path) + 1):
+        for end in self.lengths:
+            if end > len(path):
+                break
             for name, kind in self.by_stem.get(path[:end], ()):
                 if kind == "star":
                     # the ancestor that ends at the first '/' after the stem starts with the
@@ -190,3 +267,18 @@ def skewed_tree(seed: int, top: int = 60, giants: int = 3):
                 largest_file=max(s for files in loose.values() for _, s in files))
     aggregate(tree)
     return tree
+
+
+def straddling_share(root: str) -> None:
+    """A share whose paths cross DataSync's limit: /proj near the top, and under /deep a chain
+    of long names down to 4,060 bytes of path, holding files and directories on both sides
+    of the limit: within it 5 files of 3,800 bytes, past it 3 files of 1,300 bytes and one
+    directory."""
+    build(root, {"proj": ("dir", {"a": ("file", 1000), "b": ("file", 2000)}),
+                 "deep": ("deep", (4060, {
+                     "f" * 20: ("file", 100),  # 4,081 bytes of path
+                     "g" * 35: ("file", 200),  # 4,096: at the limit, within it
+                     "h" * 36: ("file", 300),  # 4,097: past it
+                     "sub": ("dir", {"i" * 32: ("file", 400), "j": ("file", 500)}),  # 4,097 and 4,066
+                     "k" * 40: ("dir", {"l": ("file", 600)}),  # a directory past the limit, and in it
+                 }))})
