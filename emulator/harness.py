@@ -204,7 +204,8 @@ class Emulator:
 
     def fault(self, operation: str, fault: str = "500", times: int = 1, when: str = "after") -> dict[str, dict]:
         """Lose the answer to the next `times` calls of `operation` (-1: until cleared, 0: clear):
-        ``fault`` "500" (InternalException) or "drop" (connection closed), ``when`` "after"
+        ``fault`` "500" (InternalException), "drop" (connection closed) or "denied"
+        (AccessDeniedException, not retried), ``when`` "after"
         carrying the call out or "before". Returns the faults still set, as :meth:`faults`."""
         body = {"operation": operation, "fault": fault, "times": times, "when": when}
         return self._call("POST", "/_emulator/faults", body)["faults"]

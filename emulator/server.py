@@ -37,7 +37,7 @@ CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_cre
                    "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
 """What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
-FAULT_KINDS = ("500", "drop")
+FAULT_KINDS = ("500", "drop", "denied")
 FAULT_WHEN = ("after", "before")
 
 
@@ -166,12 +166,15 @@ class Handler(BaseHTTPRequestHandler):
             return fault
 
     def _lose_answer(self, fault: Fault, op: str):
-        """Answer as a lost answer looks to the caller: DataSync's HTTP 500, or no answer at all.
+        """Answer as a lost answer looks to the caller: DataSync's HTTP 500, or no answer at all
+        (or, for "denied", a refusal as a missing permission gives).
         For "drop" nothing is written: once this request returns, the server shuts the socket
         down (``close_connection`` ends the keep-alive loop), so the client reads end of stream."""
         if fault.fault == "drop":
             self.close_connection = True
             return
+        if fault.fault == "denied":  # a refusal botocore does not retry, as a missing IAM permission gives
+            return self._error(400, "AccessDeniedException", f"injected fault: not authorized to perform {op}")
         if fault.when == "after":
             return self._error(500, "InternalException", f"injected fault: {op} was carried out, its answer lost")
         return self._error(500, "InternalException", f"injected fault: {op} was not carried out")

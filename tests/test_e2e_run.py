@@ -346,7 +346,7 @@ def test_an_agent_joining_that_datasync_refuses_is_barred_and_the_run_goes_on(tm
 def test_a_take_back_whose_cancel_fails_is_not_handed_out_until_the_cancel_lands(tmp_path):
     with make_site(tmp_path, offline_error_delay=120) as site:
         lost, queued = lose_an_agent_with_a_chunk_queued(site)
-        site.emu.fault("CancelTaskExecution", "500", times=-1, when="before")
+        site.emu.fault("CancelTaskExecution", "denied", times=-1, when="before")
         r = site.watch("--once")
         assert r.returncode == 1, (r.stdout, r.stderr)
         chunk = next(c for c in chunks(site) if c["attempts"][0].get("execution") == queued["arn"])
@@ -368,7 +368,7 @@ def test_a_check_that_cannot_look_for_unrecorded_starts_starts_nothing(site):
     shutil.copy(path, path + ".copy")
     run_to_the_end(site)
     shutil.copy(path + ".copy", path)  # an older ledger put back, and its tags cannot be read this check
-    site.emu.fault("ListTagsForResource", "500", times=-1, when="before")
+    site.emu.fault("ListTagsForResource", "denied", times=-1, when="before")  # as without the IAM permission
     r = site.watch("--once")
     assert r.returncode == 1 and "nothing is started this check" in r.stderr, (r.stdout, r.stderr)
     assert starts(site) == 9
@@ -404,7 +404,7 @@ def test_a_rerun_after_a_start_whose_answer_was_lost_adopts_it(tmp_path, echo):
         for agent in site.emu.agent_arns():
             site.emu.set_agent(agent, bytes_per_second=8000)  # still running at the rerun
         site.emu.fault("StartTaskExecution", "drop", times=1)
-        site.emu.fault("ListTaskExecutions", "500", times=-1, when="before")  # and the look fails too
+        site.emu.fault("ListTaskExecutions", "denied", times=-1, when="before")  # and the look fails too
         r = site.schedule("--per_file_cost", "0")
         assert r.returncode == 1, r.stderr
         site.emu.fault("ListTaskExecutions", "500", times=0)

@@ -215,3 +215,14 @@ def test_a_request_refused_before_processing_uses_up_no_fault(emu, ds, task):
     with pytest.raises(ds.exceptions.InternalException):
         ds.start_task_execution(TaskArn=task)
     assert len(executions(ds, task)) == 1
+
+
+def test_a_denied_call_is_refused_once_not_retried_and_not_carried_out(emu, task):
+    client = emu.client(retries=BOTOCORE_DEFAULT_RETRIES)
+    emu.fault("StartTaskExecution", "denied", times=-1, when="before")
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        client.start_task_execution(TaskArn=task)
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert emu.calls()["faulted"]["StartTaskExecution"] == 1  # botocore did not try again
+    assert executions(client, task) == []
