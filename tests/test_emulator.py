@@ -28,26 +28,6 @@ TERMINAL = ("SUCCESS", "ERROR")
 
 # ----------------------------------------------------------------- fixtures
 @pytest.fixture
-def dirs(tmp_path):
-    src = tmp_path / "share"
-    dst = tmp_path / "s3"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
-
-
-@pytest.fixture
-def emu(dirs):
-    src, dst = dirs
-    e = Emulator().start({f"{HOST}:/vol1": str(src)}, str(dst), agents=3,
-                         phase_delay=0.02, offline_error_delay=0.5, task_create_delay=0)
-    try:
-        yield e
-    finally:
-        assert e.stop() == 0, e.stderr()
-
-
-@pytest.fixture
 def ds(emu):
     return emu.client()
 

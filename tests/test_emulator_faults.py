@@ -17,25 +17,12 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
-from emulator.harness import Emulator, EmulatorError
-from test_emulator import HOST, nfs_location, s3_location
+from emulator.harness import EmulatorError
+from test_emulator import nfs_location, s3_location
 
 ONE_ATTEMPT = {"mode": "standard", "total_max_attempts": 1}
 BOTOCORE_DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 3}
 """botocore's standard mode: three attempts in all, 5xx answers and connection errors retried."""
-
-
-@pytest.fixture
-def emu(tmp_path):
-    src, dst = tmp_path / "share", tmp_path / "s3"
-    src.mkdir()
-    dst.mkdir()
-    e = Emulator().start({f"{HOST}:/vol1": str(src)}, str(dst), agents=3,
-                         phase_delay=0.02, offline_error_delay=0.5, task_create_delay=0)
-    try:
-        yield e
-    finally:
-        assert e.stop() == 0, e.stderr()
 
 
 @pytest.fixture
