@@ -45,8 +45,7 @@ class Prepared(NamedTuple):
     task: TaskPlan
     includes: list[str]
     before: dict
-    """Its description before any update (a reused task's current execution is in it)."""
-    created: bool
+    """Its description before any update."""
 
 
 def prepare_tasks(client, plan: Plan, target: Target) -> list[Prepared]:
@@ -72,7 +71,7 @@ def prepare_tasks(client, plan: Plan, target: Target) -> list[Prepared]:
                                           cloudwatch_arn=target.cloudwatch_arn, task_mode=target.task_mode)
         log.info("task %s %s: %s", task.name, "created" if task_new else "reused, filters updated",
                  before["TaskArn"])
-        prepared.append(Prepared(task, includes, before, task_new))
+        prepared.append(Prepared(task, includes, before))
     ds.wait_until_ready(client, {p.before["TaskArn"]: f"task {p.task.name} on agent {_short(p.task.agent_arn)}, "
                                                       f"mounting {target.nfs_server}:{target.sub_dir}"
                                  for p in prepared},
@@ -130,7 +129,7 @@ def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str, 
         run = new_run(plan, target, named)
         ledger = _begin(earlier, arn_file, plan, plan_file, run, None, adoptable.values())
         done = []
-        for task, includes, before, _ in prepare_tasks(client, plan, target):
+        for task, includes, before in prepare_tasks(client, plan, target):
             tag = run.start_tag(task.name, 1)
             running = adoptable.get(task.name)
             if running:
