@@ -1,9 +1,12 @@
 """Shared code of the DataSync multi-agent scheduler and its HA watcher.
 
-The pure core (``manifest``, ``scan``, ``names``, ``split``, ``pack``, ``plan``,
-``filters``, ``decisions``) knows nothing of AWS; ``datasync`` is the one module that
-calls boto3, and ``states`` names DataSync's statuses; ``state`` owns the files that
-must survive crashes (the arn file, and the ledger: the run's record, its retries and
-chunks, as typed records). The two commands are
-``scheduler_command`` and ``watcher_command``.
+The core (``manifest``, ``scan``, ``names``, ``split``, ``pack``, ``plan``, ``filters``,
+``assign``, ``decisions``) imports no AWS library: ``manifest`` and ``scan`` read the
+mount, the rest are pure functions. ``datasync`` is the one module that imports boto3;
+it turns DataSync's answers into the plain records of ``records`` and names its calls.
+``statuses`` names DataSync's statuses. ``files`` writes what must survive a crash
+(appended lines, atomic replaces, locks); ``ledger`` holds the run's record and what
+the watcher and the dispatcher decided, changed only through named transitions.
+``watch`` and ``dispatch`` are the two checks; the commands are ``scheduler_command``
+and ``watcher_command``.
 """

@@ -16,9 +16,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence, Set
 from typing import Any
 
 import boto3
@@ -27,8 +25,8 @@ import botocore.session
 from botocore.config import Config
 
 from .errors import AgentRefused, SetupError, UserError
-from .filters import filter_value, split_value
-from .states import AgentStatus, ExecutionStatus, TaskStatus
+from .records import Agent, Execution, NfsLocation, patterns, rules
+from .statuses import AgentStatus, ExecutionStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -152,26 +150,7 @@ def model_pattern(shape: str) -> re.Pattern[str]:
     return re.compile(meta["pattern"].replace(r"\p{Zs}", r" \u00a0\u2000-\u200a\u202f\u205f\u3000"))
 
 
-def rules(patterns: Sequence[str]) -> list[dict]:
-    """A FilterList: empty, or one SIMPLE_PATTERN rule joining the patterns with '|'."""
-    return [{"FilterType": "SIMPLE_PATTERN", "Value": filter_value(patterns)}] if patterns else []
-
-
-def patterns(filter_list: Sequence[dict] | None) -> list[str]:
-    """The patterns of a FilterList as DescribeTask or DescribeTaskExecution return it."""
-    return [p for rule in filter_list or () for p in split_value(rule.get("Value", ""))]
-
-
 # --- agents ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Agent:
-    arn: str
-    name: str
-    status: str
-    last_contact: float | None = None
-    """When the agent last spoke to DataSync (epoch seconds; DescribeAgent only)."""
 
 
 def list_agents(client) -> list[Agent]:
@@ -283,17 +262,6 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
             raise
         raise AgentRefused(f"DataSync refused a source location on agent {agent_arn} for {server}:{subdir}: "
                            f"{describe_error(exc)}") from None
-
-
-@dataclass(frozen=True)
-class NfsLocation:
-    """An NFS location as the watcher needs it to build a retry's location on another agent."""
-
-    agents: tuple[str, ...]
-    server: str
-    subdir: str
-    """The export path, read from the LocationUri."""
-    nfs_version: str = "AUTOMATIC"
 
 
 def describe_nfs_location(client, arn: str) -> NfsLocation:
@@ -514,58 +482,6 @@ def set_task_includes(client, task_arn: str, includes: Sequence[str]) -> None:
     if patterns(task.get("Excludes")) or patterns(task.get("Includes")) != list(includes):
         raise SetupError(f"task {task_arn} does not hold the filters just set (includes "
                          f"{task.get('Includes')!r}, excludes {task.get('Excludes')!r}): it cannot run a chunk safely")
-
-
-@dataclass(frozen=True)
-class Execution:
-    """What DescribeTaskExecution says of one execution: the fields this tool reads."""
-
-    status: str
-    includes: tuple[str, ...] | None = None
-    """The include patterns DataSync echoed, or None if it echoed none (it does not promise to)."""
-    excludes: tuple[str, ...] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    error_code: str | None = None
-    task_mode: str | None = None
-    bytes_transferred: int = 0
-    estimated_bytes: int = 0
-    """What differs from the destination with TransferMode=CHANGED, not the scope's size."""
-    files_transferred: int = 0
-    estimated_files: int = 0
-    files_skipped: int = 0
-    start_time: float | None = None
-    """When the start was requested (epoch seconds)."""
-    launch_time: float | None = None
-    """When it left the queue and began launching (epoch seconds); None while queued."""
-    end_time: float | None = None
-
-    @classmethod
-    def from_description(cls, d: Mapping[str, Any]) -> Execution:
-        """From a DescribeTaskExecution response, or from what ``execution_to_description`` kept of one."""
-        def epoch(value: object) -> float | None:
-            return value.timestamp() if isinstance(value, datetime) else value  # type: ignore[return-value]
-
-        return cls(status=d.get("Status") or ExecutionStatus.UNKNOWN,
-                   includes=None if d.get("Includes") is None else tuple(patterns(d["Includes"])),
-                   excludes=None if d.get("Excludes") is None else tuple(patterns(d["Excludes"])),
-                   options=dict(d.get("Options") or {}), error_code=(d.get("Result") or {}).get("ErrorCode"),
-                   task_mode=d.get("TaskMode"), bytes_transferred=d.get("BytesTransferred") or 0,
-                   estimated_bytes=d.get("EstimatedBytesToTransfer") or 0,
-                   files_transferred=d.get("FilesTransferred") or 0,
-                   estimated_files=d.get("EstimatedFilesToTransfer") or 0, files_skipped=d.get("FilesSkipped") or 0,
-                   start_time=epoch(d.get("StartTime")), launch_time=epoch(d.get("LaunchTime")),
-                   end_time=epoch(d.get("EndTime")))
-
-
-def execution_to_description(e: Execution) -> dict[str, Any]:
-    """An Execution in DescribeTaskExecution's own field names (``Execution.from_description`` reads it back)."""
-    return {"Status": e.status, "Includes": None if e.includes is None else rules(e.includes),
-            "Excludes": None if e.excludes is None else rules(e.excludes), "Options": dict(e.options),
-            "Result": {"ErrorCode": e.error_code} if e.error_code else None, "TaskMode": e.task_mode,
-            "BytesTransferred": e.bytes_transferred, "EstimatedBytesToTransfer": e.estimated_bytes,
-            "FilesTransferred": e.files_transferred, "EstimatedFilesToTransfer": e.estimated_files,
-            "FilesSkipped": e.files_skipped, "StartTime": e.start_time, "LaunchTime": e.launch_time,
-            "EndTime": e.end_time}
 
 
 def describe_execution(client, arn: str) -> Execution:

@@ -13,9 +13,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .datasync import Execution
-from .state import PlannedScope, Run, Scope
-from .states import AgentStatus, ExecutionStatus
+from .ledger import PlannedScope, Run, Scope
+from .records import Execution
+from .statuses import AgentStatus, ExecutionStatus
 
 SUCCEEDED, RUNNING, FAILED, STRANDED, UNREAD = "succeeded", "running", "failed", "stranded", "unread"
 """UNREAD: still queued or launching on an agent that is OFFLINE. It has read nothing, so it
@@ -34,7 +34,7 @@ def classify(status: str, agent_status: str, offline_for: float, threshold: floa
     CANCELLING is on its way to ERROR: failed, and never cancelled again. One still queued
     or launching on an OFFLINE agent is unread, whatever the threshold. Another unfinished
     execution whose agent has been out of contact past the threshold is stranded. An
-    unknown status (see ``states``) counts as running, on purpose, like the running ones.
+    unknown status (see ``statuses``) counts as running, on purpose, like the running ones.
     """
     if status in ExecutionStatus.SUCCESS_STATES:
         return SUCCEEDED

@@ -33,9 +33,11 @@ from . import datasync as ds
 from .assign import AgentLoad, WaitingChunk, assign, measured_rate
 from .decisions import FAILED, RUNNING, STRANDED, UNREAD, classify, oversized
 from .errors import AgentRefused, SetupError
+from .files import append_line
+from .ledger import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, next_number
 from .plan import task_name_for
-from .state import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, append_line, next_number
-from .states import AgentStatus, ExecutionStatus
+from .records import Execution
+from .statuses import AgentStatus, ExecutionStatus
 from .watch import CHECK_ERRORS, Observer, Settings, adopt_or_say, failed_check, short, stall_note
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ class DispatchResult:
             and not self.errors
 
 
-def progress(chunk: ChunkRecord, described: ds.Execution) -> float:
+def progress(chunk: ChunkRecord, described: Execution) -> float:
     """How much of the chunk an execution has moved, 0 to 1, by bytes (by items for a chunk of none)."""
     if chunk.bytes:
         return min(described.bytes_transferred / chunk.bytes, 1.0)
@@ -115,7 +117,7 @@ class Dispatcher(Observer):
         self.run: Run = ledger.run
         self.arn_file = arn_file
         self.settings = settings
-        self.seen: dict[str, ds.Execution] = {}
+        self.seen: dict[str, Execution] = {}
         self.usable: frozenset[str] = frozenset(self.dispatch.lanes)
         """The agents that may serve the run now, of those ListAgents shows (set by ``check``)."""
         self.possible: frozenset[str] = self.usable
@@ -160,7 +162,7 @@ class Dispatcher(Observer):
 
     # -- states ---------------------------------------------------------------------------
 
-    def _described(self, execution: str | None) -> ds.Execution | None:
+    def _described(self, execution: str | None) -> Execution | None:
         return self.seen.get(execution or "") or self.ledger.finished.get(execution or "")
 
     def _unfinished(self, attempt: ChunkAttempt) -> bool:
@@ -183,7 +185,7 @@ class Dispatcher(Observer):
             chunk.given_up = f"failed on every agent that may serve the run ({chunk.failures})"
         return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING
 
-    def _attempts_on(self, agent: str) -> Iterator[tuple[ChunkRecord, ChunkAttempt, ds.Execution | None]]:
+    def _attempts_on(self, agent: str) -> Iterator[tuple[ChunkRecord, ChunkAttempt, Execution | None]]:
         for chunk in self.dispatch.chunks:
             for attempt in chunk.attempts:
                 if attempt.agent == agent:
@@ -272,7 +274,7 @@ class Dispatcher(Observer):
             if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
                 attempt.failed, attempt.returned = None, False
 
-    def _cancel(self, execution: str) -> ds.Execution | None:
+    def _cancel(self, execution: str) -> Execution | None:
         """Cancel; None if that worked (the execution is described again, so this check sees it
         stopping), else the execution as it ended by itself meanwhile."""
         try:
@@ -467,12 +469,12 @@ class Dispatcher(Observer):
                                           measured_rate(self._samples(agent, now, by_bytes=True))))
 
 
-def taken_back(described: ds.Execution) -> bool:
+def taken_back(described: Execution) -> bool:
     """Whether an execution of a chunk taken back can no longer run it: ended, or on its way."""
     return described.status in ExecutionStatus.TERMINAL_STATES or described.status == ExecutionStatus.CANCELLING
 
 
-def chunk_state(chunk: ChunkRecord, latest: ds.Execution | None) -> str:
+def chunk_state(chunk: ChunkRecord, latest: Execution | None) -> str:
     """Where a chunk stands by its record alone (``latest``: its latest execution's description,
     if known): done, running (a start decided, an execution not known to have failed, or
     one taken back that is not known to have stopped), given up (recorded), or waiting."""

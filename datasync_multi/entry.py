@@ -1,8 +1,8 @@
 """The commands' entry points, installed and as the checkout's scripts run them.
 
-boto3 is looked for before a command is imported (the commands need it), so a missing
-boto3 is one line and exit 2 rather than an ImportError's traceback. Nothing here may
-import boto3, or a module that does (``cli`` does).
+The one module that speaks boto3 (``datasync``) is imported before a command is, so a
+missing boto3 is one line and exit 2 rather than an ImportError's traceback. Nothing here
+may import boto3 at module level, or a module that does (``cli`` does).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ def watcher() -> int:
 
 def _main(command: str) -> int:
     try:
-        import boto3  # noqa: F401 - only whether it imports
+        importlib.import_module("datasync_multi.datasync")
     except ImportError as exc:
+        if (exc.name or "").startswith("datasync_multi"):
+            raise  # our own module is missing: a broken checkout, not a missing boto3
         print(f"{os.path.basename(sys.argv[0])}: error: boto3 is not installed for {sys.executable} ({exc}): "
               "run `make demo` or `pip install -r requirements.txt` (`pip install .` for the installed commands)",
               file=sys.stderr)

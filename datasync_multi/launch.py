@@ -11,22 +11,10 @@ from typing import NamedTuple
 from . import datasync as ds
 from .dispatch import ChunkState, Dispatcher, DispatchResult, chunk_state
 from .errors import SetupError
+from .files import append_line, exclusive_lock, write_json
+from .ledger import Attempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, Scope, Target, parse_start_tag
 from .plan import Plan, TaskPlan
-from .state import (
-    Attempt,
-    ChunkRecord,
-    Dispatch,
-    Ledger,
-    PlannedScope,
-    Run,
-    Scope,
-    Target,
-    append_line,
-    exclusive_lock,
-    parse_start_tag,
-    write_json,
-)
-from .states import ExecutionStatus
+from .statuses import ExecutionStatus
 from .watch import Settings
 
 log = logging.getLogger(__name__)

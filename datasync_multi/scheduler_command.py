@@ -19,13 +19,14 @@ import time
 from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, Parser, run, setup_logging
 from .errors import UserError
+from .files import check_writable, read_json, sole_holder, write_json
 from .launch import launch, start_dispatch
+from .ledger import Target
 from .manifest import read_manifest
 from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
 from .report import dispatch_table, plan_table
 from .scan import Progress, nfs_mount_source, scan
-from .state import Target, check_writable, read_json, sole_holder, write_json
-from .states import AgentStatus
+from .statuses import AgentStatus
 
 log = logging.getLogger("scheduler")
 LOG_FILE = "ds_ma_sche.log"

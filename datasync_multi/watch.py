@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from . import datasync as ds
 from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
 from .errors import AgentRefused, SetupError
-from .state import (
+from .files import append_line, read_lines
+from .ledger import (
     Attempt,
     ChunkAttempt,
     Ledger,
@@ -31,13 +32,12 @@ from .state import (
     Retry,
     Scope,
     TaskFacts,
-    append_line,
     next_number,
     parse_start_tag,
     place_adopted,
-    read_lines,
 )
-from .states import AgentStatus, ExecutionStatus
+from .records import Execution, NfsLocation
+from .statuses import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Observer:
         self.ledger = ledger
         self._last_contact: dict[str, float | None] = {}
 
-    def describe(self, execution: str, fresh: bool = False) -> ds.Execution:
+    def describe(self, execution: str, fresh: bool = False) -> Execution:
         """The execution's description; ended ones come from the ledger at no cost."""
         if execution in self.ledger.finished and not fresh:
             return self.ledger.finished[execution]
@@ -147,7 +147,7 @@ class Observer:
             self.ledger.tasks[task_arn] = TaskFacts.from_description(ds.describe_task(self.client, task_arn))
         return self.ledger.tasks[task_arn]
 
-    def location(self, loc_arn: str) -> ds.NfsLocation:
+    def location(self, loc_arn: str) -> NfsLocation:
         if loc_arn not in self.ledger.locations:
             self.ledger.locations[loc_arn] = ds.describe_nfs_location(self.client, loc_arn)
         return self.ledger.locations[loc_arn]
@@ -226,7 +226,7 @@ class Watcher(Observer):
         result = CheckResult()
         self.may_act = adopt_or_say(self._adopt_unrecorded, result.errors)
         watched = read_arn_file(self.arn_file)
-        views: dict[str, tuple[ds.Execution, str]] = {}
+        views: dict[str, tuple[Execution, str]] = {}
         for execution in watched:
             try:
                 views[execution] = (self.describe(execution), self.agent_of(execution))
@@ -272,7 +272,7 @@ class Watcher(Observer):
             scope.retries = max(scope.retries, sum(1 for a in scope.attempts[:-1] if a.failed is not None))
             self.ledger.save()
 
-    def _handle(self, execution: str, described: ds.Execution, agent: str, fleet: Fleet, busy: dict[str, int],
+    def _handle(self, execution: str, described: Execution, agent: str, fleet: Fleet, busy: dict[str, int],
                 now: float, row: Row, result: CheckResult) -> None:
         """Gather what the decision needs, decide, and carry the decision out."""
         root = self.ledger.scope_of(execution, agent)
@@ -348,7 +348,7 @@ class Watcher(Observer):
         result.unfinished += 1
         row.action += f"moved to {short(decision.target)}: {short(new)}"
 
-    def _scope_of_record(self, scope: Scope, root: str, described: ds.Execution) -> tuple[PlannedScope | None, str]:
+    def _scope_of_record(self, scope: Scope, root: str, described: Execution) -> tuple[PlannedScope | None, str]:
         """What this scope must move, from the run's record; None and why if unknown."""
         if scope.planned is None:
             planned, why_not = planned_scope(self.ledger.run, self.task(ds.task_of(root)).name)

@@ -22,8 +22,9 @@ from . import datasync as ds
 from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
 from .dispatch import Dispatcher, DispatchResult
 from .errors import RecordError, UserError
+from .files import check_writable, exclusive_lock
+from .ledger import Ledger, Policy, Run
 from .report import dispatch_table, watch_table
-from .state import Ledger, Policy, Run, check_writable, exclusive_lock
 from .watch import CheckResult, Settings, Watcher, read_arn_file
 
 EXIT_EXHAUSTED = 3

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasync_multi.datasync import Execution
 from datasync_multi.decisions import Decision, Fleet, Kind, Seen, decide
-from datasync_multi.state import Attempt, PlannedScope, Scope
+from datasync_multi.ledger import Attempt, PlannedScope, Scope
+from datasync_multi.records import Execution
 
 A1, A2, A3, A4 = (f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5))
 EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"

@@ -10,7 +10,8 @@ import sys
 import time
 
 from datasync_multi import datasync as ds
-from datasync_multi.state import Ledger
+from datasync_multi.ledger import Ledger
+from datasync_multi.records import patterns
 from datasync_multi.watch import Settings, Watcher
 from emulator.sample import differences
 
@@ -283,8 +284,8 @@ def test_a_retry_moves_the_planned_scope_when_the_execution_echoes_no_filters(si
     with open(os.path.join(site.work, "plan.json")) as fh:
         planned = next(t for t in json.load(fh)["tasks"] if t["agent_arn"] == agent)
     retry = site.emu.state()["executions"][-1]
-    assert ds.patterns(retry["includes"]) == planned["includes"] and retry["includes"]
-    assert ds.patterns(retry["excludes"]) == planned.get("excludes", [])
+    assert patterns(retry["includes"]) == planned["includes"] and retry["includes"]
+    assert patterns(retry["excludes"]) == planned.get("excludes", [])
     site.emu.wait_executions_done(site.arns()[1:], timeout=60)
     assert differences(site.share, site.dest_dir) == []
 

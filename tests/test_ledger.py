@@ -12,10 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasync_multi.datasync import Execution, NfsLocation
 from datasync_multi.dispatch import ChunkState, Dispatcher
 from datasync_multi.errors import UserError
-from datasync_multi.state import (
+from datasync_multi.ledger import (
     Attempt,
     ChunkAttempt,
     ChunkRecord,
@@ -29,6 +28,7 @@ from datasync_multi.state import (
     next_number,
     place_adopted,
 )
+from datasync_multi.records import Execution, NfsLocation
 from datasync_multi.watch import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

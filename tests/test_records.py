@@ -15,12 +15,12 @@ import pytest
 
 from commands import ROOT, file_size_limit
 from datasync_multi.errors import RecordError
-from datasync_multi.state import STALE_TEMP_AGE, append_line, write_json
+from datasync_multi.files import STALE_TEMP_AGE, append_line, write_json
 
 
 def writer(code: str, **popen) -> subprocess.Popen:
     """Another process that writes with our code (the library calls it patches are named in ``code``)."""
-    return subprocess.Popen([sys.executable, "-c", "import os, signal, sys\nfrom datasync_multi import state\n" + code],
+    return subprocess.Popen([sys.executable, "-c", "import os, signal, sys\nfrom datasync_multi import files\n" + code],
                             env={**os.environ, "PYTHONPATH": ROOT}, text=True, **popen)
 
 
@@ -32,7 +32,7 @@ def test_the_temp_file_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
     path = tmp_path / "ledger.json"
     write_json(str(path), {"first": 1})
     killed = writer("os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies before its rename\n"
-                    f"state.write_json({str(path)!r}, {{'second': 2}})")
+                    f"files.write_json({str(path)!r}, {{'second': 2}})")
     assert killed.wait(60) == -signal.SIGKILL
     [left] = hidden(tmp_path)
     assert left.startswith(f".ledger.json.{killed.pid}.")
@@ -49,7 +49,7 @@ def test_a_live_writers_temp_file_is_kept(tmp_path):
                   "    sys.stdin.readline()\n"
                   "    replace(*a)\n"
                   "os.replace = wait_then_replace\n"
-                  f"state.write_json({str(path)!r}, {{'theirs': 1}})", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                  f"files.write_json({str(path)!r}, {{'theirs': 1}})", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert live.stdout is not None and live.stdin is not None
         assert live.stdout.readline() == "ready\n"  # its temp file is written, its rename waits
@@ -85,7 +85,7 @@ def test_an_append_that_fails_leaves_no_half_line(tmp_path):
     path.write_text("a" * 99 + "\n")
     limit = 120  # room for 20 more bytes: a longer line is cut short by the "full disk"
     child = writer(f"from datasync_multi.errors import RecordError\n"
-                   f"try:\n    state.append_line({str(path)!r}, 'b' * 50)\n"
+                   f"try:\n    files.append_line({str(path)!r}, 'b' * 50)\n"
                    f"except RecordError as exc:\n    print(exc)\n",
                    stdout=subprocess.PIPE, preexec_fn=file_size_limit(limit))
     out, _ = child.communicate(timeout=60)
