@@ -8,7 +8,9 @@ import random
 import sys
 import traceback
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from . import handlers, model
 from .filters import EXECUTION_FILTERS
@@ -32,9 +34,10 @@ def execution_filters(value) -> str:
     return value
 
 
-CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
-                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool,
-                   "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
+CONFIG_SETTINGS: dict[str, Callable[[Any], object]] = {
+    "phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
+    "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool,
+    "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
 """What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
 FAULT_KINDS = ("500", "drop", "denied")
@@ -70,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     """Headers and body go out in two writes: with Nagle's algorithm the body waited for the
     client's delayed ACK, 40 ms on every call."""
-    state: State = None  # set by make_server
+    state: State  # set by make_server's subclass
     verbose = False
 
     def log_message(self, fmt, *args):  # quiet unless --verbose
