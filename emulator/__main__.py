@@ -102,6 +102,7 @@ def main(argv=None) -> int:
                   agent_bytes_per_second=rates)
     srv = make_server(state, args.host, args.port, verbose=args.verbose)
     host, port = srv.server_address[:2]
+    assert isinstance(host, str)  # a bound AF_INET socket names its host as text; the type allows bytes
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -89,15 +89,15 @@ def _match_filter(name: str, op: str, values: list[str], actual, kind: str) -> b
     they hold against every value.
     """
     if kind == "time":
-        vals = [_parse_time(v) for v in values]
+        times = [_parse_time(v) for v in values]
         cmp = {
-            "Equals": lambda a: any(a == v for v in vals),
-            "In": lambda a: any(a == v for v in vals),
-            "NotEquals": lambda a: all(a != v for v in vals),
-            "LessThan": lambda a: all(a < v for v in vals),
-            "LessThanOrEqual": lambda a: all(a <= v for v in vals),
-            "GreaterThan": lambda a: all(a > v for v in vals),
-            "GreaterThanOrEqual": lambda a: all(a >= v for v in vals),
+            "Equals": lambda a: any(a == v for v in times),
+            "In": lambda a: any(a == v for v in times),
+            "NotEquals": lambda a: all(a != v for v in times),
+            "LessThan": lambda a: all(a < v for v in times),
+            "LessThanOrEqual": lambda a: all(a <= v for v in times),
+            "GreaterThan": lambda a: all(a > v for v in times),
+            "GreaterThanOrEqual": lambda a: all(a >= v for v in times),
         }
         if op not in cmp:
             raise invalid(f"Operator {op} is not supported for filter {name}")
@@ -439,12 +439,13 @@ def op_ListTasks(st: State, p: dict) -> dict:
             elif name == "CreationTime":
                 items = [t for t in items if _match_filter(name, op, vals, t.created, "time")]
         page, nxt = _page(items, p, lambda t: t.arn)
-        out = {"Tasks": []}
+        tasks = []
         for t in page:
             e = {"TaskArn": t.arn, "Status": st.task_status(t), "TaskMode": t.task_mode}
             if t.name:
                 e["Name"] = t.name
-            out["Tasks"].append(e)
+            tasks.append(e)
+        out = {"Tasks": tasks}
         if nxt:
             out["NextToken"] = nxt
         return out

@@ -53,7 +53,7 @@ def _child_env() -> dict[str, str]:
 
 
 class Emulator:
-    def __init__(self):
+    def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self._url: str | None = None
         self.region = "us-east-1"
@@ -90,11 +90,12 @@ class Emulator:
         cmd += list(extra_args or [])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, env=_child_env())
+        stdout = self.proc.stdout
+        assert stdout is not None  # stdout=PIPE: typeshed's Popen cannot know the pipe is there
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._stderr_thread.start()
         line_box: list[bytes] = []
-        reader = threading.Thread(target=lambda: line_box.append(self.proc.stdout.readline()),
-                                  daemon=True)
+        reader = threading.Thread(target=lambda: line_box.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(startup_timeout)
         line = line_box[0].decode().strip() if line_box else ""
@@ -127,6 +128,8 @@ class Emulator:
         if self._stderr_thread is not None:
             self._stderr_thread.join(2)
         for f in (p.stdout, p.stderr):
+            if f is None:
+                continue
             try:
                 f.close()
             except Exception:
@@ -187,7 +190,7 @@ class Emulator:
         Only the arguments given are changed; pass bytes_per_second=0 to clear a limit.
         ``last_contact_ago`` backdates an OFFLINE agent's LastConnectionTime by that many seconds.
         """
-        body = {}
+        body: dict[str, str | float] = {}
         if status is not None:
             body["status"] = status
         if bytes_per_second is not None:

@@ -38,8 +38,9 @@ def _category_class_body(cat: str) -> str:
     with _CAT_LOCK:
         if cat in _CAT_RANGES:
             return _CAT_RANGES[cat]
-        ranges = []
-        start = prev = None
+        ranges: list[tuple[int, int]] = []
+        start: int | None = None
+        prev = 0  # the last code point of the current range; read only once start is set
         for cp in range(sys.maxunicode + 1):
             c = unicodedata.category(chr(cp))
             ok = c == cat if len(cat) == 2 else c[0] == cat
@@ -63,7 +64,7 @@ def _category_class_body(cat: str) -> str:
 
 
 _PCLASS = re.compile(r"\\p\{([A-Za-z]{1,2})\}")
-_COMPILED: dict[str, re.Pattern] = {}
+_COMPILED: dict[str, re.Pattern | None] = {}  # None: not checkable
 
 
 def compile_pattern(pat: str) -> re.Pattern | None:

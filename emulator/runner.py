@@ -68,7 +68,7 @@ def _prepare(st: State, job: _Job) -> None:
 
 
 def _transfer_selected(st: State, job: _Job) -> None:
-    job.transferred = _transfer(st, job.execution, job.entries, job.dst_dir)
+    job.transferred = _transfer(st, job.execution, job.entries, job.src_dir, job.dst_dir)
 
 
 def _verify_selected(st: State, job: _Job) -> None:
@@ -339,7 +339,8 @@ def _rate(st: State, e: Execution) -> int | None:
         return min(rates) if rates else None
 
 
-def _transfer(st: State, e: Execution, entries: list[transfer.Entry], dst_root: str) -> list[transfer.Entry]:
+def _transfer(st: State, e: Execution, entries: list[transfer.Entry], src_root: str,
+              dst_root: str) -> list[transfer.Entry]:
     opts = e.options
     mode_all = opts.get("TransferMode") == "ALL"
     never_overwrite = opts.get("OverwriteMode") == "NEVER"
@@ -378,7 +379,7 @@ def _transfer(st: State, e: Execution, entries: list[transfer.Entry], dst_root: 
             if en.kind == "symlink":
                 transfer.write_symlink(en, dst)
             else:
-                _copy_file(st, e, en, dst, keep_perm, keep_mtime)
+                _copy_file(st, e, en, src_root, dst, keep_perm, keep_mtime)
             _count_write(st, dst)
         _count(st, e, en, "Transferred")
         transferred.append(en)
@@ -390,8 +391,9 @@ def _transfer(st: State, e: Execution, entries: list[transfer.Entry], dst_root: 
     return transferred
 
 
-def _copy_file(st: State, e: Execution, en: transfer.Entry, dst: str, keep_perm: bool, keep_mtime: bool) -> None:
-    src = os.path.join(e.source_dir, *en.rel.strip("/").split("/"))
+def _copy_file(st: State, e: Execution, en: transfer.Entry, src_root: str, dst: str,
+               keep_perm: bool, keep_mtime: bool) -> None:
+    src = os.path.join(src_root, *en.rel.strip("/").split("/"))
     tmp = transfer.temp_name(dst)
     try:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:

@@ -8,7 +8,9 @@ import random
 import sys
 import traceback
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from . import handlers, model
 from .filters import EXECUTION_FILTERS
@@ -32,9 +34,10 @@ def execution_filters(value) -> str:
     return value
 
 
-CONFIG_SETTINGS = {"phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
-                   "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool,
-                   "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
+CONFIG_SETTINGS: dict[str, Callable[[Any], object]] = {
+    "phase_delay": float, "offline_error_delay": float, "task_create_delay": float,
+    "item_quota": int, "echo_execution_filters": bool, "empty_filter_list_clears": bool,
+    "launch_delay": seconds, "file_delay": seconds, "execution_filters": execution_filters}
 """What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
 FAULT_KINDS = ("500", "drop", "denied")
@@ -70,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     """Headers and body go out in two writes: with Nagle's algorithm the body waited for the
     client's delayed ACK, 40 ms on every call."""
-    state: State = None  # set by make_server
+    state: State  # set by make_server's subclass
     verbose = False
 
     def log_message(self, fmt, *args):  # quiet unless --verbose
@@ -180,77 +183,114 @@ class Handler(BaseHTTPRequestHandler):
         return self._error(500, "InternalException", f"injected fault: {op} was not carried out")
 
     # --------------------------------------------------------- control API
-    def _control(self, method: str, body):
-        st = self.state
+    def _control(self, method: str, body: Any) -> None:
+        """Answer a /_emulator/ call from :data:`CONTROL_ROUTES`, else from :data:`CONTROL_PREFIX_ROUTES`
+        (the rest of the path passed on); a bad value in the body is a 400, no route a 404."""
         path = self.path.split("?", 1)[0].rstrip("/")
         try:
-            if method == "GET" and path == "/_emulator/state":
-                return self._send(200, st.dump(), "application/json")
-            if method == "GET" and path == "/_emulator/calls":
-                with st.lock:
-                    out = {"calls": dict(st.calls), "throttled": dict(st.throttled),
-                           "faulted": dict(st.faulted), "total": sum(st.calls.values()),
-                           "total_throttled": sum(st.throttled.values()),
-                           "total_faulted": sum(st.faulted.values())}
-                return self._send(200, out, "application/json")
-            if method == "POST" and path == "/_emulator/calls/reset":
-                with st.lock:
-                    st.calls.clear()
-                    st.throttled.clear()
-                    st.faulted.clear()
-                return self._send(200, {"ok": True}, "application/json")
-            if path == "/_emulator/faults" and method in ("GET", "POST"):
-                change = fault_spec(body) if method == "POST" else None
-                with st.lock:
-                    if change is not None:
-                        op, fault = change
-                        if fault is None:
-                            st.faults.pop(op, None)
-                        else:
-                            st.faults[op] = fault
-                    out = {"faults": st.fault_list()}
-                return self._send(200, out, "application/json")
-            if method == "POST" and path.startswith("/_emulator/agents/"):
-                ref = path[len("/_emulator/agents/"):]
-                try:
-                    agent = st.agent_by_ref(ref)
-                except KeyError:
-                    return self._send(404, {"error": f"no agent {ref!r}"}, "application/json")
-                kw = {}
-                if "status" in body:
-                    kw["status"] = body["status"]
-                if "bytes_per_second" in body:
-                    kw["bytes_per_second"] = body["bytes_per_second"]
-                if "last_contact_ago" in body:
-                    kw["last_contact_ago"] = body["last_contact_ago"]
-                handlers.set_agent(st, agent, **kw)
-                with st.lock:
-                    out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
-                           "status": agent.status, "bytes_per_second": agent.bytes_per_second,
-                           "last_connection": agent.last_connection}
-                return self._send(200, out, "application/json")
-            if method == "POST" and path == "/_emulator/throttle":
-                frac = float(body.get("fraction", 0.0))
-                if not 0.0 <= frac <= 1.0:
-                    raise ValueError("fraction must be within [0, 1]")
-                with st.lock:
-                    st.throttle_fraction = frac
-                    st.throttle_rng = random.Random(body.get("seed", 1))
-                return self._send(200, {"fraction": frac, "seed": body.get("seed", 1)},
-                                  "application/json")
-            if method == "POST" and path == "/_emulator/config":
-                changes = {key: kind(body[key]) for key, kind in CONFIG_SETTINGS.items() if key in body}
-                with st.cond:  # all or nothing: a bad value above changed nothing
-                    for key, value in changes.items():
-                        setattr(st, key, value)
-                    st.cond.notify_all()
-                    out = {key: getattr(st, key) for key in CONFIG_SETTINGS}
-                return self._send(200, out, "application/json")
+            route = CONTROL_ROUTES.get((method, path))
+            if route is not None:
+                return route(self, body)
+            for (route_method, prefix), prefix_route in CONTROL_PREFIX_ROUTES.items():
+                if method == route_method and path.startswith(prefix):
+                    return prefix_route(self, body, path[len(prefix):])
         except (ValueError, TypeError) as exc:
             return self._send(400, {"error": str(exc)}, "application/json")
         return self._send(404, {"error": f"no control endpoint {method} {path}"},
                           "application/json")
 
+    def _get_state(self, body: Any) -> None:
+        self._send(200, self.state.dump(), "application/json")
+
+    def _get_calls(self, body: Any) -> None:
+        st = self.state
+        with st.lock:
+            out = {"calls": dict(st.calls), "throttled": dict(st.throttled),
+                   "faulted": dict(st.faulted), "total": sum(st.calls.values()),
+                   "total_throttled": sum(st.throttled.values()),
+                   "total_faulted": sum(st.faulted.values())}
+        self._send(200, out, "application/json")
+
+    def _reset_calls(self, body: Any) -> None:
+        st = self.state
+        with st.lock:
+            st.calls.clear()
+            st.throttled.clear()
+            st.faulted.clear()
+        self._send(200, {"ok": True}, "application/json")
+
+    def _get_faults(self, body: Any) -> None:
+        with self.state.lock:
+            out = {"faults": self.state.fault_list()}
+        self._send(200, out, "application/json")
+
+    def _set_fault(self, body: Any) -> None:
+        """Answers the faults still set, read under the same lock as the change."""
+        st = self.state
+        op, fault = fault_spec(body)
+        with st.lock:
+            if fault is None:
+                st.faults.pop(op, None)
+            else:
+                st.faults[op] = fault
+            out = {"faults": st.fault_list()}
+        self._send(200, out, "application/json")
+
+    def _set_agent(self, body: Any, ref: str) -> None:
+        st = self.state
+        try:
+            agent = st.agent_by_ref(ref)
+        except KeyError:
+            return self._send(404, {"error": f"no agent {ref!r}"}, "application/json")
+        kw = {}
+        if "status" in body:
+            kw["status"] = body["status"]
+        if "bytes_per_second" in body:
+            kw["bytes_per_second"] = body["bytes_per_second"]
+        if "last_contact_ago" in body:
+            kw["last_contact_ago"] = body["last_contact_ago"]
+        handlers.set_agent(st, agent, **kw)
+        with st.lock:
+            out = {"arn": agent.arn, "id": agent.id, "name": agent.name, "mode": agent.mode,
+                   "status": agent.status, "bytes_per_second": agent.bytes_per_second,
+                   "last_connection": agent.last_connection}
+        self._send(200, out, "application/json")
+
+    def _set_throttle(self, body: Any) -> None:
+        st = self.state
+        frac = float(body.get("fraction", 0.0))
+        if not 0.0 <= frac <= 1.0:
+            raise ValueError("fraction must be within [0, 1]")
+        with st.lock:
+            st.throttle_fraction = frac
+            st.throttle_rng = random.Random(body.get("seed", 1))
+        self._send(200, {"fraction": frac, "seed": body.get("seed", 1)}, "application/json")
+
+    def _set_config(self, body: Any) -> None:
+        st = self.state
+        changes = {key: kind(body[key]) for key, kind in CONFIG_SETTINGS.items() if key in body}
+        with st.cond:  # all or nothing: a bad value above changed nothing
+            for key, value in changes.items():
+                setattr(st, key, value)
+            st.cond.notify_all()
+            out = {key: getattr(st, key) for key in CONFIG_SETTINGS}
+        self._send(200, out, "application/json")
+
+
+CONTROL_ROUTES: dict[tuple[str, str], Callable[[Handler, Any], None]] = {
+    ("GET", "/_emulator/state"): Handler._get_state,
+    ("GET", "/_emulator/calls"): Handler._get_calls,
+    ("POST", "/_emulator/calls/reset"): Handler._reset_calls,
+    ("GET", "/_emulator/faults"): Handler._get_faults,
+    ("POST", "/_emulator/faults"): Handler._set_fault,
+    ("POST", "/_emulator/throttle"): Handler._set_throttle,
+    ("POST", "/_emulator/config"): Handler._set_config,
+}
+"""The control API: (method, path without query or trailing slash) -> what answers it, given the JSON body."""
+CONTROL_PREFIX_ROUTES: dict[tuple[str, str], Callable[[Handler, Any, str], None]] = {
+    ("POST", "/_emulator/agents/"): Handler._set_agent,
+}
+"""Control paths that name a thing after the prefix: (method, prefix) -> what answers, given the body and the rest."""
 
 _OPS = None
 

@@ -114,6 +114,8 @@ def discard(path: str) -> None:
 
 
 def write_symlink(entry: Entry, dst: str) -> None:
+    if entry.target is None:
+        raise ValueError(f"{entry.rel} is a {entry.kind} entry, not a symlink with its target")
     tmp = temp_name(dst)
     os.symlink(entry.target, tmp)
     try:
