@@ -18,8 +18,12 @@ measured ones; with none measured, every agent is taken as equal.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+
+from .ledger import ChunkAttempt, ChunkRecord
+from .records import Execution
+from .statuses import ExecutionStatus
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,28 @@ def measured_rate(samples: Iterable[tuple[float, float]]) -> float | None:
             cost += moved
             seconds += took
     return cost / seconds if seconds else None
+
+
+def progress(chunk: ChunkRecord, described: Execution) -> float:
+    """How much of the chunk an execution has moved, 0 to 1, by bytes (by items for a chunk of none)."""
+    if chunk.bytes:
+        return min(described.bytes_transferred / chunk.bytes, 1.0)
+    return min(described.files_transferred / max(chunk.files + chunk.dirs, 1), 1.0)
+
+
+def rate_samples(starts: Iterable[tuple[ChunkRecord, ChunkAttempt, Execution | None]], now: float,
+                 by_bytes: bool) -> Iterator[tuple[float, float]]:
+    """(moved, seconds) for each chunk an agent ran or runs, from launch to end (or now): in
+    bytes, or in cost units. Starts taken back, failed, or not launched yet say nothing."""
+    for chunk, attempt, described in starts:
+        if described is None or described.launch_time is None or not attempt.active:
+            continue
+        done = described.status in ExecutionStatus.SUCCESS_STATES
+        if not done and described.status in ExecutionStatus.TERMINAL_STATES:
+            continue
+        share = 1.0 if done else progress(chunk, described)
+        end = described.end_time if done and described.end_time else now
+        yield (described.bytes_transferred if by_bytes else chunk.cost * share), end - described.launch_time
 
 
 def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_delay: float = 0.0) -> Assignment:

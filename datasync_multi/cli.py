@@ -9,13 +9,17 @@ import sys
 from collections.abc import Callable
 
 from .datasync import AWSError, describe_error
-from .errors import RecordError, SetupError, UserError
+from .errors import (
+    EXIT_AWS,
+    EXIT_RECORD,
+    EXIT_SETUP,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    RecordError,
+    SetupError,
+    UserError,
+)
 
-EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_SETUP = 0, 1, 2, 3
-EXIT_UNEXPECTED = 70
-"""sysexits' EX_SOFTWARE: an exception nothing expected (a bug); its traceback is in the log."""
-EXIT_RECORD = 74
-"""sysexits' EX_IOERR: a record (arn file, plan, ledger) could not be written; it is as it was."""
 FILE_ONLY = {"file_only": True}
 """``extra=`` for a log record that goes to the log file only: what the script also prints."""
 CHECKOUT_MARKER = "datasync_multi_agents_scheduler.py"

@@ -10,6 +10,7 @@ carry a flag (the execution selects far more than its plan). ``watch.Watcher`` c
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -146,7 +147,7 @@ def tried(scope: Scope) -> frozenset[str]:
     """Agents that failed an attempt of the scope, and the agent of its latest attempt unless
     that was taken back unread."""
     latest = scope.latest
-    failed = frozenset(a.agent for a in scope.attempts if a.failed is not None)
+    failed = frozenset(a.agent for a in scope.attempts if a.failure is not None)
     return failed if latest.returned else failed | {latest.agent}
 
 
@@ -174,15 +175,7 @@ def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_
             return Decision(Kind.DONE, flag or "done", flag=flag)
         return Decision(Kind.WAIT, flag or "running", flag=flag)
     if state == UNREAD or scope.latest.returned:  # read nothing, or taken back and not yet moved
-        target = healthy_agent(scope, fleet) if seen.planned is not None else None
-        said = f"{status.lower()} on a lost agent" if state == UNREAD else "taken back unfailed earlier"
-        if target is None:
-            if scope.latest.returned and not fleet.may_ever_use() - tried(scope):
-                return Decision(Kind.GIVE_UP, f"{said}; no agent that may serve the run can take it",
-                                log="was taken back and no agent that may serve the run can take it: given up")
-            why = seen.why_not if seen.planned is None else "no healthy agent to move it to yet"
-            return Decision(Kind.WAIT, f"{said}; {why}")
-        return Decision(Kind.TAKE_BACK, f"{said}, read nothing; ", target=target)
+        return _move_unfailed(seen, scope, fleet, state)
     failed = status if state == FAILED else f"{status} on offline agent"
     said = f"stranded: agent out of contact {seen.offline_for:.0f}s; " if state == STRANDED else ""
     if seen.execution.error_code:
@@ -203,3 +196,33 @@ def decide(seen: Seen, scope: Scope, fleet: Fleet, *, max_retries: int, offline_
         return Decision(Kind.NO_HEALTHY_AGENT, said + "failed; no healthy agent to move to, retry budget kept",
                         failed=failed, log="failed and no agent that may take it is ONLINE; will try again next check")
     return Decision(Kind.CANCEL_THEN_RETRY if state == STRANDED else Kind.RETRY, said, failed=failed, target=target)
+
+
+def _move_unfailed(seen: Seen, scope: Scope, fleet: Fleet, state: str) -> Decision:
+    """A start that read nothing (unread on a lost agent, or taken back earlier) moves to a
+    healthy agent, spending nothing; it is given up only when no agent may ever take it."""
+    if scope.given_up is not None:
+        return Decision(Kind.GIVE_UP, f"given up earlier: {scope.given_up}")
+    target = healthy_agent(scope, fleet) if seen.planned is not None else None
+    said = f"{seen.execution.status.lower()} on a lost agent" if state == UNREAD else "taken back unfailed earlier"
+    if target is not None:
+        return Decision(Kind.TAKE_BACK, f"{said}, read nothing; ", target=target)
+    if scope.latest.returned and not fleet.may_ever_use() - tried(scope):
+        return Decision(Kind.GIVE_UP, f"{said}; no agent that may serve the run can take it",
+                        log="was taken back and no agent that may serve the run can take it: given up")
+    why = seen.why_not if seen.planned is None else "no healthy agent to move it to yet"
+    return Decision(Kind.WAIT, f"{said}; {why}")
+
+
+def stall_note(now: float, offline_for: float, threshold: float) -> str:
+    """What the table says of an execution whose agent is OFFLINE: since when, and when it moves."""
+    since = now - offline_for
+    return f"agent OFFLINE since {_clock(since)}, moves at {_clock(since + threshold)}"
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def short(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]

@@ -27,83 +27,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from . import datasync as ds
-from .assign import AgentLoad, WaitingChunk, assign, measured_rate
-from .decisions import FAILED, RUNNING, STRANDED, UNREAD, classify, oversized
+from .assign import AgentLoad, WaitingChunk, assign, measured_rate, progress, rate_samples
+from .decisions import short
+from .dispatch_rules import ChunkSeen, Step, after_take_back, follow, give_up_reason
 from .errors import AgentRefused, SetupError
 from .files import append_line
-from .ledger import ChunkAttempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, next_number
+from .ledger import ChunkAttempt, ChunkRecord, ChunkState, Dispatch, Ledger, Run, next_number
 from .plan import task_name_for
 from .records import Execution
+from .report import ChunkRow, DispatchResult, summarize
 from .statuses import AgentStatus, ExecutionStatus
-from .watch import CHECK_ERRORS, Observer, Settings, adopt_or_say, failed_check, short, stall_note
+from .watch import CHECK_ERRORS, Observer, Settings, adopt_or_say, failed_check
 
 log = logging.getLogger(__name__)
 
 TASK_QUOTA = 100
 """Tasks DataSync allows per account and region (quotas page): a joining agent's lane must fit."""
-
-
-class ChunkState:
-    """Where a chunk stands."""
-
-    DONE, RUNNING, WAITING, GIVEN_UP = "done", "running", "waiting", "given up"
-
-
-@dataclass
-class ChunkRow:
-    chunk: int
-    agent: str = ""
-    execution: str = ""
-    status: str = ChunkState.WAITING
-    bytes_done: int = 0
-    bytes: int = 0
-    action: str = ""
-
-    def add(self, action: str) -> None:
-        self.action += ("; " if self.action else "") + action
-
-
-@dataclass
-class AgentRow:
-    agent: str
-    status: str
-    chunks_done: int
-    bytes_per_second: float | None
-
-
-@dataclass
-class DispatchResult:
-    rows: list[ChunkRow] = field(default_factory=list)
-    agents: list[AgentRow] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    """Chunks per state (``ChunkState``)."""
-    bytes_done: int = 0
-    bytes_total: int = 0
-    eta: float | None = None
-    errors: list[str] = field(default_factory=list)
-    """Chunks this check could not look at or act on (an AWS error): the next check tries again."""
-    exhausted: list[str] = field(default_factory=list)
-    """Chunks given up: failed more often than the retries allow, or on every agent of the plan."""
-    waiting: list[str] = field(default_factory=list)
-    """Chunks that wait and that no ONLINE agent may take, with nothing else running."""
-    oversized: list[str] = field(default_factory=list)
-    stalled: list[str] = field(default_factory=list)
-    """What the table says of each chunk running on an OFFLINE agent and not yet moved."""
-
-    @property
-    def finished(self) -> bool:
-        return not self.counts.get(ChunkState.RUNNING) and not self.counts.get(ChunkState.WAITING) \
-            and not self.errors
-
-
-def progress(chunk: ChunkRecord, described: Execution) -> float:
-    """How much of the chunk an execution has moved, 0 to 1, by bytes (by items for a chunk of none)."""
-    if chunk.bytes:
-        return min(described.bytes_transferred / chunk.bytes, 1.0)
-    return min(described.files_transferred / max(chunk.files + chunk.dirs, 1), 1.0)
 
 
 class Dispatcher(Observer):
@@ -135,30 +76,39 @@ class Dispatcher(Observer):
         rows = {c.index: ChunkRow(c.index, bytes=c.bytes) for c in self.dispatch.chunks}
         may_act = adopt_or_say(lambda: self._adopt_unrecorded(now), result.errors)
         for chunk in self.dispatch.chunks:
-            attempt = chunk.latest
-            if attempt is None:
-                continue
-            row = rows[chunk.index]
-            taken_back_earlier = not attempt.active
             try:
-                if attempt.active and attempt.execution is None and may_act:
-                    self._resume(chunk, attempt, statuses, row)
-                if attempt.active and attempt.execution is not None:
-                    self._follow(chunk, attempt, statuses, now, row, result)
-                for earlier in chunk.attempts:  # a take-back still ending keeps its task busy
-                    if not earlier.active and earlier.execution:
-                        self.seen[earlier.execution] = self.describe(earlier.execution)
-                if taken_back_earlier and attempt.execution:
-                    self._finish_take_back(attempt, row)
+                self._look(chunk, statuses, now, rows[chunk.index], result, may_act)
             except CHECK_ERRORS as exc:
+                row = rows[chunk.index]
                 row.action = failed_check(result.errors, row.action, f"chunk {chunk.index}",
                                           f"{ds.describe_error(exc)}; the next check tries again")
         if may_act:
             self._dispatch(statuses, now, rows, result)
             self._add_lanes(statuses, result)
         self.ledger.save()
-        self._summarize(statuses, now, rows, result)
+        states = {c.index: self.state(c) for c in self.dispatch.chunks}
+        summarize(result, self.dispatch, self.run, rows, states, self._described, self._attempts_on, statuses,
+                  self.usable, now)
+        result.stalled = list(self.stalled.values())
         return result
+
+    def _look(self, chunk: ChunkRecord, statuses: dict[str, str], now: float, row: ChunkRow,
+              result: DispatchResult, may_act: bool) -> None:
+        """Follow the chunk's latest start: finish it if it is only an intent, follow its
+        execution, or see a taken-back one stop."""
+        attempt = chunk.latest
+        if attempt is None:
+            return
+        taken_back_earlier = not attempt.active
+        if attempt.active and attempt.execution is None and may_act:
+            self._resume(chunk, attempt, statuses, row)
+        if attempt.active and attempt.execution is not None:
+            self._follow(chunk, attempt, statuses, now, row, result)
+        for earlier in chunk.attempts:  # a take-back still ending keeps its task busy
+            if not earlier.active and earlier.execution:
+                self.seen[earlier.execution] = self.describe(earlier.execution)
+        if taken_back_earlier and attempt.execution:
+            self._finish_take_back(attempt, row)
 
     # -- states ---------------------------------------------------------------------------
 
@@ -175,15 +125,14 @@ class Dispatcher(Observer):
     def state(self, chunk: ChunkRecord) -> str:
         """Where the chunk stands; one that can no longer run is given up, and the ledger keeps
         that word (and why), so a watcher with other settings does not take it back."""
-        state = chunk_state(chunk, self._described(chunk.latest.execution) if chunk.latest else None)
+        state = chunk.state(self._described(chunk.latest.execution) if chunk.latest else None)
         if state != ChunkState.WAITING:
             return state
-        if chunk.failures > self.settings.max_retries:
-            chunk.given_up = (f"failed {chunk.failures} time(s), more than the {self.settings.max_retries} "
-                              "retries allowed")
-        elif not self.possible - chunk.barred:
-            chunk.given_up = f"failed on every agent that may serve the run ({chunk.failures})"
-        return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING
+        why = give_up_reason(chunk, self.settings.max_retries, self.possible)
+        if why is None:
+            return ChunkState.WAITING
+        chunk.give_up(why)
+        return ChunkState.GIVEN_UP
 
     def _attempts_on(self, agent: str) -> Iterator[tuple[ChunkRecord, ChunkAttempt, Execution | None]]:
         for chunk in self.dispatch.chunks:
@@ -208,10 +157,8 @@ class Dispatcher(Observer):
                 self.ledger.others.add(execution)
                 continue
             agent = self.agent_of_task(task)
-            lane = self.dispatch.lanes.setdefault(agent, [])
-            if task not in lane:
-                lane.append(task)
-            self.adopt(chunk.attempts, ChunkAttempt(agent, task, now, self.run.start_tag(key, number), execution),
+            self.dispatch.add_task(agent, task)
+            self.adopt(chunk, ChunkAttempt(agent, task, now, self.run.start_tag(key, number), execution),
                        self.arn_file)
 
     # -- following what runs ----------------------------------------------------------
@@ -225,54 +172,51 @@ class Dispatcher(Observer):
         self.seen[attempt.execution] = described
         agent_status = statuses.get(attempt.agent, AgentStatus.OFFLINE)
         offline_for = self.offline_for(attempt.agent, now) if agent_status == AgentStatus.OFFLINE else 0.0
-        state = classify(described.status, agent_status, offline_for, self.settings.offline_threshold)
-        if state not in (FAILED, STRANDED, UNREAD):
-            if agent_status == AgentStatus.OFFLINE and state == RUNNING:
-                self.stalled[chunk.index] = stall_note(now, offline_for, self.settings.offline_threshold)
-                row.add(self.stalled[chunk.index])
-            flag = oversized(described, PlannedScope(f"chunk {chunk.index}", chunk.includes, (), chunk.files,
-                                                     chunk.dirs, chunk.bytes))
-            if flag:
+        decision = follow(chunk, ChunkSeen(described, attempt.agent, agent_status, offline_for, now),
+                          self.settings.offline_threshold)
+        if decision.step is Step.RUN_ON:
+            if decision.note:
+                self.stalled[chunk.index] = decision.note
+                row.add(decision.note)
+            if decision.flag:
                 result.oversized.append(f"chunk {chunk.index}")
-                log.warning("%s (chunk %d): %s", attempt.execution, chunk.index, flag)
-                row.add(flag)
+                log.warning("%s (chunk %d): %s", attempt.execution, chunk.index, decision.flag)
+                row.add(decision.flag)
             return
-        if state == FAILED:
-            attempt.failed = described.status + (f" ({described.error_code})" if described.error_code else "")
-            row.add(f"failed on {short(attempt.agent)}: {attempt.failed}; back to the pool")
-            log.warning("chunk %d failed on %s: %s (%s)", chunk.index, attempt.agent, attempt.failed,
+        if decision.step is Step.FAIL:
+            attempt.failed(decision.failure)
+            row.add(decision.note)
+            log.warning("chunk %d failed on %s: %s (%s)", chunk.index, attempt.agent, decision.failure,
                         attempt.execution)
             return
-        if state == UNREAD:  # still queued, or launching, on an agent that is gone: it has read nothing
-            attempt.returned = True
-            said = f"{described.status.lower()} on lost agent {short(attempt.agent)}: cancelled, back to the pool"
+        if decision.step is Step.TAKE_BACK:
+            attempt.taken_back()
         else:
-            attempt.failed = f"{described.status} on offline agent"
-            said = (f"stranded: agent {short(attempt.agent)} out of contact {offline_for:.0f}s; "
-                    "cancelled, back to the pool")
+            attempt.failed(decision.failure)
         self.ledger.save()  # the take-back is durable before the cancel: a crash cannot make it a failure
         ended = self._cancel(attempt.execution)
         if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
-            attempt.returned, attempt.failed = False, None
+            attempt.succeeded_after_all()
             row.add("ended by itself before it could be cancelled: done")
             return
-        row.add(said)
-        log.warning("chunk %d on lost agent %s (%s): %s", chunk.index, attempt.agent, attempt.execution, said)
+        row.add(decision.note)
+        log.warning("chunk %d on lost agent %s (%s): %s", chunk.index, attempt.agent, attempt.execution,
+                    decision.note)
 
     def _finish_take_back(self, attempt: ChunkAttempt, row: ChunkRow) -> None:
         """A chunk taken back is handed out again only once its execution has ended (or is
         CANCELLING): a cancel that failed, or a check killed before sending it, is sent
         again; one that ended with SUCCESS by itself meanwhile makes the chunk done."""
         assert attempt.execution is not None
-        described = self.seen[attempt.execution]
-        if described.status in ExecutionStatus.SUCCESS_STATES:
-            attempt.failed, attempt.returned = None, False
+        step = after_take_back(self.seen[attempt.execution])
+        if step is Step.SUCCEEDED_AFTER_ALL:
+            attempt.succeeded_after_all()
             row.add("ended by itself after it was taken back: done")
-        elif not taken_back(described):
+        elif step is Step.CANCEL_AGAIN:
             ended = self._cancel(attempt.execution)
             row.add("cancel sent again" if ended is None else f"ended by itself: {ended.status}")
             if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:
-                attempt.failed, attempt.returned = None, False
+                attempt.succeeded_after_all()
 
     def _cancel(self, execution: str) -> Execution | None:
         """Cancel; None if that worked (the execution is described again, so this check sees it
@@ -302,20 +246,8 @@ class Dispatcher(Observer):
                           if attempt.active and self._unfinished(attempt))
             busy = self._busy_tasks(agent)
             loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), backlog,
-                                   measured_rate(self._samples(agent, now, by_bytes=False))))
+                                   measured_rate(rate_samples(self._attempts_on(agent), now, by_bytes=False))))
         return loads
-
-    def _samples(self, agent: str, now: float, by_bytes: bool) -> Iterator[tuple[float, float]]:
-        """(moved, seconds) for each chunk the agent ran or runs, from launch to end (or now)."""
-        for chunk, attempt, described in self._attempts_on(agent):
-            if described is None or described.launch_time is None or not attempt.active:
-                continue
-            done = described.status in ExecutionStatus.SUCCESS_STATES
-            if not done and described.status in ExecutionStatus.TERMINAL_STATES:
-                continue
-            share = 1.0 if done else progress(chunk, described)
-            end = described.end_time if done and described.end_time else now
-            yield (described.bytes_transferred if by_bytes else chunk.cost * share), end - described.launch_time
 
     def _dispatch(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
                   result: DispatchResult) -> None:
@@ -329,8 +261,7 @@ class Dispatcher(Observer):
             chunk = by_index[index]
             busy = self._busy_tasks(agent)
             task = next(t for t in self.dispatch.lanes[agent] if t not in busy)
-            attempt = ChunkAttempt(agent, task, now, self.run.start_tag(chunk.key, next_number(chunk.attempts)))
-            chunk.attempts.append(attempt)
+            attempt = chunk.intend_start(agent, task, now, self.run.start_tag(chunk.key, next_number(chunk.attempts)))
             self.ledger.save()  # the intent is durable before anything is changed or started
             try:
                 self._start(chunk, attempt)
@@ -379,12 +310,13 @@ class Dispatcher(Observer):
                 failed_check(result.errors, "", f"agent {short(agent)}", f"adding its lane failed: "
                              f"{ds.describe_error(exc)}; the next check tries again")
                 continue
-            self.dispatch.lanes[agent] = tasks
+            for task in tasks:
+                self.dispatch.add_task(agent, task)
             self.ledger.save()
             log.info("agent %s joins the run with %d task(s): %s", agent, len(tasks), ", ".join(tasks))
 
     def _bar(self, agent: str, why: str) -> None:
-        self.run.barred[agent] = why
+        self.run.bar(agent, why)
         self.ledger.save()
         log.error("agent %s is barred from this run: DataSync refused it (%s)", agent, why)
 
@@ -393,13 +325,13 @@ class Dispatcher(Observer):
         or give the chunk back if its agent is gone, or start it now."""
         found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.accounted())
         if found:
-            attempt.execution = found
+            attempt.started(found)
             append_line(self.arn_file, found)
             self.ledger.save()
             row.add(f"start of {short(found)} recorded (an earlier check made it)")
             log.info("chunk %d: adopting %s, started before a restart", chunk.index, found)
         elif statuses.get(attempt.agent) != AgentStatus.ONLINE or attempt.agent not in self.usable:
-            attempt.returned = True
+            attempt.taken_back()
             row.add(f"start decided for {short(attempt.agent)}, which may not take it now: back to the pool")
         else:
             self._start(chunk, attempt)
@@ -424,65 +356,10 @@ class Dispatcher(Observer):
                                            self.ledger.accounted())
         except CHECK_ERRORS as exc:
             if isinstance(exc, SetupError) or ds.refused(exc):
-                attempt.returned = True
+                attempt.taken_back()
                 self.ledger.save()
             raise
         append_line(self.arn_file, execution)  # first: a crash before the save is resolved by the tag
-        attempt.execution = execution
+        attempt.started(execution)
         self.ledger.save()
         log.info("chunk %d started on %s: %s", chunk.index, attempt.agent, execution)
-
-    # -- the summary --------------------------------------------------------------------
-
-    def _summarize(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
-                   result: DispatchResult) -> None:
-        for chunk in self.dispatch.chunks:
-            row = rows[chunk.index]
-            state = self.state(chunk)
-            row.status = state
-            latest = chunk.latest
-            if latest is not None and latest.active:
-                row.agent, row.execution = latest.agent, latest.execution or ""
-                described = self._described(latest.execution)
-                if described is not None:
-                    row.status = described.status
-                    row.bytes_done = chunk.bytes if state == ChunkState.DONE else described.bytes_transferred
-            elif state == ChunkState.GIVEN_UP:
-                result.exhausted.append(f"chunk {chunk.index}")
-                row.add(f"given up: {chunk.given_up}")
-            result.rows.append(row)
-            result.counts[state] = result.counts.get(state, 0) + 1
-            result.bytes_total += chunk.bytes
-            result.bytes_done += row.bytes_done
-        result.stalled = list(self.stalled.values())
-        for agent in sorted(set(self.dispatch.lanes) | {a for a in self.usable if a in statuses}):
-            done = sum(1 for c in self.dispatch.chunks if self.state(c) == ChunkState.DONE and c.latest
-                       and c.latest.agent == agent)
-            status = statuses.get(agent, "not listed")
-            if agent in self.run.drained:
-                status += " (drained)"
-            elif agent in self.run.barred:
-                status += " (barred)"
-            elif agent not in self.dispatch.lanes:
-                status += " (joining)"
-            result.agents.append(AgentRow(agent, status, done,
-                                          measured_rate(self._samples(agent, now, by_bytes=True))))
-
-
-def taken_back(described: Execution) -> bool:
-    """Whether an execution of a chunk taken back can no longer run it: ended, or on its way."""
-    return described.status in ExecutionStatus.TERMINAL_STATES or described.status == ExecutionStatus.CANCELLING
-
-
-def chunk_state(chunk: ChunkRecord, latest: Execution | None) -> str:
-    """Where a chunk stands by its record alone (``latest``: its latest execution's description,
-    if known): done, running (a start decided, an execution not known to have failed, or
-    one taken back that is not known to have stopped), given up (recorded), or waiting."""
-    attempt = chunk.latest
-    if attempt is not None and attempt.active:
-        if latest is not None and latest.status in ExecutionStatus.SUCCESS_STATES:
-            return ChunkState.DONE
-        return ChunkState.RUNNING
-    if attempt is not None and attempt.execution and (latest is None or not taken_back(latest)):
-        return ChunkState.RUNNING
-    return ChunkState.GIVEN_UP if chunk.given_up else ChunkState.WAITING

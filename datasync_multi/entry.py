@@ -12,7 +12,7 @@ import os
 import sys
 
 EXIT_NO_BOTO3 = 2
-"""``cli.EXIT_USAGE``: bad environment."""
+"""``errors.EXIT_USAGE``: bad environment."""
 
 
 def scheduler() -> int:

@@ -1,4 +1,16 @@
-"""The exception types for problems the user can fix."""
+"""The exception types for problems the user can fix, and the exit codes the commands give."""
+
+EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_SETUP = 0, 1, 2, 3
+EXIT_EXHAUSTED = 3
+"""The watcher: a scope or chunk failed and will not be retried (the word is recorded and final)."""
+EXIT_NO_HEALTHY_AGENT = 4
+"""The watcher: work waits and no ONLINE agent may take it (the next check tries again)."""
+EXIT_OVERSIZED = 5
+"""The watcher: an execution selects well more than the plan gives its scope or chunk."""
+EXIT_UNEXPECTED = 70
+"""sysexits' EX_SOFTWARE: an exception nothing expected (a bug); its traceback is in the log."""
+EXIT_RECORD = 74
+"""sysexits' EX_IOERR: a record (arn file, plan, ledger) could not be written; it is as it was."""
 
 
 class UserError(Exception):

@@ -9,11 +9,23 @@ from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from . import datasync as ds
-from .dispatch import ChunkState, Dispatcher, DispatchResult, chunk_state
+from .dispatch import Dispatcher
 from .errors import SetupError
 from .files import append_line, exclusive_lock, write_json
-from .ledger import Attempt, ChunkRecord, Dispatch, Ledger, PlannedScope, Run, Scope, Target, parse_start_tag
+from .ledger import (
+    Attempt,
+    ChunkRecord,
+    ChunkState,
+    Dispatch,
+    Ledger,
+    PlannedScope,
+    Run,
+    Scope,
+    Target,
+    parse_start_tag,
+)
 from .plan import Plan, TaskPlan
+from .report import DispatchResult
 from .statuses import ExecutionStatus
 from .watch import Settings
 
@@ -128,7 +140,7 @@ def launch(client, plan: Plan, target: Target, arn_file: str, ledger_file: str, 
                                                ledger.accounted())
                 log.info("execution started: %s", execution)
             append_line(arn_file, execution)
-            ledger.scopes[execution] = Scope([Attempt(task.agent_arn, execution, tag=None if running else tag)],
+            ledger.scopes[execution] = Scope((Attempt(task.agent_arn, execution, tag=None if running else tag),),
                                              planned=run.scopes.get(task.name))
             ledger.save()
             done.append(execution)
@@ -159,7 +171,7 @@ def start_dispatch(client, plan: Plan, target: Target, arn_file: str, ledger_fil
                                  for c in plan.chunks])
         ledger = _begin(ledger, arn_file, plan, plan_file, run, dispatch)
         for prepared in prepare_tasks(client, plan, target):
-            dispatch.lanes.setdefault(prepared.task.agent_arn, []).append(prepared.before["TaskArn"])
+            dispatch.add_task(prepared.task.agent_arn, prepared.before["TaskArn"])
             ledger.save()
         policy = run.policy
         return Dispatcher(client, ledger, arn_file, Settings(policy.max_retries, policy.offline_threshold)).check()
@@ -215,7 +227,7 @@ def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
         return False
     same = (sorted(run.agents) == sorted(plan.agents) and run.slots == plan.slots
             and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
-    return same and any(chunk_state(c, ledger.finished.get(c.latest.execution or "") if c.latest else None)
+    return same and any(c.state(ledger.finished.get(c.latest.execution or "") if c.latest else None)
                         in (ChunkState.RUNNING, ChunkState.WAITING) for c in dispatch.chunks)
 
 

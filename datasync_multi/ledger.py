@@ -4,6 +4,8 @@ transitions that refuse a move the protocol does not allow (``Transition``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from .errors import UserError
 from .files import read_json, write_json
 from .records import Execution, NfsLocation
+from .statuses import ExecutionStatus
 
 LEDGER_VERSION = 3
 """The shape of the ledger file. Version 3 holds the run's record (``Run``), written by the
@@ -131,6 +134,31 @@ class Run:
         return frozenset(a for a in listed if a not in self.barred
                          and (not self.named or a in self.agents or a in self.added))
 
+    def bar(self, agent: str, why: str) -> None:
+        """DataSync refused the agent for this run (its location, its task mode, or a task): it
+        takes no work of the run again, and is no reason to wait."""
+        self.barred[agent] = why
+
+    def add_agent(self, agent: str) -> bool:
+        """Let an agent the plan did not name serve the run; whether that changed the record."""
+        if not self.named or agent in self.agents or agent in self.added:
+            return False
+        self.added.append(agent)
+        return True
+
+    def drain(self, agent: str) -> bool:
+        """The agent takes no new work (what it runs goes on); whether that changed the record."""
+        if agent in self.drained:
+            return False
+        self.drained.append(agent)
+        return True
+
+    def undrain(self, agent: str) -> bool:
+        if agent not in self.drained:
+            return False
+        self.drained.remove(agent)
+        return True
+
     def start_tag(self, key: str, number: int) -> str:
         """The value of ``datasync.START_TAG`` on one start: which run, which scope or chunk
         (a task name, or ``chunk-N``), which attempt of it."""
@@ -172,23 +200,104 @@ def next_number(attempts: Sequence[Attempt] | Sequence[ChunkAttempt]) -> int:
 SUPERSEDED = "superseded by a later start this ledger did not know"
 
 
-def place_adopted(attempts: list, adopted: Attempt | ChunkAttempt) -> None:
-    """Put a start the ledger did not know among the attempts, in attempt-number order. Only
-    one start of a scope or chunk may be active: the newest. So an adopted start that is
-    the newest supersedes the active one before it, and one that is older than the latest
-    is recorded as superseded itself (a later start exists only because it ended or was
-    taken back)."""
-    number = attempt_number(adopted.tag)
-    at = len(attempts)
-    while at and attempt_number(attempts[at - 1].tag) > number:
-        at -= 1
-    attempts.insert(at, adopted)
-    for attempt in attempts[:-1]:
-        if attempt.active:
-            attempt.failed = SUPERSEDED
+# --- how a record may change ---------------------------------------------------------------
 
 
-@dataclass
+class MoveRefused(Exception):
+    """A change of a ledger record that the protocol does not allow. Always a bug: the record
+    is left as it was, and the command stops (exit 70) before it could save a wrong state."""
+
+
+class Phase(enum.Enum):
+    """Where one start (an attempt of a scope, or of a chunk) stands, as the ledger records it."""
+
+    INTENT = "intent"
+    """Decided and saved; its execution not seen yet."""
+    STARTED = "started"
+    """Its execution is known and not known to have failed (it may since have succeeded)."""
+    FAILED = "failed"
+    """It failed, or was stranded on a lost agent, or a later start superseded it."""
+    RETURNED = "returned"
+    """Taken back unfailed: still queued on a lost agent, or refused before it started; it read nothing."""
+
+
+MOVES: dict[str, dict[Phase, Phase]] = {
+    "started": {Phase.INTENT: Phase.STARTED, Phase.RETURNED: Phase.RETURNED, Phase.FAILED: Phase.FAILED},
+    "failed": {Phase.STARTED: Phase.FAILED, Phase.FAILED: Phase.FAILED},
+    "taken_back": {Phase.INTENT: Phase.RETURNED, Phase.STARTED: Phase.RETURNED, Phase.RETURNED: Phase.RETURNED},
+    "superseded": {Phase.INTENT: Phase.FAILED, Phase.STARTED: Phase.FAILED},
+    "succeeded_after_all": {Phase.FAILED: Phase.STARTED, Phase.RETURNED: Phase.STARTED},
+}
+"""Every move a start may make: move -> {phase before: phase after}; any other is refused.
+
+``started`` records the execution a start made, once: an intent becomes started; a start
+already taken back or superseded learns its execution and stays as it was (so a check
+cancels it). ``failed`` may be said again as the execution is seen again (how it failed
+reads more exactly once it ends). ``succeeded_after_all``: an execution taken back, or
+stranded, that ended with SUCCESS by itself before the cancel landed is done, not failed."""
+
+
+class _Start:
+    """The moves of one start, shared by a scope's ``Attempt`` and a chunk's ``ChunkAttempt``.
+    Both are frozen to the outside: their state changes only through these methods."""
+
+    agent: str
+    tag: str | None
+    execution: str | None
+    failure: str | None
+    returned: bool
+
+    @property
+    def phase(self) -> Phase:
+        if self.returned:
+            return Phase.RETURNED
+        if self.failure is not None:
+            return Phase.FAILED
+        return Phase.INTENT if self.execution is None else Phase.STARTED
+
+    @property
+    def active(self) -> bool:
+        """Whether this start is the one its scope or chunk runs (or is about to)."""
+        return self.phase in (Phase.INTENT, Phase.STARTED)
+
+    def started(self, execution: str) -> None:
+        """Its execution, learnt from the start's answer or found by its tag."""
+        if self.execution is not None:
+            raise MoveRefused(f"start {self.tag or self.agent} already has execution {self.execution}, "
+                              f"not {execution}")
+        self._move("started", execution=execution)
+
+    def failed(self, how: str) -> None:
+        """Its execution failed (its status), or was stranded on a lost agent."""
+        if self.execution is None:
+            raise MoveRefused(f"start {self.tag or self.agent} cannot fail: it has no execution")
+        self._move("failed", failure=how)
+
+    def taken_back(self) -> None:
+        """It read nothing and goes back unfailed: queued on a lost agent, or refused before it ran."""
+        self._move("taken_back", returned=True)
+
+    def superseded(self) -> None:
+        """A later start of its scope or chunk exists, which the ledger did not know."""
+        self._move("superseded", failure=SUPERSEDED)
+
+    def succeeded_after_all(self) -> None:
+        """Taken back or stranded, its execution ended with SUCCESS before the cancel landed."""
+        if self.execution is None:
+            raise MoveRefused(f"start {self.tag or self.agent} has no execution that could have succeeded")
+        self._move("succeeded_after_all", failure=None, returned=False)
+
+    def _move(self, move: str, **changes: object) -> None:
+        after = MOVES[move].get(self.phase)
+        if after is None:
+            raise MoveRefused(f"start {self.tag or self.agent}: '{move}' is not allowed for a start that is "
+                              f"{self.phase.value}")
+        for name, value in changes.items():
+            object.__setattr__(self, name, value)
+        assert self.phase is after, (move, self.phase, after)
+
+
+@dataclass(frozen=True)
 class Retry:
     """A retry as decided: everything needed to create its location and task and start it,
     so a later check can finish it after a crash without asking anything again."""
@@ -211,14 +320,14 @@ class Retry:
     """The retry task's ARN, once it exists."""
 
 
-@dataclass
-class Attempt:
+@dataclass(frozen=True)
+class Attempt(_Start):
     """One execution of a scope, or a retry of it decided and not yet seen started."""
 
     agent: str
     execution: str | None = None
     """None while a retry is only an intent."""
-    failed: str | None = None
+    failure: str | None = None
     """How it failed (its status, or '<status> on offline agent'), once it has."""
     retry: Retry | None = None
     """How it was started, if it is a retry."""
@@ -227,15 +336,18 @@ class Attempt:
     tag: str | None = None
     """Its start tag (``datasync.START_TAG``), if this run started it."""
 
-    @property
-    def active(self) -> bool:
-        return self.failed is None and not self.returned
+    def task_created(self, task: str) -> None:
+        """The retry's task exists: a later check reuses it rather than create another."""
+        if self.retry is None or self.retry.task not in (None, task):
+            raise MoveRefused(f"start {self.tag or self.agent}: no retry, or its task is already "
+                              f"{self.retry.task if self.retry else None}")
+        object.__setattr__(self, "retry", dataclasses.replace(self.retry, task=task))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agent": self.agent}
-        for key in ("execution", "failed", "tag"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        for key, value in (("execution", self.execution), ("failed", self.failure), ("tag", self.tag)):
+            if value is not None:
+                out[key] = value
         if self.returned:
             out["returned"] = True
         if self.retry is not None:
@@ -258,21 +370,67 @@ class Attempt:
                           excludes=list(data["excludes"]), options=dict(data["options"]),
                           nfs_version=data.get("nfs_version", "AUTOMATIC"), task_mode=data.get("task_mode", "BASIC"),
                           task=data.get("task"))
-        return cls(agent=str(data["agent"]), execution=data.get("execution"), failed=data.get("failed"),
+        return cls(agent=str(data["agent"]), execution=data.get("execution"), failure=data.get("failed"),
                    retry=retry, returned=bool(data.get("returned", False)), tag=data.get("tag"))
 
 
-@dataclass
-class Scope:
+class _Starts:
+    """What a scope and a chunk share: their starts in order, and a final word once given up."""
+
+    attempts: tuple
+    given_up: str | None
+
+    def give_up(self, why: str) -> None:
+        """No start of it will be made again; the first reason given is kept (the word is final)."""
+        if self.given_up is None:
+            object.__setattr__(self, "given_up", why)
+
+    def adopt(self, adopted: Attempt | ChunkAttempt) -> bool:
+        """Record a start the ledger did not know (found by its tag). It is the execution of
+        the intent with its tag, or takes its place in attempt-number order: only the newest
+        start may be active, so an adopted newest one supersedes the active one before it,
+        and an older one is superseded itself (a later start exists only because it ended
+        or was taken back). True when it is a second execution of one start, which the
+        caller cancels (recorded failed, so nothing follows it)."""
+        if adopted.execution is None:
+            raise MoveRefused("an adopted start has an execution")
+        intent = next((a for a in self.attempts if a.tag == adopted.tag), None)
+        if intent is not None and intent.execution is None:
+            intent.started(adopted.execution)
+            return False
+        if intent is not None:  # recorded before its start's own, so the latest stays the one that runs
+            adopted.failed(f"a second execution of start {adopted.tag}: cancelled")
+            at = next(i for i, a in enumerate(self.attempts) if a is intent)
+            self._set_attempts((*self.attempts[:at], adopted, *self.attempts[at:]))
+            return True
+        number = attempt_number(adopted.tag)
+        at = len(self.attempts)
+        while at and attempt_number(self.attempts[at - 1].tag) > number:
+            at -= 1
+        self._set_attempts((*self.attempts[:at], adopted, *self.attempts[at:]))
+        for attempt in self.attempts[:-1]:
+            if attempt.active:
+                attempt.superseded()
+        return False
+
+    def _set_attempts(self, attempts: tuple) -> None:
+        object.__setattr__(self, "attempts", attempts)
+
+
+@dataclass(frozen=True)
+class Scope(_Starts):
     """One scope of work as the watcher follows it, kept under its first execution's ARN:
     every attempt in order (no agent that failed it is tried again), the retries spent,
     what it must move (the run's record of it), and, once given up, why: that word is
     final, whatever another watcher's settings."""
 
-    attempts: list[Attempt]
+    attempts: tuple[Attempt, ...]
     retries: int = 0
     planned: PlannedScope | None = None
     given_up: str | None = None
+
+    def __post_init__(self) -> None:
+        self._set_attempts(tuple(self.attempts))
 
     @property
     def latest(self) -> Attempt:
@@ -283,13 +441,39 @@ class Scope:
         """The name its start tags carry: the task it was planned for."""
         return self.planned.task_name if self.planned else ""
 
-    def begin_retry(self, agent: str, retry: Retry, tag: str | None, spend: bool = True) -> Attempt:
-        """Record a retry as an intent (its execution is not started yet), spending one
-        retry unless the attempt it replaces was only taken back."""
+    def intend_retry(self, agent: str, retry: Retry, tag: str | None, spend: bool = True) -> Attempt:
+        """Record a retry as an intent (its execution is not started yet), spending one retry
+        unless the attempt it replaces was only taken back. Only once the latest attempt has
+        failed or been taken back, and never for a scope given up."""
+        if self.latest.active or self.given_up is not None:
+            raise MoveRefused(f"scope {self.key}: a retry while its latest attempt is {self.latest.phase.value}"
+                              f"{' and it is given up' if self.given_up else ''}")
         if spend:
-            self.retries += 1
-        self.attempts.append(Attempt(agent, retry=retry, tag=tag))
-        return self.attempts[-1]
+            object.__setattr__(self, "retries", self.retries + 1)
+        self._set_attempts((*self.attempts, Attempt(agent, retry=retry, tag=tag)))
+        return self.latest
+
+    def withdraw(self, attempt: Attempt) -> None:
+        """Take back a retry DataSync refused before it started (its agent is barred): it goes,
+        and the retry it spent comes back if it replaced a failure."""
+        if attempt is not self.latest or attempt.execution is not None or len(self.attempts) < 2:
+            raise MoveRefused(f"scope {self.key}: only the latest retry, not started, may be withdrawn")
+        self._set_attempts(self.attempts[:-1])
+        if self.latest.failure is not None:
+            object.__setattr__(self, "retries", self.retries - 1)
+
+    def record_plan(self, planned: PlannedScope) -> None:
+        """What the scope must move, from the run's record, learnt once."""
+        if self.planned not in (None, planned):
+            raise MoveRefused(f"scope {self.key} already has its scope of record")
+        object.__setattr__(self, "planned", planned)
+
+    def adopt(self, adopted: Attempt | ChunkAttempt) -> bool:
+        """As ``_Starts.adopt``; the retries spent are at least the failures before the latest."""
+        second = super().adopt(adopted)
+        failures = sum(1 for a in self.attempts[:-1] if a.failure is not None)
+        object.__setattr__(self, "retries", max(self.retries, failures))
+        return second
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"attempts": [a.to_json() for a in self.attempts], "retries": self.retries}
@@ -302,7 +486,7 @@ class Scope:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scope:
         planned = data.get("scope")
-        return cls([Attempt.from_json(a) for a in data["attempts"]], int(data.get("retries", 0)),
+        return cls(tuple(Attempt.from_json(a) for a in data["attempts"]), int(data.get("retries", 0)),
                    PlannedScope.from_json(planned) if planned is not None else None, data.get("given_up"))
 
 
@@ -331,8 +515,8 @@ class TaskFacts:
                    data.get("mode", "BASIC"))
 
 
-@dataclass
-class ChunkAttempt:
+@dataclass(frozen=True)
+class ChunkAttempt(_Start):
     """One start of a chunk on one of an agent's tasks, or a start decided and not yet seen done."""
 
     agent: str
@@ -344,22 +528,18 @@ class ChunkAttempt:
     """Its start tag (``datasync.START_TAG``): how a check that lost the answer finds the execution."""
     execution: str | None = None
     """None while the start is only an intent."""
-    failed: str | None = None
+    failure: str | None = None
     """How it failed, once it has: the chunk may go to another agent, and never back to this one."""
     returned: bool = False
     """Cancelled while still queued on a lost agent, or refused before it started: back in
     the pool, and not a failure."""
 
-    @property
-    def active(self) -> bool:
-        return self.failed is None and not self.returned
-
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agent": self.agent, "task": self.task, "decided": self.decided, "tag": self.tag}
         if self.execution is not None:
             out["execution"] = self.execution
-        if self.failed is not None:
-            out["failed"] = self.failed
+        if self.failure is not None:
+            out["failed"] = self.failure
         if self.returned:
             out["returned"] = True
         return out
@@ -370,8 +550,19 @@ class ChunkAttempt:
                    data.get("execution"), data.get("failed"), bool(data.get("returned", False)))
 
 
-@dataclass
-class ChunkRecord:
+class ChunkState:
+    """Where a chunk stands."""
+
+    DONE, RUNNING, WAITING, GIVEN_UP = "done", "running", "waiting", "given up"
+
+
+def stopped(described: Execution) -> bool:
+    """Whether an execution can no longer run its chunk: ended, or on its way (CANCELLING)."""
+    return described.status in ExecutionStatus.TERMINAL_STATES or described.status == ExecutionStatus.CANCELLING
+
+
+@dataclass(frozen=True)
+class ChunkRecord(_Starts):
     """One chunk of a dynamic plan as the dispatcher follows it: what it moves (copied from
     the plan, so the ledger alone can finish the job), every start of it in order, and,
     once given up, why (final, whatever another watcher's settings)."""
@@ -382,8 +573,11 @@ class ChunkRecord:
     files: int
     dirs: int
     cost: int
-    attempts: list[ChunkAttempt] = field(default_factory=list)
+    attempts: tuple[ChunkAttempt, ...] = ()
     given_up: str | None = None
+
+    def __post_init__(self) -> None:
+        self._set_attempts(tuple(self.attempts))
 
     @property
     def key(self) -> str:
@@ -396,12 +590,37 @@ class ChunkRecord:
 
     @property
     def failures(self) -> int:
-        return sum(1 for a in self.attempts if a.failed is not None)
+        return sum(1 for a in self.attempts if a.failure is not None)
 
     @property
     def barred(self) -> frozenset[str]:
         """Agents that failed it."""
-        return frozenset(a.agent for a in self.attempts if a.failed is not None)
+        return frozenset(a.agent for a in self.attempts if a.failure is not None)
+
+    def intend_start(self, agent: str, task: str, decided: float, tag: str) -> ChunkAttempt:
+        """Record a start as an intent, before anything is asked of DataSync. Only for a chunk
+        that waits: no start of it active, not given up."""
+        latest = self.latest
+        if self.given_up is not None:
+            raise MoveRefused(f"chunk {self.index}: a start while it is given up")
+        if latest is not None and latest.active:
+            raise MoveRefused(f"chunk {self.index}: a start while start {latest.tag} is active")
+        self._set_attempts((*self.attempts, ChunkAttempt(agent, task, decided, tag)))
+        return self.attempts[-1]
+
+    def state(self, latest: Execution | None) -> str:
+        """Where the chunk stands by its record alone (``latest``: its latest execution's
+        description, if known): done, running (a start decided, an execution not known to have
+        failed, or one taken back that is not known to have stopped), given up (recorded), or
+        waiting."""
+        attempt = self.latest
+        if attempt is not None and attempt.active:
+            if latest is not None and latest.status in ExecutionStatus.SUCCESS_STATES:
+                return ChunkState.DONE
+            return ChunkState.RUNNING
+        if attempt is not None and attempt.execution and (latest is None or not stopped(latest)):
+            return ChunkState.RUNNING
+        return ChunkState.GIVEN_UP if self.given_up else ChunkState.WAITING
 
     def to_json(self) -> dict[str, Any]:
         out = {"index": self.index, "includes": list(self.includes), "bytes": self.bytes, "files": self.files,
@@ -414,7 +633,7 @@ class ChunkRecord:
     def from_json(cls, data: Mapping[str, Any]) -> ChunkRecord:
         return cls(int(data["index"]), tuple(str(p) for p in data["includes"]), int(data["bytes"]),
                    int(data["files"]), int(data["dirs"]), int(data["cost"]),
-                   [ChunkAttempt.from_json(a) for a in data["attempts"]], data.get("given_up"))
+                   tuple(ChunkAttempt.from_json(a) for a in data["attempts"]), data.get("given_up"))
 
 
 @dataclass
@@ -425,6 +644,12 @@ class Dispatch:
     lanes: dict[str, list[str]]
     """Agent ARN -> the ARNs of its tasks, one per queue slot."""
     chunks: list[ChunkRecord]
+
+    def add_task(self, agent: str, task: str) -> None:
+        """A task of the agent's lane: created for it, or found running one of the run's chunks."""
+        lane = self.lanes.setdefault(agent, [])
+        if task not in lane:
+            lane.append(task)
 
     def to_json(self) -> dict[str, Any]:
         return {"lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
@@ -520,7 +745,7 @@ class Ledger:
         for root, scope in self.scopes.items():
             if any(a.execution == execution for a in scope.attempts):
                 return root
-        self.scopes[execution] = Scope([Attempt(agent, execution)])
+        self.scopes[execution] = Scope((Attempt(agent, execution),))
         return execution
 
     def known(self) -> set[str]:

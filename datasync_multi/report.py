@@ -1,12 +1,193 @@
-"""Human-readable tables."""
+"""What a check found, and how it is shown: one result shape for the watcher's check and
+the dispatcher's (rows, what went wrong, the exit code it gives), and the tables."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
-from .dispatch import ChunkState, DispatchResult
+from .assign import measured_rate, rate_samples
+from .errors import EXIT_AWS, EXIT_EXHAUSTED, EXIT_NO_HEALTHY_AGENT, EXIT_OK, EXIT_OVERSIZED
+from .ledger import ChunkState, Dispatch, Run
 from .plan import Plan
+from .records import Execution
 from .scan import human_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What every check reports beside its rows, and the exit code that follows from it."""
+
+    exhausted: list[str] = field(default_factory=list)
+    """Scopes or chunks given up: failed more often than the retries allow, on every agent
+    that may serve the run, or (a scope) with no scope of record."""
+    errors: list[str] = field(default_factory=list)
+    """What this check could not look at or act on (an AWS error): the next check tries again."""
+    waiting: list[str] = field(default_factory=list)
+    """Work that waits and that no ONLINE agent may take now."""
+    oversized: list[str] = field(default_factory=list)
+    """Executions whose estimate is well above what the plan gives them."""
+
+    noun = "scope(s)"
+    """What the check follows, in its log lines."""
+
+    @property
+    def finished(self) -> bool:
+        """Every scope or chunk has ended (and this check saw all of them)."""
+        raise NotImplementedError
+
+    @property
+    def exit_code(self) -> int:
+        if self.exhausted:
+            return EXIT_EXHAUSTED
+        if self.errors:
+            return EXIT_AWS
+        if self.waiting:
+            return EXIT_NO_HEALTHY_AGENT
+        return EXIT_OVERSIZED if self.oversized else EXIT_OK
+
+    def table(self) -> str:
+        raise NotImplementedError
+
+    def say(self) -> None:
+        """Log what the exit code means, once per check."""
+        if self.exhausted:
+            log.error("%d %s failed and will not be retried", len(self.exhausted), self.noun)
+        elif self.errors:
+            log.error("this check could not look at or act on %d %s; it is not complete", len(self.errors),
+                      self.error_noun)
+        elif self.waiting:
+            self.say_waiting()
+        elif self.finished and not self.oversized:
+            log.info("every %s has succeeded", self.done_noun)
+
+    error_noun = "execution(s)"
+    done_noun = "watched scope"
+
+    def say_waiting(self) -> None:
+        """The watcher has said it per execution."""
+
+
+@dataclass
+class Row:
+    execution: str
+    task: str
+    agent: str
+    status: str
+    bytes_done: int = 0
+    bytes_estimated: int = 0
+    files_done: int = 0
+    files_estimated: int = 0
+    files_skipped: int = 0
+    action: str = ""
+
+
+@dataclass
+class CheckResult(Outcome):
+    """The watcher's check: one row per watched execution."""
+
+    rows: list[Row] = field(default_factory=list)
+    unfinished: int = 0
+    """Scopes still moving (running, or about to be retried)."""
+
+    @property
+    def finished(self) -> bool:
+        return self.unfinished == 0 and not self.waiting and not self.errors
+
+    def table(self) -> str:
+        return watch_table(self.rows)
+
+
+@dataclass
+class ChunkRow:
+    chunk: int
+    agent: str = ""
+    execution: str = ""
+    status: str = ChunkState.WAITING
+    bytes_done: int = 0
+    bytes: int = 0
+    action: str = ""
+
+    def add(self, action: str) -> None:
+        self.action += ("; " if self.action else "") + action
+
+
+@dataclass
+class AgentRow:
+    agent: str
+    status: str
+    chunks_done: int
+    bytes_per_second: float | None
+
+
+@dataclass
+class DispatchResult(Outcome):
+    """The dispatcher's check: one row per chunk, then the job as a whole."""
+
+    rows: list[ChunkRow] = field(default_factory=list)
+    agents: list[AgentRow] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    """Chunks per state (``ChunkState``)."""
+    bytes_done: int = 0
+    bytes_total: int = 0
+    eta: float | None = None
+    stalled: list[str] = field(default_factory=list)
+    """What the table says of each chunk running on an OFFLINE agent and not yet moved."""
+
+    noun = error_noun = "chunk(s)"
+    done_noun = "chunk"
+
+    @property
+    def finished(self) -> bool:
+        return not self.counts.get(ChunkState.RUNNING) and not self.counts.get(ChunkState.WAITING) \
+            and not self.errors
+
+    def table(self) -> str:
+        return dispatch_table(self)
+
+    def say_waiting(self) -> None:
+        log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(self.waiting),
+                  ", ".join(self.waiting))
+
+
+def summarize(result: DispatchResult, dispatch: Dispatch, run: Run, rows: dict[int, ChunkRow],
+              states: dict[int, str], described: Callable[[str | None], Execution | None],
+              starts_on: Callable[[str], Iterable], statuses: dict[str, str], usable: Iterable[str],
+              now: float) -> None:
+    """Fill the result's rows and totals from the ledger as the check left it: each chunk's
+    state, where it runs and what it moved; then each agent's chunks done and measured rate."""
+    for chunk in dispatch.chunks:
+        row = rows[chunk.index]
+        state = row.status = states[chunk.index]
+        latest = chunk.latest
+        if latest is not None and latest.active:
+            row.agent, row.execution = latest.agent, latest.execution or ""
+            seen = described(latest.execution)
+            if seen is not None:
+                row.status = seen.status
+                row.bytes_done = chunk.bytes if state == ChunkState.DONE else seen.bytes_transferred
+        elif state == ChunkState.GIVEN_UP:
+            result.exhausted.append(f"chunk {chunk.index}")
+            row.add(f"given up: {chunk.given_up}")
+        result.rows.append(row)
+        result.counts[state] = result.counts.get(state, 0) + 1
+        result.bytes_total += chunk.bytes
+        result.bytes_done += row.bytes_done
+    for agent in sorted(set(dispatch.lanes) | {a for a in usable if a in statuses}):
+        done = sum(1 for c in dispatch.chunks if states[c.index] == ChunkState.DONE and c.latest
+                   and c.latest.agent == agent)
+        status = statuses.get(agent, "not listed")
+        if agent in run.drained:
+            status += " (drained)"
+        elif agent in run.barred:
+            status += " (barred)"
+        elif agent not in dispatch.lanes:
+            status += " (joining)"
+        result.agents.append(AgentRow(agent, status, done,
+                                      measured_rate(rate_samples(starts_on(agent), now, by_bytes=True))))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool]) -> str:

@@ -17,8 +17,8 @@ import sys
 import time
 
 from . import datasync as ds
-from .cli import EXIT_AWS, EXIT_OK, Parser, run, setup_logging
-from .errors import UserError
+from .cli import Parser, run, setup_logging
+from .errors import EXIT_AWS, EXIT_OK, UserError
 from .files import check_writable, read_json, sole_holder, write_json
 from .launch import launch, start_dispatch
 from .ledger import Target

@@ -18,15 +18,16 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import datasync as ds
-from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope
+from .decisions import Decision, Fleet, Kind, Seen, decide, echo_differs, planned_scope, short, stall_note
 from .errors import AgentRefused, SetupError
 from .files import append_line, read_lines
 from .ledger import (
     Attempt,
     ChunkAttempt,
+    ChunkRecord,
     Ledger,
     PlannedScope,
     Retry,
@@ -34,9 +35,9 @@ from .ledger import (
     TaskFacts,
     next_number,
     parse_start_tag,
-    place_adopted,
 )
 from .records import Execution, NfsLocation
+from .report import CheckResult, Row
 from .statuses import AgentStatus, ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -66,39 +67,6 @@ class Settings:
     poll: float = 300.0
     """Seconds between checks (the loop's sleep, or cron's interval): a chunk left for a busy
     agent waits, on average, half of it before a check hands it over."""
-
-
-@dataclass
-class Row:
-    execution: str
-    task: str
-    agent: str
-    status: str
-    bytes_done: int = 0
-    bytes_estimated: int = 0
-    files_done: int = 0
-    files_estimated: int = 0
-    files_skipped: int = 0
-    action: str = ""
-
-
-@dataclass
-class CheckResult:
-    rows: list[Row] = field(default_factory=list)
-    exhausted: list[str] = field(default_factory=list)
-    """Scopes that failed and will not be retried: no retry left, or no scope of record."""
-    waiting: list[str] = field(default_factory=list)
-    """Scopes that failed and found no healthy agent this time."""
-    unfinished: int = 0
-    """Scopes still moving (running, or about to be retried)."""
-    errors: list[str] = field(default_factory=list)
-    """Executions this check could not look at or act on (an AWS error): nothing is known of them."""
-    oversized: list[str] = field(default_factory=list)
-    """Executions whose estimate is well above what the plan gives their scope."""
-
-    @property
-    def finished(self) -> bool:
-        return self.unfinished == 0 and not self.waiting and not self.errors
 
 
 def read_arn_file(path: str) -> list[str]:
@@ -183,24 +151,15 @@ class Observer:
                 found.append((execution, task["TaskArn"], parsed[1], parsed[2]))
         return sorted(found, key=lambda f: (f[2], f[3]))
 
-    def adopt(self, attempts: list, adopted: Attempt | ChunkAttempt, arn_file: str) -> None:
-        """Record an unrecorded start among its scope's or chunk's attempts (``place_adopted``),
-        or as the execution of the intent with its tag; in the arn file first, then in the
-        ledger, so a crash between the two is found again by the tag. A second execution of
-        one start (which no path here makes) is cancelled and recorded as such."""
+    def adopt(self, record: Scope | ChunkRecord, adopted: Attempt | ChunkAttempt, arn_file: str) -> None:
+        """Record an unrecorded start in its scope or chunk (``Scope.adopt``); in the arn file
+        first, then in the ledger, so a crash between the two is found again by the tag. A
+        second execution of one start (which no path here makes) is cancelled."""
         assert adopted.execution is not None
-        intent = next((a for a in attempts if a.tag == adopted.tag), None)
-        if intent is not None and intent.execution is None:
-            intent.execution = adopted.execution
-        elif intent is not None:
-            adopted.failed = f"a second execution of start {adopted.tag}: cancelled"
-            attempts.append(adopted)
-            log.error("%s is a second execution of start %s (%s runs it): cancelling it", adopted.execution,
-                      adopted.tag, intent.execution)
+        if record.adopt(adopted):
+            log.error("%s is a second execution of start %s: cancelling it", adopted.execution, adopted.tag)
             with contextlib.suppress(*ds.AWSError):
                 ds.cancel_execution(self.client, adopted.execution)
-        else:
-            place_adopted(attempts, adopted)
         if adopted.execution not in read_arn_file(arn_file):
             append_line(arn_file, adopted.execution)
         self.ledger.save()
@@ -266,11 +225,9 @@ class Watcher(Observer):
             adopted = Attempt(self.agent_of_task(task), execution, tag=run.start_tag(key, number))
             scope = next((s for s in self.ledger.scopes.values() if s.key == key), None)
             if scope is None:
-                self.ledger.scopes[execution] = Scope([], planned=run.scopes.get(key))
+                self.ledger.scopes[execution] = Scope((), planned=run.scopes.get(key))
                 scope = self.ledger.scopes[execution]
-            self.adopt(scope.attempts, adopted, self.arn_file)
-            scope.retries = max(scope.retries, sum(1 for a in scope.attempts[:-1] if a.failed is not None))
-            self.ledger.save()
+            self.adopt(scope, adopted, self.arn_file)
 
     def _handle(self, execution: str, described: Execution, agent: str, fleet: Fleet, busy: dict[str, int],
                 now: float, row: Row, result: CheckResult) -> None:
@@ -306,36 +263,47 @@ class Watcher(Observer):
             row.action += "not moved this check: it could not look for this run's unrecorded starts"
             result.unfinished += 1
             return
-        latest = scope.latest
+        if decision.kind in (Kind.GIVE_UP, Kind.NO_HEALTHY_AGENT):
+            self._record_failure(decision, execution, root, scope, result)
+            return
+        self._move(decision, execution, scope, seen, busy, now, row, result)
+
+    def _record_failure(self, decision: Decision, execution: str, root: str, scope: Scope,
+                        result: CheckResult) -> None:
+        """A failure that moves nowhere: given up (a final word), or waiting for a healthy agent."""
         if decision.kind == Kind.GIVE_UP:
-            latest.failed = decision.failed
-            if scope.given_up is None:
-                scope.given_up = decision.action
+            if decision.failed:  # a start taken back unread and given up did not fail
+                scope.latest.failed(decision.failed)
+            scope.give_up(decision.action)
             result.exhausted.append(root)
             if decision.log:
                 log.error("%s %s", execution, decision.log)
             return
-        if decision.kind == Kind.NO_HEALTHY_AGENT:
-            latest.failed = decision.failed
-            result.waiting.append(root)
-            log.warning("%s %s", execution, decision.log)
-            return
+        scope.latest.failed(decision.failed)
+        result.waiting.append(root)
+        log.warning("%s %s", execution, decision.log)
+
+    def _move(self, decision: Decision, execution: str, scope: Scope, seen: Seen, busy: dict[str, int],
+              now: float, row: Row, result: CheckResult) -> None:
+        """Take the latest attempt back (failed, or unfailed), cancel it if it may still run,
+        record the retry as an intent, then create and start it."""
+        latest = scope.latest
         planned = seen.planned
         assert decision.target is not None and planned is not None  # decide() moves only with both
         if decision.kind == Kind.TAKE_BACK:
-            latest.returned = True
+            latest.taken_back()
         else:
-            latest.failed = decision.failed
+            latest.failed(decision.failed)
         if decision.kind in (Kind.CANCEL_THEN_RETRY, Kind.TAKE_BACK):
             self.ledger.save()  # the take-back is durable before the cancel
             if not self._cancel(execution, row):
-                latest.failed, latest.returned = None, False
+                latest.succeeded_after_all()
                 return
         task = self.task(ds.task_of(execution))
         loc = self.location(task.source)
         base = task.name.removesuffix("_retry")
         run = self.ledger.run
-        attempt = scope.begin_retry(decision.target, Retry(
+        attempt = scope.intend_retry(decision.target, Retry(
             of=execution, decided=now, task_name=base + "_retry", server=loc.server, subdir=loc.subdir,
             dest=task.dest, cloudwatch=task.cloudwatch, includes=list(planned.includes),
             excludes=list(planned.excludes), options=ds.for_mode(dict(seen.execution.options), task.mode),
@@ -354,10 +322,12 @@ class Watcher(Observer):
             planned, why_not = planned_scope(self.ledger.run, self.task(ds.task_of(root)).name)
             if planned is None:
                 return None, why_not
-            scope.planned = planned
-        if echo_differs(described, scope.planned):
+            scope.record_plan(planned)
+        planned = scope.planned
+        assert planned is not None
+        if echo_differs(described, planned):
             return None, "the filters it ran with differ from the run's record"
-        return scope.planned, ""
+        return planned, ""
 
     def _cancel(self, execution: str, row: Row) -> bool:
         """Cancel a stranded execution before moving it; False if it ended by itself with
@@ -394,8 +364,10 @@ class Watcher(Observer):
                 if self.ledger.run is not None:
                     self._bar(attempt, scope, str(exc))
                 raise
-            retry.task = task["TaskArn"]
+            attempt.task_created(task["TaskArn"])
+            retry = attempt.retry
             self.ledger.save()
+        assert retry is not None and retry.task is not None
         try:
             ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent "
                                                           f"{short(attempt.agent)}"},
@@ -416,7 +388,7 @@ class Watcher(Observer):
             execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes, tag, known)
             log.info("retry of %s started on %s: %s", retry.of, attempt.agent, execution)
         append_line(self.arn_file, execution)  # first: a crash before the save is resolved by the tag
-        attempt.execution = execution
+        attempt.started(execution)
         self.ledger.save()
         return execution
 
@@ -426,10 +398,8 @@ class Watcher(Observer):
         next check moves the scope to another agent."""
         run = self.ledger.run
         assert run is not None
-        run.barred[attempt.agent] = why
-        scope.attempts.remove(attempt)
-        if scope.latest.failed is not None:  # it was a retry of a failure: its budget comes back
-            scope.retries -= 1
+        run.bar(attempt.agent, why)
+        scope.withdraw(attempt)
         self.ledger.save()
         log.error("agent %s is barred from this run: DataSync refused it (%s); the scope moves elsewhere at the "
                   "next check", attempt.agent, why)
@@ -465,16 +435,6 @@ def adopt_or_say(adopt: Callable[[], None], errors: list[str]) -> bool:
         return False
 
 
-def stall_note(now: float, offline_for: float, threshold: float) -> str:
-    """What the table says of an execution whose agent is OFFLINE: since when, and when it moves."""
-    since = now - offline_for
-    return f"agent OFFLINE since {_clock(since)}, moves at {_clock(since + threshold)}"
-
-
-def _clock(epoch: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(epoch))
-
-
 def failed_check(errors: list[str], row_action: str, name: str, message: str) -> str:
     """Record what a check could not do: once in the log and in the errors (so in the exit
     code); returns the row's action with the message added."""
@@ -486,7 +446,3 @@ def failed_check(errors: list[str], row_action: str, name: str, message: str) ->
 def _failed_check(result: CheckResult, row: Row, message: str) -> None:
     """Record what a check could not do: in the row, once in the log, and in the exit code."""
     row.action = failed_check(result.errors, row.action, row.execution, message)
-
-
-def short(arn: str) -> str:
-    return arn.rsplit("/", 1)[-1]

@@ -19,20 +19,12 @@ import time
 from dataclasses import dataclass, field
 
 from . import datasync as ds
-from .cli import EXIT_AWS, EXIT_OK, FILE_ONLY, Parser, run, setup_logging
-from .dispatch import Dispatcher, DispatchResult
-from .errors import RecordError, UserError
+from .cli import FILE_ONLY, Parser, run, setup_logging
+from .dispatch import Dispatcher
+from .errors import EXIT_OK, RecordError, UserError
 from .files import check_writable, exclusive_lock
 from .ledger import Ledger, Policy, Run
-from .report import dispatch_table, watch_table
-from .watch import CheckResult, Settings, Watcher, read_arn_file
-
-EXIT_EXHAUSTED = 3
-"""A scope failed and will not be retried: no retries left, or no scope of record."""
-EXIT_NO_HEALTHY_AGENT = 4
-"""A scope failed and no healthy agent could take it (the next check tries again)."""
-EXIT_OVERSIZED = 5
-"""An execution selects well more than the plan gives its scope."""
+from .watch import Settings, Watcher, read_arn_file
 
 EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
   0  every scope succeeded, or everything still running is healthy
@@ -120,20 +112,13 @@ class Steering:
             said.append(f"offline threshold {policy.offline_threshold:g}s -> {self.offline_threshold:g}s")
             policy.offline_threshold = self.offline_threshold
         for agent in self.add:
-            if agent not in run.added and (run.named and agent not in run.agents):
-                run.added.append(agent)
+            if run.add_agent(agent):
                 said.append(f"agent {agent} added")
             elif not run.named:
                 log.info("--agent_arns %s: this run's agents were discovered, so any ONLINE agent may serve it",
                          agent)
-        for agent in self.drain:
-            if agent not in run.drained:
-                run.drained.append(agent)
-                said.append(f"agent {agent} drained")
-        for agent in self.undrain:
-            if agent in run.drained:
-                run.drained.remove(agent)
-                said.append(f"agent {agent} no longer drained")
+        said += [f"agent {agent} drained" for agent in self.drain if run.drain(agent)]
+        said += [f"agent {agent} no longer drained" for agent in self.undrain if run.undrain(agent)]
         return said
 
     def settings(self, run: Run | None, poll: float) -> Settings:
@@ -194,31 +179,8 @@ def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll
             log.warning("this watcher changed the run's record (every watcher follows it now): %s",
                         "; ".join(changed))
         settings = steering.settings(ledger.run, poll)
-        result: CheckResult | DispatchResult
-        if ledger.dispatch is not None:
-            result = Dispatcher(client, ledger, arn_file, settings).check()
-        else:
-            result = Watcher(client, ledger, arn_file, settings).check()
-    if isinstance(result, DispatchResult):
-        show(dispatch_table(result))
-        what = "chunk(s)"
-    else:
-        show(watch_table(result.rows))
-        what = "scope(s)"
-    if result.exhausted:
-        log.error("%d %s failed and will not be retried", len(result.exhausted), what)
-        return EXIT_EXHAUSTED, result.finished
-    if result.errors:
-        log.error("this check could not look at or act on %d %s; it is not complete", len(result.errors),
-                  "chunk(s)" if what == "chunk(s)" else "execution(s)")
-        return EXIT_AWS, False
-    if result.waiting:
-        if isinstance(result, DispatchResult):  # the watcher has said it per execution
-            log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(result.waiting),
-                      ", ".join(result.waiting))
-        return EXIT_NO_HEALTHY_AGENT, False
-    if result.oversized:
-        return EXIT_OVERSIZED, result.finished
-    if result.finished:
-        log.info("every %s has succeeded", "chunk" if what == "chunk(s)" else "watched scope")
-    return EXIT_OK, result.finished
+        checker = Dispatcher if ledger.dispatch is not None else Watcher
+        result = checker(client, ledger, arn_file, settings).check()
+    show(result.table())
+    result.say()
+    return result.exit_code, result.finished

@@ -106,7 +106,7 @@ def test_no_healthy_agent_keeps_the_budget_for_the_next_check():
 
 
 def test_a_scope_failed_on_every_agent_that_may_serve_the_run_is_given_up_even_with_retries_left():
-    scope = Scope([Attempt(A1, EXEC, failed="ERROR"), Attempt(A2, EXEC[:-1] + "1")], retries=1)
+    scope = Scope([Attempt(A1, EXEC, failure="ERROR"), Attempt(A2, EXEC[:-1] + "1")], retries=1)
     for fleet in (Fleet({A1: "ONLINE", A2: "ONLINE"}, {}), Fleet(ALL_ONLINE.statuses, {}, frozenset({A1, A2}))):
         decision = decided(seen("ERROR"), scope, fleet, max_retries=5)
         assert (decision.kind, decision.action) == (Kind.GIVE_UP, "failed on every agent that may serve the run")
@@ -115,7 +115,7 @@ def test_a_scope_failed_on_every_agent_that_may_serve_the_run_is_given_up_even_w
 
 
 def test_a_third_attempt_goes_to_the_one_agent_that_has_not_failed_the_scope():
-    scope = Scope([Attempt(A1, EXEC, failed="ERROR"), Attempt(A2, EXEC[:-1] + "1")], retries=1)
+    scope = Scope([Attempt(A1, EXEC, failure="ERROR"), Attempt(A2, EXEC[:-1] + "1")], retries=1)
     assert decided(seen("ERROR"), scope, max_retries=2).target == A3
 
 
@@ -147,7 +147,7 @@ agents = st.sampled_from([A1, A2, A3, A4])
 def test_a_move_is_decided_only_within_budget_onto_a_healthy_untried_allowed_agent(
         status, agent_status, offline_for, earlier, latest, retries, max_retries, statuses_, busy, allowed, planned):
     """``earlier``: attempts before the latest, each failed or taken back (True: failed)."""
-    attempts = [Attempt(a, f"{EXEC[:-2]}{i:02d}", failed="ERROR" if f else None, returned=not f)
+    attempts = [Attempt(a, f"{EXEC[:-2]}{i:02d}", failure="ERROR" if f else None, returned=not f)
                 for i, (a, f) in enumerate(earlier)] + [Attempt(latest, EXEC)]
     scope = Scope(attempts, retries=retries)
     before = copy.deepcopy(scope)

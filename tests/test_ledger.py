@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasync_multi.dispatch import ChunkState, Dispatcher
+from datasync_multi.dispatch_rules import give_up_reason
 from datasync_multi.errors import UserError
 from datasync_multi.ledger import (
     Attempt,
     ChunkAttempt,
     ChunkRecord,
+    ChunkState,
     Dispatch,
     Ledger,
     PlannedScope,
@@ -26,10 +27,8 @@ from datasync_multi.ledger import (
     Scope,
     TaskFacts,
     next_number,
-    place_adopted,
 )
 from datasync_multi.records import Execution, NfsLocation
-from datasync_multi.watch import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-00000000000000001"
@@ -80,7 +79,7 @@ def test_a_ledger_reads_as_typed_records():
         "T_agent-1", ("/a/", "/b*"), (), 7, 2, 900)
     assert ledger.run.may_serve(AGENT) and not ledger.run.may_serve(AGENT2)  # drained
     scope = ledger.scopes[EXEC]
-    assert scope.attempts[0] == Attempt(AGENT, EXEC, failed="ERROR", tag="0123abcd/T_agent-1/1")
+    assert scope.attempts[0] == Attempt(AGENT, EXEC, failure="ERROR", tag="0123abcd/T_agent-1/1")
     assert scope.latest == Attempt(AGENT2, RETRY_EXEC, tag="0123abcd/T_agent-1/2", retry=Retry(
         of=EXEC, decided=1764000000.5, task_name="T_agent-1_retry", server="198.51.100.10", subdir="/vol1", dest=LOC,
         cloudwatch=None, includes=["/a/", "/b*"], excludes=[],
@@ -109,14 +108,15 @@ def test_a_ledger_survives_its_file(tmp_path):
     ledger = Ledger.from_json(VERSION_3, path)
     ledger.finished[RETRY_EXEC] = Execution("SUCCESS", None, (), {}, None, "ENHANCED", 9, 9, 3, 3, 1, 1764000001.25)
     root = ledger.scope_of(RETRY_TASK + "/execution/exec-0123456789abcdef2", AGENT)
-    ledger.scopes[root].begin_retry(AGENT2, ledger.scopes[EXEC].latest.retry, "0123abcd/T_agent-1/2")
+    ledger.scopes[root].latest.failed("ERROR")
+    ledger.scopes[root].intend_retry(AGENT2, ledger.scopes[EXEC].latest.retry, "0123abcd/T_agent-1/2")
     ledger.save()
     assert Ledger.read(path) == ledger
     assert ledger.scopes[root].retries == 1 and ledger.scopes[root].latest.execution is None
 
 
 attempts = st.builds(Attempt, agent=st.text(max_size=8), execution=st.none() | st.text(max_size=8),
-                     failed=st.none() | st.text(max_size=8), returned=st.booleans(),
+                     failure=st.none() | st.text(max_size=8), returned=st.booleans(),
                      tag=st.none() | st.text(max_size=8),
                      retry=st.none() | st.builds(
                          Retry, of=st.text(max_size=8), decided=st.floats(0, 2e9), task_name=st.text(max_size=8),
@@ -178,7 +178,7 @@ def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp
 chunk_attempts = st.builds(ChunkAttempt, agent=st.sampled_from(["a1", "a2"]), task=st.sampled_from(["t1", "t2"]),
                            decided=st.floats(0, 2e9), tag=st.text(max_size=12),
                            execution=st.none() | st.text(min_size=1, max_size=12),
-                           failed=st.none() | st.sampled_from(["ERROR", "TRANSFERRING on offline agent"]),
+                           failure=st.none() | st.sampled_from(["ERROR", "TRANSFERRING on offline agent"]),
                            returned=st.booleans())
 dispatches = st.builds(Dispatch, lanes=st.dictionaries(st.sampled_from(["a1", "a2", "a3"]),
                                                       st.lists(st.text(max_size=8), min_size=1, max_size=2)),
@@ -205,23 +205,25 @@ def test_where_a_chunk_stands_follows_its_latest_attempt():
         return ChunkRecord(i, (f"/d{i}/",), 1, 1, 0, 1, list(attempts))
     chunks = [chunk(0), chunk(1, ChunkAttempt("a1", "t1", 0, "x", "e1")),
               chunk(2, ChunkAttempt("a1", "t1", 0, "x", "e2")),
-              chunk(3, ChunkAttempt("a1", "t1", 0, "x", "e3", failed="ERROR")),
-              chunk(4, ChunkAttempt("a1", "t1", 0, "x", "e4", failed="ERROR"), ChunkAttempt("a2", "t2", 0, "x", "e5",
-                                                                                            failed="ERROR")),
+              chunk(3, ChunkAttempt("a1", "t1", 0, "x", "e3", failure="ERROR")),
+              chunk(4, ChunkAttempt("a1", "t1", 0, "x", "e4", failure="ERROR"), ChunkAttempt("a2", "t2", 0, "x", "e5",
+                                                                                            failure="ERROR")),
               chunk(5, ChunkAttempt("a1", "t1", 0, "x", None)),
               chunk(6, ChunkAttempt("a1", "t1", 0, "x", "e6", returned=True)),
-              chunk(7, ChunkAttempt("a1", "t1", 0, "x", "e7", failed="ERROR")),
+              chunk(7, ChunkAttempt("a1", "t1", 0, "x", "e7", failure="ERROR")),
               chunk(8, ChunkAttempt("a1", "t1", 0, "x", "e8", returned=True))]  # its cancel not seen to land
-    ledger = Ledger("l", run=Run.from_json(RUN), finished={"e1": done, "e3": failed, "e4": failed, "e5": failed,
-                                                            "e6": failed, "e7": failed},
-                    dispatch=Dispatch({"a1": ["t1"], "a2": ["t2"], "a3": ["t3"]}, chunks))
-    states = [Dispatcher(None, ledger, "arns", Settings(max_retries=1)).state(c) for c in chunks]
-    W, R, D, G = ChunkState.WAITING, ChunkState.RUNNING, ChunkState.DONE, ChunkState.GIVEN_UP
-    assert states == [W, D, R, W, G, R, W, W, R]
-    assert chunks[4].given_up == "failed 2 time(s), more than the 1 retries allowed"  # the word is recorded
-    assert Dispatcher(None, ledger, "arns", Settings(max_retries=5)).state(chunks[4]) == G  # and final
-    ledger.dispatch.lanes = {"a1": ["t1"]}  # chunk 7 failed on every agent that may serve the run
-    assert Dispatcher(None, ledger, "arns", Settings(max_retries=5)).state(chunks[7]) == G
+    finished = {"e1": done, "e3": failed, "e4": failed, "e5": failed, "e6": failed, "e7": failed}
+    states = [c.state(finished.get(c.latest.execution or "") if c.latest else None) for c in chunks]
+    W, R, D = ChunkState.WAITING, ChunkState.RUNNING, ChunkState.DONE
+    assert states == [W, D, R, W, W, R, W, W, R]
+    agents = ("a1", "a2", "a3")
+    assert [give_up_reason(c, 1, agents) for c, state in zip(chunks, states, strict=True) if state == W] == \
+        [None, None, "failed 2 time(s), more than the 1 retries allowed", None, None]
+    assert give_up_reason(chunks[4], 5, agents) is None
+    assert give_up_reason(chunks[7], 5, ("a1",)) == "failed on every agent that may serve the run (1)"
+    chunks[4].give_up("failed 2 time(s)")
+    chunks[4].give_up("another reason")
+    assert (chunks[4].given_up, chunks[4].state(failed)) == ("failed 2 time(s)", ChunkState.GIVEN_UP)  # final
 
 
 @settings(max_examples=200, deadline=None)
@@ -232,9 +234,9 @@ def test_starts_adopted_in_any_order_leave_only_the_newest_active(order, known):
     def start(n: int) -> ChunkAttempt:
         return ChunkAttempt(f"a{n}", "t", 0, f"run/chunk-0/{n}", f"e{n}")
 
-    attempts = [start(n) for n in sorted(order[:known])]
+    chunk = ChunkRecord(0, ("/d/",), 1, 1, 0, 1, tuple(start(n) for n in sorted(order[:known])))
     for number in order[known:]:
-        place_adopted(attempts, start(number))
-    assert [a.tag for a in attempts] == [f"run/chunk-0/{n}" for n in range(1, 6)]
-    assert [a.active for a in attempts] == [False] * 4 + [True]
-    assert next_number(attempts) == 6
+        assert chunk.adopt(start(number)) is False
+    assert [a.tag for a in chunk.attempts] == [f"run/chunk-0/{n}" for n in range(1, 6)]
+    assert [a.active for a in chunk.attempts] == [False] * 4 + [True]
+    assert next_number(chunk.attempts) == 6
