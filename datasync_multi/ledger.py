@@ -1,6 +1,7 @@
 """The ledger: the run's record and everything the watcher and the dispatcher decided, as
-typed records read and written in this module only. Records change only through named
-transitions that refuse a move the protocol does not allow (``Transition``)."""
+typed records read and written in this module only. A start, a scope and a chunk change
+only through named moves, which refuse a move the protocol does not allow (``MOVES``,
+``MoveRefused``): the records are frozen to the outside."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ agent that reports no LastConnectionTime has been out of contact at least that l
 @dataclass(frozen=True)
 class Settings:
     """How one check runs. ``max_retries`` and ``offline_threshold`` are the run's policy
-    (``state.Policy``) as the watcher resolved it against the run's record."""
+    (``ledger.Policy``) as the watcher resolved it against the run's record."""
 
     max_retries: int = 1
     offline_threshold: float = 600.0
