@@ -129,7 +129,8 @@ class SchedulerConfig:
 def check_args(a: argparse.Namespace) -> SchedulerConfig:
     """Refuse bad input before anything is created (a UserError: one line, exit 2); return
     what the run reads."""
-    _check_values(a)
+    _check_shapes(a)
+    _check_numbers(a)
     if a.task_mode == "ENHANCED":
         _check_enhanced(a)
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
@@ -153,8 +154,8 @@ def _must_match(value: str | None, shape: str, what: str) -> None:
         raise UserError(f"{what} {value!r} is not a valid {shape}")
 
 
-def _check_values(a: argparse.Namespace) -> None:
-    """What the flags say on their own: present unless --dry_run, of the shape DataSync takes, in range."""
+def _check_shapes(a: argparse.Namespace) -> None:
+    """What DataSync will be sent: present unless --dry_run, and of the shape its API takes."""
     if not a.dry_run:
         missing = [f"--{n}" for n in ("nfs_server_name", "sub_dir", "dest_loc") if not getattr(a, n)]
         if missing:
@@ -164,6 +165,10 @@ def _check_values(a: argparse.Namespace) -> None:
     _must_match(a.sub_dir, "NfsSubdirectory", "--sub_dir")
     _must_match(a.dest_loc, "LocationArn", "--dest_loc")
     _must_match(a.cloudwatch_arn, "LogGroupArn", "--cloudwatch_arn")
+
+
+def _check_numbers(a: argparse.Namespace) -> None:
+    """Counts and limits in range; a queue only for a dynamic plan."""
     for flag in ("max_depth", "per_file_cost"):
         if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
