@@ -336,8 +336,8 @@ class _Cut:
 def _best_cut(tree: Tree, n: int, per_file_cost: int, max_depth: int | None, filter_limit: int,
               item_cap: int | None) -> _Cut:
     """Cut at an even share of ``n`` scopes, then at halves of it while the heaviest scope is
-    more than 1% above the lower bound (or at doubles while the cut does not fit the limits),
-    pack each cut, and keep the best packing. Raises UserError when no cut fits."""
+    more than 1% above the lower bound, and at doubles of it only while no cut has fit the
+    limits; pack each cut and keep the best packing. Raises UserError when no cut fits."""
     def cost(nbytes: int, items: int) -> int:
         return nbytes + items * per_file_cost
 
