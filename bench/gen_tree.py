@@ -96,55 +96,72 @@ def build_layout(shape: str, files: int, dirs: int, seed: int):
     rng = random.Random(seed)
     if shape == "flat":
         return [""], [[_size(rng) for _ in range(files)]]
-    parents = [-1]
-    depth = [0]
     if shape == "deep":
-        # complete binary tree in BFS order: dir i's parent is (i-1)//2
-        for i in range(1, dirs):
-            parents.append((i - 1) // 2)
-            depth.append(depth[(i - 1) // 2] + 1)
-        weights = [1.0] * dirs
-        scales = [1.0] * dirs
+        parents, weights, scales = _deep_dirs(dirs)
     elif shape == "skewed":
-        pool = [0]  # each dir once, plus once per child: preferential attachment
-        for i in range(1, dirs):
-            p = rng.choice(pool) if rng.random() < 0.5 else rng.randrange(i)
-            parents.append(p)
-            depth.append(depth[p] + 1)
-            pool.append(p)
-            pool.append(i)
-        weights = [rng.paretovariate(1.1) for _ in range(dirs)]
-        scales = [1.0] * dirs
-        # three giant directories several levels down: many files and large ones
-        deepish = [i for i in range(dirs) if 3 <= depth[i] <= 5] or list(range(1, dirs)) or [0]
-        giants = rng.sample(deepish, min(3, len(deepish)))
-        total_w = sum(weights)
-        for g, share, scale in zip(giants, (0.12, 0.08, 0.05), (8.0, 6.0, 4.0), strict=False):
-            weights[g] = total_w * share
-            scales[g] = scale
-            # and make the giant's subtree heavy too: its children get big weights
-        for i in range(dirs):
-            if parents[i] in giants:
-                weights[i] *= 20
+        parents, weights, scales = _skewed_dirs(rng, dirs)
     else:
         raise ValueError(f"unknown shape {shape!r}")
-    # names: unique per parent, deterministic
-    paths = [""]
-    nchild = [0] * dirs
+    return _dir_paths(parents), _file_sizes(rng, files, weights, scales)
+
+
+def _deep_dirs(dirs: int) -> tuple[list[int], list[float], list[float]]:
+    """A complete binary tree in BFS order (dir i's parent is (i-1)//2): parents, and even
+    weights and size scales."""
+    return [-1] + [(i - 1) // 2 for i in range(1, dirs)], [1.0] * dirs, [1.0] * dirs
+
+
+def _skewed_dirs(rng: random.Random, dirs: int) -> tuple[list[int], list[float], list[float]]:
+    """A random tree with three giant directories several levels down: parents, Pareto
+    weights (the giants' children heavy too) and size scales."""
+    parents = [-1]
+    depth = [0]
+    pool = [0]  # each dir once, plus once per child: preferential attachment
     for i in range(1, dirs):
+        p = rng.choice(pool) if rng.random() < 0.5 else rng.randrange(i)
+        parents.append(p)
+        depth.append(depth[p] + 1)
+        pool.append(p)
+        pool.append(i)
+    weights = [rng.paretovariate(1.1) for _ in range(dirs)]
+    scales = [1.0] * dirs
+    # three giant directories several levels down: many files and large ones
+    deepish = [i for i in range(dirs) if 3 <= depth[i] <= 5] or list(range(1, dirs)) or [0]
+    giants = rng.sample(deepish, min(3, len(deepish)))
+    total_w = sum(weights)
+    for g, share, scale in zip(giants, (0.12, 0.08, 0.05), (8.0, 6.0, 4.0), strict=False):
+        weights[g] = total_w * share
+        scales[g] = scale
+    # and make the giants' subtrees heavy too: their children get big weights
+    for i in range(dirs):
+        if parents[i] in giants:
+            weights[i] *= 20
+    return parents, weights, scales
+
+
+def _dir_paths(parents: list[int]) -> list[str]:
+    """Names unique per parent, deterministic; a parent's path comes before its children's."""
+    paths = [""]
+    nchild = [0] * len(parents)
+    for i in range(1, len(parents)):
         p = parents[i]
         nchild[p] += 1
         name = f"d{nchild[p]:04d}"
         paths.append(f"{paths[p]}/{name}" if paths[p] else name)
-    # files: the first `dirs` files one per directory when there are enough (no empty
-    # dirs unless files < dirs), the rest by weight
+    return paths
+
+
+def _file_sizes(rng: random.Random, files: int, weights: list[float], scales: list[float]) -> list[list[int]]:
+    """The first ``dirs`` files one per directory when there are enough (no empty dirs unless
+    files < dirs), the rest by weight."""
+    dirs = len(weights)
     per_dir: list[list[int]] = [[] for _ in range(dirs)]
     choices = rng.choices(range(dirs), weights=weights, k=max(files - dirs, 0))
     for i in range(min(files, dirs)):
         per_dir[i].append(_size(rng, scales[i]))
     for i in choices:
         per_dir[i].append(_size(rng, scales[i]))
-    return paths, per_dir
+    return per_dir
 
 
 # --- on disk ------------------------------------------------------------------------------

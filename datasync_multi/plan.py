@@ -302,7 +302,42 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
         raise ValueError("chunks_per_agent and queue_depth must be at least 1")
     agents = tuple(sorted(agents))
     n = len(agents) * chunks_per_agent  # the scopes to cut: tasks, or chunks
+    cut = _best_cut(tree, n, per_file_cost, max_depth, filter_limit, item_cap)
+    chunks: tuple[Chunk, ...] = ()
+    if chunks_per_agent == 1:
+        tasks = _static_tasks(cut.packing, agents, task_name)
+    else:
+        tasks, chunks = _dynamic_tasks(cut.packing, agents, task_name, queue_depth)
+    plan = Plan(tasks, agents, tree.roots, per_file_cost, max_depth, cut.lower_bound, cut.threshold, chunks=chunks)
+    warnings = tuple(_warnings(tree, plan, cut.split, cut.finest, filter_limit if cut.filters_full else None,
+                               item_cap, n))
+    for w in warnings:
+        log.warning("%s", w)
+    return dataclasses.replace(plan, warnings=warnings)
 
+
+@dataclass(frozen=True)
+class _Cut:
+    """The threshold search's outcome: the best cut and its packing into scopes, and what the
+    warnings need to say why it is not better."""
+
+    threshold: int
+    split: Split
+    packing: list[list[Unit]]
+    lower_bound: int
+    """Of record: counts what the units hold, for a directory that was cut is listed by every
+    task with something inside it, and belongs to none."""
+    finest: Split
+    """The finest cut tried: what it still holds whole could not be cut at all."""
+    filters_full: bool
+    """Some cut did not fit the filter limit."""
+
+
+def _best_cut(tree: Tree, n: int, per_file_cost: int, max_depth: int | None, filter_limit: int,
+              item_cap: int | None) -> _Cut:
+    """Cut at an even share of ``n`` scopes, then at halves of it while the heaviest scope is
+    more than 1% above the lower bound, and at doubles of it only while no cut has fit the
+    limits; pack each cut and keep the best packing. Raises UserError when no cut fits."""
     def cost(nbytes: int, items: int) -> int:
         return nbytes + items * per_file_cost
 
@@ -316,7 +351,7 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
     best: tuple[float, int, Split, list[list[Unit]]] | None = None
     finer = [max(share >> step, 1) for step in range(FINEST_SPLIT + 1)]
     coarser = [share << step for step in range(1, max(total // share, 1).bit_length() + 1)]
-    finest = Split()  # the finest cut tried: what it still holds whole could not be cut at all
+    finest = Split()
     filters_full = False
     for threshold in dict.fromkeys(finer + coarser):
         split = split_tree(tree, cost, threshold, max_depth=max_depth, item_cap=item_cap, name_target=finer[-1])
@@ -334,30 +369,35 @@ def make_plan(tree: Tree, agents: Sequence[str], *, task_name: str,
         if ratio <= 1 + TOLERANCE or n == 1 or threshold == 1 or threshold > share:
             break
     if best is None:
-        items = sum(d.files + d.dirs for d in roots)
-        if item_cap is not None and items > n * item_cap:
-            raise UserError(f"the share holds {items:,} items, more than {n} agent(s) may list at "
-                            f"{item_cap:,} per execution in Basic mode; add agents, or use Enhanced mode")
-        raise UserError(f"the manifest's entries need longer include filters than {n} agent(s) can carry "
-                        f"({filter_limit:,} UTF-8 bytes each); list fewer, higher directories")
+        raise _nothing_fits(sum(d.files + d.dirs for d in roots), n, filter_limit, item_cap)
     _, threshold, split, packing = best
-    # The bound of record counts what the units hold: a directory that was cut is listed by
-    # every task with something inside it, and belongs to none.
-    bound = max(-(-sum(u.cost for u in split.units) // n), largest)
-    if chunks_per_agent == 1:
-        tasks = tuple(TaskPlan(tuple(members), agent_arn=agents[i], name=task_name_for(task_name, agents[i]))
-                      for i, members in enumerate(packing) if members)
-        plan = Plan(tasks, agents, tree.roots, per_file_cost, max_depth, bound, threshold)
-    else:
-        pieces = sorted((tuple(m) for m in packing if m), key=lambda m: (-sum(u.cost for u in m), m[0].pattern))
-        lanes = tuple(TaskPlan((), agent_arn=a, name=task_name_for(task_name, a, slot))
-                      for a in agents for slot in range(1, queue_depth + 1))
-        plan = Plan(lanes, agents, tree.roots, per_file_cost, max_depth, bound, threshold,
-                    chunks=tuple(Chunk(units, index=i) for i, units in enumerate(pieces)))
-    warnings = tuple(_warnings(tree, plan, split, finest, filter_limit if filters_full else None, item_cap, n))
-    for w in warnings:
-        log.warning("%s", w)
-    return dataclasses.replace(plan, warnings=warnings)
+    lower_bound = max(-(-sum(u.cost for u in split.units) // n), largest)
+    return _Cut(threshold, split, packing, lower_bound, finest, filters_full)
+
+
+def _nothing_fits(items: int, n: int, filter_limit: int, item_cap: int | None) -> UserError:
+    """Why no cut fits ``n`` scopes: too many items to list, or the manifest's entries need longer filters."""
+    if item_cap is not None and items > n * item_cap:
+        return UserError(f"the share holds {items:,} items, more than {n} agent(s) may list at "
+                         f"{item_cap:,} per execution in Basic mode; add agents, or use Enhanced mode")
+    return UserError(f"the manifest's entries need longer include filters than {n} agent(s) can carry "
+                     f"({filter_limit:,} UTF-8 bytes each); list fewer, higher directories")
+
+
+def _static_tasks(packing: list[list[Unit]], agents: tuple[str, ...], task_name: str) -> tuple[TaskPlan, ...]:
+    """A static plan's tasks: one per agent that gets work, carrying its share."""
+    return tuple(TaskPlan(tuple(members), agent_arn=agents[i], name=task_name_for(task_name, agents[i]))
+                 for i, members in enumerate(packing) if members)
+
+
+def _dynamic_tasks(packing: list[list[Unit]], agents: tuple[str, ...], task_name: str,
+                   queue_depth: int) -> tuple[tuple[TaskPlan, ...], tuple[Chunk, ...]]:
+    """A dynamic plan's tasks, ``queue_depth`` per agent and with no share of their own, and
+    its chunks, heaviest first."""
+    pieces = sorted((tuple(m) for m in packing if m), key=lambda m: (-sum(u.cost for u in m), m[0].pattern))
+    lanes = tuple(TaskPlan((), agent_arn=a, name=task_name_for(task_name, a, slot))
+                  for a in agents for slot in range(1, queue_depth + 1))
+    return lanes, tuple(Chunk(units, index=i) for i, units in enumerate(pieces))
 
 
 def _uneven(plan: Plan, finest: Split, full_limit: int | None, n: int) -> str | None:
@@ -405,6 +445,23 @@ def _warnings(tree: Tree, plan: Plan, split: Split, finest: Split, full_limit: i
     for rel in split.bare_empty_roots:
         out.append(f"/{rel} is an empty directory and a sibling's name starts with its name: it is selected "
                    f"as '/{rel}/', which creates it only if DataSync reads that as the folder itself")
+    out += _scan_warnings(tree)
+    named: list[tuple[str, Units]] = [(f"chunk {c.index}", c) for c in plan.chunks]
+    named = named or [(f"task {t.name}", t) for t in plan.tasks]
+    for name, t in named:
+        if item_cap is not None and t.items > item_cap:
+            out.append(f"{name} lists {t.items:,} items, above DataSync's {item_cap:,} per-execution "
+                       "quota in Basic mode; a unit that large could not be cut")
+    groups = sum(1 for t in scopes for u in t.units if u.kind == GROUP)
+    if groups:
+        log.info("%d prefix group(s): files added after the scan under a name no group's prefix "
+                 "starts are not selected; a rerun before cutover rescans and copies them", groups)
+    return out
+
+
+def _scan_warnings(tree: Tree) -> list[str]:
+    """What the scan met that the plan carries without measuring or naming it."""
+    out = []
     notes = sorted((rel, d.note) for rel, d in tree.dirs.items() if d.note)
     if notes:
         out.append(f"{len(notes)} directory(ies) could not be scanned; each travels whole inside a unit "
@@ -423,15 +480,4 @@ def _warnings(tree: Tree, plan: Plan, split: Split, finest: Split, full_limit: i
     if tree.skipped:
         out.append(f"{len(tree.skipped)} path(s) are skipped by DataSync by default and left out, "
                    f"e.g. {_shown('/' + tree.skipped[0])}")
-    out += tree.warnings()
-    named: list[tuple[str, Units]] = [(f"chunk {c.index}", c) for c in plan.chunks]
-    named = named or [(f"task {t.name}", t) for t in plan.tasks]
-    for name, t in named:
-        if item_cap is not None and t.items > item_cap:
-            out.append(f"{name} lists {t.items:,} items, above DataSync's {item_cap:,} per-execution "
-                       "quota in Basic mode; a unit that large could not be cut")
-    groups = sum(1 for t in scopes for u in t.units if u.kind == GROUP)
-    if groups:
-        log.info("%d prefix group(s): files added after the scan under a name no group's prefix "
-                 "starts are not selected; a rerun before cutover rescans and copies them", groups)
-    return out
+    return out + tree.warnings()

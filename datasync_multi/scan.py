@@ -231,64 +231,84 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     kept = tuple(r for r in roots if not datasync_skips(r))
     tree = Tree({}, kept, lambda rel: _loose_entries(mount, rel),
                 skipped_roots=tuple(r for r in roots if datasync_skips(r)))
-    work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-    finished = threading.Event()
     lock = threading.Lock()
-    pending = len(kept)
 
-    def scan_one(rel: str) -> None:
-        nonlocal pending
-        try:
-            d, todo, largest, errors, far = _read_dir(mount, rel, mount_dev, tree)
-            within = path_bytes(rel) <= DATASYNC_MAX_PATH
-            if within:
-                tree.dirs[rel] = d
-            if progress:
-                progress.add(d)
-            with lock:
-                pending += len(todo)
-                tree.largest_file = max(tree.largest_file, largest)
-                tree.stat_errors += errors
-                if far:
-                    _count_past_limit(tree.past_limit, rel, far, within)
-            for child in todo:
-                work.put(child)
-        finally:
-            with lock:
-                pending -= 1
-                if pending == 0:
-                    finished.set()
-
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        while (rel := work.get()) is not None:
-            try:
-                scan_one(rel)
-            except BaseException as exc:  # a bug, not an I/O error: keep the pool alive, raise it once it is done
-                failures.append(exc)
-
-    threads = [threading.Thread(target=worker, daemon=True, name=f"scan-{i}") for i in range(max(1, workers))]
-    for t in threads:
-        t.start()
-    for rel in kept:
-        work.put(rel)
-    if not kept:
-        finished.set()
-    while not finished.wait(0.2):
+    def measure(rel: str) -> list[str]:
+        """Read one directory into the tree; return its subdirectories, to be read next."""
+        d, todo, largest, errors, far = _read_dir(mount, rel, mount_dev, tree)
+        within = path_bytes(rel) <= DATASYNC_MAX_PATH
+        if within:
+            tree.dirs[rel] = d
         if progress:
-            progress.show()
-    for _ in threads:
-        work.put(None)
-    for t in threads:
-        t.join()
+            progress.add(d)
+        with lock:
+            tree.largest_file = max(tree.largest_file, largest)
+            tree.stat_errors += errors
+            if far:
+                _count_past_limit(tree.past_limit, rel, far, within)
+        return todo
+
+    walk = _ParallelWalk(measure, kept)
+    walk.run(max(1, workers), progress)
     if progress:
         progress.show(final=True)
-    if failures:
-        raise failures[0]  # with the worker's traceback, for the command to report (cli.run)
+    if walk.failures:
+        raise walk.failures[0]  # with the worker's traceback, for the command to report (cli.run)
     aggregate(tree)
     tree.lone_roots = _lone_roots(mount, kept)
     return tree
+
+
+class _ParallelWalk:
+    """Directories handed to worker threads until none is left, apart from what is read in
+    each: a visit returns the subdirectories to visit next. An exception in a visit (a bug,
+    not an I/O error) keeps the pool alive, and waits in ``failures`` for the caller to raise."""
+
+    def __init__(self, visit: Callable[[str], list[str]], roots: tuple[str, ...]) -> None:
+        self.visit = visit
+        self.roots = roots
+        self.work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.finished = threading.Event()
+        self.lock = threading.Lock()
+        self.pending = len(roots)
+        self.failures: list[BaseException] = []
+
+    def run(self, workers: int, progress: Progress | None) -> None:
+        """Visit every directory on ``workers`` threads; show progress while they run."""
+        threads = [threading.Thread(target=self._worker, daemon=True, name=f"scan-{i}") for i in range(workers)]
+        for t in threads:
+            t.start()
+        for rel in self.roots:
+            self.work.put(rel)
+        if not self.roots:
+            self.finished.set()
+        while not self.finished.wait(0.2):
+            if progress:
+                progress.show()
+        for _ in threads:
+            self.work.put(None)
+        for t in threads:
+            t.join()
+
+    def _worker(self) -> None:
+        while (rel := self.work.get()) is not None:
+            try:
+                self._visit(rel)
+            except BaseException as exc:  # a bug, not an I/O error: keep the pool alive, raise it once it is done
+                self.failures.append(exc)
+
+    def _visit(self, rel: str) -> None:
+        try:
+            todo = self.visit(rel)
+            with self.lock:
+                self.pending += len(todo)
+            for child in todo:
+                self.work.put(child)
+        finally:
+            with self.lock:
+                self.pending -= 1
+                if self.pending == 0:
+                    self.finished.set()
 
 
 def _count_past_limit(far: PastLimit, rel: str, entries: list[tuple[str, bool, int]], within: bool) -> None:
@@ -436,18 +456,12 @@ def _tally(d: Dir, todo: list[str], far: list[tuple[str, bool, int]], it, rel: s
                 continue
             kind = st.st_mode & _S_IFMT
             if near and len(os.fsencode(name)) > room:
-                far.append((name, kind == _S_IFDIR, st.st_size if kind == _S_IFREG else 0))
-                if kind == _S_IFDIR and st.st_dev == mount_dev:
-                    todo.append(join(rel, name))
+                _past_limit(far, todo, rel, name, st, mount_dev)
                 continue
             if kind == _S_IFDIR:
                 child = join(rel, name)
                 children.append(child)
-                if st.st_dev != mount_dev:
-                    log.warning("/%s is another file system; it is not scanned and stays with its parent", child)
-                    tree.dirs[child] = Dir(note=OTHER_FILE_SYSTEM)
-                else:
-                    todo.append(child)
+                _subdirectory(todo, tree, child, st.st_dev != mount_dev)
                 continue
             files += 1
             if kind == _S_IFREG:
@@ -460,6 +474,25 @@ def _tally(d: Dir, todo: list[str], far: list[tuple[str, bool, int]], it, rel: s
     d.own_files, d.bytes, d.hardlinked = files, nbytes, linked
     d.children = tuple(sorted(children))
     return largest, errors
+
+
+def _past_limit(far: list[tuple[str, bool, int]], todo: list[str], rel: str, name: str, st: os.stat_result,
+                mount_dev: int) -> None:
+    """An entry past DataSync's path limit: counted apart; a directory is still scanned, to count what is in it."""
+    kind = st.st_mode & _S_IFMT
+    far.append((name, kind == _S_IFDIR, st.st_size if kind == _S_IFREG else 0))
+    if kind == _S_IFDIR and st.st_dev == mount_dev:
+        todo.append(join(rel, name))
+
+
+def _subdirectory(todo: list[str], tree: Tree, child: str, other_file_system: bool) -> None:
+    """A subdirectory is scanned next, unless it is another file system: that one stays whole,
+    with its parent."""
+    if other_file_system:
+        log.warning("/%s is another file system; it is not scanned and stays with its parent", child)
+        tree.dirs[child] = Dir(note=OTHER_FILE_SYSTEM)
+    else:
+        todo.append(child)
 
 
 def _loose_entries(mount: str, rel: str) -> Iterator[tuple[str, int]]:

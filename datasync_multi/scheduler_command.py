@@ -9,12 +9,15 @@ checkout runs the same ``main``.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shlex
 import socket
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from . import datasync as ds
 from .cli import Parser, run, setup_logging
@@ -22,8 +25,8 @@ from .errors import EXIT_AWS, EXIT_OK, UserError
 from .files import check_writable, read_json, sole_holder, write_json
 from .launch import launch, start_dispatch
 from .ledger import Target
-from .manifest import read_manifest
-from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, make_plan
+from .manifest import Manifest, read_manifest
+from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, Plan, make_plan
 from .report import dispatch_table, plan_table
 from .scan import Progress, nfs_mount_source, scan
 from .statuses import AgentStatus
@@ -95,21 +98,77 @@ def parse(argv: list[str] | None):
     return p.parse_args(argv)
 
 
-def check_args(a) -> list[str]:
-    """Refuse bad input before anything is created; return the agent ARNs given, if any."""
-    def must_match(value, shape, what):
-        if value is not None and not ds.model_pattern(shape).fullmatch(value):
-            raise UserError(f"{what} {value!r} is not a valid {shape}")
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The flags once checked: all the run reads, so nothing after the checks sees argparse's namespace."""
 
+    mount_path_dir: str
+    source_file: str
+    nfs_server_name: str | None
+    sub_dir: str | None
+    agent_arns: tuple[str, ...]
+    """The agents --agent_arns names, sorted; empty: every ONLINE agent."""
+    task_name: str
+    per_file_cost: int
+    max_depth: int | None
+    item_cap: int | None
+    """Items one execution may list: Basic mode's quota, none in Enhanced mode."""
+    chunks_per_agent: int
+    queue_depth: int
+    scan_workers: int | None
+    arn_file: str
+    plan_file: str
+    ledger_file: str
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+    target: Target | None
+    """Where and how the tasks run; None with --dry_run, which creates none."""
+
+
+def check_args(a: argparse.Namespace) -> SchedulerConfig:
+    """Refuse bad input before anything is created (a UserError: one line, exit 2); return
+    what the run reads."""
+    _check_shapes(a)
+    _check_numbers(a)
+    if a.task_mode == "ENHANCED":
+        _check_enhanced(a)
+    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
+    _check_paths(a, ledger_file)
+    options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
+                              task_mode=a.task_mode)
+    target = None if a.dry_run else Target(a.nfs_server_name, a.sub_dir, a.dest_loc, a.cloudwatch_arn, options,
+                                           a.task_mode, a.nfs_version, a.task_ready_timeout_sec)
+    return SchedulerConfig(
+        mount_path_dir=a.mount_path_dir, source_file=a.source_file, nfs_server_name=a.nfs_server_name,
+        sub_dir=a.sub_dir, agent_arns=_named_agents(a.agent_arns), task_name=a.task_name,
+        per_file_cost=a.per_file_cost, max_depth=a.max_depth,
+        item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None,
+        chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth, scan_workers=a.scan_workers,
+        arn_file=a.arn_file, plan_file=a.plan_file, ledger_file=ledger_file,
+        region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, target=target)
+
+
+def _must_match(value: str | None, shape: str, what: str) -> None:
+    if value is not None and not ds.model_pattern(shape).fullmatch(value):
+        raise UserError(f"{what} {value!r} is not a valid {shape}")
+
+
+def _check_shapes(a: argparse.Namespace) -> None:
+    """What DataSync will be sent: present unless --dry_run, and of the shape its API takes."""
     if not a.dry_run:
         missing = [f"--{n}" for n in ("nfs_server_name", "sub_dir", "dest_loc") if not getattr(a, n)]
         if missing:
             raise UserError(f"{', '.join(missing)} required (unless --dry_run)")
-    must_match(a.task_name, "TagValue", "--task_name")
-    must_match(a.nfs_server_name, "ServerHostname", "--nfs_server_name")
-    must_match(a.sub_dir, "NfsSubdirectory", "--sub_dir")
-    must_match(a.dest_loc, "LocationArn", "--dest_loc")
-    must_match(a.cloudwatch_arn, "LogGroupArn", "--cloudwatch_arn")
+    _must_match(a.task_name, "TagValue", "--task_name")
+    _must_match(a.nfs_server_name, "ServerHostname", "--nfs_server_name")
+    _must_match(a.sub_dir, "NfsSubdirectory", "--sub_dir")
+    _must_match(a.dest_loc, "LocationArn", "--dest_loc")
+    _must_match(a.cloudwatch_arn, "LogGroupArn", "--cloudwatch_arn")
+
+
+def _check_numbers(a: argparse.Namespace) -> None:
+    """Counts and limits in range; a queue only for a dynamic plan."""
     for flag in ("max_depth", "per_file_cost"):
         if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
@@ -124,15 +183,22 @@ def check_args(a) -> list[str]:
         raise UserError("--bytes_per_second must be -1 (no limit) or positive")
     if a.task_ready_timeout_sec < 1:
         raise UserError("--task_ready_timeout_sec must be at least 1")
-    if a.task_mode == "ENHANCED":
-        if a.bytes_per_second != -1:
-            raise UserError("--bytes_per_second does not apply to --task_mode ENHANCED")
-        if a.verify_mode == "POINT_IN_TIME_CONSISTENT":
-            raise UserError("--verify_mode POINT_IN_TIME_CONSISTENT is not supported in --task_mode ENHANCED")
-        group = (a.cloudwatch_arn or "").split(":log-group:", 1)[-1].removesuffix(":*")
-        if a.cloudwatch_arn and group != ds.ENHANCED_LOG_GROUP:
-            raise UserError(f"--task_mode ENHANCED logs to the log group {ds.ENHANCED_LOG_GROUP}; pass its ARN "
-                            "or leave --cloudwatch_arn out")
+
+
+def _check_enhanced(a: argparse.Namespace) -> None:
+    """What a task in ENHANCED mode does not take."""
+    if a.bytes_per_second != -1:
+        raise UserError("--bytes_per_second does not apply to --task_mode ENHANCED")
+    if a.verify_mode == "POINT_IN_TIME_CONSISTENT":
+        raise UserError("--verify_mode POINT_IN_TIME_CONSISTENT is not supported in --task_mode ENHANCED")
+    group = (a.cloudwatch_arn or "").split(":log-group:", 1)[-1].removesuffix(":*")
+    if a.cloudwatch_arn and group != ds.ENHANCED_LOG_GROUP:
+        raise UserError(f"--task_mode ENHANCED logs to the log group {ds.ENHANCED_LOG_GROUP}; pass its ARN "
+                        "or leave --cloudwatch_arn out")
+
+
+def _check_paths(a: argparse.Namespace, ledger_file: str) -> None:
+    """The mount is a directory and every file the run writes can be written."""
     if not os.path.exists(a.mount_path_dir):
         raise UserError(f"mount directory {a.mount_path_dir!r} does not exist")
     if not os.path.isdir(a.mount_path_dir):
@@ -140,27 +206,27 @@ def check_args(a) -> list[str]:
     check_writable(a.plan_file, "--plan_file")
     if not a.dry_run:
         check_writable(a.arn_file, "--arn_file")
-        check_writable(ledger_path(a), "--ledger_file")  # a dynamic run writes it; a static one may move it aside
+        check_writable(ledger_file, "--ledger_file")  # a dynamic run writes it; a static one may move it aside
         if a.chunks_per_agent > 1:
             check_writable(a.arn_file + ".lock", "--arn_file")
-    agents = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
+
+
+def _named_agents(agent_arns: str | None) -> tuple[str, ...]:
+    """The agents of --agent_arns (comma-separated), each checked, sorted and once."""
+    agents = [s.strip() for s in (agent_arns or "").split(",") if s.strip()]
     for arn in agents:
-        must_match(arn, "AgentArn", "agent")
-    if a.agent_arns is not None and not agents:
+        _must_match(arn, "AgentArn", "agent")
+    if agent_arns is not None and not agents:
         raise UserError("--agent_arns lists no agent")
-    return sorted(set(agents))
+    return tuple(sorted(set(agents)))
 
 
-def ledger_path(a) -> str:
-    return a.ledger_file or a.arn_file + ".ledger.json"
-
-
-def find_agents(client, given: list[str]) -> list[str]:
+def find_agents(client, given: Sequence[str]) -> list[str]:
     if given:
         offline = [g for g in given if ds.describe_named_agent(client, g).status != AgentStatus.ONLINE]
         if offline:
             raise UserError(f"agent(s) not ONLINE: {', '.join(offline)}")
-        return given
+        return list(given)
     agents = ds.list_agents(client)
     online = [a.arn for a in agents if a.status == AgentStatus.ONLINE]
     if not online:
@@ -169,13 +235,15 @@ def find_agents(client, given: list[str]) -> list[str]:
     return online
 
 
-def warn_if_mount_differs(a) -> None:
-    source = nfs_mount_source(a.mount_path_dir)
-    if source and a.nfs_server_name and a.sub_dir:
+def warn_if_mount_differs(config: SchedulerConfig) -> None:
+    source = nfs_mount_source(config.mount_path_dir)
+    if source and config.nfs_server_name and config.sub_dir:
         server, export = source
-        if (server, export.rstrip("/") or "/") != (a.nfs_server_name, a.sub_dir.rstrip("/") or "/"):
+        wanted = (config.nfs_server_name, config.sub_dir.rstrip("/") or "/")
+        if (server, export.rstrip("/") or "/") != wanted:
             log.warning("%s is mounted from %s:%s, not %s:%s; if that is not the same export, the tasks "
-                        "will select nothing", a.mount_path_dir, server, export, a.nfs_server_name, a.sub_dir)
+                        "will select nothing", config.mount_path_dir, server, export, config.nfs_server_name,
+                        config.sub_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,67 +254,65 @@ def main(argv: list[str] | None = None) -> int:
 def schedule(argv: list[str] | None) -> int:
     a = parse(argv)
     log_path = setup_logging(LOG_FILE, a.log_dir, a.verbose)
-    given = check_args(a)
-    manifest = read_manifest(a.source_file, a.mount_path_dir)
-    warn_if_mount_differs(a)
-    if a.dry_run:
-        return plan_only(a, given, manifest)
+    config = check_args(a)
+    manifest = read_manifest(config.source_file, config.mount_path_dir)
+    warn_if_mount_differs(config)
+    if config.target is None:  # --dry_run
+        return plan_only(config, manifest)
     who = (f"scheduler pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')} "
            f"({shlex.join(sys.argv)})")
-    with sole_holder(a.arn_file + ".scheduler.lock", who, f"the run recorded in {a.arn_file}"):
-        return launch_run(a, given, manifest, log_path)
+    with sole_holder(config.arn_file + ".scheduler.lock", who, f"the run recorded in {config.arn_file}"):
+        return launch_run(config, config.target, manifest, log_path)
 
 
-def plan_only(a, given: list[str], manifest) -> int:
+def plan_only(config: SchedulerConfig, manifest: Manifest) -> int:
     """--dry_run: scan, plan and print; create nothing, and never write over a run's plan file
     (one that names its run): the plan goes to a file of its own."""
-    client = None if given else ds.make_client(a.region, a.profile, a.endpoint_url)
-    agents = given or find_agents(client, given)
-    plan = make_and_show_plan(a, agents, manifest)
-    path = a.plan_file
+    given = config.agent_arns
+    agents = list(given) or find_agents(ds.make_client(config.region, config.profile, config.endpoint_url), given)
+    plan = make_and_show_plan(config, agents, manifest)
+    path = config.plan_file
     existing = read_json(path) if os.path.isfile(path) else None
     if isinstance(existing, dict) and "run" in existing:
         root, ext = os.path.splitext(path)
         path = f"{root}.dry_run{ext or '.json'}"
-        log.info("%s is the plan of run %s: this dry run's plan goes to %s instead", a.plan_file, existing["run"],
-                 path)
+        log.info("%s is the plan of run %s: this dry run's plan goes to %s instead", config.plan_file,
+                 existing["run"], path)
         check_writable(path, "--plan_file")
     write_json(path, plan.to_json())
     log.info("dry run: plan written to %s; nothing created in AWS", path)
     return EXIT_OK
 
 
-def make_and_show_plan(a, agents: list[str], manifest):
+def make_and_show_plan(config: SchedulerConfig, agents: list[str], manifest: Manifest) -> Plan:
     log.info("scanning %d manifest entr%s under %s", len(manifest.entries),
-             "y" if len(manifest.entries) == 1 else "ies", a.mount_path_dir)
-    tree = scan(a.mount_path_dir, manifest.entries, a.scan_workers, Progress())
-    plan = make_plan(tree, agents, task_name=a.task_name, per_file_cost=a.per_file_cost, max_depth=a.max_depth,
-                     item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None,
-                     chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth)
+             "y" if len(manifest.entries) == 1 else "ies", config.mount_path_dir)
+    tree = scan(config.mount_path_dir, manifest.entries, config.scan_workers, Progress())
+    plan = make_plan(tree, agents, task_name=config.task_name, per_file_cost=config.per_file_cost,
+                     max_depth=config.max_depth, item_cap=config.item_cap, chunks_per_agent=config.chunks_per_agent,
+                     queue_depth=config.queue_depth)
     if not plan.scopes:
         raise UserError("nothing to transfer under the manifest's directories")
     print(plan_table(plan), flush=True)
     return plan
 
 
-def launch_run(a, given: list[str], manifest, log_path: str) -> int:
+def launch_run(config: SchedulerConfig, target: Target, manifest: Manifest, log_path: str) -> int:
     """Plan, then record the run and start it (the caller holds the run's scheduler lock)."""
-    client = ds.make_client(a.region, a.profile, a.endpoint_url)
+    client = ds.make_client(config.region, config.profile, config.endpoint_url)
+    given = config.agent_arns
     agents = find_agents(client, given)
-    if not ds.location_exists(client, a.dest_loc):
-        raise UserError(f"destination location {a.dest_loc} not found in this account and region")
-    plan = make_and_show_plan(a, agents, manifest)
-    options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
-                              task_mode=a.task_mode)
-    target = Target(a.nfs_server_name, a.sub_dir, a.dest_loc, a.cloudwatch_arn, options, a.task_mode,
-                    a.nfs_version, a.task_ready_timeout_sec)
+    if not ds.location_exists(client, target.dest_loc):
+        raise UserError(f"destination location {target.dest_loc} not found in this account and region")
+    plan = make_and_show_plan(config, agents, manifest)
     if plan.dynamic:
-        result = start_dispatch(client, plan, target, a.arn_file, ledger_path(a), a.plan_file, named=bool(given))
+        result = start_dispatch(client, plan, target, config.arn_file, config.ledger_file, config.plan_file,
+                                named=bool(given))
         if result is not None:
             print(dispatch_table(result), flush=True)
         log.info("dispatch recorded in %s, executions in %s; run the watcher to hand out the remaining chunks; "
-                 "log in %s", ledger_path(a), a.arn_file, log_path)
+                 "log in %s", config.ledger_file, config.arn_file, log_path)
         return EXIT_AWS if result is not None and result.errors else EXIT_OK
-    launched = launch(client, plan, target, a.arn_file, ledger_path(a), a.plan_file, named=bool(given))
-    log.info("%d execution(s) recorded in %s; log in %s", len(launched), a.arn_file, log_path)
+    launched = launch(client, plan, target, config.arn_file, config.ledger_file, config.plan_file, named=bool(given))
+    log.info("%d execution(s) recorded in %s; log in %s", len(launched), config.arn_file, log_path)
     return EXIT_OK

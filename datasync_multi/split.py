@@ -85,35 +85,19 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
     items) where the names allow. ``name_target`` is how finely flat directories are
     counted by name: the finest threshold the caller will try."""
     out = Split()
-
-    def too_heavy(nbytes: int, items: int, limit: int) -> bool:
-        return cost(nbytes, items) > limit or (item_cap is not None and items > item_cap)
-
-    def cut_directory(rel: str, level: int) -> tuple[Groups, list[str]] | str:
-        """The directory's groups and the subdirectories that become units, or why it stays whole."""
-        d = tree.dirs[rel]
-        if d.note:
-            return f"could not be scanned ({d.note})"
-        if max_depth is not None and level >= max_depth:
-            return f"at --max_depth {max_depth}"
-        loose = tree.loose_names(rel, lambda c: max(cost(c.bytes, c.files) / name_target,
-                                                    c.files / item_cap if item_cap else 0.0))
-        if loose is None:
-            return "could not be read again to count its names"
-        return _cut_by_name(_items(tree, rel, loose, cost), threshold, too_heavy)
-
+    rules = _Rules(tree, cost, threshold, max_depth, item_cap, name_target)
     roots = frozenset(tree.roots)
     stack = [(r, 0) for r in reversed(tree.roots)]
     while stack:
         rel, level = stack.pop()
         d = tree.dirs[rel]
         whole = Unit(dir_pattern(rel, tree), DIR, d.bytes, d.files, d.dirs, cost(d.bytes, d.files + d.dirs))
-        if not too_heavy(d.bytes, d.files + d.dirs, threshold) or d.dirs == 1 and not d.files:
+        if not rules.too_heavy(d.bytes, d.files + d.dirs, threshold) or d.dirs == 1 and not d.files:
             out.units.append(whole)
             if whole.pattern.endswith("/") and d.files == 0 and d.dirs == 1 and rel in roots:
                 out.bare_empty_roots.append(rel)
             continue
-        cut = cut_directory(rel, level)
+        cut = rules.cut_directory(rel, level)
         if isinstance(cut, str):
             out.units.append(whole)
             out.held.append((whole, cut))
@@ -128,6 +112,36 @@ def split_tree(tree: Tree, cost: Cost, threshold: int, *, max_depth: int | None,
                 out.held.append((unit, why))
         stack += [(join(rel, name), level + 1) for name in reversed(subdirs)]
     return out
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The rules of one cut, apart from the walk that applies them: when a directory is too
+    heavy to be one unit, and how it is cut (or why it stays whole)."""
+
+    tree: Tree
+    cost: Cost
+    threshold: int
+    max_depth: int | None
+    item_cap: int | None
+    name_target: int
+
+    def too_heavy(self, nbytes: int, items: int, limit: int) -> bool:
+        return self.cost(nbytes, items) > limit or (self.item_cap is not None and items > self.item_cap)
+
+    def cut_directory(self, rel: str, level: int) -> tuple[Groups, list[str]] | str:
+        """The directory's groups and the subdirectories that become units, or why it stays whole."""
+        d = self.tree.dirs[rel]
+        if d.note:
+            return f"could not be scanned ({d.note})"
+        if self.max_depth is not None and level >= self.max_depth:
+            return f"at --max_depth {self.max_depth}"
+        cost, item_cap = self.cost, self.item_cap
+        loose = self.tree.loose_names(rel, lambda c: max(cost(c.bytes, c.files) / self.name_target,
+                                                         c.files / item_cap if item_cap else 0.0))
+        if loose is None:
+            return "could not be read again to count its names"
+        return _cut_by_name(_items(self.tree, rel, loose, cost), self.threshold, self.too_heavy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,68 +176,97 @@ Groups = list[tuple[str, list[_Item], str]]
 def _cut_by_name(items: list[_Item], limit: int,
                  too_heavy: Callable[[int, int, int], bool]) -> tuple[Groups, list[str]] | str:
     """Prefix groups and subdirectories covering ``items`` once, or why the directory cannot be cut."""
-    keys = [it.key for it in items]
-    nbytes = [0, *accumulate(it.bytes for it in items)]
-    counts = [0, *accumulate(it.files + it.dirs for it in items)]
-    groups: Groups = []
-    subdirs: list[str] = []
+    cut = _ByName(items, limit, too_heavy)
+    failure = cut.walk("", 0, len(items))
+    return failure if failure else (cut.groups, cut.subdirs)
 
-    def heavy(lo: int, hi: int) -> bool:
-        return too_heavy(nbytes[hi] - nbytes[lo], counts[hi] - counts[lo], limit)
 
-    def walk(prefix: str, lo: int, hi: int) -> str | None:
-        n = len(prefix)
-        i, own_dir, blocker = lo, None, None
-        while i < hi and keys[i] in (prefix, prefix + BUCKET):  # entries named exactly by the prefix
-            if items[i].splittable:
-                own_dir = items[i].key
-            else:
-                blocker = items[i]
-            i += 1
-        branches, unsafe = [], None
-        j = i
-        while j < hi:
-            ch = keys[j][n]
-            # The branch of ch ends at the first key whose next character is above ch: found by
-            # that character itself, since U+10FFFF, the last code point, has none above it.
-            k = bisect.bisect_right(keys, ch, j, hi, key=lambda key: key[n])
-            branches.append((ch, j, k))
-            if unsafe is None and not is_safe_char(ch):
-                unsafe = keys[j]
-            j = k
-        if prefix and (blocker or unsafe or not heavy(lo, hi)):
+class _ByName:
+    """One directory's entries, sorted by name, being cut: a walk down the trie of their names
+    that keeps a prefix as a group where it is light enough or can be cut no further."""
+
+    def __init__(self, items: list[_Item], limit: int, too_heavy: Callable[[int, int, int], bool]) -> None:
+        self.items = items
+        self.keys = [it.key for it in items]
+        self.nbytes = [0, *accumulate(it.bytes for it in items)]
+        self.counts = [0, *accumulate(it.files + it.dirs for it in items)]
+        self.limit = limit
+        self.too_heavy = too_heavy
+        self.groups: Groups = []
+        self.subdirs: list[str] = []
+
+    def heavy(self, lo: int, hi: int) -> bool:
+        return self.too_heavy(self.nbytes[hi] - self.nbytes[lo], self.counts[hi] - self.counts[lo], self.limit)
+
+    def walk(self, prefix: str, lo: int, hi: int) -> str | None:
+        """Keep the entries lo:hi (whose names start with ``prefix``) as a group, or go down into
+        them; why the directory cannot be cut at all, if it cannot."""
+        keys, n = self.keys, len(prefix)
+        i, own_dir, blocker = _named_exactly(self.items, prefix, lo, hi)
+        branches, unsafe = _branches(keys, n, i, hi)
+        if prefix and (blocker or unsafe or not self.heavy(lo, hi)):
             why = ""
-            if heavy(lo, hi) and counts[hi] - counts[lo] > 1:  # a lone file is as fine as a cut gets
-                if blocker:
-                    why = _blocked_by(blocker, prefix)
-                elif unsafe:
-                    why = f"the name {shown(unsafe)} continues with a character no filter can carry"
-            groups.append((prefix, items[lo:hi], why))
+            if self.heavy(lo, hi) and self.counts[hi] - self.counts[lo] > 1:  # a lone file is as fine as a cut gets
+                why = _why_held(prefix, blocker, unsafe)
+            self.groups.append((prefix, self.items[lo:hi], why))
             return None
         if not prefix and unsafe:
             return f"the name {shown(unsafe)} starts with a character no filter can carry"
         if not prefix and blocker:
             return "its names could not be counted finely enough to cut it"
         if own_dir is not None:
-            subdirs.append(own_dir)
+            self.subdirs.append(own_dir)
         if i == lo and len(branches) == 1 and not unsafe:  # one path down: jump to where it forks
             stem = os.path.commonprefix([keys[lo], keys[hi - 1]]).rstrip(BUCKET)
             safe = next((m for m in range(n, len(stem)) if not is_safe_char(stem[m])), len(stem))
             if safe > n + 1:
-                return walk(stem[:safe], lo, hi)
+                return self.walk(stem[:safe], lo, hi)
         for ch, j, k in branches:
-            walk(prefix + ch, j, k)
+            self.walk(prefix + ch, j, k)
         return None
 
-    failure = walk("", 0, len(items))
-    return failure if failure else (groups, subdirs)
+
+def _named_exactly(items: list[_Item], prefix: str, lo: int, hi: int) -> tuple[int, str | None, _Item | None]:
+    """The entries from ``lo`` named exactly by ``prefix`` (the name itself, or the bucket of
+    its loose names): where they end, the subdirectory among them, and an entry that stops
+    the prefix from splitting further."""
+    i, own_dir, blocker = lo, None, None
+    while i < hi and items[i].key in (prefix, prefix + BUCKET):
+        if items[i].splittable:
+            own_dir = items[i].key
+        else:
+            blocker = items[i]
+        i += 1
+    return i, own_dir, blocker
 
 
-def _blocked_by(item: _Item, prefix: str) -> str:
-    if item.key.endswith(BUCKET):
+def _branches(keys: list[str], n: int, lo: int, hi: int) -> tuple[list[tuple[str, int, int]], str | None]:
+    """``keys[lo:hi]`` (each longer than ``n``) by their character at ``n``: (character, start,
+    end) for each, and the first key whose character there no filter can carry."""
+    branches, unsafe = [], None
+    j = lo
+    while j < hi:
+        ch = keys[j][n]
+        # The branch of ch ends at the first key whose next character is above ch: found by
+        # that character itself, since U+10FFFF, the last code point, has none above it.
+        k = bisect.bisect_right(keys, ch, j, hi, key=lambda key: key[n])
+        branches.append((ch, j, k))
+        if unsafe is None and not is_safe_char(ch):
+            unsafe = keys[j]
+        j = k
+    return branches, unsafe
+
+
+def _why_held(prefix: str, blocker: _Item | None, unsafe: str | None) -> str:
+    """Why the group of ``prefix``, heavier than the threshold, is cut no further."""
+    if blocker and blocker.key.endswith(BUCKET):
         return f"the names starting with {shown(prefix)} could not be counted more finely"
-    return (f"the entry {shown(prefix)} is a file, link or empty directory, and a pattern naming it "
-            f"would also reach the longer names that start with it")
+    if blocker:
+        return (f"the entry {shown(prefix)} is a file, link or empty directory, and a pattern naming it "
+                f"would also reach the longer names that start with it")
+    if unsafe:
+        return f"the name {shown(unsafe)} continues with a character no filter can carry"
+    return ""
 
 
 def shown(name: str) -> str:

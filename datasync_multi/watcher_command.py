@@ -13,6 +13,7 @@ same ``main``.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import time
@@ -68,7 +69,30 @@ def parse(argv: list[str] | None):
                     "older wrappers still run)")
     p.add_flag("--ledger_file", help="the run's ledger (default: <arn_file>.ledger.json)")
     p.add_aws_and_log_flags(LOG_FILE)
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class WatcherConfig:
+    """The flags once checked: all the loop reads, so nothing after the checks sees argparse's namespace."""
+
+    arn_file: str
+    ledger_file: str
+    timeout_sec: float
+    once: bool
+    max_retries: int | None
+    offline_threshold_sec: int | None
+    agent_arns: tuple[str, ...]
+    drain: tuple[str, ...]
+    undrain: tuple[str, ...]
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+
+
+def check_args(a: argparse.Namespace) -> WatcherConfig:
+    """Refuse bad input before anything is looked at (a UserError: one line, exit 2); return
+    what the loop reads."""
     for flag in ("timeout_sec", "max_retries", "offline_threshold_sec"):
         if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
@@ -76,14 +100,18 @@ def parse(argv: list[str] | None):
         raise UserError("--timeout_sec must be above 0 between checks (or use --once)")
     if not os.path.isfile(a.arn_file):
         raise UserError(f"arn file {a.arn_file!r} does not exist")
+    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
-    check_writable(a.ledger_file or a.arn_file + ".ledger.json", "--ledger_file")
-    a.agent_arns = [s.strip() for s in (a.agent_arns or "").split(",") if s.strip()]
-    for flag in ("agent_arns", "drain", "undrain"):
-        for arn in getattr(a, flag):
+    check_writable(ledger_file, "--ledger_file")
+    agent_arns = tuple(s.strip() for s in (a.agent_arns or "").split(",") if s.strip())
+    for flag, arns in (("agent_arns", agent_arns), ("drain", a.drain), ("undrain", a.undrain)):
+        for arn in arns:
             if not ds.model_pattern("AgentArn").fullmatch(arn):
                 raise UserError(f"--{flag}: {arn!r} is not a valid AgentArn")
-    return a
+    return WatcherConfig(arn_file=a.arn_file, ledger_file=ledger_file, timeout_sec=a.timeout_sec, once=a.once,
+                         max_retries=a.max_retries, offline_threshold_sec=a.offline_threshold_sec,
+                         agent_arns=agent_arns, drain=tuple(a.drain), undrain=tuple(a.undrain),
+                         region=a.region, profile=a.profile, endpoint_url=a.endpoint_url)
 
 
 @dataclass
@@ -138,27 +166,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def watch(argv: list[str] | None) -> int:
     a = parse(argv)
+    config = check_args(a)
     setup_logging(LOG_FILE, a.log_dir, a.verbose)
-    steering = Steering(a.max_retries, a.offline_threshold_sec, a.agent_arns, a.drain, a.undrain)
-    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
-    if not read_arn_file(a.arn_file) and Ledger.read(ledger_file).dispatch is None:
-        raise UserError(f"arn file {a.arn_file!r} lists no execution: nothing to watch (the scheduler writes each "
-                        "execution there as it starts it; rerun the scheduler if it stopped before)")
-    client = ds.make_client(a.region, a.profile, a.endpoint_url)
-    for arn in dict.fromkeys(a.agent_arns + a.drain + a.undrain):
+    steering = Steering(config.max_retries, config.offline_threshold_sec, list(config.agent_arns),
+                        list(config.drain), list(config.undrain))
+    if not read_arn_file(config.arn_file) and Ledger.read(config.ledger_file).dispatch is None:
+        raise UserError(f"arn file {config.arn_file!r} lists no execution: nothing to watch (the scheduler writes "
+                        "each execution there as it starts it; rerun the scheduler if it stopped before)")
+    client = ds.make_client(config.region, config.profile, config.endpoint_url)
+    for arn in dict.fromkeys(config.agent_arns + config.drain + config.undrain):
         ds.describe_named_agent(client, arn)
     while True:
         try:
-            code, finished = check_once(client, a.arn_file, ledger_file, steering, a.timeout_sec)
+            code, finished = check_once(client, config.arn_file, config.ledger_file, steering, config.timeout_sec)
         except (*ds.AWSError, RecordError) as exc:  # the next check may well succeed: the files are as they were
-            if a.once:
+            if config.once:
                 raise
-            log.error("check failed, next one in %gs: %s", a.timeout_sec, ds.describe_error(exc))
+            log.error("check failed, next one in %gs: %s", config.timeout_sec, ds.describe_error(exc))
             code, finished = EXIT_OK, False
-        if a.once or finished:
+        if config.once or finished:
             return code
-        log.info("sleeping %g sec", a.timeout_sec)
-        time.sleep(a.timeout_sec)
+        log.info("sleeping %g sec", config.timeout_sec)
+        time.sleep(config.timeout_sec)
 
 
 def show(table: str) -> None:
