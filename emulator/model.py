@@ -89,50 +89,54 @@ def _check_max_length(value, meta: dict, name: str, errors: list) -> None:
 
 
 def _extra_checks(value, shape, name, errors: list[str]) -> None:
-    meta = shape.metadata
-    t = shape.type_name
-    if t == "structure":
-        if not isinstance(value, dict):
-            return
+    """What botocore's validator leaves to the service: lengths, enums, patterns and maxima,
+    checked by the shape's type, all the way down."""
+    check = _CHECKS_BY_TYPE.get(shape.type_name)
+    if check is not None:
+        check(value, shape, name, errors)
+
+
+def _check_structure(value, shape, name, errors: list[str]) -> None:
+    if isinstance(value, dict):
         for key, v in value.items():
             if key in shape.members:
                 _extra_checks(v, shape.members[key], f"{name}.{key}", errors)
-    elif t == "list":
-        if not isinstance(value, list):
-            return
-        _check_max_length(value, meta, name, errors)
+
+
+def _check_list(value, shape, name, errors: list[str]) -> None:
+    if isinstance(value, list):
+        _check_max_length(value, shape.metadata, name, errors)
         for i, v in enumerate(value):
             _extra_checks(v, shape.member, f"{name}[{i}]", errors)
-    elif t == "map":
-        if isinstance(value, dict):
-            for k, v in value.items():
-                _extra_checks(v, shape.value, f"{name}.{k}", errors)
-    elif t == "string":
-        if not isinstance(value, str):
-            return
-        _check_max_length(value, meta, name, errors)
-        enum = getattr(shape, "enum", None)
-        if enum and value not in enum:
-            errors.append(
-                f"Invalid value for parameter {name}, value: {value!r}, "
-                f"valid values: {', '.join(enum)}"
-            )
-        pat = meta.get("pattern")
-        if pat:
-            rx = compile_pattern(pat)
-            if rx is not None and not rx.search(value):
-                errors.append(
-                    f"Invalid value for parameter {name}, value: {value!r}, "
-                    f"does not match pattern: {pat}"
-                )
-    elif t in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            return
-        if "max" in meta and value > meta["max"]:
-            errors.append(
-                f"Invalid value for parameter {name}, value: {value}, "
-                f"valid max value: {meta['max']}"
-            )
+
+
+def _check_map(value, shape, name, errors: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _extra_checks(v, shape.value, f"{name}.{k}", errors)
+
+
+def _check_string(value, shape, name, errors: list[str]) -> None:
+    if not isinstance(value, str):
+        return
+    _check_max_length(value, shape.metadata, name, errors)
+    enum = getattr(shape, "enum", None)
+    if enum and value not in enum:
+        errors.append(f"Invalid value for parameter {name}, value: {value!r}, valid values: {', '.join(enum)}")
+    pat = shape.metadata.get("pattern")
+    rx = compile_pattern(pat) if pat else None
+    if rx is not None and not rx.search(value):
+        errors.append(f"Invalid value for parameter {name}, value: {value!r}, does not match pattern: {pat}")
+
+
+def _check_number(value, shape, name, errors: list[str]) -> None:
+    meta = shape.metadata
+    if isinstance(value, int) and not isinstance(value, bool) and "max" in meta and value > meta["max"]:
+        errors.append(f"Invalid value for parameter {name}, value: {value}, valid max value: {meta['max']}")
+
+
+_CHECKS_BY_TYPE = {"structure": _check_structure, "list": _check_list, "map": _check_map, "string": _check_string,
+                   "integer": _check_number, "long": _check_number}
 
 
 def validate(params, input_shape) -> str | None:

@@ -153,49 +153,54 @@ def stop(st: State, timeout: float = 5.0) -> None:
 
 
 def _run(st: State, e: Execution) -> None:
-    phase_t0 = time.time()
+    """Run one execution to its end, and end it in ERROR with DataSync's code for what stopped it."""
+    phase_t0 = [time.time()]  # when the current phase began: a failure's duration counts from it
     try:
         try:
-            # LAUNCHING: stuck while the agent is OFFLINE; the start overhead once it is back
-            _wait(st, e, st.phase_delay, running=False)
-            _wait(st, e, st.launch_delay, running=False)
-            src_dir, dst_dir = _resolve_dirs(st, e)
-            e.source_dir, e.dest_dir = src_dir, dst_dir
-            includes, excludes = _filters_at_launch(st, e)
-            try:
-                filters = FilterSet.from_rules(includes, excludes, st.reading)
-            except FilterError as exc:
-                raise ExecFailed("InvalidFilter", str(exc)) from exc
-            job = _Job(e, filters, src_dir, dst_dir)
-            for phase in PHASES:
-                _set_status(st, e, phase.status)
-                phase_t0 = time.time()
-                phase.work(st, job)
-                _wait(st, e, st.phase_delay - (time.time() - phase_t0), running=True)
-                with st.lock:
-                    e.result[f"{phase.result}Status"] = "SUCCESS"
-                    e.result[f"{phase.result}Duration"] = int((time.time() - phase_t0) * 1000)
-                    if phase is PHASES[-1]:  # in the same hold of the lock: no cancel in between
-                        finish_locked(st, e, "SUCCESS")
+            _execute(st, e, phase_t0)
         except _Cancelled:
-            _fail(st, e, phase_t0, "OperationAborted", "Task execution was cancelled by the user")
+            _fail(st, e, phase_t0[0], "OperationAborted", "Task execution was cancelled by the user")
         except _AgentOffline as exc:
             ag = exc.args[0]
-            _fail(st, e, phase_t0, "AgentOffline",
+            _fail(st, e, phase_t0[0], "AgentOffline",
                   f"The DataSync agent {ag.arn} ({ag.name}) went offline during the "
                   f"task execution and did not reconnect within "
                   f"{st.offline_error_delay:g} seconds")
         except ExecFailed as exc:
-            _fail(st, e, phase_t0, exc.code, exc.detail)
+            _fail(st, e, phase_t0[0], exc.code, exc.detail)
         except OSError as exc:
-            _fail(st, e, phase_t0, "TransferFailed", f"{type(exc).__name__}: {exc}")
+            _fail(st, e, phase_t0[0], "TransferFailed", f"{type(exc).__name__}: {exc}")
     except _Stopping:
         return
     except Exception as exc:  # pragma: no cover - defensive
         try:
-            _fail(st, e, phase_t0, "InternalError", repr(exc))
+            _fail(st, e, phase_t0[0], "InternalError", repr(exc))
         except Exception:
             pass
+
+
+def _execute(st: State, e: Execution, phase_t0: list[float]) -> None:
+    """Launch (stuck while the agent is OFFLINE, then the start overhead), then each phase."""
+    _wait(st, e, st.phase_delay, running=False)
+    _wait(st, e, st.launch_delay, running=False)
+    src_dir, dst_dir = _resolve_dirs(st, e)
+    e.source_dir, e.dest_dir = src_dir, dst_dir
+    includes, excludes = _filters_at_launch(st, e)
+    try:
+        filters = FilterSet.from_rules(includes, excludes, st.reading)
+    except FilterError as exc:
+        raise ExecFailed("InvalidFilter", str(exc)) from exc
+    job = _Job(e, filters, src_dir, dst_dir)
+    for phase in PHASES:
+        _set_status(st, e, phase.status)
+        phase_t0[0] = time.time()
+        phase.work(st, job)
+        _wait(st, e, st.phase_delay - (time.time() - phase_t0[0]), running=True)
+        with st.lock:
+            e.result[f"{phase.result}Status"] = "SUCCESS"
+            e.result[f"{phase.result}Duration"] = int((time.time() - phase_t0[0]) * 1000)
+            if phase is PHASES[-1]:  # in the same hold of the lock: no cancel in between
+                finish_locked(st, e, "SUCCESS")
 
 
 def _fail(st: State, e: Execution, phase_t0: float, code: str, detail: str) -> None:
@@ -371,16 +376,7 @@ def _transfer(st: State, e: Execution, entries: list[transfer.Entry], src_root: 
             _count(st, e, en, "Skipped")
             continue
         _wait(st, e, st.file_delay, running=True)  # DataSync's per-file overhead
-        if en.kind == "dir":
-            if not current:
-                os.mkdir(dst, 0o700)
-                _count_write(st, dst)
-        else:
-            if en.kind == "symlink":
-                transfer.write_symlink(en, dst)
-            else:
-                _copy_file(st, e, en, src_root, dst, keep_perm, keep_mtime)
-            _count_write(st, dst)
+        _write_entry(st, e, en, src_root, dst, current, keep_perm, keep_mtime)
         _count(st, e, en, "Transferred")
         transferred.append(en)
     # directory metadata last (a read-only source dir must not block writes)
@@ -389,6 +385,21 @@ def _transfer(st: State, e: Execution, entries: list[transfer.Entry], src_root: 
         if keep_mtime:
             os.utime(dst, ns=(en.atime_ns, en.mtime_ns))
     return transferred
+
+
+def _write_entry(st: State, e: Execution, en: transfer.Entry, src_root: str, dst: str, current: bool,
+                 keep_perm: bool, keep_mtime: bool) -> None:
+    """Write one entry at the destination: a directory (its metadata comes last), a link, a file."""
+    if en.kind == "dir":
+        if not current:
+            os.mkdir(dst, 0o700)
+            _count_write(st, dst)
+        return
+    if en.kind == "symlink":
+        transfer.write_symlink(en, dst)
+    else:
+        _copy_file(st, e, en, src_root, dst, keep_perm, keep_mtime)
+    _count_write(st, dst)
 
 
 def _copy_file(st: State, e: Execution, en: transfer.Entry, src_root: str, dst: str,

@@ -49,18 +49,11 @@ def plan(src_root: str, filters: FilterSet) -> list[Entry]:
                 if is_dir and filters.traverse_only(rel):
                     children.append((e.path, rel, False))
                 continue
-            st = e.stat(follow_symlinks=False)
-            if is_link:
-                out.append(Entry(rel, "symlink", 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns,
-                                 st.st_atime_ns, os.readlink(e.path)))
-            elif is_dir:
-                out.append(Entry(rel, "dir", 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns,
-                                 st.st_atime_ns))
+            entry = _entry(e, rel, is_link, is_dir)
+            if entry is not None:
+                out.append(entry)
+            if is_dir:
                 children.append((e.path, rel, True))
-            elif stat.S_ISREG(st.st_mode):
-                out.append(Entry(rel, "file", st.st_size, stat.S_IMODE(st.st_mode),
-                                 st.st_mtime_ns, st.st_atime_ns))
-            # other file types: skipped (PreserveDevices is not emulated)
         # pre-order, in name order: push in reverse
         for child in reversed(children):
             stack.append(child)
@@ -68,6 +61,19 @@ def plan(src_root: str, filters: FilterSet) -> list[Entry]:
     # its siblings' entries were listed; re-sort so each dir precedes contents
     out.sort(key=lambda en: en.rel.split("/"))
     return out
+
+
+def _entry(e: os.DirEntry, rel: str, is_link: bool, is_dir: bool) -> Entry | None:
+    """A selected entry as the transfer sees it; None for a device, FIFO or socket, which
+    are skipped (PreserveDevices is not emulated)."""
+    st = e.stat(follow_symlinks=False)
+    if is_link:
+        return Entry(rel, "symlink", 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_atime_ns, os.readlink(e.path))
+    if is_dir:
+        return Entry(rel, "dir", 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_atime_ns)
+    if stat.S_ISREG(st.st_mode):
+        return Entry(rel, "file", st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_atime_ns)
+    return None
 
 
 def dest_path(dst_root: str, rel: str) -> str:
