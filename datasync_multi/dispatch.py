@@ -65,6 +65,8 @@ class Dispatcher(Observer):
         """The agents that may ever serve it: drained ones too (set by ``check``)."""
         self.stalled: dict[int, str] = {}
         """Chunks running on an OFFLINE agent, not yet moved: what the table says of each."""
+        self.acted = False
+        """A cancel was sent again this check (which changes nothing in the ledger)."""
 
     def check(self, now: float | None = None) -> DispatchResult:
         """Follow every chunk, take back what failed or is stranded, start what should start; the result."""
@@ -90,6 +92,7 @@ class Dispatcher(Observer):
         summarize(result, self.dispatch, self.run, rows, states, self._described, self._attempts_on, statuses,
                   self.usable, now)
         result.stalled = list(self.stalled.values())
+        result.acted = self.acted
         return result
 
     def _look(self, chunk: ChunkRecord, statuses: dict[str, str], now: float, row: ChunkRow,
@@ -213,6 +216,7 @@ class Dispatcher(Observer):
             attempt.succeeded_after_all()
             row.add("ended by itself after it was taken back: done")
         elif step is Step.CANCEL_AGAIN:
+            self.acted = True
             ended = self._cancel(attempt.execution)
             row.add("cancel sent again" if ended is None else f"ended by itself: {ended.status}")
             if ended is not None and ended.status in ExecutionStatus.SUCCESS_STATES:

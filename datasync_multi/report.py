@@ -13,13 +13,15 @@ from .ledger import ChunkState, Dispatch, Run
 from .plan import Plan
 from .records import Execution
 from .scan import human_bytes
+from .statuses import ExecutionStatus
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Outcome:
-    """What every check reports beside its rows, and the exit code that follows from it."""
+    """What every check reports beside its rows: what went wrong, the exit code that follows,
+    and the job at a glance (the one summary line)."""
 
     exhausted: list[str] = field(default_factory=list)
     """Scopes or chunks given up: failed more often than the retries allow, on every agent
@@ -30,6 +32,19 @@ class Outcome:
     """Work that waits and that no ONLINE agent may take now."""
     oversized: list[str] = field(default_factory=list)
     """Executions whose estimate is well above what the plan gives them."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Scopes or chunks per state (``ChunkState``'s words)."""
+    bytes_done: int = 0
+    bytes_total: int = 0
+    """What the plan gives the work this check followed."""
+    rate: float | None = None
+    """Bytes per second, all agents together; None until measured."""
+    eta: float | None = None
+    """Seconds until the last of the work should end if the rates hold; None if not known yet."""
+    stalled: list[str] = field(default_factory=list)
+    """What the table says of each execution running on an OFFLINE agent and not yet moved."""
+    acted: bool = False
+    """The check changed something (the ledger, or sent a cancel): its table is worth showing."""
 
     noun = "scope(s)"
     """What the check follows, in its log lines."""
@@ -63,6 +78,34 @@ class Outcome:
             self.say_waiting()
         elif self.finished and not self.oversized:
             log.info("every %s has succeeded", self.done_noun)
+
+    def summary(self) -> str:
+        """The job in one line: scopes or chunks per state, bytes against the plan, the rate,
+        when it should end, and what is stalled."""
+        c = self.counts
+        given_up = c.get(ChunkState.GIVEN_UP, 0)
+        parts = [f"{self.noun.removesuffix('(s)')}s: {c.get(ChunkState.DONE, 0)} done, "
+                 f"{c.get(ChunkState.RUNNING, 0)} running, {c.get(ChunkState.WAITING, 0)} waiting"
+                 + (f", {given_up} given up" if given_up else ""),
+                 f"{human_bytes(self.bytes_done)} of {human_bytes(self.bytes_total)} planned "
+                 f"({100 * self.bytes_done / self.bytes_total if self.bytes_total else 100.0:.1f}%)",
+                 f"{human_bytes(int(self.rate))}/s" if self.rate else "rate not measured yet"]
+        if self.finished:
+            parts.append("every one has ended")
+        elif self.eta is not None:
+            parts.append(f"finish in about {_duration(self.eta)}" + (" for what moves" if self.stalled else ""))
+        else:
+            parts.append("finish not known yet")
+        if self.stalled:
+            parts.append(f"stalled: {len(self.stalled)} on OFFLINE agents")
+        if self.errors:
+            parts.append(f"{len(self.errors)} not looked at (AWS errors)")
+        return "; ".join(parts)
+
+    def fingerprint(self) -> tuple:
+        """What, if it differs from the last check's, makes the full table worth showing: a
+        start, an end, a failure, a move, an error; not bytes moving or a status within running."""
+        raise NotImplementedError
 
     error_noun = "execution(s)"
     done_noun = "watched scope"
@@ -98,7 +141,11 @@ class CheckResult(Outcome):
         return self.unfinished == 0 and not self.waiting and not self.errors
 
     def table(self) -> str:
-        return watch_table(self.rows)
+        return watch_table(self.rows) + "\n" + self.summary()
+
+    def fingerprint(self) -> tuple:
+        return (tuple((r.execution, _coarse(r.status)) for r in self.rows), tuple(self.errors),
+                tuple(self.exhausted), tuple(self.waiting), len(self.stalled))
 
 
 @dataclass
@@ -129,13 +176,6 @@ class DispatchResult(Outcome):
 
     rows: list[ChunkRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    """Chunks per state (``ChunkState``)."""
-    bytes_done: int = 0
-    bytes_total: int = 0
-    eta: float | None = None
-    stalled: list[str] = field(default_factory=list)
-    """What the table says of each chunk running on an OFFLINE agent and not yet moved."""
 
     noun = error_noun = "chunk(s)"
     done_noun = "chunk"
@@ -147,6 +187,11 @@ class DispatchResult(Outcome):
 
     def table(self) -> str:
         return dispatch_table(self)
+
+    def fingerprint(self) -> tuple:
+        return (tuple((r.chunk, r.agent, r.execution, _coarse(r.status)) for r in self.rows), tuple(self.errors),
+                tuple(self.exhausted), tuple(self.waiting), len(self.stalled),
+                tuple((a.agent, a.status) for a in self.agents))
 
     def say_waiting(self) -> None:
         log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(self.waiting),
@@ -188,6 +233,8 @@ def summarize(result: DispatchResult, dispatch: Dispatch, run: Run, rows: dict[i
             status += " (joining)"
         result.agents.append(AgentRow(agent, status, done,
                                       measured_rate(rate_samples(starts_on(agent), now, by_bytes=True))))
+    rates = [a.bytes_per_second for a in result.agents if a.bytes_per_second]
+    result.rate = sum(rates) if rates else None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[bool]) -> str:
@@ -273,3 +320,8 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _coarse(status: str) -> str:
+    """A status as a change of it matters to the reader: any running phase is one state."""
+    return "running" if status in ExecutionStatus.RUNNING_STATES else status

@@ -28,6 +28,7 @@ from .ledger import (
     Attempt,
     ChunkAttempt,
     ChunkRecord,
+    ChunkState,
     Ledger,
     PlannedScope,
     Retry,
@@ -214,7 +215,34 @@ class Watcher(Observer):
             except CHECK_ERRORS as exc:
                 _failed_check(result, row, f"{ds.describe_error(exc)}; the next check tries again")
         self.ledger.save()
+        self._tally(result, {e: d for e, (d, _) in views.items()}, now)
         return result
+
+    def _tally(self, result: CheckResult, seen: dict[str, Execution], now: float) -> None:
+        """The job at a glance: each scope's state, bytes against its scope of record, the
+        rate of what runs now (all agents together), and when the rest should be moved."""
+        rate = 0.0
+        for scope in self.ledger.scopes.values():
+            latest = scope.latest
+            described = seen.get(latest.execution or "") or self.ledger.finished.get(latest.execution or "")
+            planned = scope.planned.bytes if scope.planned else 0
+            if scope.given_up is not None:
+                state = ChunkState.GIVEN_UP
+            elif described is not None and latest.active and described.status in ExecutionStatus.SUCCESS_STATES:
+                state, result.bytes_done = ChunkState.DONE, result.bytes_done + (planned or described.bytes_transferred)
+            elif latest.active:
+                state = ChunkState.RUNNING
+                if described is not None:
+                    result.bytes_done += min(described.bytes_transferred, planned or described.bytes_transferred)
+                    if described.launch_time and described.status not in ExecutionStatus.TERMINAL_STATES:
+                        rate += described.bytes_transferred / max(now - described.launch_time, 1.0)
+            else:
+                state = ChunkState.WAITING
+            result.counts[state] = result.counts.get(state, 0) + 1
+            result.bytes_total += planned
+        result.rate = rate or None
+        if result.rate and result.bytes_total > result.bytes_done:
+            result.eta = (result.bytes_total - result.bytes_done) / result.rate
 
     def _adopt_unrecorded(self) -> None:
         """Record the starts of this run the ledger does not know (see ``unrecorded_starts``),
@@ -246,6 +274,7 @@ class Watcher(Observer):
         if decision.kind == Kind.WAIT and agent_status == AgentStatus.OFFLINE and \
                 described.status not in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING):
             row.action = stall_note(now, offline_for, self.settings.offline_threshold)
+            result.stalled.append(row.action)
         self._carry_out_decision(decision, execution, root, scope, seen, busy, now, row, result)
 
     def _carry_out_decision(self, decision: Decision, execution: str, root: str, scope: Scope, seen: Seen,

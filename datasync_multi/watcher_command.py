@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 
 from . import datasync as ds
-from .cli import FILE_ONLY, Parser, run, setup_logging
+from .cli import Parser, run, setup_logging
 from .dispatch import Dispatcher
+from .display import Display
 from .errors import EXIT_OK, RecordError, UserError
 from .files import check_writable, exclusive_lock
 from .ledger import Ledger, Policy, Run
@@ -68,6 +69,9 @@ def parse(argv: list[str] | None):
                help="not read: each scope of record is in the run's ledger, written at launch (kept so that "
                     "older wrappers still run)")
     p.add_flag("--ledger_file", help="the run's ledger (default: <arn_file>.ledger.json)")
+    p.add_flag("--table", action="store_true",
+               help="print the full table at every check (default: a summary line each check, the table when "
+                    "something started, ended, failed or moved)")
     p.add_aws_and_log_flags(LOG_FILE)
     return p.parse_args(argv)
 
@@ -88,6 +92,7 @@ class WatcherConfig:
     region: str | None
     profile: str | None
     endpoint_url: str | None
+    table: bool = False
 
 
 def check_args(a: argparse.Namespace) -> WatcherConfig:
@@ -111,7 +116,7 @@ def check_args(a: argparse.Namespace) -> WatcherConfig:
     return WatcherConfig(arn_file=a.arn_file, ledger_file=ledger_file, timeout_sec=a.timeout_sec, once=a.once,
                          max_retries=a.max_retries, offline_threshold_sec=a.offline_threshold_sec,
                          agent_arns=agent_arns, drain=tuple(a.drain), undrain=tuple(a.undrain),
-                         region=a.region, profile=a.profile, endpoint_url=a.endpoint_url)
+                         region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, table=a.table)
 
 
 @dataclass
@@ -176,27 +181,28 @@ def watch(argv: list[str] | None) -> int:
     client = ds.make_client(config.region, config.profile, config.endpoint_url)
     for arn in dict.fromkeys(config.agent_arns + config.drain + config.undrain):
         ds.describe_named_agent(client, arn)
-    while True:
-        try:
-            code, finished = check_once(client, config.arn_file, config.ledger_file, steering, config.timeout_sec)
-        except (*ds.AWSError, RecordError) as exc:  # the next check may well succeed: the files are as they were
-            if config.once:
-                raise
-            log.error("check failed, next one in %gs: %s", config.timeout_sec, ds.describe_error(exc))
-            code, finished = EXIT_OK, False
-        if config.once or finished:
-            return code
-        log.info("sleeping %g sec", config.timeout_sec)
-        time.sleep(config.timeout_sec)
+    display = Display(config.ledger_file + ".shown", table_always=config.table)
+    try:
+        while True:
+            try:
+                code, finished = check_once(client, config.arn_file, config.ledger_file, steering,
+                                            config.timeout_sec, display)
+            except (*ds.AWSError, RecordError) as exc:  # the next check may well succeed: the files are as they were
+                if config.once:
+                    raise
+                display.close()
+                log.error("check failed, next one in %gs: %s", config.timeout_sec, ds.describe_error(exc))
+                code, finished = EXIT_OK, False
+            if config.once or finished:
+                return code
+            log.debug("sleeping %g sec", config.timeout_sec)
+            time.sleep(config.timeout_sec)
+    finally:
+        display.close()
 
 
-def show(table: str) -> None:
-    print(table, flush=True)  # once: on stdout; the log file keeps its own copy
-    for line in table.splitlines():
-        log.info("%s", line, extra=FILE_ONLY)
-
-
-def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll: float) -> tuple[int, bool]:
+def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll: float,
+               display: Display) -> tuple[int, bool]:
     """One locked check (of the watcher, or of the dispatcher for a dynamic plan); returns
     (exit code, whether every scope or chunk has ended)."""
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
@@ -209,7 +215,11 @@ def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll
                         "; ".join(changed))
         settings = steering.settings(ledger.run, poll)
         checker = Dispatcher if ledger.dispatch is not None else Watcher
+        before = ledger.to_json()
         result = checker(client, ledger, arn_file, settings).check()
-    show(result.table())
+        result.acted = result.acted or ledger.to_json() != before
+    display.show(result, time.time())
+    if result.exit_code != EXIT_OK or result.finished:
+        display.close()
     result.say()
     return result.exit_code, result.finished
