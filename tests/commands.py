@@ -1,8 +1,11 @@
 """Our two commands run as a user runs them, from the checkout's top-level scripts, with no AWS
-reachable: what the command-line tests share."""
+reachable (``run``), or through their ``main(argv)`` in the test's own process, as those
+scripts would run them (``run_in_process``): what the command-line tests share."""
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import resource
 import signal
@@ -11,6 +14,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "datasync_multi_agents_scheduler.py")
+WATCHER = os.path.join(ROOT, "datasync_agent_ha.py")
+COMMANDS = {SCRIPT: "datasync_multi.scheduler_command", WATCHER: "datasync_multi.watcher_command"}
+"""The module whose ``main(argv)`` each top-level script runs."""
 
 
 def offline_env(tmp_path):
@@ -26,6 +32,41 @@ def run(tmp_path, *args, env=None, script=SCRIPT, **popen):
     return subprocess.run([sys.executable, script, "--log_dir", str(tmp_path / "log"), *args],
                           capture_output=True, text=True, env=env or offline_env(tmp_path), cwd=tmp_path, timeout=120,
                           **popen)
+
+
+def run_in_process(monkeypatch, capsys, tmp_path, *args, env=None, script=SCRIPT) -> subprocess.CompletedProcess:
+    """As ``run``, but through the command's ``main(argv)`` in this process (the conftest fixture
+    ``in_process`` binds the first three): the same arguments, working directory, environment
+    and ``sys.argv[0]`` (the program name in each line it prints), and its exit code whether
+    ``main`` returns it or argparse exits (a usage error, --help). The root logger, which the
+    command sets up for itself, is put back afterwards and the command's log file closed.
+    What needs a process of its own (a file size limit, no boto3, stderr's own encoding)
+    stays with ``run``."""
+    argv = ["--log_dir", str(tmp_path / "log"), *args]
+    env = env or offline_env(tmp_path)
+    for name in [n for n in os.environ if n not in env]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    main = importlib.import_module(COMMANDS[script]).main
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    capsys.readouterr()  # only what the command prints
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([sys.executable, script, *argv], code, out, err)
 
 
 def file_size_limit(limit: int):

@@ -1,13 +1,41 @@
-"""Fixtures shared by the test modules.
+"""Fixtures shared by the test modules, the ``e2e`` marker, and the Hypothesis profile.
 
-Helpers live in plain modules beside the tests (sites, commands, trees): pytest's default
-import mode puts this directory on the path for them. The project itself is installed
-(`make test` installs it in editable mode), so nothing here edits sys.path."""
+Helpers live in plain modules beside the tests (sites, commands, trees, arns, calls,
+profiles): pytest's default import mode puts this directory on the path for them. The project
+itself is installed (`make test` installs it in editable mode), so nothing here edits sys.path.
+
+The fast tier (``make test-fast``, ``pytest -m "not e2e"``) is every test not marked ``e2e``.
+The marker is put on here, not written on each test: a test is e2e when its module is one of
+the emulator's or the end-to-end ones (test_emulator*, test_e2e_*) or when it starts the
+emulator through the ``site`` or ``emu`` fixture. So a new pure test joins the fast tier by
+itself, and what is slow is told by what it does, not by someone remembering a marker; CI
+runs every test either way."""
+
+import functools
 
 import pytest
+from hypothesis import settings
 
+import profiles
+from commands import run_in_process
 from emulator.harness import Emulator
 from sites import SERVER, make_site
+
+profiles.load_from_environment()
+
+E2E_MODULES = ("test_e2e_", "test_emulator")
+EMULATOR_FIXTURES = {"site", "emu"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name.startswith(E2E_MODULES) or EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_report_header(config):
+    return f"hypothesis profile: {settings.get_current_profile_name()}"
 
 
 @pytest.fixture
@@ -36,3 +64,16 @@ def emu(dirs):
         yield e
     finally:
         assert e.stop() == 0, e.stderr()
+
+
+@pytest.fixture
+def ds(emu):
+    """A boto3 DataSync client of ``emu`` (parameter validation on)."""
+    return emu.client()
+
+
+@pytest.fixture
+def in_process(tmp_path, monkeypatch, capsys):
+    """Our commands through their ``main(argv)`` in this process: ``in_process(*args, script=...,
+    env=...)`` as ``commands.run(tmp_path, ...)``, without starting a Python (see ``run_in_process``)."""
+    return functools.partial(run_in_process, monkeypatch, capsys, tmp_path)

@@ -4,6 +4,7 @@ scripts run against it as subprocesses."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from emulator.harness import Emulator
 from emulator.sample import build_sample_share
 
 SERVER, EXPORT = "198.51.100.10", "/vol1"
+SLOW = 60_000  # bytes per second: slow enough to act mid-transfer, fast enough for CI
 
 
 @dataclass
@@ -69,8 +71,34 @@ def make_site(root, **emulator_options):
     options = dict(agents=3, phase_delay=0.02, offline_error_delay=0.5, task_create_delay=0.3)
     options.update(emulator_options)
     with Emulator().start({f"{SERVER}:{EXPORT}": str(share)}, str(dest), **options) as emu:
-        client = emu.client()
-        dest_loc = client.create_location_s3(
-            S3BucketArn="arn:aws:s3:::migration-target", Subdirectory="/share",
-            S3Config={"BucketAccessRoleArn": "arn:aws:iam::111122223333:role/datasync"})["LocationArn"]
-        yield Site(emu, str(share), str(dest / "migration-target" / "share"), dest_loc, str(work))
+        yield Site(emu, str(share), str(dest / "migration-target" / "share"), s3_destination(emu.client()), str(work))
+
+
+def s3_destination(client) -> str:
+    """The S3 location the runs copy to: bucket migration-target, prefix /share."""
+    return client.create_location_s3(
+        S3BucketArn="arn:aws:s3:::migration-target", Subdirectory="/share",
+        S3Config={"BucketAccessRoleArn": "arn:aws:iam::111122223333:role/datasync"})["LocationArn"]
+
+
+def ledger(site) -> dict:
+    """The run's ledger as the commands last saved it."""
+    with open(os.path.join(site.work, "arn_file.txt.ledger.json")) as fh:
+        return json.load(fh)
+
+
+def chunks(site) -> list[dict]:
+    """A dynamic run's chunks, from its ledger."""
+    return ledger(site)["dispatch"]["chunks"]
+
+
+def starts(site) -> int:
+    """How many executions the emulator was asked to start."""
+    return site.emu.calls()["calls"].get("StartTaskExecution", 0)
+
+
+def wait_transferring(site, agent: str) -> dict:
+    """The execution the agent runs, once it has copied something."""
+    return site.emu.wait_for(
+        lambda st: next((e for e in st["executions"] if e["agent"] == agent and e["status"] == "TRANSFERRING"
+                         and e["counters"].get("BytesTransferred", 0) > 0), None), timeout=60)

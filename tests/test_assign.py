@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasync_multi.assign import AgentLoad, WaitingChunk, assign, measured_rate
+from profiles import examples
 
 
 def test_idle_equal_agents_each_take_one_chunk_largest_first():
@@ -50,7 +51,7 @@ chunks = st.lists(st.builds(WaitingChunk, index=st.integers(0, 10**6), cost=st.i
                   max_size=20, unique_by=lambda c: c.index)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(chunks, loads)
 def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, agents):
     got = assign(waiting, agents)

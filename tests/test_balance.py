@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arns import AGENTS
 from datasync_multi.errors import UserError
 from datasync_multi.plan import make_plan
+from profiles import examples
 from trees import skewed_tree
 
-AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 33)]
 
-
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12))
 @given(seed=st.integers(0, 10_000), agents=st.sampled_from([4, 6, 8, 12, 16]),
        per_file_cost=st.sampled_from([0, 512 * 1024]))
 def test_heaviest_task_within_five_percent_of_the_lower_bound(seed, agents, per_file_cost):

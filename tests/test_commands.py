@@ -10,10 +10,8 @@ import sys
 
 import pytest
 
-from commands import offline_env
+from commands import ROOT, offline_env
 from datasync_multi import cli, watcher_command
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_in_a_checkout_the_log_is_beside_the_scripts():

@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arns import AGENTS, EXEC
 from datasync_multi.decisions import Decision, Fleet, Kind, Seen, decide
 from datasync_multi.ledger import Attempt, PlannedScope, Scope
 from datasync_multi.records import Execution
+from profiles import examples
 
-A1, A2, A3, A4 = (f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5))
-EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
+A1, A2, A3, A4 = AGENTS[:4]
 PLANNED = PlannedScope("T_agent-1", ("/a/", "/b*"), (), files=100, dirs=10, bytes=10_000)
 ALL_ONLINE = Fleet({A1: "ONLINE", A2: "ONLINE", A3: "ONLINE"}, {})
 
@@ -138,7 +139,7 @@ statuses = st.sampled_from(["QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", 
 agents = st.sampled_from([A1, A2, A3, A4])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(status=statuses, agent_status=st.sampled_from(["ONLINE", "OFFLINE"]), offline_for=st.floats(0, 2000),
        earlier=st.lists(st.tuples(agents, st.booleans()), max_size=3), latest=agents, retries=st.integers(0, 3),
        max_retries=st.integers(0, 3), statuses_=st.dictionaries(agents, st.sampled_from(["ONLINE", "OFFLINE"])),

@@ -13,22 +13,7 @@ import pytest
 
 from commands import ROOT
 from emulator.sample import differences
-from sites import make_site
-
-SLOW = 60_000  # bytes per second: slow enough to act mid-transfer, fast enough for CI
-
-
-def ledger(site) -> dict:
-    with open(os.path.join(site.work, "arn_file.txt.ledger.json")) as fh:
-        return json.load(fh)
-
-
-def chunks(site) -> list[dict]:
-    return ledger(site)["dispatch"]["chunks"]
-
-
-def starts(site) -> int:
-    return site.emu.calls()["calls"].get("StartTaskExecution", 0)
+from sites import SLOW, chunks, make_site, starts, wait_transferring
 
 
 def run_to_the_end(site, *args: str):
@@ -49,13 +34,6 @@ def assert_exact_copy(site, retried: int = 0):
     assert sum(1 for c in done for a in c["attempts"] if a.get("failed")) == retried
     if not retried:
         assert max(site.emu.state()["selections"].values()) == 1
-
-
-def wait_transferring(site, agent):
-    """The execution the agent runs, once it has copied something."""
-    return site.emu.wait_for(
-        lambda st: next((e for e in st["executions"] if e["agent"] == agent and e["status"] == "TRANSFERRING"
-                         and e["counters"].get("BytesTransferred", 0) > 0), None), timeout=60)
 
 
 def test_the_scheduler_starts_one_chunk_per_agent_largest_first_and_records_them(site):

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
+from commands import ROOT
 from emulator.harness import Emulator
 from emulator.sample import build_sample_share, differences
-from sites import EXPORT, SERVER
+from sites import EXPORT, SERVER, s3_destination
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READINGS = [("component", "crosses", "exclude"), ("prefix", "crosses", "exclude"),
             ("component", "stops", "include"), ("prefix", "stops", "include")]
 
@@ -52,10 +52,7 @@ def test_every_reading_copies_the_share_exactly_once(tmp_path, match, star, prec
     extra = ["--match", match, "--star", star, "--precedence", precedence]
     with Emulator().start({f"{SERVER}:{EXPORT}": str(share)}, str(dest), agents=4, phase_delay=0.01,
                           extra_args=extra) as emu:
-        client = emu.client()
-        dest_loc = client.create_location_s3(
-            S3BucketArn="arn:aws:s3:::migration-target", Subdirectory="/share",
-            S3Config={"BucketAccessRoleArn": "arn:aws:iam::111122223333:role/datasync"})["LocationArn"]
+        dest_loc = s3_destination(emu.client())
         import subprocess
         import sys
         r = subprocess.run([sys.executable, os.path.join(ROOT, "datasync_multi_agents_scheduler.py"),

@@ -15,9 +15,7 @@ import pytest
 
 from commands import ROOT
 from emulator.sample import differences
-from sites import make_site
-
-SLOW = 60_000  # bytes per second: slow enough to act mid-transfer, fast enough for CI
+from sites import SLOW, chunks, ledger, make_site, starts, wait_transferring
 
 
 def read(site, name: str) -> bytes:
@@ -25,26 +23,8 @@ def read(site, name: str) -> bytes:
         return fh.read()
 
 
-def ledger(site) -> dict:
-    return json.loads(read(site, "arn_file.txt.ledger.json"))
-
-
-def chunks(site) -> list[dict]:
-    return ledger(site)["dispatch"]["chunks"]
-
-
-def starts(site) -> int:
-    return site.emu.calls()["calls"].get("StartTaskExecution", 0)
-
-
 def executions_on(site, agent: str) -> list[dict]:
     return [e for e in site.emu.state()["executions"] if e["agent"] == agent]
-
-
-def wait_transferring(site, agent: str) -> dict:
-    return site.emu.wait_for(
-        lambda st: next((e for e in st["executions"] if e["agent"] == agent and e["status"] == "TRANSFERRING"
-                         and e["counters"].get("BytesTransferred", 0) > 0), None), timeout=60)
 
 
 def lose_mid_transfer(site, agent: str) -> None:

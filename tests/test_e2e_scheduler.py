@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 
+from commands import ROOT
 from emulator.sample import differences
 from sites import make_site
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def finish(site, arns):

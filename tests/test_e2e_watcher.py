@@ -9,14 +9,13 @@ import subprocess
 import sys
 import time
 
+from commands import ROOT
 from datasync_multi import datasync as ds
 from datasync_multi.ledger import Ledger
 from datasync_multi.records import patterns
 from datasync_multi.watch import Settings, Watcher
 from emulator.sample import differences
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SLOW = 60_000  # bytes per second: slow enough to act mid-transfer, fast enough for CI
+from sites import SLOW, ledger
 
 
 def execution_on(state, agent, arns):
@@ -42,11 +41,6 @@ def fail_mid_transfer(site, agent):
     failed = site.emu.wait_for(lambda st: (e := execution_on(st, agent, arns))["status"] == "ERROR" and e, timeout=30)
     assert failed["result"]["ErrorCode"] == "AgentOffline"
     return failed["arn"]
-
-
-def ledger(site):
-    with open(os.path.join(site.work, "arn_file.txt.ledger.json")) as fh:
-        return json.load(fh)
 
 
 def retry_starts(site):

@@ -18,43 +18,15 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
+from calls import HOST, ROLE, nfs_location, rules, s3_location, write
 from emulator.filters import FilterError, FilterSet
 from emulator.harness import Emulator
 
-HOST = "198.51.100.10"
-ROLE = "arn:aws:iam::111122223333:role/datasync-s3"
 TERMINAL = ("SUCCESS", "ERROR")
 
 
-# ----------------------------------------------------------------- fixtures
-@pytest.fixture
-def ds(emu):
-    return emu.client()
-
-
-def nfs_location(ds, agent, sub="/vol1", tags=None):
-    kw = {"Tags": tags} if tags else {}
-    return ds.create_location_nfs(Subdirectory=sub, ServerHostname=HOST,
-                                  OnPremConfig={"AgentArns": [agent]}, **kw)["LocationArn"]
-
-
-def s3_location(ds, bucket="bucket", sub="/dest", tags=None):
-    kw = {"Tags": tags} if tags else {}
-    return ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", Subdirectory=sub,
-                                 S3Config={"BucketAccessRoleArn": ROLE}, **kw)["LocationArn"]
-
-
-def rules(value):
-    return [{"FilterType": "SIMPLE_PATTERN", "Value": value}]
-
-
-def write(path, data=b"x", mode=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    if mode is not None:
-        os.chmod(path, mode)
-
-
+# ----------------------------------------------------------------- helpers
+# (the emu, ds and dirs fixtures are conftest's; locations, rules and write are calls')
 def tree(root) -> dict[str, str]:
     """rel path -> kind ('dir', 'file', 'link:<target>'), ignoring nothing."""
     out = {}

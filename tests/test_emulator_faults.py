@@ -17,8 +17,8 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
+from calls import nfs_location, s3_location
 from emulator.harness import EmulatorError
-from test_emulator import nfs_location, s3_location
 
 ONE_ATTEMPT = {"mode": "standard", "total_max_attempts": 1}
 BOTOCORE_DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 3}

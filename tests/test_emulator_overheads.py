@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from calls import HOST, nfs_location, rules, s3_location, write
 from emulator.harness import Emulator, EmulatorError
-from test_emulator import HOST, nfs_location, rules, s3_location, write
 
 
 @pytest.fixture

@@ -8,13 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import arns
 from datasync_multi.errors import UserError
 from datasync_multi.filters import MAX_FILTER_BYTES, filter_value, value_bytes
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import Dir, Tree, aggregate
+from profiles import examples
 from trees import EMOJI, NFC_E, TOP_CODE_POINT
 
-AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 9)]
+AGENTS = arns.AGENTS[:8]
 
 LETTERS = ["a", "e", NFC_E, "\u0301", "日", EMOJI, TOP_CODE_POINT]
 """One to four UTF-8 bytes a code point; 'é' composed, and decomposed as 'e' + U+0301."""
@@ -36,7 +38,7 @@ def value_lengths(plan) -> list[int]:
     return [value_bytes(filter_value(s.includes)) for s in plan.scopes]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400))
 @given(roots=st.lists(st.text(LETTERS, min_size=1, max_size=12).map(lambda s: "r" + s), min_size=1, max_size=60,
                       unique=True),
        loose=st.lists(st.text(LETTERS, min_size=1, max_size=8), max_size=200, unique=True),

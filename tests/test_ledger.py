@@ -4,14 +4,12 @@ record with them), and a clear refusal of any other version."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commands import WATCHER, offline_env
 from datasync_multi.dispatch_rules import give_up_reason
 from datasync_multi.errors import UserError
 from datasync_multi.ledger import (
@@ -29,8 +27,8 @@ from datasync_multi.ledger import (
     next_number,
 )
 from datasync_multi.records import Execution, NfsLocation
+from profiles import examples
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-00000000000000001"
 AGENT2 = "arn:aws:datasync:us-east-1:111122223333:agent/agent-00000000000000002"
 TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
@@ -136,7 +134,6 @@ scopes = st.builds(Scope, attempts=st.lists(attempts, min_size=1, max_size=3), r
                    given_up=st.none() | st.text(max_size=8))
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), scopes, max_size=3))
 def test_any_scopes_survive_the_ledger(scopes_):
     ledger = Ledger("ledger.json", scopes=scopes_)
@@ -160,15 +157,11 @@ def test_a_ledger_of_another_version_or_shape_is_one_clear_error(tmp_path, data,
     assert "\n" not in str(err.value)
 
 
-def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp_path):
+def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp_path, in_process):
     (tmp_path / "arn_file.txt").write_text(EXEC + "\n")
     (tmp_path / "arn_file.txt.ledger.json").write_text(json.dumps({**VERSION_3, "version": 2}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_CONFIG_FILE=str(tmp_path / "none"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "datasync_agent_ha.py"), "--once", "--log_dir",
-                        str(tmp_path / "log")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    env = {**offline_env(tmp_path), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}  # AWS is never asked
+    r = in_process("--once", script=WATCHER, env=env)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         "datasync_agent_ha.py: error: ledger 'arn_file.txt.ledger.json': written by another version of the watcher "
@@ -191,7 +184,6 @@ dispatches = st.builds(Dispatch, lanes=st.dictionaries(st.sampled_from(["a1", "a
                                                  given_up=st.none() | st.text(max_size=8)), max_size=4))
 
 
-@settings(max_examples=100, deadline=None)
 @given(dispatches)
 def test_any_dispatch_survives_the_ledger(dispatch):
     ledger = Ledger("ledger.json", run=Run.from_json(RUN), dispatch=dispatch, others={"e9"})
@@ -226,7 +218,7 @@ def test_where_a_chunk_stands_follows_its_latest_attempt():
     assert (chunks[4].given_up, chunks[4].state(failed)) == ("failed 2 time(s)", ChunkState.GIVEN_UP)  # final
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(st.permutations(range(1, 6)), st.integers(0, 4))
 def test_starts_adopted_in_any_order_leave_only_the_newest_active(order, known):
     """However many starts a ledger missed, and in whatever order a check finds them, the

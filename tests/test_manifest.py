@@ -14,6 +14,7 @@ from datasync_multi.errors import UserError
 from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import scan
+from profiles import examples
 from trees import build, entries
 
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-00000000000000001"
@@ -117,7 +118,7 @@ def test_an_entry_of_any_depth_is_checked_and_one_past_the_path_limit_is_refused
         read_manifest(manifest(tmp_path, deepest + "/abcdefg\n"), str(mount))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50))
 @given(entries=st.lists(st.lists(st.sampled_from(["a", "a-b", "ab", "b"]), min_size=0, max_size=3),
                         min_size=1, max_size=12))
 def test_entries_inside_another_are_merged_into_it(entries):

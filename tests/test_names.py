@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasync_multi.names import BUCKET, NameCount, histogram, refine
+from profiles import examples
 
 NAMES = st.lists(st.text(alphabet="ab1.|é\U0001f600\U0010ffff", min_size=1, max_size=7), min_size=1, max_size=400,
                 unique=True)
@@ -17,7 +18,7 @@ def owner(counts: list[NameCount], name: str) -> list[str]:
                                                           and len(name) > len(c.stem))]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(names=NAMES, budget=st.sampled_from([2, 3, 8, 64, 4096]), data=st.data())
 def test_every_name_falls_under_exactly_one_key_and_counts_are_exact(names, budget, data):
     sizes = {n: data.draw(st.integers(0, 1000), label=n) for n in names}

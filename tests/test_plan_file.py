@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import arns
 from datasync_multi.errors import UserError
 from datasync_multi.plan import DYNAMIC_PLAN_VERSION, PLAN_VERSION, Plan, TaskPlan, make_plan
 from datasync_multi.scan import scan
 from datasync_multi.split import DIR, GROUP, Unit
+from profiles import examples
 
-AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5)]
+AGENTS = arns.AGENTS[:4]
 
 units = st.builds(Unit, pattern=st.text(min_size=1, max_size=20).map(lambda s: "/" + s),
                   kind=st.sampled_from([DIR, GROUP]), bytes=st.integers(0, 2**50), files=st.integers(0, 10**8),
@@ -28,7 +30,7 @@ plans = st.builds(Plan, tasks=st.lists(tasks, max_size=4).map(tuple),
                   warnings=st.lists(st.text(max_size=40), max_size=3).map(tuple))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(plans)
 def test_any_plan_survives_the_plan_file(plan):
     assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan

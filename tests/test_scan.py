@@ -14,11 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import arns
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import Progress, scan
+from profiles import examples
 from trees import entries, straddling_share, within_limit
 
-AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 5)]
+AGENTS = arns.AGENTS[:4]
 
 
 def test_counts_bytes_files_and_dirs_without_following_symlinks(tmp_path):
@@ -133,7 +135,7 @@ def test_a_share_past_datasync_path_limit_counts_what_it_can_take_and_names_the_
     assert warning.count("(4,097 bytes)") == 2 and "kkkk/' (4,101 bytes)" in warning, warning
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50))
 @given(names=st.sets(st.text("ab-", min_size=1, max_size=3), min_size=1, max_size=10), data=st.data())
 def test_a_root_is_lone_when_no_sibling_name_extends_it(names, data):
     """Each parent is listed once for all its roots ('p/a' is not lone beside 'p/ab' or 'p/a-')."""

@@ -1,4 +1,8 @@
-"""The scheduler as a user runs it: bad input is one line and exit 2; a dry run plans offline."""
+"""The scheduler as a user runs it: bad input is one line and exit 2; a dry run plans offline.
+
+Most cases run the command's main(argv) in this process (the ``in_process`` fixture); those
+about the process itself (the top-level script, a file size limit, stderr's encoding, the
+exit code a shell sees) start the script (``run``)."""
 
 from __future__ import annotations
 
@@ -79,7 +83,7 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--chunks_per_agent", "4", "--queue_depth", "3"], "invalid choice"),
     (["--chunks_per_agent", "4", "--ledger_file", "nodir/ledger.json"], "its directory"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, share, in_process, args, message):
     (tmp_path / "afile").write_text("not a directory")
     (tmp_path / "empty.manifest").write_text("# nothing\n\n")
     (tmp_path / "escape.manifest").write_text("/files\n/../../etc\n")
@@ -89,15 +93,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, share, args, message):
     (tmp_path / "long.manifest").write_text("/files" + "/d" * 2100 + "\n")
     (share / "files/.snapshot").mkdir()
     (tmp_path / "snapshot.manifest").write_text("/files/.snapshot\n")
-    r = run(tmp_path, *base(share, *args))
+    r = in_process(*base(share, *args))
     assert r.returncode == 2, (r.stdout, r.stderr)
     errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and message in errors[0], r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_missing_required_flags_outside_dry_run(tmp_path, share):
-    r = run(tmp_path, "--mount_path_dir", str(share))
+def test_missing_required_flags_outside_dry_run(share, in_process):
+    r = in_process("--mount_path_dir", str(share))
     assert r.returncode == 2 and "required" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -119,19 +123,19 @@ def denying_endpoint():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
 
 @pytest.mark.parametrize("agents", [[], ["--agent_arns", AGENT]])
-def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpoint, agents):
+def test_an_aws_error_is_exit_1_without_traceback(tmp_path, share, denying_endpoint, in_process, agents):
     """Also from DescribeAgent for --agent_arns: only its InvalidRequestException (no such
     agent) is the user's to fix."""
     env = offline_env(tmp_path)
     env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL=denying_endpoint)
-    r = run(tmp_path, *base(share, *agents), env=env)
+    r = in_process(*base(share, *agents), env=env)
     assert r.returncode == 1, r.stderr
     assert "AWS error: AccessDeniedException: not authorized" in r.stderr and "Traceback" not in r.stderr
 
@@ -147,21 +151,21 @@ def test_no_credentials_is_exit_2_and_says_what_to_do(tmp_path, share, script):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_overlapping_manifest_entries_are_moved_once(tmp_path, share):
+def test_overlapping_manifest_entries_are_moved_once(tmp_path, share, in_process):
     (tmp_path / "overlap.manifest").write_text("/org/x\n/org\n/org/x/y\n")
-    r = run(tmp_path, *base(share, "--dry_run", "--agent_arns", AGENT, "--source_file", "overlap.manifest"))
+    r = in_process(*base(share, "--dry_run", "--agent_arns", AGENT, "--source_file", "overlap.manifest"))
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["roots"] == ["/org"] and sum(t["files"] for t in plan["tasks"]) == 2
     assert "inside another entry" in r.stderr
 
 
-def test_a_share_past_the_path_limit_plans_what_datasync_can_take_and_says_what_it_cannot(tmp_path):
+def test_a_share_past_the_path_limit_plans_what_datasync_can_take_and_says_what_it_cannot(tmp_path, in_process):
     mount = tmp_path / "deep_share"
     mount.mkdir()
     straddling_share(str(mount))
     (tmp_path / "source_file.manifest").write_text("/\n")
-    r = run(tmp_path, *base(mount, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}"))
+    r = in_process(*base(mount, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}"))
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert (plan["totals"]["files"], plan["totals"]["bytes"]) == (5, 3800)
@@ -170,6 +174,7 @@ def test_a_share_past_the_path_limit_plans_what_datasync_can_take_and_says_what_
 
 
 def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_path, share):
+    """A process of its own: that no line breaks its stderr's encoding is the point."""
     for odd in ("org/a|b", "org/st*r", "org/back\\slash", "org/latin1-\udce9t\udce9", "org/x.snapshot"):
         os.makedirs(os.fsencode(share / odd))
         with open(os.fsencode(share / odd / "f"), "wb") as fh:
@@ -187,8 +192,8 @@ def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_
     assert "Logging error" not in r.stderr and "Traceback" not in r.stderr
 
 
-def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
-    r = run(tmp_path, "--help")
+def test_help_shows_defaults_required_flags_and_exit_codes(in_process):
+    r = in_process("--help")
     assert r.returncode == 0, r.stderr
     flags = flag_help(r.stdout)
     for flag, default in (("--max_depth", "as deep as balance needs"), ("--source_file", "source_file.manifest"),
@@ -203,9 +208,9 @@ def test_help_shows_defaults_required_flags_and_exit_codes(tmp_path):
     assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "70", "74"]
 
 
-def test_a_full_disk_while_writing_the_plan_is_one_line_and_exit_74_and_the_old_plan_stays(tmp_path, share):
+def test_a_full_disk_while_writing_the_plan_is_one_line_and_exit_74_and_the_old_plan_stays(tmp_path, share, in_process):
     limit = 1500
-    assert run(tmp_path, *base(share, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}")).returncode == 0
+    assert in_process(*base(share, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}")).returncode == 0
     before = (tmp_path / "plan.json").read_bytes()
     assert len(before) > limit  # so the new plan, of the same share, cannot be written; a fresh log can
     r = run(tmp_path, *base(share, "--dry_run", "--agent_arns", f"{AGENT},{AGENT2}", "--per_file_cost", "0",

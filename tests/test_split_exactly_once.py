@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from arns import AGENTS
 from datasync_multi.errors import UserError
 from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_nameable, value_bytes
 from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import UNEVEN, make_plan
 from datasync_multi.scan import scan
+from profiles import examples
 from trees import FILE, HEAVY, NAME, TOP, TOP_CODE_POINT, Selection, build, entries, selection_faults, within_limit
-
-AGENTS = [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, 33)]
 
 
 def named_scopes(plan) -> dict:
@@ -72,7 +72,7 @@ def files_in_scope(everything, roots: list[str], within: bool = True) -> list[tu
             and any(r == "" or e[0].startswith(r + "/") for r in roots)]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(120), suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(spec=TOP, data=st.data())
 def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_reading(spec, data):
     with tempfile.TemporaryDirectory() as mount:
@@ -108,7 +108,7 @@ def test_every_entry_in_scope_is_selected_by_exactly_one_task_under_every_readin
         assert (tree.past_limit.files, tree.past_limit.bytes) == (len(far), sum(size for _, _, size in far))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.too_slow])
 @given(names=st.dictionaries(NAME, st.one_of(FILE, HEAVY, HEAVY, st.just(("dir", {}))), min_size=2, max_size=12),
        bottom=st.integers(4080, 4096), agents=st.sampled_from([2, 3, 5]))
 def test_a_directory_at_the_path_limit_cut_by_name_still_selects_what_lies_past_it_once(names, bottom, agents):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from arns import EXEC
 from datasync_multi.decisions import FAILED, RUNNING, STRANDED, SUCCEEDED, UNREAD, classify, echo_differs, planned_scope
 from datasync_multi.launch import new_run
 from datasync_multi.ledger import PlannedScope, Target
@@ -9,8 +10,6 @@ from datasync_multi.plan import Plan, TaskPlan
 from datasync_multi.records import Execution
 from datasync_multi.split import DIR, GROUP, Unit
 from datasync_multi.watch import read_arn_file
-
-EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
 
 
 @pytest.mark.parametrize("status,agent,offline_for,expected", [

@@ -1,13 +1,12 @@
-"""The watcher refuses bad input on one line with exit 2, before any AWS call."""
+"""The watcher refuses bad input on one line with exit 2, before any AWS call (through its
+main(argv) in this process: the ``in_process`` fixture)."""
 
 import json
-import os
 
 import pytest
 
-from commands import ROOT, flag_help, offline_env, run
-
-EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/execution/exec-0123456789abcdef0"
+from arns import EXEC
+from commands import WATCHER, flag_help, offline_env
 
 
 @pytest.mark.parametrize("args,message", [
@@ -19,24 +18,24 @@ EXEC = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0/exec
     (["--ledger_file", "nodir/ledger.json"], "its directory"),
     (["--log_dir", "arn_file.txt/log"], "cannot write the log"),
 ])
-def test_bad_input(tmp_path, args, message):
+def test_bad_input(tmp_path, in_process, args, message):
     (tmp_path / "arn_file.txt").write_text("")
-    r = run(tmp_path, *args, script=os.path.join(ROOT, "datasync_agent_ha.py"))
+    r = in_process(*args, script=WATCHER)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_an_arn_file_that_lists_nothing_is_one_line_not_success(tmp_path):
+def test_an_arn_file_that_lists_nothing_is_one_line_not_success(tmp_path, in_process):
     (tmp_path / "arn_file.txt").write_text("# nothing started yet\n")
-    r = run(tmp_path, "--once", script=os.path.join(ROOT, "datasync_agent_ha.py"))
+    r = in_process("--once", script=WATCHER)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines() == [
         "datasync_agent_ha.py: error: arn file 'arn_file.txt' lists no execution: nothing to watch (the scheduler "
         "writes each execution there as it starts it; rerun the scheduler if it stopped before)"]
 
 
-def test_help_shows_defaults_and_exit_codes(tmp_path):
-    r = run(tmp_path, "--help", script=os.path.join(ROOT, "datasync_agent_ha.py"))
+def test_help_shows_defaults_and_exit_codes(in_process):
+    r = in_process("--help", script=WATCHER)
     assert r.returncode == 0, r.stderr
     flags = flag_help(r.stdout)
     for flag, default in (("--timeout_sec", "300"), ("--max_retries", "the run's, 1 at launch"),
@@ -47,7 +46,7 @@ def test_help_shows_defaults_and_exit_codes(tmp_path):
     assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74"]
 
 
-def test_a_damaged_ledger_is_one_line_that_says_what_to_do_before_any_aws_call(tmp_path):
+def test_a_damaged_ledger_is_one_line_that_says_what_to_do_before_any_aws_call(tmp_path, in_process):
     (tmp_path / "arn_file.txt").write_text(EXEC + "\n")
     whole = json.dumps({"version": 1, "scopes": {EXEC: {"attempts": [{"agent": "a", "execution": EXEC}],
                                                         "retries": 0}}}, indent=2)
@@ -56,7 +55,7 @@ def test_a_damaged_ledger_is_one_line_that_says_what_to_do_before_any_aws_call(t
     with pytest.raises(json.JSONDecodeError) as parser:
         json.loads(damaged)
     env = {**offline_env(tmp_path), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}  # AWS is never asked
-    r = run(tmp_path, "--once", script=os.path.join(ROOT, "datasync_agent_ha.py"), env=env)
+    r = in_process("--once", script=WATCHER, env=env)
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines() == [
         f"datasync_agent_ha.py: error: ledger 'arn_file.txt.ledger.json' is damaged ({parser.value}): the watcher "
