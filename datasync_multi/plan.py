@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .cost import Estimate, Rates
 from .errors import UserError
 from .filters import MAX_FILTER_BYTES, filter_value, is_nameable, value_bytes
 from .pack import Limits, pack
@@ -132,6 +133,13 @@ class Plan:
     threshold: int
     warnings: tuple[str, ...] = ()
     chunks: tuple[Chunk, ...] = ()
+    cost: Estimate | None = None
+    """What moving it once should cost, at the run's rates (set by the scheduler)."""
+
+    def with_cost(self, rates: Rates) -> Plan:
+        """This plan with its estimate: one execution per scope, a PUT per file, link and directory."""
+        return dataclasses.replace(self, cost=Estimate(self.total_bytes, len(self.scopes),
+                                                       self.total_files + self.total_dirs, rates))
 
     @property
     def dynamic(self) -> bool:
@@ -205,6 +213,8 @@ class Plan:
         }
         if self.dynamic:
             out["chunks"] = [c.to_json() for c in self.chunks]
+        if self.cost is not None:
+            out["cost_estimate"] = self.cost.to_json()
         return out
 
     @classmethod

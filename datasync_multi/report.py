@@ -255,20 +255,19 @@ def plan_table(plan: Plan) -> str:
                  f"{100 * c.cost / total:.1f}%" if total else "-", f"{c.include_bytes:,}") for c in plan.chunks]
         body = table(("chunk", "units", "bytes", "files", "items listed", "share", "include bytes"),
                      chunk_rows, (True, True, True, True, True, True, True))
-        return body + "\n" + (f"{len(plan.chunks)} chunk(s) for {len(plan.agents)} agent(s), {plan.slots} task(s) "
-                              "each, "
-                              f"each chunk to the agent that frees first; {human_bytes(plan.total_bytes)} in "
-                              f"{plan.total_files:,} files and {plan.total_dirs:,} dirs; heaviest chunk / "
-                              f"lower bound = {plan.balance:.3f}")
-    rows = [(t.agent_arn.rsplit("/", 1)[-1], t.name, len(t.units), human_bytes(t.bytes), f"{t.files:,}",
-             f"{t.items:,}", f"{100 * t.cost / total:.1f}%" if total else "-", f"{t.include_bytes:,}")
-            for t in plan.tasks]
-    body = table(("agent", "task", "units", "bytes", "files", "items listed", "share", "include bytes"),
-                 rows, (False, False, True, True, True, True, True, True))
-    summary = (f"{len(plan.tasks)} task(s) on {len(plan.agents)} agent(s); "
-               f"{human_bytes(plan.total_bytes)} in {plan.total_files:,} files and {plan.total_dirs:,} dirs; "
-               f"heaviest task / lower bound = {plan.balance:.3f}")
-    return body + "\n" + summary
+        summary = (f"{len(plan.chunks)} chunk(s) for {len(plan.agents)} agent(s), {plan.slots} task(s) each, each "
+                   f"chunk to the agent that frees first; {human_bytes(plan.total_bytes)} in {plan.total_files:,} "
+                   f"files and {plan.total_dirs:,} dirs; heaviest chunk / lower bound = {plan.balance:.3f}")
+    else:
+        rows = [(t.agent_arn.rsplit("/", 1)[-1], t.name, len(t.units), human_bytes(t.bytes), f"{t.files:,}",
+                 f"{t.items:,}", f"{100 * t.cost / total:.1f}%" if total else "-", f"{t.include_bytes:,}")
+                for t in plan.tasks]
+        body = table(("agent", "task", "units", "bytes", "files", "items listed", "share", "include bytes"),
+                     rows, (False, False, True, True, True, True, True, True))
+        summary = (f"{len(plan.tasks)} task(s) on {len(plan.agents)} agent(s); "
+                   f"{human_bytes(plan.total_bytes)} in {plan.total_files:,} files and {plan.total_dirs:,} dirs; "
+                   f"heaviest task / lower bound = {plan.balance:.3f}")
+    return "\n".join([body, summary] + ([plan.cost.line()] if plan.cost else []))
 
 
 def watch_table(rows) -> str:

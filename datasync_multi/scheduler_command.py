@@ -19,8 +19,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import cost
 from . import datasync as ds
 from .cli import Parser, run, setup_logging
+from .cost import Rates
 from .errors import EXIT_AWS, EXIT_OK, UserError
 from .files import check_writable, read_json, sole_holder, write_json
 from .launch import launch, start_dispatch
@@ -94,6 +96,15 @@ def parse(argv: list[str] | None):
                     "which the other tasks write to)")
     p.add_flag("--bytes_per_second", type=int, default=-1, help="bandwidth limit per task, -1 for none "
                                                                 "(not in ENHANCED mode)")
+    p.add_flag("--price_per_gb", type=float,
+               help=f"US$ DataSync charges per GB copied, for the cost estimate (default: list price of "
+                    f"{cost.RATES_AS_OF}, {cost.PER_GB['BASIC']} in BASIC mode, {cost.PER_GB['ENHANCED']} in ENHANCED)")
+    p.add_flag("--price_per_execution", type=float,
+               help=f"US$ DataSync charges per task execution (default: {cost.PER_EXECUTION['ENHANCED']} in "
+                    "ENHANCED mode, none in BASIC)")
+    p.add_flag("--price_per_1000_puts", type=float, default=cost.PER_1000_PUTS,
+               help="US$ per 1,000 PUT requests at the destination (S3 Standard, US East; one per file, link and "
+                    "directory)")
     p.add_aws_and_log_flags(LOG_FILE)
     return p.parse_args(argv)
 
@@ -124,6 +135,8 @@ class SchedulerConfig:
     endpoint_url: str | None
     target: Target | None
     """Where and how the tasks run; None with --dry_run, which creates none."""
+    rates: Rates
+    """The prices the cost estimate uses."""
 
 
 def check_args(a: argparse.Namespace) -> SchedulerConfig:
@@ -146,7 +159,8 @@ def check_args(a: argparse.Namespace) -> SchedulerConfig:
         item_cap=BASIC_MODE_ITEM_QUOTA if a.task_mode == "BASIC" else None,
         chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth, scan_workers=a.scan_workers,
         arn_file=a.arn_file, plan_file=a.plan_file, ledger_file=ledger_file,
-        region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, target=target)
+        region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, target=target,
+        rates=Rates.for_mode(a.task_mode, a.price_per_gb, a.price_per_execution, a.price_per_1000_puts))
 
 
 def _must_match(value: str | None, shape: str, what: str) -> None:
@@ -169,7 +183,7 @@ def _check_shapes(a: argparse.Namespace) -> None:
 
 def _check_numbers(a: argparse.Namespace) -> None:
     """Counts and limits in range; a queue only for a dynamic plan."""
-    for flag in ("max_depth", "per_file_cost"):
+    for flag in ("max_depth", "per_file_cost", "price_per_gb", "price_per_execution", "price_per_1000_puts"):
         if (getattr(a, flag) or 0) < 0:
             raise UserError(f"--{flag} must not be negative")
     if not 1 <= a.chunks_per_agent <= MAX_CHUNKS_PER_AGENT:
@@ -290,7 +304,7 @@ def make_and_show_plan(config: SchedulerConfig, agents: list[str], manifest: Man
     tree = scan(config.mount_path_dir, manifest.entries, config.scan_workers, Progress())
     plan = make_plan(tree, agents, task_name=config.task_name, per_file_cost=config.per_file_cost,
                      max_depth=config.max_depth, item_cap=config.item_cap, chunks_per_agent=config.chunks_per_agent,
-                     queue_depth=config.queue_depth)
+                     queue_depth=config.queue_depth).with_cost(config.rates)
     if not plan.scopes:
         raise UserError("nothing to transfer under the manifest's directories")
     print(plan_table(plan), flush=True)

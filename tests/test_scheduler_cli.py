@@ -61,6 +61,7 @@ def test_dry_run_with_agent_arns_plans_offline_and_writes_the_plan(tmp_path, sha
     (["--agent_arns", "agent-1"], "not a valid AgentArn"),
     (["--cloudwatch_arn", "log-group"], "not a valid LogGroupArn"),
     (["--max_depth", "-1"], "must not be negative"),
+    (["--price_per_gb", "-0.01"], "--price_per_gb must not be negative"),
     (["--mount_path_dir", "/nonexistent/fsx"], "does not exist"),
     (["--task_name", "bad|name"], "not a valid"),
     (["--scan-workers", "0"], "at least 1"),
