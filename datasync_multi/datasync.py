@@ -264,6 +264,30 @@ def ensure_nfs_location(client, agent_arn: str, server: str, subdir: str, nfs_ve
                            f"{describe_error(exc)}") from None
 
 
+def nfs_locations(client, server: str, subdir: str) -> list[dict]:
+    """Every NFS location (LocationArn, LocationUri) for this server and export path, whatever its agents.
+
+    Calls: ListLocations (paginated, filtered by LocationUri). Raises: AWSError.
+    """
+    filters = [{"Name": "LocationUri", "Values": [f"nfs://{server}/"], "Operator": "BeginsWith"}]
+    return [loc for loc in _locations(client, filters) if nfs_uri_matches(loc.get("LocationUri", ""), server, subdir)]
+
+
+def delete_location(client, arn: str) -> None:
+    """Delete a location. One already gone counts as deleted (an answer lost on the way, and
+    botocore's retry refused): a refusal is looked into before it is raised.
+
+    Calls: DeleteLocation; after a refusal, ListLocations. Raises: AWSError (a refusal of a
+    location that still exists).
+    """
+    try:
+        client.delete_location(LocationArn=arn)
+    except botocore.exceptions.ClientError as exc:
+        if not refused(exc) or location_exists(client, arn):
+            raise
+        log.info("location %s was already gone", arn)
+
+
 def describe_nfs_location(client, arn: str) -> NfsLocation:
     """An NFS location's agents, server, export path (read from its LocationUri) and NFS version.
 
@@ -381,6 +405,21 @@ def ensure_task(client, *, source_arn: str, dest_arn: str, name: str, includes: 
                          f"uses only agents of its own mode, and ListAgents does not say an agent's mode: pass "
                          f"the {task_mode.title()} mode agents with --agent_arns") from None
     return ({"TaskArn": made, "Status": TaskStatus.CREATING}, True) if created else (made, False)
+
+
+def delete_task(client, arn: str) -> None:
+    """Delete a task and, with it, its execution history. One already gone counts as deleted
+    (see ``delete_location``).
+
+    Calls: DeleteTask; after a refusal, ListTasks. Raises: AWSError (a refusal of a task that
+    still exists, e.g. one with an unfinished execution).
+    """
+    try:
+        client.delete_task(TaskArn=arn)
+    except botocore.exceptions.ClientError as exc:
+        if not refused(exc) or any(t["TaskArn"] == arn for t in list_tasks(client)):
+            raise
+        log.info("task %s was already gone", arn)
 
 
 def task_readiness(task: dict) -> str:

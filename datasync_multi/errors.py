@@ -7,6 +7,8 @@ EXIT_NO_HEALTHY_AGENT = 4
 """The watcher: work waits and no ONLINE agent may take it (the next check tries again)."""
 EXIT_OVERSIZED = 5
 """The watcher: an execution selects well more than the plan gives its scope or chunk."""
+EXIT_NOT_CONFIRMED = 6
+"""The watcher's --cleanup: what it would remove was listed, and nothing was removed (no "yes")."""
 EXIT_UNEXPECTED = 70
 """sysexits' EX_SOFTWARE: an exception nothing expected (a bug); its traceback is in the log."""
 EXIT_RECORD = 74

@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from . import cleanup
 from . import datasync as ds
 from .cli import Parser, run, setup_logging
 from .dispatch import Dispatcher
@@ -48,7 +49,7 @@ LOG_FILE = "ds_ha.log"
 
 
 def parse(argv: list[str] | None):
-    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES + cleanup.EXIT_CODES)
     p.add_flag("--arn_file", default="arn_file.txt", help="execution ARNs to watch, one per line")
     p.add_flag("--timeout_sec", type=float, default=300, help="seconds to sleep between checks")
     p.add_flag("--once", action="store_true", help="one check, then exit (for cron)")
@@ -72,6 +73,11 @@ def parse(argv: list[str] | None):
     p.add_flag("--table", action="store_true",
                help="print the full table at every check (default: a summary line each check, the table when "
                     "something started, ended, failed or moved)")
+    p.add_flag("--cleanup", action="store_true",
+               help="once the run is over: list the tasks and NFS locations it created (by their created-by tag "
+                    "and the run's task names) and remove them, after a yes on a terminal or with --yes; refused "
+                    "while any of their executions is unfinished. The destination is never touched")
+    p.add_flag("--yes", action="store_true", help="with --cleanup: remove without asking")
     p.add_aws_and_log_flags(LOG_FILE)
     return p.parse_args(argv)
 
@@ -171,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def watch(argv: list[str] | None) -> int:
     a = parse(argv)
+    if a.cleanup or a.yes:
+        return cleanup.main(cleanup.check_flags(a))
     config = check_args(a)
     setup_logging(LOG_FILE, a.log_dir, a.verbose)
     steering = Steering(config.max_retries, config.offline_threshold_sec, list(config.agent_arns),

@@ -42,8 +42,9 @@ def test_help_shows_defaults_and_exit_codes(in_process):
                           ("--offline_threshold_sec", "the run's, 600 at launch"), ("--plan_file", "plan.json"),
                           ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
-    codes = r.stdout.split("exit codes", 1)[1].split()
-    assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74"]
+    watching, cleaning = r.stdout.split("exit codes", 1)[1].split("with --cleanup:")
+    assert [c for c in watching.split() if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74"]
+    assert [c for c in cleaning.split() if c.isdigit()] == ["0", "1", "2", "3", "6"]
 
 
 def test_a_damaged_ledger_is_one_line_that_says_what_to_do_before_any_aws_call(tmp_path, in_process):
