@@ -2,7 +2,7 @@
 # Sample wrapper: split the share under /fsx across every online agent and start the tasks.
 # Replace the server, export, mount, ARNs and region with yours. Add --dry_run to see the plan first.
 cd "$(dirname "$0")" || exit 2
-# Python: the project's .venv when there is one (make test, or: python3 -m venv .venv && .venv/bin/pip install .), else python3
+# Python: the project's .venv when there is one (make demo or make test makes it; needs Python 3.10+), else python3
 PYTHON=python3
 [ -x .venv/bin/python ] && PYTHON=.venv/bin/python
 exec "$PYTHON" datasync_multi_agents_scheduler.py \

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 
 from .datasync import AWSError, describe_error
 from .errors import (
     EXIT_AWS,
+    EXIT_INTERRUPTED,
     EXIT_RECORD,
     EXIT_SETUP,
     EXIT_UNEXPECTED,
@@ -38,22 +41,56 @@ def default_log_dir(package_dir: str = os.path.dirname(os.path.abspath(__file__)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Help that shows each flag's default, and keeps the epilog's layout (the exit codes)."""
+    """Help as the tools our users know print it: a usage line of the required flags and
+    ``[options]``, each flag once (its dashed spelling is accepted, not listed), each flag's
+    default, and the epilog's layout kept (the exit codes)."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+        if not any(action.default is none for none in (None, False, argparse.SUPPRESS)) and action.default != [] \
+                and "default" not in text:
             text += " (default: %(default)s)"
         return text
 
+    def _format_usage(self, usage, actions, groups, prefix):
+        if usage is None:  # the parser gave none: its required flags, then the rest as [options]
+            required = [f"{a.option_strings[0]} {self._format_args(a, self._get_default_metavar_for_optional(a))}"
+                        for a in actions if a.required and a.option_strings]
+            usage = " ".join(["%(prog)s", *required, "[options]"])
+        return super()._format_usage(usage, actions, groups, prefix)
+
+    def _format_action_invocation(self, action):
+        if len(action.option_strings) < 2:
+            return super()._format_action_invocation(action)
+        shown = copy.copy(action)
+        shown.option_strings = [s for s in action.option_strings if not is_dashed_twin(s, action.option_strings)]
+        return super()._format_action_invocation(shown)
+
+
+def is_dashed_twin(flag: str, flags: list[str]) -> bool:
+    """``--max-depth`` beside ``--max_depth``: the spelling accepted but not listed."""
+    return "-" in flag[2:] and "--" + flag[2:].replace("-", "_") in flags
+
+
+def arn_list(values: list[str] | None) -> list[str] | None:
+    """A flag of ARNs as given (``nargs="+"``, ``action="extend"``): each word may hold several,
+    separated by commas and/or spaces (``a,b``, ``"a b"``, ``a b``, ``--agent_arns a
+    --agent_arns b``). None when the flag was not given."""
+    if values is None:
+        return None
+    return [arn for value in values for arn in re.split(r"[,\s]+", value) if arn]
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse that accepts ``--snake_case`` and ``--dashed-case`` for every long flag,
-    shows defaults and exit codes in --help, and reports a usage error on one line with
-    exit code 2."""
+    """argparse that accepts ``--snake_case`` and ``--dashed-case`` for every long flag (and
+    lists the first), shows defaults and exit codes in --help, and reports a usage error on
+    one line with exit code 2."""
 
-    def __init__(self, **kwargs):
-        super().__init__(formatter_class=HelpFormatter, **kwargs)
+    DASHES = "Each flag is also accepted with dashes for underscores (--log-dir for --log_dir)."
+
+    def __init__(self, description: str = "", **kwargs):
+        super().__init__(formatter_class=HelpFormatter, description=f"{description}\n\n{self.DASHES}".strip(),
+                         **kwargs)
 
     def add_flag(self, name: str, **kwargs) -> None:
         flags = [name] if "_" not in name else [name, name.replace("_", "-")]
@@ -114,9 +151,9 @@ def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None, log_file: str) -> int:
     """Run a script's main: a user error is one line on stderr and exit 2, an AWS error
     that survived botocore's retries is one line and exit 1, a task DataSync could not get
-    ready is one line and exit 3, a record that could not be written one line and exit 74;
-    never a traceback. The log file (``log_file``) keeps each line too, and the traceback of
-    anything unexpected (one line and exit 70)."""
+    ready is one line and exit 3, a record that could not be written one line and exit 74,
+    Ctrl-C one line and exit 130; never a traceback. The log file (``log_file``) keeps each
+    line too, and the traceback of anything unexpected (one line and exit 70)."""
     prog = os.path.basename(sys.argv[0])
     try:
         return main(argv)
@@ -135,9 +172,11 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None, log_fil
         logging.getLogger(prog).error("AWS call failed: %s", describe_error(exc), extra=FILE_ONLY)
         print(f"{prog}: AWS error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_AWS
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: what was recorded stays recorded; a rerun goes on from it
+        if any(isinstance(h, LogFile) for h in logging.getLogger().handlers):
+            logging.getLogger(prog).warning("interrupted", extra=FILE_ONLY)
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug, or a failure nobody foresaw: one line here, the traceback in the log
         what = " ".join(f"{type(exc).__name__}: {exc}".split())
         print(f"{prog}: unexpected error: {what}; {keep_traceback(prog, log_file)}", file=sys.stderr)

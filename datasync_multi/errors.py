@@ -13,6 +13,8 @@ EXIT_UNEXPECTED = 70
 """sysexits' EX_SOFTWARE: an exception nothing expected (a bug); its traceback is in the log."""
 EXIT_RECORD = 74
 """sysexits' EX_IOERR: a record (arn file, plan, ledger) could not be written; it is as it was."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT), as a shell reports a command it interrupted: 128 + the signal's number."""
 
 
 class UserError(Exception):

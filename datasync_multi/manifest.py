@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import stat
@@ -49,17 +50,30 @@ def manifest_lines(text: str) -> list[str]:
     return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def manifest_text(raw: bytes, path: str) -> str:
+    """A manifest's bytes as text: UTF-8, with a byte-order mark at the start left out (an
+    editor on Windows writes one; no name on the first line starts with it); bytes that are
+    not UTF-8 kept as surrogates, so such a name is refused by name. A UTF-16 or UTF-32
+    manifest (one starting with their byte-order mark) is refused, saying so."""
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                          (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if raw.startswith(bom):
+            raise UserError(f"manifest {path!r} is {encoding} (it starts with a {encoding} byte-order mark): "
+                            "save it as UTF-8")
+    return raw.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="surrogateescape")
+
+
 def read_manifest(path: str, mount: str) -> Manifest:
     """Parse the manifest at ``path`` and check every entry against the mounted tree."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise UserError(f"manifest {path!r} does not exist") from None
     except OSError as exc:
         raise UserError(f"cannot read manifest {path!r}: {exc.strerror}") from None
 
-    lines = manifest_lines(text)
+    lines = manifest_lines(manifest_text(raw, path))
     if not lines:
         raise UserError(f"manifest {path!r} lists no directory")
     entries = []

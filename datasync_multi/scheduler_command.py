@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from . import cost
 from . import datasync as ds
-from .cli import Parser, run, setup_logging
+from .cli import Parser, arn_list, run, setup_logging
 from .cost import Rates
 from .errors import EXIT_AWS, EXIT_OK, UserError
 from .files import check_writable, read_json, sole_holder, write_json
@@ -37,18 +37,22 @@ log = logging.getLogger("scheduler")
 LOG_FILE = "ds_ma_sche.log"
 
 EXIT_CODES = """exit codes:
-  0  done (with --dry_run: the plan is written and nothing is created)
-  1  an AWS call failed after retries: the log and the arn file say what was created;
-     rerun to continue, nothing is duplicated
-  2  bad input or environment (flags, manifest, files that cannot be written, no AWS
-     credentials, an agent of --agent_arns not in this account and region, no boto3,
-     another scheduler already running for this arn file): refused before anything was
-     created
-  3  DataSync could not get a task ready (the export does not mount, the task mode does
-     not fit the agent, or it stayed CREATING too long): nothing was started
-  70 an unexpected error (a bug): the line says where its traceback is
-  74 a record (the plan, the arn file, the ledger) could not be written (a full disk):
-     the file is as it was; free space and rerun, nothing is duplicated"""
+  0   done (with --dry_run: the plan is written and nothing is created)
+  1   an AWS call failed after retries: the log and the arn file say what was created;
+      rerun to continue, nothing is duplicated
+  2   bad input or environment (flags, manifest, files that cannot be written, no AWS
+      credentials, an agent of --agent_arns not in this account and region, no boto3,
+      another scheduler already running for this arn file): refused before anything was
+      created
+  3   DataSync could not get a task ready (the export does not mount, the task mode does
+      not fit the agent, or it stayed CREATING too long): nothing was started
+  70  an unexpected error (a bug): the line says where its traceback is
+  74  a record (the plan, the arn file, the ledger) could not be written (a full disk):
+      the file is as it was; free space and rerun, nothing is duplicated
+  130 interrupted (Ctrl-C): what was created is recorded; rerun to go on, nothing is duplicated"""
+
+USAGE = """%(prog)s --mount_path_dir DIR --nfs_server_name HOST --sub_dir PATH --dest_loc ARN [options]
+       %(prog)s --mount_path_dir DIR --dry_run [options]"""
 
 
 MAX_CHUNKS_PER_AGENT = 100
@@ -56,13 +60,14 @@ MAX_CHUNKS_PER_AGENT = 100
 
 
 def parse(argv: list[str] | None):
-    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    p = Parser(description=__doc__.splitlines()[0], epilog=EXIT_CODES, usage=USAGE)
     p.add_flag("--task_name", default="Distributed_Tasks_", help="prefix of the task names (one task per agent)")
-    p.add_flag("--nfs_server_name", help="NFS server of the source locations (host name or IP); "
-                                         "required unless --dry_run")
-    p.add_flag("--sub_dir", help="export path on the NFS server, e.g. /vol1; required unless --dry_run")
-    p.add_flag("--mount_path_dir", required=True, help="where that export is mounted on this VM, e.g. /fsx; required")
-    p.add_flag("--dest_loc", help="ARN of the destination location; required unless --dry_run")
+    p.add_flag("--nfs_server_name", metavar="HOST", help="NFS server of the source locations (host name or IP); "
+                                                         "required unless --dry_run")
+    p.add_flag("--sub_dir", metavar="PATH", help="export path on the NFS server, e.g. /vol1; required unless --dry_run")
+    p.add_flag("--mount_path_dir", required=True, metavar="DIR",
+               help="where that export is mounted on this VM, e.g. /fsx; required")
+    p.add_flag("--dest_loc", metavar="ARN", help="ARN of the destination location; required unless --dry_run")
     p.add_flag("--cloudwatch_arn", help="ARN of the CloudWatch log group for the tasks' logs (sets LogLevel "
                                         "BASIC; without it LogLevel is OFF)")
     p.add_flag("--task_mode", default="BASIC", choices=ds.TASK_MODES,
@@ -76,7 +81,8 @@ def parse(argv: list[str] | None):
                help="how deep below a manifest entry the cut may go (default: as deep as balance needs)")
     p.add_flag("--per_file_cost", type=int, default=DEFAULT_PER_FILE_COST,
                help="bytes one file weighs in the balance, for its per-file overhead (default 512 KiB)")
-    p.add_flag("--agent_arns", help="comma-separated agent ARNs to use instead of every online agent")
+    p.add_flag("--agent_arns", nargs="+", action="extend", metavar="ARN",
+               help="the agents to use instead of every online agent, separated by commas or spaces")
     p.add_flag("--chunks_per_agent", type=int, default=1,
                help="1: each agent's task carries one even share (static). K > 1: cut about K x agents chunks "
                     "that the watcher hands to whichever agent frees first (dynamic; see the README for K)")
@@ -225,9 +231,9 @@ def _check_paths(a: argparse.Namespace, ledger_file: str) -> None:
             check_writable(a.arn_file + ".lock", "--arn_file")
 
 
-def _named_agents(agent_arns: str | None) -> tuple[str, ...]:
-    """The agents of --agent_arns (comma-separated), each checked, sorted and once."""
-    agents = [s.strip() for s in (agent_arns or "").split(",") if s.strip()]
+def _named_agents(agent_arns: list[str] | None) -> tuple[str, ...]:
+    """The agents of --agent_arns (separated by commas or spaces), each checked, sorted and once."""
+    agents = arn_list(agent_arns) or []
     for arn in agents:
         _must_match(arn, "AgentArn", "agent")
     if agent_arns is not None and not agents:

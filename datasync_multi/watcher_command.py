@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from . import cleanup
 from . import datasync as ds
-from .cli import Parser, run, setup_logging
+from .cli import Parser, arn_list, run, setup_logging
 from .dispatch import Dispatcher
 from .display import Display
 from .errors import EXIT_OK, RecordError, UserError
@@ -30,19 +30,20 @@ from .ledger import Ledger, Policy, Run
 from .watch import Settings, Watcher, read_arn_file
 
 EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
-  0  every scope succeeded, or everything still running is healthy
-  1  the check could not look at or act on an execution (an AWS error): see the table
-  2  bad input (flags, an arn file that lists nothing, an unknown agent, a damaged
-     ledger, files that cannot be written, no AWS credentials, no boto3)
-  3  a scope failed and will not be retried (no retries left, failed on every agent
-     that may serve the run, or its scope is not in the run's record); that word is
-     recorded and final
-  4  a scope failed and no agent that may take it is ONLINE; the next check tries again
-  5  an execution selects well more than its plan: overlapping scopes, or a mount that
-     is not the export
-  70 an unexpected error (a bug): the line says where its traceback is
-  74 the ledger or the arn file could not be written (a full disk): the file is as it
-     was; the loop logs it and checks again"""
+  0   every scope succeeded, or everything still running is healthy
+  1   the check could not look at or act on an execution (an AWS error): see the table
+  2   bad input (flags, an arn file that lists nothing, an unknown agent, a damaged
+      ledger, files that cannot be written, no AWS credentials, no boto3)
+  3   a scope failed and will not be retried (no retries left, failed on every agent
+      that may serve the run, or its scope is not in the run's record); that word is
+      recorded and final
+  4   a scope failed and no agent that may take it is ONLINE; the next check tries again
+  5   an execution selects well more than its plan: overlapping scopes, or a mount that
+      is not the export
+  70  an unexpected error (a bug): the line says where its traceback is
+  74  the ledger or the arn file could not be written (a full disk): the file is as it
+      was; the loop logs it and checks again
+  130 interrupted (Ctrl-C): the ledger is as the last check left it; run it again to go on"""
 
 log = logging.getLogger("ha")
 LOG_FILE = "ds_ha.log"
@@ -60,8 +61,9 @@ def parse(argv: list[str] | None):
                help="how long since an OFFLINE agent's last contact (LastConnectionTime) before its executions "
                     "past LAUNCHING are moved (queued or launching ones move at once); the run's policy, like "
                     "--max_retries (default: the run's, 600 at launch)")
-    p.add_flag("--agent_arns", help="comma-separated agents to add to a run whose agents were named (the "
-                                    "scheduler's --agent_arns): retries and chunks may go to them too")
+    p.add_flag("--agent_arns", nargs="+", action="extend", metavar="ARN",
+               help="agents to add to a run whose agents were named (the scheduler's --agent_arns), separated "
+                    "by commas or spaces: retries and chunks may go to them too")
     p.add_flag("--drain", action="append", default=[], metavar="AGENT_ARN",
                help="give this agent no new chunk or retry; its current work finishes (repeatable; recorded "
                     "with the run until --undrain)")
@@ -114,7 +116,7 @@ def check_args(a: argparse.Namespace) -> WatcherConfig:
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
     check_writable(ledger_file, "--ledger_file")
-    agent_arns = tuple(s.strip() for s in (a.agent_arns or "").split(",") if s.strip())
+    agent_arns = tuple(arn_list(a.agent_arns) or ())
     for flag, arns in (("agent_arns", agent_arns), ("drain", a.drain), ("undrain", a.undrain)):
         for arn in arns:
             if not ds.model_pattern("AgentArn").fullmatch(arn):

@@ -39,15 +39,23 @@ def _site_dirs() -> set[str]:
     return {os.path.realpath(d) for d in dirs}
 
 
+def uninstalled_checkout() -> str | None:
+    """The directory this ``emulator`` package was imported from when that is not where
+    installed packages are (an uninstalled checkout, on sys.path as ``python -m`` from the
+    checkout puts it): what another process needs on PYTHONPATH to import this very copy."""
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return None if os.path.realpath(parent) in _site_dirs() else parent
+
+
 def _child_env() -> dict[str, str]:
     """This process's environment for ``python -m emulator``. Installed, the child finds the
-    package where any installed module is found. Imported from an uninstalled checkout (its
-    directory on sys.path, as ``python -m`` from the checkout puts it), the child gets that
-    directory on PYTHONPATH, so it runs this very copy whatever its working directory."""
+    package where any installed module is found. Imported from an uninstalled checkout, the
+    child gets that directory on PYTHONPATH, so it runs this very copy whatever its working
+    directory."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.realpath(parent) not in _site_dirs():
+    parent = uninstalled_checkout()
+    if parent:
         env["PYTHONPATH"] = parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 

@@ -2,16 +2,21 @@
 log goes beside the scripts in a checkout, else under the current directory; what they do
 without boto3, and with an error nothing expected."""
 
+import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from arns import EXEC
 from commands import ROOT, offline_env
-from datasync_multi import cli, watcher_command
+from datasync_multi import cli, entry, watcher_command
 
 
 def test_in_a_checkout_the_log_is_beside_the_scripts():
@@ -110,3 +115,114 @@ def test_an_unexpected_error_before_logging_keeps_its_traceback_in_the_default_l
     else:
         assert line == f"datasync-multi-watcher: unexpected error: RuntimeError: boom; the traceback is in {log}"
         assert "Traceback (most recent call last)" in log.read_text() and "RuntimeError: boom" in log.read_text()
+
+
+ASK_FOR_PYTHON = ("Python 3.10 or newer is needed, and {python} is {version}; on Amazon Linux 2023 or RHEL 9: "
+                  "`sudo dnf install python3.11`, then {then}")
+
+
+@pytest.mark.parametrize("command, prog", [(entry.scheduler, "datasync_multi_agents_scheduler.py"),
+                                           (entry.watcher, "datasync-multi-watcher")])
+def test_an_older_python_gets_one_line_saying_which_python_and_how_to_get_it(monkeypatch, capsys, command, prog):
+    """The entry points as an older interpreter runs them (its version put in sys.version_info):
+    one line and exit 2 before anything else is imported; 3.10 itself goes on to the command."""
+    monkeypatch.setattr(sys, "argv", [prog, "--help"])
+    monkeypatch.setattr(sys, "version_info", (3, 9, 18, "final", 0))
+    assert command() == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [
+        f"{prog}: error: " + ASK_FOR_PYTHON.format(python=sys.executable, version="3.9.18",
+                                                   then="run it with python3.11")]
+    monkeypatch.setattr(sys, "version_info", (3, 10, 0, "final", 0))
+    with pytest.raises(SystemExit) as help_shown:
+        command()
+    assert help_shown.value.code == 0 and capsys.readouterr().out.startswith(f"usage: {prog} ")
+
+
+def older_pythons() -> list[str]:
+    """The interpreters older than 3.10 on this machine: pyenv's, and the system's by name."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = glob.glob(os.path.join(root, "versions", "[23].*", "bin", "python"))
+    found += glob.glob("/usr/bin/python2*") + glob.glob("/usr/bin/python3.[0-9]")
+    old = []
+    for path in sorted(set(found)):
+        version = re.search(r"(\d+)\.(\d+)[^/]*(?:/bin/python)?$", path)
+        if version and (int(version[1]), int(version[2])) < (3, 10) and os.access(path, os.X_OK):
+            old.append(path)
+    return old
+
+
+def test_a_real_older_python_gets_the_line_from_both_scripts_and_the_makefile():
+    """Each Python older than 3.10 found here (pyenv's 2.7 and 3.6 to 3.9 on our machines) runs
+    both scripts, and the Makefile's check, as far as the one line."""
+    pythons = older_pythons()
+    if not pythons:
+        pytest.skip("no Python older than 3.10 on this machine (test_an_older_python_gets_... covers the line)")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONPATH", None)
+    for python in pythons:
+        version = subprocess.run([python, "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        for args, then in (["datasync_multi_agents_scheduler.py", "--help"], "run it with python3.11"), \
+                           (["datasync_agent_ha.py", "--once"], "run it with python3.11"), \
+                           (["-m", "datasync_multi.entry", "make", "demo"], "`make demo PYTHON=python3.11`"):
+            r = subprocess.run([python, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+            prog = "make" if args[0] == "-m" else args[0]
+            assert (r.returncode, r.stdout) == (2, ""), (python, args, r.stderr)
+            assert r.stderr.splitlines() == [
+                f"{prog}: error: " + ASK_FOR_PYTHON.format(python=python, version=version, then=then)], r.stderr
+
+
+def test_the_makefiles_check_is_silent_on_a_python_new_enough():
+    r = subprocess.run([sys.executable, "-m", "datasync_multi.entry", "make", "demo"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+@pytest.fixture
+def silent_endpoint():
+    """An endpoint that takes each request and never answers: the call waits on it until the
+    command is interrupted. Yields its URL and an event set when the first request arrives."""
+    arrived, release = threading.Event(), threading.Event()
+
+    class Silent(BaseHTTPRequestHandler):
+        def do_POST(self):
+            arrived.set()
+            release.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", arrived
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("script", ["datasync_multi_agents_scheduler.py", "datasync_agent_ha.py"])
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, silent_endpoint, script):
+    """Interrupted while waiting on DataSync (the scheduler on DescribeAgent, the watcher on its
+    first look), as a user's Ctrl-C does: SIGINT to the process."""
+    url, arrived = silent_endpoint
+    (tmp_path / "fsx" / "d").mkdir(parents=True)
+    (tmp_path / "source_file.manifest").write_text("/d\n")
+    (tmp_path / "arn_file.txt").write_text(EXEC + "\n")
+    dest = "arn:aws:datasync:us-east-1:111122223333:location/loc-0123456789abcdef0"
+    args = (["--mount_path_dir", str(tmp_path / "fsx"), "--agent_arns", AGENT, "--nfs_server_name", "nfs",
+             "--sub_dir", "/vol1", "--dest_loc", dest] if script.startswith("datasync_multi") else ["--once"])
+    env = {**offline_env(tmp_path), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_ENDPOINT_URL": url}
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, script), "--log_dir", str(tmp_path / "log"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        assert arrived.wait(60), "the command never called DataSync"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert [line for line in err.splitlines() if " - INFO - " not in line] == [f"{script}: interrupted"]
+    log = next((tmp_path / "log").iterdir()).read_text()
+    assert log.rstrip().endswith("WARNING - interrupted")

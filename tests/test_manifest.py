@@ -3,7 +3,9 @@ and an entry DataSync could not select as written is refused."""
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 import tempfile
 
 import pytest
@@ -40,6 +42,33 @@ def test_windows_line_endings_are_line_endings(tmp_path):
     (mount / "data").mkdir(parents=True)
     (mount / "more").mkdir()
     assert read_manifest(manifest(tmp_path, "/data\r\n/more\r\n"), str(mount)).entries == ("data", "more")
+
+
+@pytest.mark.parametrize("first", ["/data", "# what to move", "/"])
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_line(tmp_path, first):
+    """As a Windows editor saves it: the mark before the first line, which is an entry, a
+    comment or the whole export."""
+    mount = tmp_path / "fsx"
+    (mount / "data").mkdir(parents=True)
+    (mount / "more").mkdir()
+    path = tmp_path / "bom.manifest"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{first}\r\n/more\r\n".encode())
+    expected = {"/data": ("data", "more"), "# what to move": ("more",), "/": ("",)}[first]
+    assert read_manifest(str(path), str(mount)).entries == expected
+
+
+@pytest.mark.parametrize("bom, codec, name", [(codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+                                              (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+                                              (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32")])
+def test_a_utf16_or_utf32_manifest_is_refused_naming_its_encoding(tmp_path, bom, codec, name):
+    """As Windows Notepad saves "Unicode": not a name of it would be found, so say why."""
+    mount = tmp_path / "fsx"
+    (mount / "data").mkdir(parents=True)
+    path = tmp_path / "wide.manifest"
+    path.write_bytes(bom + "/data\n".encode(codec))
+    said = f"manifest '{path}' is {name} (it starts with a {name} byte-order mark): save it as UTF-8"
+    with pytest.raises(UserError, match=re.escape(said)):
+        read_manifest(str(path), str(mount))
 
 
 def test_a_name_ending_in_a_space_is_kept_as_written(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -196,6 +197,11 @@ def test_names_no_pattern_can_carry_stay_with_their_parent_and_are_reported(tmp_
 def test_help_shows_defaults_required_flags_and_exit_codes(in_process):
     r = in_process("--help")
     assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n\n", 1)[0].splitlines() == [
+        "usage: datasync_multi_agents_scheduler.py --mount_path_dir DIR --nfs_server_name HOST --sub_dir PATH "
+        "--dest_loc ARN [options]",
+        "       datasync_multi_agents_scheduler.py --mount_path_dir DIR --dry_run [options]"]
+    assert re.findall(r"--[a-z]+(?:-[a-z]+)+", r.stdout) == ["--log-dir"]  # dashed spellings: said once, not listed
     flags = flag_help(r.stdout)
     for flag, default in (("--max_depth", "as deep as balance needs"), ("--source_file", "source_file.manifest"),
                           ("--task_mode", "BASIC"), ("--nfs_version", "AUTOMATIC"),
@@ -206,7 +212,21 @@ def test_help_shows_defaults_required_flags_and_exit_codes(in_process):
     assert required == {"--nfs_server_name", "--sub_dir", "--dest_loc"}
     assert flags["--mount_path_dir"].endswith("required")
     codes = r.stdout.split("exit codes:", 1)[1].split()
-    assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "70", "74"]
+    assert [c for c in codes if c.isdigit()] == ["0", "1", "2", "3", "70", "74", "130"]
+
+
+@pytest.mark.parametrize("given", [
+    [f"{AGENT},{AGENT2}"],
+    [f"{AGENT} {AGENT2}"],
+    [AGENT, AGENT2],
+    [f" {AGENT} ,\t{AGENT2}, "],
+    [AGENT, "--dry-run", "--agent-arns", AGENT2],
+])
+def test_agent_arns_are_separated_by_commas_or_spaces(tmp_path, share, in_process, given):
+    r = in_process(*base(share, "--dry_run", "--agent_arns", *given))
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert sorted(t["agent_arn"] for t in plan["tasks"]) == [AGENT, AGENT2]
 
 
 def test_a_full_disk_while_writing_the_plan_is_one_line_and_exit_74_and_the_old_plan_stays(tmp_path, share, in_process):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from arns import EXEC
+from arns import AGENTS, EXEC
 from commands import WATCHER, flag_help, offline_env
 
 
@@ -42,9 +42,25 @@ def test_help_shows_defaults_and_exit_codes(in_process):
                           ("--offline_threshold_sec", "the run's, 600 at launch"), ("--plan_file", "plan.json"),
                           ("--arn_file", "arn_file.txt")):
         assert f"(default: {default})" in flags[flag], flags[flag]
+    assert r.stdout.startswith("usage: datasync_agent_ha.py [options]\n\n")  # no flag is required
     watching, cleaning = r.stdout.split("exit codes", 1)[1].split("with --cleanup:")
-    assert [c for c in watching.split() if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74"]
+    assert [c for c in watching.split() if c.isdigit()] == ["0", "1", "2", "3", "4", "5", "70", "74", "130"]
     assert [c for c in cleaning.split() if c.isdigit()] == ["0", "1", "2", "3", "6"]
+
+
+AGENT, AGENT2 = AGENTS[:2]
+
+
+@pytest.mark.parametrize("given", [[f"{AGENT} {AGENT2}"], [f"{AGENT},{AGENT2}"], [AGENT, AGENT2]])
+def test_agent_arns_are_separated_by_commas_or_spaces(tmp_path, in_process, given):
+    """Each is checked on its own: a valid pair goes past the flags (to the empty arn file),
+    and a bad one among them is named alone."""
+    (tmp_path / "arn_file.txt").write_text("")
+    r = in_process("--once", "--agent_arns", *given, script=WATCHER)
+    assert r.returncode == 2 and "lists no execution" in r.stderr, r.stderr
+    r = in_process("--once", "--agent_arns", *given, "agent-7", script=WATCHER)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "datasync_agent_ha.py: error: --agent_arns: 'agent-7' is not a valid AgentArn"], r.stderr
 
 
 def test_a_damaged_ledger_is_one_line_that_says_what_to_do_before_any_aws_call(tmp_path, in_process):
