@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from browser import layout, screenshot, start_tags
+from browser import chromium, layout, screenshot, start_tags
 from datasync_multi.picture import COLOURS, BarState
 from sites import SLOW, chunks, make_site, wait_transferring
 
@@ -20,6 +20,7 @@ def executions(site) -> dict[str, dict]:
 
 
 def test_the_page_shows_every_agent_and_every_execution_in_headless_chromium(tmp_path):
+    chromium()  # before the run: skipped (or failed, where required) at once without it
     with make_site(tmp_path, offline_error_delay=120) as site:  # the lost agent's execution stays running
         lost, drained, busy = site.emu.agent_arns()
         site.emu.set_agent(lost, bytes_per_second=SLOW)
