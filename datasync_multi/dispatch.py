@@ -58,7 +58,6 @@ class Dispatcher(Observer):
         self.run: Run = ledger.run
         self.arn_file = arn_file
         self.settings = settings
-        self.seen: dict[str, Execution] = {}
         self.usable: frozenset[str] = frozenset(self.dispatch.lanes)
         """The agents that may serve the run now, of those ListAgents shows (set by ``check``)."""
         self.possible: frozenset[str] = self.usable
@@ -71,7 +70,7 @@ class Dispatcher(Observer):
     def check(self, now: float | None = None) -> DispatchResult:
         """Follow every chunk, take back what failed or is stranded, start what should start; the result."""
         now = time.time() if now is None else now
-        statuses = {a.arn: a.status for a in ds.list_agents(self.client)}
+        statuses = self.statuses = {a.arn: a.status for a in ds.list_agents(self.client)}
         self.usable = self.run.usable(statuses)
         self.possible = self.run.possible(statuses) | self.usable
         result = DispatchResult()

@@ -92,6 +92,10 @@ class Observer:
         self.client = client
         self.ledger = ledger
         self._last_contact: dict[str, float | None] = {}
+        self.seen: dict[str, Execution] = {}
+        """What the check described (those that ended are in the ledger's ``finished`` too)."""
+        self.statuses: dict[str, str] = {}
+        """Each agent's status as the check's ListAgents read it."""
 
     def describe(self, execution: str, fresh: bool = False) -> Execution:
         """The execution's description; ended ones come from the ledger at no cost."""
@@ -182,7 +186,7 @@ class Watcher(Observer):
 
     def check(self, now: float | None = None) -> CheckResult:
         now = time.time() if now is None else now
-        agents = {a.arn: a.status for a in ds.list_agents(self.client)}
+        agents = self.statuses = {a.arn: a.status for a in ds.list_agents(self.client)}
         result = CheckResult()
         self.may_act = adopt_or_say(self._adopt_unrecorded, result.errors)
         watched = read_arn_file(self.arn_file)
@@ -215,7 +219,8 @@ class Watcher(Observer):
             except CHECK_ERRORS as exc:
                 _failed_check(result, row, f"{ds.describe_error(exc)}; the next check tries again")
         self.ledger.save()
-        self._tally(result, {e: d for e, (d, _) in views.items()}, now)
+        self.seen = {e: d for e, (d, _) in views.items()}
+        self._tally(result, self.seen, now)
         return result
 
     def _tally(self, result: CheckResult, seen: dict[str, Execution], now: float) -> None:

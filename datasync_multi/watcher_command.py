@@ -27,6 +27,7 @@ from .display import Display
 from .errors import EXIT_OK, RecordError, UserError
 from .files import check_writable, exclusive_lock
 from .ledger import Ledger, Policy, Run
+from .page import Page
 from .watch import Settings, Watcher, read_arn_file
 
 EXIT_CODES = """exit codes (with --once; the loop ends only when every scope has ended):
@@ -72,6 +73,9 @@ def parse(argv: list[str] | None):
                help="not read: each scope of record is in the run's ledger, written at launch (kept so that "
                     "older wrappers still run)")
     p.add_flag("--ledger_file", help="the run's ledger (default: <arn_file>.ledger.json)")
+    p.add_flag("--html", metavar="FILE",
+               help="write a picture of the run to FILE at each check: a self-contained page (no network needed) "
+                    "with each agent's executions or chunks on a timeline, bytes moved against the plan, the ETA")
     p.add_flag("--table", action="store_true",
                help="print the full table at every check (default: a summary line each check, the table when "
                     "something started, ended, failed or moved)")
@@ -101,6 +105,7 @@ class WatcherConfig:
     profile: str | None
     endpoint_url: str | None
     table: bool = False
+    html: str | None = None
 
 
 def check_args(a: argparse.Namespace) -> WatcherConfig:
@@ -116,6 +121,8 @@ def check_args(a: argparse.Namespace) -> WatcherConfig:
     ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
     check_writable(ledger_file, "--ledger_file")
+    if a.html:
+        check_writable(a.html, "--html")
     agent_arns = tuple(arn_list(a.agent_arns) or ())
     for flag, arns in (("agent_arns", agent_arns), ("drain", a.drain), ("undrain", a.undrain)):
         for arn in arns:
@@ -124,7 +131,8 @@ def check_args(a: argparse.Namespace) -> WatcherConfig:
     return WatcherConfig(arn_file=a.arn_file, ledger_file=ledger_file, timeout_sec=a.timeout_sec, once=a.once,
                          max_retries=a.max_retries, offline_threshold_sec=a.offline_threshold_sec,
                          agent_arns=agent_arns, drain=tuple(a.drain), undrain=tuple(a.undrain),
-                         region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, table=a.table)
+                         region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, table=a.table,
+                         html=a.html)
 
 
 @dataclass
@@ -192,11 +200,12 @@ def watch(argv: list[str] | None) -> int:
     for arn in dict.fromkeys(config.agent_arns + config.drain + config.undrain):
         ds.describe_named_agent(client, arn)
     display = Display(config.ledger_file + ".shown", table_always=config.table)
+    page = Page(config.html, refresh=config.timeout_sec) if config.html else None
     try:
         while True:
             try:
                 code, finished = check_once(client, config.arn_file, config.ledger_file, steering,
-                                            config.timeout_sec, display)
+                                            config.timeout_sec, display, page)
             except (*ds.AWSError, RecordError) as exc:  # the next check may well succeed: the files are as they were
                 if config.once:
                     raise
@@ -212,9 +221,10 @@ def watch(argv: list[str] | None) -> int:
 
 
 def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll: float,
-               display: Display) -> tuple[int, bool]:
-    """One locked check (of the watcher, or of the dispatcher for a dynamic plan); returns
-    (exit code, whether every scope or chunk has ended)."""
+               display: Display, page: Page | None = None) -> tuple[int, bool]:
+    """One locked check (of the watcher, or of the dispatcher for a dynamic plan), and the
+    page drawn from it (under the lock, so two watchers keep one history); returns (exit
+    code, whether every scope or chunk has ended)."""
     with exclusive_lock(arn_file + ".lock", on_wait=lambda: log.info("another watcher is checking %s; "
                                                                      "waiting for it", arn_file)):
         ledger = Ledger.read(ledger_file)
@@ -224,10 +234,12 @@ def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll
             log.warning("this watcher changed the run's record (every watcher follows it now): %s",
                         "; ".join(changed))
         settings = steering.settings(ledger.run, poll)
-        checker = Dispatcher if ledger.dispatch is not None else Watcher
+        checker = (Dispatcher if ledger.dispatch is not None else Watcher)(client, ledger, arn_file, settings)
         before = ledger.to_json()
-        result = checker(client, ledger, arn_file, settings).check()
+        result = checker.check()
         result.acted = result.acted or ledger.to_json() != before
+        if page is not None:
+            page.write(ledger, checker.seen, checker.statuses, result, time.time())
     display.show(result, time.time())
     if result.exit_code != EXIT_OK or result.finished:
         display.close()

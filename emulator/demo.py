@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
         say("the HA watcher moves the failed share to a healthy agent, then ends by itself")
         code = run_script(env, work, os.path.join(ROOT, "datasync_agent_ha.py"), "--arn_file", "arn_file.txt",
-                          "--timeout_sec", "2", "--offline_threshold_sec", "0")
+                          "--timeout_sec", "2", "--offline_threshold_sec", "0", "--html", "run.html")
         if code != 0:
             print(f"watcher ended with exit code {code}")
             return 1
+        print(f"a picture of the run, redrawn at each check: {os.path.join(work, 'run.html')}")
 
         say("compare destination with source")
         dest_dir = os.path.join(s3, "demo-bucket", "migrated")

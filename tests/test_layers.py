@@ -35,7 +35,7 @@ def test_only_the_datasync_module_imports_boto3_or_botocore():
 def test_the_core_and_the_ledger_load_without_boto3():
     """Imports are transitive: a pure module that imports ``datasync`` would load boto3 too."""
     code = ("import sys\nimport datasync_multi.decisions, datasync_multi.dispatch_rules, datasync_multi.ledger, "
-            "datasync_multi.assign, datasync_multi.report, "
+            "datasync_multi.assign, datasync_multi.report, datasync_multi.picture, datasync_multi.timeline, "
             "datasync_multi.plan, datasync_multi.records\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -16,6 +16,7 @@ from commands import WATCHER, flag_help, offline_env
     (["--offline-threshold-sec", "-5"], "must not be negative"),
     (["--timeout_sec", "soon"], "invalid float value"),
     (["--ledger_file", "nodir/ledger.json"], "its directory"),
+    (["--html", "nodir/run.html"], "--html 'nodir/run.html': its directory"),
     (["--log_dir", "arn_file.txt/log"], "cannot write the log"),
 ])
 def test_bad_input(tmp_path, in_process, args, message):
