@@ -147,7 +147,7 @@ def tried(scope: Scope) -> frozenset[str]:
     """Agents that failed an attempt of the scope, and the agent of its latest attempt unless
     that was taken back unread."""
     latest = scope.latest
-    failed = frozenset(a.agent for a in scope.attempts if a.failure is not None)
+    failed = frozenset(a.agent for a in scope.attempts if a.failed_on_agent)
     return failed if latest.returned else failed | {latest.agent}
 
 

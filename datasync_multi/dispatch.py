@@ -86,8 +86,8 @@ class Dispatcher(Observer):
         if may_act:
             self._dispatch(statuses, now, rows, result)
             self._add_lanes(statuses, result)
+        states = {c.index: self.state(c) for c in self.dispatch.chunks}  # a chunk given up now is saved with it
         self.ledger.save()
-        states = {c.index: self.state(c) for c in self.dispatch.chunks}
         summarize(result, self.dispatch, self.run, rows, states, self._described, self._attempts_on, statuses,
                   self.usable, now)
         result.stalled = list(self.stalled.values())

@@ -199,6 +199,8 @@ def next_number(attempts: Sequence[Attempt] | Sequence[ChunkAttempt]) -> int:
 
 
 SUPERSEDED = "superseded by a later start this ledger did not know"
+SECOND_EXECUTION = "a second execution of start "
+"""How a second execution of one start is recorded: cancelled, and no failure of its agent."""
 
 
 # --- how a record may change ---------------------------------------------------------------
@@ -232,9 +234,10 @@ MOVES: dict[str, dict[Phase, Phase]] = {
 """Every move a start may make: move -> {phase before: phase after}; any other is refused.
 
 ``started`` records the execution a start made, once: an intent becomes started; a start
-already taken back or superseded learns its execution and stays as it was (so a check
-cancels it). ``failed`` may be said again as the execution is seen again (how it failed
-reads more exactly once it ends). ``succeeded_after_all``: an execution taken back, or
+already taken back or superseded learns its execution and stays as it was (the latest of
+them, taken back, is cancelled by the dispatcher's next check). ``failed`` may be said
+again as the execution is seen again (how it failed reads more exactly once it ends).
+``succeeded_after_all``: an execution taken back, or
 stranded, that ended with SUCCESS by itself before the cancel landed is done, not failed."""
 
 
@@ -260,6 +263,12 @@ class _Start:
     def active(self) -> bool:
         """Whether this start is the one its scope or chunk runs (or is about to)."""
         return self.phase in (Phase.INTENT, Phase.STARTED)
+
+    @property
+    def failed_on_agent(self) -> bool:
+        """Whether it failed in a way that counts against its agent and the retry budget (a second
+        execution of one start, cancelled, does not)."""
+        return self.failure is not None and not self.failure.startswith(SECOND_EXECUTION)
 
     def started(self, execution: str) -> None:
         """Its execution, learnt from the start's answer or found by its tag."""
@@ -400,7 +409,7 @@ class _Starts:
             intent.started(adopted.execution)
             return False
         if intent is not None:  # recorded before its start's own, so the latest stays the one that runs
-            adopted.failed(f"a second execution of start {adopted.tag}: cancelled")
+            adopted.failed(f"{SECOND_EXECUTION}{adopted.tag}: cancelled")
             at = next(i for i, a in enumerate(self.attempts) if a is intent)
             self._set_attempts((*self.attempts[:at], adopted, *self.attempts[at:]))
             return True
@@ -472,7 +481,7 @@ class Scope(_Starts):
     def adopt(self, adopted: Attempt | ChunkAttempt) -> bool:
         """As ``_Starts.adopt``; the retries spent are at least the failures before the latest."""
         second = super().adopt(adopted)
-        failures = sum(1 for a in self.attempts[:-1] if a.failure is not None)
+        failures = sum(1 for a in self.attempts[:-1] if a.failed_on_agent)
         object.__setattr__(self, "retries", max(self.retries, failures))
         return second
 
@@ -591,12 +600,12 @@ class ChunkRecord(_Starts):
 
     @property
     def failures(self) -> int:
-        return sum(1 for a in self.attempts if a.failure is not None)
+        return sum(1 for a in self.attempts if a.failed_on_agent)
 
     @property
     def barred(self) -> frozenset[str]:
         """Agents that failed it."""
-        return frozenset(a.agent for a in self.attempts if a.failure is not None)
+        return frozenset(a.agent for a in self.attempts if a.failed_on_agent)
 
     def intend_start(self, agent: str, task: str, decided: float, tag: str) -> ChunkAttempt:
         """Record a start as an intent, before anything is asked of DataSync. Only for a chunk

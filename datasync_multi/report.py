@@ -145,7 +145,7 @@ class CheckResult(Outcome):
 
     def fingerprint(self) -> tuple:
         return (tuple((r.execution, _coarse(r.status)) for r in self.rows), tuple(self.errors),
-                tuple(self.exhausted), tuple(self.waiting), len(self.stalled))
+                tuple(self.exhausted), tuple(self.waiting), tuple(sorted(self.stalled)))
 
 
 @dataclass
@@ -190,7 +190,7 @@ class DispatchResult(Outcome):
 
     def fingerprint(self) -> tuple:
         return (tuple((r.chunk, r.agent, r.execution, _coarse(r.status)) for r in self.rows), tuple(self.errors),
-                tuple(self.exhausted), tuple(self.waiting), len(self.stalled),
+                tuple(self.exhausted), tuple(self.waiting), tuple(sorted(self.stalled)),
                 tuple((a.agent, a.status) for a in self.agents))
 
     def say_waiting(self) -> None:

@@ -231,10 +231,10 @@ class Watcher(Observer):
             latest = scope.latest
             described = seen.get(latest.execution or "") or self.ledger.finished.get(latest.execution or "")
             planned = scope.planned.bytes if scope.planned else 0
-            if scope.given_up is not None:
-                state = ChunkState.GIVEN_UP
-            elif described is not None and latest.active and described.status in ExecutionStatus.SUCCESS_STATES:
+            if described is not None and latest.active and described.status in ExecutionStatus.SUCCESS_STATES:
                 state, result.bytes_done = ChunkState.DONE, result.bytes_done + (planned or described.bytes_transferred)
+            elif scope.given_up is not None:
+                state = ChunkState.GIVEN_UP
             elif latest.active:
                 state = ChunkState.RUNNING
                 if described is not None:
@@ -276,16 +276,19 @@ class Watcher(Observer):
         seen = Seen(described, agent_status, offline_for, planned, why_not)
         decision = decide(seen, scope, fleet, max_retries=self.settings.max_retries,
                           offline_threshold=self.settings.offline_threshold)
-        if decision.kind == Kind.WAIT and agent_status == AgentStatus.OFFLINE and \
-                described.status not in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING):
-            row.action = stall_note(now, offline_for, self.settings.offline_threshold)
-            result.stalled.append(row.action)
+        if decision.kind == Kind.WAIT and agent_status == AgentStatus.OFFLINE:
+            unread = described.status in (ExecutionStatus.QUEUED, ExecutionStatus.LAUNCHING)  # nowhere to go yet
+            note = decision.action if unread else stall_note(now, offline_for, self.settings.offline_threshold)
+            row.action = "" if unread else note
+            result.stalled.append(note)
         self._carry_out_decision(decision, execution, root, scope, seen, busy, now, row, result)
 
     def _carry_out_decision(self, decision: Decision, execution: str, root: str, scope: Scope, seen: Seen,
                             busy: dict[str, int], now: float, row: Row, result: CheckResult) -> None:
         """Record the decision in the ledger, the table and the result; cancel, create and start what it asks."""
         row.action = ", ".join(filter(None, (decision.action, row.action if decision.kind == Kind.WAIT else "")))
+        if decision.kind == Kind.DONE and not scope.latest.active:  # taken back or stranded, yet it ended well
+            scope.latest.succeeded_after_all()
         if decision.kind in (Kind.WAIT, Kind.DONE):
             if decision.flag:
                 result.oversized.append(execution)

@@ -164,6 +164,9 @@ def test_a_second_execution_of_one_start_is_recorded_failed_for_its_caller_to_ca
     chunk = ChunkRecord(0, ("/d/",), 1, 1, 0, 1, (ChunkAttempt("a1", "t1", 0.0, "run/chunk-0/1", "e1"),))
     assert chunk.adopt(ChunkAttempt("a1", "t1", 0.0, "run/chunk-0/1", "e2")) is True
     assert [(a.phase, a.execution) for a in chunk.attempts] == [(F, "e2"), (S, "e1")]  # the latest still runs
+    assert chunk.failures == 0 and chunk.barred == frozenset()  # nothing failed on a1
+    scope = Scope((Attempt("a1", "e1", tag="run/T/1"),))
+    assert scope.adopt(Attempt("a1", "e2", tag="run/T/1")) is True and scope.retries == 0  # no retry spent
     intent = ChunkRecord(1, ("/d/",), 1, 1, 0, 1, (ChunkAttempt("a1", "t1", 0.0, "run/chunk-1/1"),))
     assert intent.adopt(ChunkAttempt("a1", "t1", 0.0, "run/chunk-1/1", "e3")) is False
     assert [(a.phase, a.execution) for a in intent.attempts] == [(S, "e3")]
