@@ -7,7 +7,7 @@ On the skewed tree, for each agent count N, the heaviest agent's bytes over the 
 max(total bytes / N, largest file) (1.000 is perfect; no split can beat it), for:
 
 (a) the original aws-samples/datasync-scheduler split, re-created here from its
-    description (shared/research/peers.md, section A): grow a glob ``root/*``,
+    description (docs/design.md, 'Where it started'; github.com/aws-samples/datasync-scheduler): grow a glob ``root/*``,
     ``root/*/*``... (dot-names skipped, as glob does) and keep accumulating the
     directories found until there are at least N; cut that list, in glob (file-system)
     order, into N-1 contiguous count-equal slices; the last agent includes the root and

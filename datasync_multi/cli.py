@@ -149,11 +149,14 @@ def setup_logging(log_file: str, log_dir: str | None, verbose: bool = False) -> 
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None, log_file: str) -> int:
-    """Run a script's main: a user error is one line on stderr and exit 2, an AWS error
-    that survived botocore's retries is one line and exit 1, a task DataSync could not get
-    ready is one line and exit 3, a record that could not be written one line and exit 74,
-    Ctrl-C one line and exit 130; never a traceback. The log file (``log_file``) keeps each
-    line too, and the traceback of anything unexpected (one line and exit 70)."""
+    """Run a script's main and turn how it ended into its exit code, each non-zero one with
+    one line on stderr and no traceback there: a user error is exit 2, an AWS error that
+    survived botocore's retries exit 1, a task DataSync could not get ready exit 3, a record
+    that could not be written exit 74, Ctrl-C exit 130. The log file (``log_file``) keeps the
+    lines of exits 1, 3, 74 and 130 too (130's once logging is set up); a user error's is on
+    stderr only. Anything unexpected is exit 70: its line names the exception and where its
+    traceback went, the log file (set up in the default log directory if the error came
+    before logging was), or nowhere when no log can be written, which the line then says."""
     prog = os.path.basename(sys.argv[0])
     try:
         return main(argv)

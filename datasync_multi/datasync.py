@@ -44,7 +44,7 @@ TASK_READY_TIMEOUT = 600.0
 """Seconds a new task may stay CREATING before the launch gives up on it."""
 
 START_TAG = "datasync-multi-start"
-"""The tag each start of a scope or chunk carries (its value: ``state.Run.start_tag``), so a
+"""The tag each start of a scope or chunk carries (its value: ``ledger.Run.start_tag``), so a
 check that lost the answer, or a ledger put back from a copy, finds the execution and adopts it."""
 
 
@@ -310,7 +310,7 @@ def task_options(verify_mode: str = "ONLY_FILES_TRANSFERRED", bytes_per_second: 
     another task wrote (UNCONFIRMED how REMOVE scopes itself under filters). Verification
     covers only what this task moved, and only changed data is sent. LogLevel is always
     set: DataSync's default is OFF, so a log group alone would receive nothing. Enhanced
-    mode takes no bandwidth limit, so none is sent.
+    mode takes no bandwidth limit, so none is sent (docs/datasync-facts.md §5).
     """
     options = {"VerifyMode": verify_mode, "TransferMode": "CHANGED", "PreserveDeletedFiles": "PRESERVE",
                "OverwriteMode": "ALWAYS", "TaskQueueing": "ENABLED", "BytesPerSecond": bytes_per_second,

@@ -44,7 +44,7 @@ from .watch import CHECK_ERRORS, Observer, Settings, adopt_or_say, failed_check
 log = logging.getLogger(__name__)
 
 TASK_QUOTA = 100
-"""Tasks DataSync allows per account and region (quotas page): a joining agent's lane must fit."""
+"""Tasks DataSync allows per account and region (docs/datasync-facts.md §3): a joining agent's lane must fit."""
 
 
 class Dispatcher(Observer):

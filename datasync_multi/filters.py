@@ -1,6 +1,6 @@
 """DataSync SIMPLE_PATTERN filters: what the docs settle, what they leave open, how we match.
 
-Settled (``shared/research/datasync-facts.md``, section 1):
+Settled (``docs/datasync-facts.md`` §2):
 
 * A filter value is patterns joined by ``|``; one include rule and one exclude rule per
   task or execution; a value holds at most 102,400 "characters". Which characters the

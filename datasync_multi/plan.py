@@ -37,7 +37,7 @@ reads them as before and refuses a dynamic one rather than misread it."""
 
 DEFAULT_PER_FILE_COST = 512 * 1024
 BASIC_MODE_ITEM_QUOTA = 50_000_000
-"""Files, objects and directories one Basic-mode execution may list (DataSync quotas page)."""
+"""Files, objects and directories one Basic-mode execution may list (docs/datasync-facts.md §3)."""
 TOLERANCE = 0.01
 """A plan whose heaviest task is within 1% of the lower bound is not cut any finer."""
 FINEST_SPLIT = 7
@@ -222,8 +222,9 @@ class Plan:
         """The plan ``to_json()`` wrote (the plan file), rebuilt; what is derived from the
         units (includes, totals, shares) is recomputed, not read.
 
-        Raises UserError for a file of another version (a version 1 plan is an older
-        scheduler's: rerun the scheduler) or one this version would not have written.
+        Reads version 2 (a static plan) and version 3 (a dynamic plan, with chunks). Raises
+        UserError for a file of any other version (a version 1 plan is an older scheduler's:
+        rerun the scheduler) or one this version would not have written.
         """
         if not isinstance(data, Mapping):
             raise UserError("not a plan file (it holds no JSON object)")

@@ -34,7 +34,7 @@ from .names import NameCount, histogram, refine
 log = logging.getLogger(__name__)
 
 DATASYNC_SKIPS_AT_ROOT = frozenset({".aws-datasync", ".awssync", ".zfs"})
-"""Top-level names DataSync never transfers (its docs, 'Data excluded by default'), beside
+"""Top-level names DataSync never transfers (docs/datasync-facts.md §2, 'Left out by default'), beside
 any name ending in '.snapshot'."""
 DATASYNC_SKIPS = "a name ending in '.snapshot', or a top-level .zfs, .aws-datasync or .awssync"
 """What DataSync skips by default, for messages."""
@@ -43,7 +43,7 @@ DATASYNC_MAX_PATH = 4096
 """DataSync's limit on a file's path, in bytes (its quotas page). Counted here on the path
 relative to the location, '/'-led, in the bytes the file system holds: the path DataSync's
 filters and reports show. Whether DataSync also counts the location's own path is not
-documented (shared/research/datasync-facts.md)."""
+documented (docs/datasync-facts.md §3)."""
 NAME_MAX = 255
 """The longest name, in bytes, a Linux file system holds."""
 EXAMPLES = 3

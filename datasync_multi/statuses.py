@@ -6,6 +6,7 @@ does not), and such a status must not break a check. Execution statuses fall int
 running, success and failure, as Airflow's DataSync hook sorts them, plus ``CANCELLING``
 (on its way to ``ERROR``); a status in none of them is unknown, and the watcher treats it
 as unfinished, on purpose, and says so in its log rather than guess that it ended.
+What each status means: docs/datasync-facts.md §4 (agents), §5 (tasks), §6 (executions).
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ CHECK_ERRORS = (*ds.AWSError, SetupError)
 """What can stop a check from looking at or acting on one execution; the next check retries."""
 
 OFFLINE_AFTER = 300.0
-"""DataSync marks an agent OFFLINE after about five minutes without contact: an OFFLINE
-agent that reports no LastConnectionTime has been out of contact at least that long."""
+"""DataSync marks an agent OFFLINE after about five minutes without contact (docs/datasync-facts.md
+§4): an OFFLINE agent that reports no LastConnectionTime has been out of contact at least that long."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,10 @@ class Settings:
     """Seconds a retry's or a new lane's task may stay CREATING before this check gives up on
     it (the next one resumes)."""
     poll: float = 300.0
-    """Seconds between checks (the loop's sleep, or cron's interval): a chunk left for a busy
-    agent waits, on average, half of it before a check hands it over."""
+    """The watcher's loop interval (``--timeout_sec``): seconds the loop sleeps between checks.
+    Under cron (``--once``) it is still ``--timeout_sec``, whose default of 300 s matches the
+    usual five-minute crontab line: the watcher cannot know cron's own interval. A chunk left
+    for a busy agent waits, on average, half of it before a check hands it over."""
 
 
 def read_arn_file(path: str) -> list[str]:

@@ -1,7 +1,7 @@
 """DataSync SIMPLE_PATTERN filter matching, as the emulator reads the rules.
 
-This is the emulator's own reading of /work/shared/research/datasync-facts.md
-(section 1), written independently of the project's code.
+This is the emulator's own reading of the filter rules in docs/datasync-facts.md
+(§2), written independently of the project's code.
 
 Paths are relative to the location subdirectory and look like ``/a/b/c``.
 
