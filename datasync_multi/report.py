@@ -88,11 +88,12 @@ class Outcome:
                  f"{c.get(ChunkState.RUNNING, 0)} running, {c.get(ChunkState.WAITING, 0)} waiting"
                  + (f", {given_up} given up" if given_up else ""),
                  f"{human_bytes(self.bytes_done)} of {human_bytes(self.bytes_total)} planned "
-                 f"({100 * self.bytes_done / self.bytes_total if self.bytes_total else 100.0:.1f}%)",
-                 f"{human_bytes(int(self.rate))}/s" if self.rate else "rate not measured yet"]
+                 f"({100 * self.bytes_done / self.bytes_total if self.bytes_total else 100.0:.1f}%)"]
         if self.finished:
             parts.append("every one has ended")
-        elif self.eta is not None:
+            return "; ".join(parts)
+        parts.append(f"{human_bytes(int(self.rate))}/s" if self.rate else "rate not measured yet")
+        if self.eta is not None:
             parts.append(f"finish in about {_duration(self.eta)}" + (" for what moves" if self.stalled else ""))
         else:
             parts.append("finish not known yet")
