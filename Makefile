@@ -53,7 +53,7 @@ emulator: $(RUN_STAMP)
 # Hypothesis profiles (tests/profiles.py): test runs the thorough one, as CI does; test-fast the quick one
 # unless HYPOTHESIS_PROFILE says otherwise.
 test: $(DEV_STAMP)
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q --durations=15
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -n 4 --durations=15
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
