@@ -232,7 +232,8 @@ class Plan:
         if version not in (PLAN_VERSION, DYNAMIC_PLAN_VERSION):
             if isinstance(version, int) and version < PLAN_VERSION:
                 raise UserError(f"written by an older version of the scheduler (plan version {version}, this one "
-                                f"reads version {PLAN_VERSION}); rerun the scheduler to write the plan again")
+                                f"reads versions {PLAN_VERSION} and {DYNAMIC_PLAN_VERSION}); rerun the scheduler to "
+                                "write the plan again")
             raise UserError(f"plan version {version!r} is not one this version reads (versions {PLAN_VERSION} "
                             f"and {DYNAMIC_PLAN_VERSION}): "
                             "it was written by another version of the scheduler")

@@ -57,8 +57,8 @@ def plan_file(**changes) -> dict:
 
 
 @pytest.mark.parametrize("data,message", [
-    (plan_file(version=1), "written by an older version of the scheduler (plan version 1, this one reads version 2); "
-                           "rerun the scheduler"),
+    (plan_file(version=1), "written by an older version of the scheduler (plan version 1, this one reads versions 2 "
+                           "and 3); rerun the scheduler"),
     (plan_file(version=DYNAMIC_PLAN_VERSION + 1), "plan version 4 is not one this version reads"),
     (plan_file(version=None), "plan version None is not one this version reads"),
     ([], "not a plan file"),
