@@ -107,3 +107,35 @@ def test_cleanup_lists_then_removes_exactly_what_the_run_made(site):
 
     again = cleanup(site)
     assert again.returncode == 0 and "nothing of this run left to remove" in again.stdout
+
+
+def test_cleanup_whose_delete_answers_are_lost_removes_everything_once(site):
+    """A DeleteTask and a DeleteLocation take effect and their answers are lost (a 500, a
+    dropped connection): botocore asks again, DataSync refuses what is gone, and the cleanup
+    counts it as removed. With every DeleteLocation answer lost, the cleanup stops with exit 1
+    and a rerun removes the rest; nothing else is touched."""
+    assert site.schedule().returncode == 0
+    site.emu.wait_executions_done(site.arns(), timeout=60)
+    tasks, locations = inventory(site.client)
+    ours = {site.client.describe_task(TaskArn=t)["SourceLocationArn"] for t in tasks}
+    site.emu.fault("DeleteTask", fault="500", times=1)
+    site.emu.fault("DeleteLocation", fault="drop", times=1)
+    r = cleanup(site, "--yes")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert inventory(site.client) == (set(), locations - ours)  # the destination stays
+    assert site.emu.faults() == {}
+
+
+def test_cleanup_that_never_hears_back_stops_and_a_rerun_finishes(site):
+    assert site.schedule().returncode == 0
+    site.emu.wait_executions_done(site.arns(), timeout=60)
+    tasks, locations = inventory(site.client)
+    ours = {site.client.describe_task(TaskArn=t)["SourceLocationArn"] for t in tasks}
+    site.emu.fault("DeleteLocation", fault="drop", times=-1)
+    r = cleanup(site, "--yes")
+    assert r.returncode == 1 and "AWS error" in r.stderr, (r.stdout, r.stderr)
+    site.emu.fault("DeleteLocation", times=0)
+    assert not inventory(site.client)[0]  # the tasks went first
+    again = cleanup(site, "--yes")
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert inventory(site.client) == (set(), locations - ours)
