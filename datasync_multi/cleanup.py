@@ -30,7 +30,7 @@ from . import datasync as ds
 from .cli import FILE_ONLY, setup_logging
 from .errors import EXIT_NOT_CONFIRMED, EXIT_OK, SetupError, UserError
 from .files import exclusive_lock, sole_holder
-from .ledger import ChunkState, Ledger, Run
+from .ledger import ChunkState, Ledger, Run, ledger_path
 from .statuses import ExecutionStatus
 
 log = logging.getLogger("ha.cleanup")
@@ -214,7 +214,7 @@ def check_flags(a: argparse.Namespace) -> CleanupConfig:
     """The watcher's flags, read for --cleanup; a UserError (exit 2) for what cannot work."""
     if a.yes and not a.cleanup:
         raise UserError("--yes goes with --cleanup (it confirms the removal)")
-    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
+    ledger_file = ledger_path(a.arn_file, a.ledger_file)
     if not os.path.isfile(ledger_file):
         raise UserError(f"ledger {ledger_file!r} does not exist: --cleanup finds the run's tasks by the record the "
                         "scheduler writes there (pass --arn_file, or --ledger_file, of the run to clean up)")

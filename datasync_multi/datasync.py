@@ -221,12 +221,10 @@ def find_nfs_location(client, agent_arn: str, server: str, subdir: str) -> dict 
     Calls: ListLocations (paginated, filtered by LocationUri), DescribeLocationNfs for each
     match. Raises: AWSError.
     """
-    filters = [{"Name": "LocationUri", "Values": [f"nfs://{server}/"], "Operator": "BeginsWith"}]
-    for loc in _locations(client, filters):
-        if nfs_uri_matches(loc.get("LocationUri", ""), server, subdir):
-            desc = client.describe_location_nfs(LocationArn=loc["LocationArn"])
-            if desc.get("OnPremConfig", {}).get("AgentArns") == [agent_arn]:
-                return desc
+    for loc in nfs_locations(client, server, subdir):
+        desc = client.describe_location_nfs(LocationArn=loc["LocationArn"])
+        if desc.get("OnPremConfig", {}).get("AgentArns") == [agent_arn]:
+            return desc
     return None
 
 

@@ -50,8 +50,9 @@ class Display:
         due = changed or now - float(last.get("said", 0.0)) >= QUIET_FOR
         summary = result.summary()
         if changed or self.table_always:
-            self._print(result.table())  # the table ends with the summary
-            for line in result.table().splitlines():
+            table = result.table()  # it says the job's totals too, so no summary line follows it
+            self._print(table)
+            for line in table.splitlines():
                 log.info("%s", line, extra=FILE_ONLY)
         elif due:
             log.info("%s", summary, extra=FILE_ONLY)
@@ -61,7 +62,9 @@ class Display:
             self._pending = True
         elif due and not (changed or self.table_always):
             self._print(summary)
-        self._keep({"fingerprint": fingerprint, "said": now if due else last.get("said", 0.0)})
+        shown = {"fingerprint": fingerprint, "said": now if due else last.get("said", 0.0)}
+        if shown != last:
+            self._keep(shown)
 
     def close(self) -> None:
         """End a redrawn line, so what follows starts on a line of its own."""

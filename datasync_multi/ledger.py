@@ -21,6 +21,11 @@ LEDGER_VERSION = 3
 scheduler at launch; versions 1 and 2, written before runs were recorded, took each
 scope from the plan file, which a later command could replace: they are refused, never
 guessed at."""
+def ledger_path(arn_file: str, given: str | None = None) -> str:
+    """The run's ledger: --ledger_file, or beside the arn file, where every command looks."""
+    return given or arn_file + ".ledger.json"
+
+
 LEDGER_DAMAGED = (": the watcher will not guess at it; put back a copy of it (an older copy is safe: executions "
                   "this run started that it does not list are found by their tags and adopted), or pass another "
                   "--ledger_file")
@@ -704,6 +709,9 @@ class Ledger:
     finished: dict[str, Execution] = field(default_factory=dict)
     dispatch: Dispatch | None = None
     others: set[str] = field(default_factory=set)
+    changed: bool = field(default=False, repr=False, compare=False)
+    """A save wrote something other than what was read (or last saved): the run moved on."""
+    _saved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def read(cls, path: str) -> Ledger:
@@ -711,12 +719,17 @@ class Ledger:
         UserError that says what to do: guessing at it could retry a scope twice."""
         data = read_json(path, what="ledger", if_damaged=LEDGER_DAMAGED)
         try:
-            return cls(path) if data is None else cls.from_json(data, path)
+            ledger = cls(path) if data is None else cls.from_json(data, path)
         except UserError as exc:
             raise UserError(f"ledger {path!r}: {exc}") from None
+        ledger._saved = ledger.to_json()
+        return ledger
 
     def save(self) -> None:
-        write_json(self.path, self.to_json())
+        data = self.to_json()
+        write_json(self.path, data)
+        self.changed = self.changed or data != self._saved
+        self._saved = data
 
     def to_json(self) -> dict[str, Any]:
         return {"version": LEDGER_VERSION, **({"run": self.run.to_json()} if self.run is not None else {}),

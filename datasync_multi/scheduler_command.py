@@ -26,7 +26,7 @@ from .cost import Rates
 from .errors import EXIT_AWS, EXIT_OK, UserError
 from .files import check_writable, read_json, sole_holder, write_json
 from .launch import launch, start_dispatch
-from .ledger import Target
+from .ledger import Target, ledger_path
 from .manifest import Manifest, read_manifest
 from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, Plan, make_plan
 from .report import dispatch_table, plan_table
@@ -108,9 +108,9 @@ def parse(argv: list[str] | None):
     p.add_flag("--price_per_execution", type=float,
                help=f"US$ DataSync charges per task execution (default: {cost.PER_EXECUTION['ENHANCED']} in "
                     "ENHANCED mode, none in BASIC)")
-    p.add_flag("--price_per_1000_puts", type=float, default=cost.PER_1000_PUTS,
-               help="US$ per 1,000 PUT requests at the destination (S3 Standard, US East; one per file, link and "
-                    "directory)")
+    p.add_flag("--price_per_1000_puts", type=float,
+               help="US$ per 1,000 PUT requests at the destination, one per file, link and directory (default: "
+                    f"{cost.PER_1000_PUTS}, S3 Standard in US East)")
     p.add_aws_and_log_flags(LOG_FILE)
     return p.parse_args(argv)
 
@@ -152,7 +152,7 @@ def check_args(a: argparse.Namespace) -> SchedulerConfig:
     _check_numbers(a)
     if a.task_mode == "ENHANCED":
         _check_enhanced(a)
-    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
+    ledger_file = ledger_path(a.arn_file, a.ledger_file)
     _check_paths(a, ledger_file)
     options = ds.task_options(a.verify_mode, a.bytes_per_second, logging_on=bool(a.cloudwatch_arn),
                               task_mode=a.task_mode)

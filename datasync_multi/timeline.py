@@ -20,7 +20,7 @@ NOT_LISTED = "not listed"
 def scene_of(ledger: Ledger, seen: Mapping[str, Execution], statuses: Mapping[str, str], result: Outcome,
              history: Sequence[Sample], now: float, refresh: float | None) -> Scene:
     """The page's values after one check. ``seen``: what the check described; executions that
-    ended are in the ledger's ``finished`` too. ``history``: this check's sample and those before."""
+    ended are in the ledger's ``finished`` too. ``history``: the samples of the checks before this one."""
     def described(execution: str | None) -> Execution | None:
         return seen.get(execution or "") or ledger.finished.get(execution or "")
 

@@ -26,7 +26,7 @@ from .dispatch import Dispatcher
 from .display import Display
 from .errors import EXIT_OK, RecordError, UserError
 from .files import check_writable, exclusive_lock
-from .ledger import Ledger, Policy, Run
+from .ledger import Ledger, Policy, Run, ledger_path
 from .page import Page
 from .watch import Settings, Watcher, read_arn_file
 
@@ -118,7 +118,7 @@ def check_args(a: argparse.Namespace) -> WatcherConfig:
         raise UserError("--timeout_sec must be above 0 between checks (or use --once)")
     if not os.path.isfile(a.arn_file):
         raise UserError(f"arn file {a.arn_file!r} does not exist")
-    ledger_file = a.ledger_file or a.arn_file + ".ledger.json"
+    ledger_file = ledger_path(a.arn_file, a.ledger_file)
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
     check_writable(ledger_file, "--ledger_file")
     if a.html:
@@ -235,9 +235,8 @@ def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll
                         "; ".join(changed))
         settings = steering.settings(ledger.run, poll)
         checker = (Dispatcher if ledger.dispatch is not None else Watcher)(client, ledger, arn_file, settings)
-        before = ledger.to_json()
         result = checker.check()
-        result.acted = result.acted or ledger.to_json() != before
+        result.acted = result.acted or ledger.changed
         if page is not None:
             page.write(ledger, checker.seen, checker.statuses, result, time.time())
     display.show(result, time.time())
