@@ -18,9 +18,9 @@ bounded histogram (``names.py``), rather than every file name of the share held 
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import os
-import queue
 import stat
 import sys
 import threading
@@ -229,7 +229,7 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     workers = workers or default_workers(mount)
     mount_dev = os.lstat(mount).st_dev
     kept = tuple(r for r in roots if not datasync_skips(r))
-    tree = Tree({}, kept, lambda rel: _loose_entries(mount, rel),
+    tree = Tree({}, kept, lambda rel: loose_entries(mount, rel),
                 skipped_roots=tuple(r for r in roots if datasync_skips(r)))
     lock = threading.Lock()
 
@@ -255,60 +255,125 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
     if walk.failures:
         raise walk.failures[0]  # with the worker's traceback, for the command to report (cli.run)
     aggregate(tree)
-    tree.lone_roots = _lone_roots(mount, kept)
+    tree.lone_roots = lone_roots(mount, kept)
     return tree
+
+
+Listed = Callable[[str, Dir, list[str]], None]
+"""live mode's feed: (path, the directory's own record, its entries' names past DataSync's path limit)."""
+
+
+def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable[[str], bool],
+              workers: int | None = None, progress: Progress | None = None) -> Tree:
+    """Walk each root as :func:`scan` does, handing each directory to ``listed`` as soon as
+    it is read (before any of its subdirectories) instead of keeping it: memory follows
+    the walk's frontier. Subdirectories ``skip`` names are not entered. Returns what the
+    plan's warnings need (skips, errors, what lies past the path limit); its ``dirs`` stay
+    empty. ``listed`` is called from the walk's threads, one call at a time."""
+    mount = os.path.realpath(mount)
+    workers = workers or default_workers(mount)
+    mount_dev = os.lstat(mount).st_dev
+    kept = tuple(r for r in roots if not datasync_skips(r))
+    tree = Tree({}, kept, lambda rel: loose_entries(mount, rel),
+                skipped_roots=tuple(r for r in roots if datasync_skips(r)))
+    lock = threading.Lock()
+
+    def measure(rel: str) -> list[str]:
+        d, todo, largest, errors, far = _read_dir(mount, rel, mount_dev, tree)
+        within = path_bytes(rel) <= DATASYNC_MAX_PATH
+        if progress:
+            progress.add(d)
+        with lock:
+            tree.largest_file = max(tree.largest_file, largest)
+            tree.stat_errors += errors
+            if far:
+                _count_past_limit(tree.past_limit, rel, far, within)
+                tree.past_limit.names.pop(rel, None)
+            if within:
+                listed(rel, d, [name for name, _, _ in far])
+                for child in d.children:  # another file system: recorded, not entered
+                    if child in tree.dirs:
+                        listed(child, tree.dirs.pop(child), [])
+        return [child for child in todo if not skip(child)]
+
+    walk = _ParallelWalk(measure, tuple(r for r in kept if not skip(r)))
+    walk.run(max(1, workers), progress)
+    if progress:
+        progress.show(final=True)
+    if walk.failures:
+        raise walk.failures[0]
+    tree.skipped.sort()
+    return tree
+
+
+def has_entries(mount: str, rel: str) -> bool:
+    """Whether a directory holds an entry DataSync would move (one read, stopped at the first)."""
+    fd = _open_dir(mount, rel)
+    try:
+        with os.scandir(fd) as it:
+            return any(not _skipped_by_datasync(entry.name, not rel) for entry in it)
+    finally:
+        os.close(fd)
 
 
 class _ParallelWalk:
     """Directories handed to worker threads until none is left, apart from what is read in
-    each: a visit returns the subdirectories to visit next. An exception in a visit (a bug,
-    not an I/O error) keeps the pool alive, and waits in ``failures`` for the caller to raise."""
+    each: a visit returns the subdirectories to visit next. Workers take the waiting
+    directory first in depth-first order (:func:`preorder`), so the walk finishes one
+    subtree after another, as one depth-first walk would, while ``workers`` directories
+    are read at once: live mode's planner can then close subtrees long before the end.
+    An exception in a visit (a bug, not an I/O error) keeps the pool alive, and waits in
+    ``failures`` for the caller to raise."""
 
     def __init__(self, visit: Callable[[str], list[str]], roots: tuple[str, ...]) -> None:
         self.visit = visit
         self.roots = roots
-        self.work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.finished = threading.Event()
-        self.lock = threading.Lock()
+        self.waiting: list[tuple[str, str]] = []
+        self.ready = threading.Condition()
         self.pending = len(roots)
         self.failures: list[BaseException] = []
 
     def run(self, workers: int, progress: Progress | None) -> None:
         """Visit every directory on ``workers`` threads; show progress while they run."""
+        for rel in self.roots:
+            heapq.heappush(self.waiting, (preorder(rel), rel))
         threads = [threading.Thread(target=self._worker, daemon=True, name=f"scan-{i}") for i in range(workers)]
         for t in threads:
             t.start()
-        for rel in self.roots:
-            self.work.put(rel)
-        if not self.roots:
-            self.finished.set()
-        while not self.finished.wait(0.2):
-            if progress:
-                progress.show()
-        for _ in threads:
-            self.work.put(None)
+        with self.ready:
+            while self.pending and not self.ready.wait(0.2):
+                if progress:
+                    progress.show()
         for t in threads:
             t.join()
 
+    def _next(self) -> str | None:
+        with self.ready:
+            while not self.waiting:
+                if not self.pending:
+                    return None
+                self.ready.wait()
+            return heapq.heappop(self.waiting)[1]
+
     def _worker(self) -> None:
-        while (rel := self.work.get()) is not None:
+        while (rel := self._next()) is not None:
+            todo: list[str] = []
             try:
-                self._visit(rel)
+                todo = self.visit(rel)
             except BaseException as exc:  # a bug, not an I/O error: keep the pool alive, raise it once it is done
                 self.failures.append(exc)
+            with self.ready:
+                for child in todo:
+                    heapq.heappush(self.waiting, (preorder(child), child))
+                self.pending += len(todo) - 1
+                self.ready.notify_all()
 
-    def _visit(self, rel: str) -> None:
-        try:
-            todo = self.visit(rel)
-            with self.lock:
-                self.pending += len(todo)
-            for child in todo:
-                self.work.put(child)
-        finally:
-            with self.lock:
-                self.pending -= 1
-                if self.pending == 0:
-                    self.finished.set()
+
+def preorder(rel: str) -> str:
+    """A directory's place in a depth-first walk, as a key that sorts so: '/' becomes NUL,
+    which sorts before every character a name holds, so a directory's subtree comes right
+    after it and before its next sibling ('a/b' before 'a-c')."""
+    return rel.replace("/", "\0")
 
 
 def _count_past_limit(far: PastLimit, rel: str, entries: list[tuple[str, bool, int]], within: bool) -> None:
@@ -324,7 +389,7 @@ def _count_past_limit(far: PastLimit, rel: str, entries: list[tuple[str, bool, i
         far.examples = sorted(far.examples + paths)[:EXAMPLES]
 
 
-def _lone_roots(mount: str, roots: tuple[str, ...]) -> frozenset[str]:
+def lone_roots(mount: str, roots: tuple[str, ...]) -> frozenset[str]:
     """The roots whose name no sibling's name extends, listing each parent once: the names
     that extend ``name`` follow it in sorted order, so one look past it decides."""
     by_parent: dict[str, list[str]] = {}
@@ -495,7 +560,7 @@ def _subdirectory(todo: list[str], tree: Tree, child: str, other_file_system: bo
         todo.append(child)
 
 
-def _loose_entries(mount: str, rel: str) -> Iterator[tuple[str, int]]:
+def loose_entries(mount: str, rel: str) -> Iterator[tuple[str, int]]:
     """(name, size) of each non-directory entry of one directory, read again: the same
     entries :func:`_tally` counts (sizes of regular files; 0 for links and the like)."""
     room = _room(rel)

@@ -141,11 +141,11 @@ class _Rules:
                                                          c.files / item_cap if item_cap else 0.0))
         if loose is None:
             return "could not be read again to count its names"
-        return _cut_by_name(_items(self.tree, rel, loose, cost), self.threshold, self.too_heavy)
+        return cut_by_name(_items(self.tree, rel, loose, cost), self.threshold, self.too_heavy)
 
 
 @dataclass(frozen=True, slots=True)
-class _Item:
+class Item:
     """One entry of a directory being cut, or a bucket of its loose names."""
 
     key: str
@@ -158,22 +158,22 @@ class _Item:
     cost: int
 
 
-def _items(tree: Tree, rel: str, loose: list[NameCount], cost: Cost) -> list[_Item]:
-    items = [_Item(c.key, False, c.bytes, c.files, 0, cost(c.bytes, c.files)) for c in loose]
+def _items(tree: Tree, rel: str, loose: list[NameCount], cost: Cost) -> list[Item]:
+    items = [Item(c.key, False, c.bytes, c.files, 0, cost(c.bytes, c.files)) for c in loose]
     skip = len(rel) + 1 if rel else 0
     for child in tree.dirs[rel].children:
         c = tree.dirs[child]
-        items.append(_Item(child[skip:], not c.note and (c.files > 0 or c.dirs > 1), c.bytes, c.files, c.dirs,
+        items.append(Item(child[skip:], not c.note and (c.files > 0 or c.dirs > 1), c.bytes, c.files, c.dirs,
                            cost(c.bytes, c.files + c.dirs)))
     items.sort(key=lambda it: it.key)
     return items
 
 
-Groups = list[tuple[str, list[_Item], str]]
+Groups = list[tuple[str, list[Item], str]]
 """(prefix, its entries, why it is above the threshold or '')."""
 
 
-def _cut_by_name(items: list[_Item], limit: int,
+def cut_by_name(items: list[Item], limit: int,
                  too_heavy: Callable[[int, int, int], bool]) -> tuple[Groups, list[str]] | str:
     """Prefix groups and subdirectories covering ``items`` once, or why the directory cannot be cut."""
     cut = _ByName(items, limit, too_heavy)
@@ -185,7 +185,7 @@ class _ByName:
     """One directory's entries, sorted by name, being cut: a walk down the trie of their names
     that keeps a prefix as a group where it is light enough or can be cut no further."""
 
-    def __init__(self, items: list[_Item], limit: int, too_heavy: Callable[[int, int, int], bool]) -> None:
+    def __init__(self, items: list[Item], limit: int, too_heavy: Callable[[int, int, int], bool]) -> None:
         self.items = items
         self.keys = [it.key for it in items]
         self.nbytes = [0, *accumulate(it.bytes for it in items)]
@@ -226,7 +226,7 @@ class _ByName:
         return None
 
 
-def _named_exactly(items: list[_Item], prefix: str, lo: int, hi: int) -> tuple[int, str | None, _Item | None]:
+def _named_exactly(items: list[Item], prefix: str, lo: int, hi: int) -> tuple[int, str | None, Item | None]:
     """The entries from ``lo`` named exactly by ``prefix`` (the name itself, or the bucket of
     its loose names): where they end, the subdirectory among them, and an entry that stops
     the prefix from splitting further."""
@@ -257,7 +257,7 @@ def _branches(keys: list[str], n: int, lo: int, hi: int) -> tuple[list[tuple[str
     return branches, unsafe
 
 
-def _why_held(prefix: str, blocker: _Item | None, unsafe: str | None) -> str:
+def _why_held(prefix: str, blocker: Item | None, unsafe: str | None) -> str:
     """Why the group of ``prefix``, heavier than the threshold, is cut no further."""
     if blocker and blocker.key.endswith(BUCKET):
         return f"the names starting with {shown(prefix)} could not be counted more finely"

@@ -1,0 +1,599 @@
+"""Live mode's planner: units and chunks decided while the scan is still walking.
+
+The scan reports each directory as it is listed (:meth:`LivePlanner.listed`); the planner
+keeps a record only for directories still open (listed, but with a subdirectory not yet
+closed) and frees a subtree's records once it is in a unit. Decisions are the static
+split's (``split.py``), taken as soon as they can no longer change:
+
+* a directory whose cost so far passes the unit threshold is *cut* at once, by the names
+  of its complete listing (:func:`split.cut_by_name`): each subdirectory still open
+  weighs more than any threshold there, so the cut isolates it as a unit of its own
+  (``/d/s/``) where the names allow, and groups loose entries and closed subdirectories
+  by prefix (``/d/p*``). A group holding an open subdirectory (one the names would not
+  isolate) waits for it to close;
+* a subdirectory the cut isolated becomes one unit when it closes, or is cut in turn
+  when it grows past the threshold;
+* a directory that closes below the threshold waits for its parent's decision: inside a
+  parent that stays light it travels in the parent's unit.
+
+A cut, once taken, is final and journaled before any of its units; a unit, once handed to
+the packer, is final. Every unit is one a static split of the same tree could have made,
+and no later unit reaches into an earlier one, so the plan is exactly-once under every
+reading of DataSync's filter rules (``filters.py``), as the static plan is.
+
+An open subdirectory isolated by a cut is named ``/d/s/`` (which, under the string-prefix
+reading, selects what lies below ``/d/s`` only): where a sibling's name extends ``s``
+and ``s`` might be empty, that pattern could miss the empty folder, so such a
+subdirectory is looked into first (``is_empty``) and, when empty, stays in a group.
+An empty isolated subdirectory no sibling's name extends is named exactly (``/d/s``).
+
+Units and chunks never change once emitted, so a run killed mid-scan resumes from its
+journal (:class:`Resume`): journaled cuts are applied as they were, what journaled chunks
+cover is not walked again, and the rest is planned anew inside those cuts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import scan
+from .filters import MAX_FILTER_BYTES, WHOLE_LOCATION, value_bytes
+from .names import NameCount
+from .pack import Limits, pack
+from .plan import Chunk
+from .scan import Dir, LooseReader, Progress, Tree, join
+from .split import DIR, GROUP, Item, Unit, cut_by_name
+
+log = logging.getLogger(__name__)
+
+OPEN_WEIGHT = 1 << 62
+"""What a subdirectory still open weighs in a cut: more than any threshold, so the cut
+isolates it (a unit of its own) wherever its name allows."""
+
+UNITS_PER_CHUNK = 4
+"""The unit threshold is the first chunk target over this: units small enough that chunks
+fill evenly and the last ones can be cut small."""
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How a live plan sizes units and chunks, fixed for the run (and journaled)."""
+
+    estimate: int
+    """The share's cost as guessed before the scan (statvfs or a sample), or the fixed chunk target's
+    scopes' worth of it when --chunk_size gives one."""
+    scopes: int
+    """Chunks per agent x agents: how many chunks an estimate's worth of work is cut into."""
+    per_file_cost: int
+    threshold: int
+    """The unit threshold: a directory heavier than this is cut."""
+    fixed_target: int | None = None
+    """--chunk_size, as a cost; None: the target follows the work left (guided)."""
+    max_depth: int | None = None
+    item_cap: int | None = None
+    filter_limit: int = MAX_FILTER_BYTES
+
+    @classmethod
+    def guided(cls, estimate: int, scopes: int, per_file_cost: int, **limits) -> Sizing:
+        first = max(estimate // max(scopes, 1), 1)
+        return cls(estimate, scopes, per_file_cost, max(first // UNITS_PER_CHUNK, 1), **limits)
+
+    @classmethod
+    def fixed(cls, target: int, scopes: int, per_file_cost: int, **limits) -> Sizing:
+        target = max(target, 1)
+        return cls(target * scopes, scopes, per_file_cost, max(target // UNITS_PER_CHUNK, 1), target, **limits)
+
+    def cost(self, nbytes: int, items: int) -> int:
+        return nbytes + items * self.per_file_cost
+
+    def too_heavy(self, nbytes: int, items: int, limit: int) -> bool:
+        return self.cost(nbytes, items) > limit or (self.item_cap is not None and items > self.item_cap)
+
+    def target(self, seen: int, emitted: int) -> int:
+        """The next chunk's cost: fixed, or the work left (as far as is known) over the scopes,
+        never below a unit threshold: chunks shrink as the end nears, so the agents end together."""
+        if self.fixed_target is not None:
+            return self.fixed_target
+        return max((max(self.estimate, seen) - emitted) // max(self.scopes, 1), self.threshold)
+
+    def to_json(self) -> dict:
+        return {"estimate": self.estimate, "scopes": self.scopes, "per_file_cost": self.per_file_cost,
+                "threshold": self.threshold, "fixed_target": self.fixed_target, "max_depth": self.max_depth,
+                "item_cap": self.item_cap, "filter_limit": self.filter_limit}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Sizing:
+        return cls(int(data["estimate"]), int(data["scopes"]), int(data["per_file_cost"]), int(data["threshold"]),
+                   None if data["fixed_target"] is None else int(data["fixed_target"]),
+                   None if data["max_depth"] is None else int(data["max_depth"]),
+                   None if data["item_cap"] is None else int(data["item_cap"]), int(data["filter_limit"]))
+
+
+@dataclass(frozen=True)
+class CutRecord:
+    """A directory's cut as the journal keeps it: its group prefixes, and its isolated
+    subdirectories' names, each with whether a sibling's name extends it."""
+
+    rel: str
+    groups: tuple[str, ...]
+    isolated: tuple[tuple[str, bool], ...]
+
+    def to_json(self) -> dict:
+        return {"dir": self.rel, "groups": list(self.groups), "isolated": [list(i) for i in self.isolated]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CutRecord:
+        return cls(str(data["dir"]), tuple(str(g) for g in data["groups"]),
+                   tuple((str(n), bool(e)) for n, e in data["isolated"]))
+
+
+@dataclass
+class Resume:
+    """What a killed run's journal holds: its cuts, and the patterns its chunks carry."""
+
+    cuts: dict[str, CutRecord] = field(default_factory=dict)
+    emitted: set[str] = field(default_factory=set)
+    next_index: int = 0
+    emitted_cost: int = 0
+
+
+class _Group:
+    """One prefix group of a cut directory: what is known of it, and its subdirectories
+    still open (it is emitted once none is)."""
+
+    __slots__ = ("prefix", "open", "bytes", "files", "dirs", "done")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.open: set[str] = set()
+        self.bytes = self.files = self.dirs = 0
+        self.done = False
+
+    def add(self, nbytes: int, files: int, dirs: int) -> None:
+        self.bytes += nbytes
+        self.files += files
+        self.dirs += dirs
+
+
+class _Cut:
+    """A cut directory: its groups (by prefix) and isolated subdirectories (name -> whether
+    a sibling's name extends it)."""
+
+    def __init__(self, record: CutRecord) -> None:
+        self.record = record
+        self.groups = {p: _Group(p) for p in record.groups}
+        self.prefixes = sorted(record.groups)
+        self.isolated = dict(record.isolated)
+
+    def place(self, name: str) -> _Group | str | None:
+        """The group holding ``name``, ISOLATED, or None (a name the cut did not see)."""
+        if name in self.isolated:
+            return ISOLATED
+        i = bisect.bisect_right(self.prefixes, name) - 1
+        if i >= 0 and name.startswith(self.prefixes[i]):
+            return self.groups[self.prefixes[i]]
+        return None
+
+
+OPEN, CUT, WHOLE = "open", "cut", "whole"
+"""A node's state: not decided (light so far), cut by name, or heavy and kept whole."""
+ROOT, ISOLATED, PENDING, ABSORBED = "root", "isolated", "pending", "absorbed"
+"""A node's place: a manifest root; a unit of its own in its parent's cut; inside a parent
+not decided yet; inside something that travels whole. A member of a group has the group."""
+
+
+class _Node:
+    __slots__ = ("rel", "parent", "level", "d", "bytes", "files", "dirs", "open", "state", "cut", "closed",
+                 "why")
+
+    def __init__(self, rel: str, parent: _Node | None, d: Dir) -> None:
+        self.rel = rel
+        self.parent = parent
+        self.level: int = 0 if parent is None else parent.level + 1
+        self.d = d
+        self.bytes = self.files = self.dirs = 0
+        """The subtree's totals so far."""
+        self.open = 0
+        """Subdirectories not closed yet."""
+        self.state = OPEN
+        self.cut: _Cut | None = None
+        self.closed: dict[str, tuple[int, int, int, str]] = {}
+        """While OPEN: its closed subdirectories' totals (bytes, files, dirs, note), for a cut."""
+        self.why = ""
+        """Why a WHOLE node could not be cut."""
+
+    @property
+    def name(self) -> str:
+        return self.rel.rpartition("/")[2]
+
+
+Emit = Callable[[Chunk], None]
+Journal = Callable[[CutRecord], None]
+
+
+class LivePlanner:
+    """Units and chunks from directories as they are listed. Not thread-safe: one thread
+    feeds it (``listed``), in an order where a directory comes after its parent."""
+
+    def __init__(self, roots: tuple[str, ...], sizing: Sizing, read_loose: LooseReader,
+                 is_empty: Callable[[str], bool], on_chunk: Emit, on_cut: Journal, *, lone_roots: frozenset[str],
+                 tail_pieces: int = 1, resume: Resume | None = None) -> None:
+        self.roots = frozenset(roots)
+        self.sizing = sizing
+        self.is_empty = is_empty
+        self.on_cut = on_cut
+        self.lone_roots = lone_roots
+        self.resume = resume or Resume()
+        self._journaled = {rel: _Cut(record) for rel, record in self.resume.cuts.items()}
+        """The journaled cuts, for :meth:`covered` (which the walk's threads call: read only)."""
+        self.tree = Tree({}, roots, read_loose)
+        """Open directories' records, for :meth:`Tree.loose_names`."""
+        self.nodes: dict[str, _Node] = {}
+        self.seen = self.resume.emitted_cost
+        """Cost listed so far, and what earlier runs' chunks carried."""
+        self.held: list[tuple[Unit, str]] = []
+        self.late = 0
+        """Entries that appeared after their directory was cut (on a resume): no unit carries them."""
+        self.bare_empty_roots: list[str] = []
+        self.packer = StreamPacker(sizing, on_chunk, self.resume.next_index, self.resume.emitted_cost,
+                                   lambda: self.seen, tail_pieces)
+
+    # -- what the walk asks -------------------------------------------------------
+
+    def covered(self, rel: str) -> bool:
+        """Whether the walk may skip ``rel``: journaled chunks carry it, or (on a resume) its
+        name appeared after its parent was cut, so no unit of this run can carry it."""
+        if rel in self.roots:
+            return self._root_pattern(rel, empty=False) in self.resume.emitted or \
+                self._root_pattern(rel, empty=True) in self.resume.emitted
+        parent, _, name = rel.rpartition("/")
+        cut = self._journaled.get(parent)
+        if cut is None:
+            return False
+        place = cut.place(name)
+        if place is None:
+            return True
+        if isinstance(place, _Group):
+            return "/" + join(parent, place.prefix) + "*" in self.resume.emitted
+        return "/" + rel + "/" in self.resume.emitted or "/" + rel in self.resume.emitted
+
+    # -- events -------------------------------------------------------------------
+
+    def listed(self, rel: str, d: Dir, far_names: Iterable[str] = ()) -> None:
+        """One directory's listing (``d``: its own entries, and its subdirectories within
+        DataSync's path limit); ``far_names`` are its entries past that limit."""
+        parent = None if rel in self.roots else self.nodes[rel.rpartition("/")[0]]
+        node = _Node(rel, parent, d)
+        self.nodes[rel] = node
+        self.tree.dirs[rel] = d
+        far = list(far_names)
+        if far:
+            self.tree.past_limit.names[rel] = far
+        skipped = [c for c in d.children if self.covered(c)]
+        node.open = len(d.children) - len(skipped)
+        cut = self._journaled.get(rel)
+        if cut is not None:
+            self.late += sum(1 for c in skipped if cut.place(c.rpartition("/")[2]) is None)
+        cost = self.sizing.cost(d.bytes, d.own_files + 1)
+        self.seen += cost
+        chain = []
+        up: _Node | None = node
+        while up is not None:
+            up.bytes += d.bytes
+            up.files += d.own_files
+            up.dirs += 1
+            chain.append(up)
+            up = up.parent
+        record = self.resume.cuts.get(rel)
+        if record is not None:
+            self._apply(node, record, journaled=True)
+        for n in reversed(chain):
+            if n.state == OPEN and self._cuttable(n) and self.sizing.too_heavy(n.bytes, n.files + n.dirs,
+                                                                               self.sizing.threshold):
+                self._cut(n)
+        if node.open == 0:
+            self._close(node)
+
+    def finish(self) -> None:
+        """The scan has ended: every directory is closed, so every unit is out; the last
+        chunks go out, cut small."""
+        if self.nodes:
+            raise AssertionError(f"{len(self.nodes)} directories still open at the end of the scan")
+        self.packer.finish()
+
+    # -- decisions ----------------------------------------------------------------
+
+    def _place(self, node: _Node) -> _Group | str:
+        """Where ``node`` stands in its parent's decision (see ROOT ... ABSORBED)."""
+        parent = node.parent
+        if parent is None:
+            return ROOT
+        if parent.state == CUT:
+            assert parent.cut is not None
+            place = parent.cut.place(node.name)
+            assert place is not None, f"/{node.rel} was walked though its parent's cut does not hold it"
+            return place
+        if parent.state == WHOLE:
+            return ABSORBED
+        above = self._place(parent)
+        return ABSORBED if above == ABSORBED or isinstance(above, _Group) else PENDING
+
+    def _cuttable(self, node: _Node) -> bool:
+        return self._place(node) in (ROOT, ISOLATED)
+
+    def _cut(self, node: _Node) -> None:
+        """``node`` has grown past the threshold: cut it by name, or keep it whole if it cannot be cut.
+        An empty directory is never cut: it is its own unit."""
+        if not node.d.own_files and not node.d.children and node.rel not in self.tree.past_limit.names:
+            return
+        why = self._why_whole(node)
+        loose = None
+        if not why:
+            loose = self.tree.loose_names(node.rel, self._weigh)
+            if loose is None:
+                why = "could not be read again to count its names"
+        if why or loose is None:
+            node.state, node.why = WHOLE, why
+            node.closed.clear()
+            return
+        items, extended = self._items(node, loose)
+        cut = cut_by_name(items, self.sizing.threshold, self.sizing.too_heavy)
+        if isinstance(cut, str):
+            node.state, node.why = WHOLE, cut
+            node.closed.clear()
+            return
+        groups, subdirs = cut
+        record = CutRecord(node.rel, tuple(prefix for prefix, _, _ in groups),
+                           tuple((name, name in extended) for name in subdirs))
+        self.on_cut(record)
+        self._apply(node, record, journaled=False, loose=loose)
+
+    def _why_whole(self, node: _Node) -> str:
+        if node.d.note:
+            return f"could not be scanned ({node.d.note})"
+        if self.sizing.max_depth is not None and node.level >= self.sizing.max_depth:
+            return f"at --max_depth {self.sizing.max_depth}"
+        return ""
+
+    def _weigh(self, c: NameCount) -> float:
+        cap = self.sizing.item_cap
+        return max(self.sizing.cost(c.bytes, c.files) / self.sizing.threshold, c.files / cap if cap else 0.0)
+
+    def _items(self, node: _Node, loose: list[NameCount]) -> tuple[list[Item], set[str]]:
+        """The cut's items: loose names, closed subdirectories as they are, open ones weighing
+        OPEN_WEIGHT (not splittable where a sibling extends the name and the folder is empty);
+        and the subdirectory names a sibling's name extends."""
+        cost = self.sizing.cost
+        items = [Item(c.key, False, c.bytes, c.files, 0, cost(c.bytes, c.files)) for c in loose]
+        names = [child.rpartition("/")[2] for child in node.d.children]
+        extended = _extended(names, loose)
+        for child, name in zip(node.d.children, names, strict=True):
+            closed = node.closed.get(name)
+            if closed is not None:
+                nbytes, files, dirs, note = closed
+                items.append(Item(name, not note and (files > 0 or dirs > 1), nbytes, files, dirs,
+                                  cost(nbytes, files + dirs)))
+            else:
+                splittable = name not in extended or not self._empty(child)
+                items.append(Item(name, splittable, OPEN_WEIGHT, 0, 1, OPEN_WEIGHT))
+        items.sort(key=lambda it: it.key)
+        return items, extended
+
+    def _empty(self, rel: str) -> bool:
+        listed = self.nodes.get(rel)
+        if listed is not None:
+            return listed.d.own_files == 0 and not listed.d.children
+        try:
+            return self.is_empty(rel)
+        except OSError:
+            return True  # not known to hold anything: it stays in a group, which carries it either way
+
+    def _apply(self, node: _Node, record: CutRecord, journaled: bool,
+               loose: list[NameCount] | None = None) -> None:
+        """Make ``record`` the node's cut: its loose entries and closed subdirectories go to
+        their groups or out as units; groups with nothing open go out."""
+        cut = _Cut(record)
+        node.state, node.cut = CUT, cut
+        if journaled:
+            loose = self._loose_by_group(node, cut)
+        assert loose is not None
+        for c in loose:  # a bucket's key starts with the prefix of the group that holds it
+            group = cut.place(c.key)
+            if isinstance(group, _Group):
+                group.add(c.bytes, c.files, 0)
+        for child in node.d.children:
+            name = child.rpartition("/")[2]
+            place = cut.place(name)
+            if place is None or (journaled and self.covered(child)):
+                continue
+            closed = node.closed.get(name)
+            if closed is not None:
+                nbytes, files, dirs, _ = closed
+                if isinstance(place, _Group):
+                    place.add(nbytes, files, dirs)
+                else:
+                    self._emit(Unit("/" + child + "/", DIR, nbytes, files, dirs,
+                                    self.sizing.cost(nbytes, files + dirs)))
+            elif isinstance(place, _Group):
+                place.open.add(child)
+        node.closed.clear()
+        for group in cut.groups.values():
+            self._group_ready(node, group)
+
+    def _loose_by_group(self, node: _Node, cut: _Cut) -> list[NameCount]:
+        """A journaled cut's loose entries, read again and counted per group; those no group
+        holds appeared after the cut and are counted as late."""
+        counts: dict[str, list[int]] = {}
+        if node.d.own_files:
+            try:
+                entries = list(self.tree.read_loose(node.rel))
+            except OSError as exc:
+                log.warning("cannot read /%s again (%s): its groups are counted empty", node.rel, exc.strerror)
+                entries = []
+            for name, size in entries:
+                place = cut.place(name)
+                if not isinstance(place, _Group):
+                    self.late += 1
+                    continue
+                if "/" + join(node.rel, place.prefix) + "*" in self.resume.emitted:
+                    continue
+                count = counts.setdefault(place.prefix, [0, 0])
+                count[0] += 1
+                count[1] += size
+        return [NameCount(prefix, files, nbytes) for prefix, (files, nbytes) in counts.items()]
+
+    def _group_ready(self, node: _Node, group: _Group) -> None:
+        if group.open or group.done:
+            return
+        group.done = True
+        pattern = "/" + join(node.rel, group.prefix) + "*"
+        if pattern in self.resume.emitted:
+            return
+        self._emit(Unit(pattern, GROUP, group.bytes, group.files, group.dirs,
+                        self.sizing.cost(group.bytes, group.files + group.dirs)))
+
+    # -- closing ------------------------------------------------------------------
+
+    def _close(self, node: _Node) -> None:
+        """``node`` and everything below it are listed: emit what waited for it, free it, and
+        close its parent if this was the last thing it waited for."""
+        while node is not None:
+            place = self._place(node)
+            self._closed(node, place)
+            del self.nodes[node.rel]
+            self.tree.dirs.pop(node.rel, None)
+            self.tree.past_limit.names.pop(node.rel, None)
+            self.tree._names.pop(node.rel, None)
+            parent = node.parent
+            if parent is None:
+                return
+            parent.open -= 1
+            if parent.open:
+                return
+            node = parent
+
+    def _closed(self, node: _Node, place: _Group | str) -> None:
+        cost = self.sizing.cost(node.bytes, node.files + node.dirs)
+        if node.state == CUT:
+            assert node.cut is not None
+            assert all(g.done for g in node.cut.groups.values()), f"/{node.rel} closed with a group still waiting"
+            return
+        if isinstance(place, _Group):
+            assert node.parent is not None
+            place.add(node.bytes, node.files, node.dirs)
+            place.open.discard(node.rel)
+            self._group_ready(node.parent, place)
+            return
+        if place == ABSORBED:
+            return
+        if place == PENDING:
+            assert node.parent is not None
+            node.parent.closed[node.name] = (node.bytes, node.files, node.dirs, node.d.note)
+            return
+        empty = node.files == 0 and node.dirs == 1
+        if place == ROOT:
+            pattern = self._root_pattern(node.rel, empty)
+            if empty and pattern.endswith("/"):
+                self.bare_empty_roots.append(node.rel)
+        else:
+            assert node.parent is not None and node.parent.cut is not None
+            extended = node.parent.cut.isolated[node.name]
+            pattern = "/" + node.rel + ("/" if extended or not empty else "")
+        unit = Unit(pattern, DIR, node.bytes, node.files, node.dirs, cost)
+        if node.state == WHOLE and node.why:
+            self.held.append((unit, node.why))
+        self._emit(unit)
+
+    def _root_pattern(self, rel: str, empty: bool) -> str:
+        if not rel:
+            return WHOLE_LOCATION
+        return "/" + rel + ("" if empty and rel in self.lone_roots else "/")
+
+    def _emit(self, unit: Unit) -> None:
+        if unit.cost > self.sizing.threshold and unit.kind == GROUP and unit.files + unit.dirs > 1:
+            self.held.append((unit, "its names could not be cut more finely"))
+        self.packer.add(unit)
+
+
+def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
+    """The subdirectory names another entry's name extends (a longer name starting with it),
+    counting a bucket of loose names as extending every name its stem starts or that starts it."""
+    keys = sorted({*names, *(c.key for c in loose)})
+    stems = {c.stem for c in loose if c.is_bucket}
+    out = set()
+    for name in names:
+        i = bisect.bisect_right(keys, name)
+        if i < len(keys) and keys[i].startswith(name) or any(name[:n] in stems for n in range(len(name) + 1)):
+            out.add(name)
+    return out
+
+
+class StreamPacker:
+    """Fills chunks from units as they come: a chunk goes out once it reaches the target,
+    or before a unit that would take it past the target or past a filter's limits."""
+
+    def __init__(self, sizing: Sizing, on_chunk: Emit, first_index: int, emitted: int,
+                 seen: Callable[[], int], tail_pieces: int) -> None:
+        self.sizing = sizing
+        self.on_chunk = on_chunk
+        self.index = first_index
+        self.emitted = emitted
+        self.seen = seen
+        self.tail_pieces = max(tail_pieces, 1)
+        self.units: list[Unit] = []
+        self.cost = 0
+        self.length = -1
+        self.items = 0
+
+    def add(self, unit: Unit) -> None:
+        size = value_bytes(unit.pattern) + 1
+        cap = self.sizing.item_cap
+        target = self.sizing.target(self.seen(), self.emitted)
+        if self.units and (self.cost + unit.cost > target or self.length + size > self.sizing.filter_limit
+                           or cap is not None and self.items + unit.items > cap):
+            self._out(self.units)
+        self.units.append(unit)
+        self.cost += unit.cost
+        self.length += size
+        self.items += unit.items
+        if self.cost >= target:
+            self._out(self.units)
+
+    def finish(self) -> None:
+        """The last units, cut into as many chunks as the agents can take at once."""
+        if not self.units:
+            return
+        limits = Limits(self.sizing.filter_limit, self.sizing.item_cap)
+        pieces = pack(self.units, min(self.tail_pieces, len(self.units)), limits) or [self.units]
+        for piece in sorted((p for p in pieces if p), key=lambda p: -sum(u.cost for u in p)):
+            self._out(piece)
+        self.units = []
+
+    def _out(self, units: list[Unit]) -> None:
+        chunk = Chunk(tuple(sorted(units, key=lambda u: u.pattern)), index=self.index)
+        self.index += 1
+        self.emitted += chunk.cost
+        if units is self.units:
+            self.units, self.cost, self.length, self.items = [], 0, -1, 0
+        self.on_chunk(chunk)
+
+
+def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: Emit, on_cut: Journal, *,
+                  agents: int, workers: int | None = None, progress: Progress | None = None,
+                  resume: Resume | None = None) -> tuple[Tree, LivePlanner]:
+    """Walk the roots and plan as the walk goes: each chunk goes to ``on_chunk`` as it closes,
+    each cut to ``on_cut`` before any of its units. Returns the scan's facts (for warnings)
+    and the planner (what it held whole, what appeared late)."""
+    mount = os.path.realpath(mount)
+    kept = tuple(r for r in roots if not scan.datasync_skips(r))
+    planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
+                          lambda rel: not scan.has_entries(mount, rel), on_chunk, on_cut,
+                          lone_roots=scan.lone_roots(mount, kept), tail_pieces=agents, resume=resume)
+    tree = scan.scan_live(mount, roots, planner.listed, planner.covered, workers, progress)
+    planner.finish()
+    tree.lone_roots = planner.lone_roots
+    return tree, planner
