@@ -34,10 +34,11 @@ from .decisions import short
 from .dispatch_rules import ChunkSeen, Step, after_take_back, follow, give_up_reason
 from .errors import AgentRefused, SetupError
 from .files import append_line
+from .journal import Journal, journal_path, scan_alive
 from .ledger import ChunkAttempt, ChunkRecord, ChunkState, Dispatch, Ledger, Run, next_number
 from .plan import task_name_for
 from .records import Execution
-from .report import ChunkRow, DispatchResult, summarize
+from .report import ChunkRow, DispatchResult, ScanState, summarize
 from .statuses import AgentStatus, ExecutionStatus
 from .watch import CHECK_ERRORS, Observer, Settings, adopt_or_say, failed_check
 
@@ -74,6 +75,8 @@ class Dispatcher(Observer):
         self.usable = self.run.usable(statuses)
         self.possible = self.run.possible(statuses) | self.usable
         result = DispatchResult()
+        if self.dispatch.live:
+            result.scan = self._take_journaled()
         rows = {c.index: ChunkRow(c.index, bytes=c.bytes) for c in self.dispatch.chunks}
         may_act = adopt_or_say(lambda: self._adopt_unrecorded(now), result.errors)
         for chunk in self.dispatch.chunks:
@@ -93,6 +96,17 @@ class Dispatcher(Observer):
         result.stalled = list(self.stalled.values())
         result.acted = self.acted
         return result
+
+    def _take_journaled(self) -> ScanState:
+        """Live mode: take the chunks the scan has journaled since the last check (saved before
+        any of them starts); where the scan stands."""
+        path = journal_path(self.ledger.path)
+        journal = Journal.read(path)
+        if self.dispatch.take(journal.chunks):
+            self.ledger.save()
+        p = journal.progress
+        return ScanState(p.dirs, p.files, p.bytes, len(journal.chunks), journal.ended,
+                         journal.ended or scan_alive(path))
 
     def _look(self, chunk: ChunkRecord, statuses: dict[str, str], now: float, row: ChunkRow,
               result: DispatchResult, may_act: bool) -> None:
@@ -259,7 +273,7 @@ class Dispatcher(Observer):
                    if self.state(c) == ChunkState.WAITING]
         loads = self._loads(statuses, now)
         assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2)
-        result.eta = assignment.eta
+        result.eta = assignment.eta if result.scan is None or result.scan.ended else None
         for index, agent in assignment.starts:
             chunk = by_index[index]
             busy = self._busy_tasks(agent)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import datasync as ds
 from .dispatch import Dispatcher
 from .errors import SetupError
 from .files import append_line, exclusive_lock, write_json
+from .journal import Journal, journal_path, scanning
 from .ledger import (
     Attempt,
     ChunkRecord,
@@ -24,8 +27,11 @@ from .ledger import (
     Target,
     parse_start_tag,
 )
+from .live import Sizing
+from .live_run import LiveScan, check_loop, lanes, live_plan, move_aside, resumable, write_plan
 from .plan import Plan, TaskPlan
 from .report import DispatchResult
+from .scan import Progress, human_bytes
 from .statuses import ExecutionStatus
 from .watch import Settings
 
@@ -89,7 +95,7 @@ def new_run(plan: Plan, target: Target, named: bool) -> Run:
 
 
 def _begin(earlier: Ledger, arn_file: str, plan: Plan, plan_file: str, run: Run, dispatch: Dispatch | None,
-           adopted: Collection[str] = ()) -> Ledger:
+           adopted: Collection[str] = (), live: bool = False) -> Ledger:
     """Record the new run before anything is created: the earlier ledger and arn file are kept
     as ``.prev``, the ledger holds the run, and the plan file names it. The earlier run's
     executions (but those adopted) are known from the start as another run's, so no check
@@ -101,8 +107,9 @@ def _begin(earlier: Ledger, arn_file: str, plan: Plan, plan_file: str, run: Run,
     ledger = Ledger(earlier.path, run=run, dispatch=dispatch,
                     others=(earlier.others | earlier.known()) - set(adopted))
     ledger.save()
-    write_json(plan_file, {**plan.to_json(), "run": run.id})
-    log.info("run %s recorded in %s; plan written to %s", run.id, earlier.path, plan_file)
+    write_json(plan_file, {**plan.to_json(), "run": run.id, **({"live": True} if live else {})})
+    log.info("run %s recorded in %s; plan written to %s%s", run.id, earlier.path, plan_file,
+             " (its chunks once the scan has ended)" if live else "")
     return ledger
 
 
@@ -219,17 +226,106 @@ def _prefix(plan: Plan) -> str:
     return plan.tasks[0].name.rsplit("agent-", 1)[0] if plan.tasks else ""
 
 
-def _unfinished_same_plan(ledger: Ledger, plan: Plan) -> bool:
-    """Whether the ledger's run is this plan's (same agents, slots and chunks) and some chunk
-    of it may still run (by what the ledger alone knows: no call is made)."""
+def _unfinished_same_plan(ledger: Ledger, plan: Plan | None) -> bool:
+    """Whether the ledger's run is this plan's (same agents, slots and chunks; any plan: None)
+    and some chunk of it may still run (by what the ledger alone knows: no call is made)."""
     run, dispatch = ledger.run, ledger.dispatch
     if run is None or dispatch is None:
         return False
-    same = (sorted(run.agents) == sorted(plan.agents) and run.slots == plan.slots
-            and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
+    same = plan is None or (sorted(run.agents) == sorted(plan.agents) and run.slots == plan.slots
+                            and [c.includes for c in dispatch.chunks] == [c.includes for c in plan.chunks])
     return same and any(c.state(ledger.finished.get(c.latest.execution or "") if c.latest else None)
                         in (ChunkState.RUNNING, ChunkState.WAITING) for c in dispatch.chunks)
 
 
 def _short(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """What a live run scans and how it checks: the scheduler's flags for it."""
+
+    mount: str
+    roots: tuple[str, ...]
+    sizing: Callable[[], tuple[Sizing, str]]
+    """How chunks are sized, and why (asked only for a new run: a resume keeps the journal's)."""
+    workers: int | None
+    check_every: float
+    task_name: str
+    slots: int
+
+
+def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, ledger_file: str, plan_file: str,
+               named: bool, live: LiveRun) -> tuple[DispatchResult | None, Plan | None]:
+    """Record a live run (or resume the one a kill stopped mid-scan), then scan, plan and
+    dispatch together until the scan ends. Returns the last check's result and the whole
+    plan; (None, None) when the ledger's live run has finished its scan and only the
+    watcher has work left."""
+    journal_file = journal_path(ledger_file)
+    skeleton = Plan(lanes(agents, live.task_name, live.slots), tuple(sorted(agents)), live.roots, 0, None, 1, 1)
+    with _lock_run(arn_file):
+        ledger = Ledger.read(ledger_file)
+        journal = Journal.read(journal_file)
+        if ledger.dispatch is not None and ledger.dispatch.live and ledger.run is not None:
+            if resumable(journal, ledger.run.id):
+                journal.mend()
+                log.info("resuming the scan of run %s from %s: %d chunk(s) and %d cut(s) kept as they are",
+                         ledger.run.id, journal_file, len(journal.chunks), len(journal.cuts))
+            elif journal.ended and _unfinished_same_plan(ledger, None):
+                log.info("the live run recorded in %s has finished its scan and has chunks left: the watcher "
+                         "hands them out", ledger_file)
+                return None, None
+            else:
+                ledger, journal = _begin_live(client, ledger, arn_file, skeleton, plan_file, target, named, live,
+                                              journal_file)
+        else:
+            ledger, journal = _begin_live(client, ledger, arn_file, skeleton, plan_file, target, named, live,
+                                          journal_file)
+        run_id = ledger.run.id if ledger.run else ""
+    last: list[DispatchResult] = []
+
+    def check() -> None:
+        with _lock_run(arn_file):
+            ledger = Ledger.read(ledger_file)
+            assert ledger.dispatch is not None and ledger.run is not None
+            if not ledger.dispatch.lanes and journal.chunks:
+                first = live_plan(journal, agents, live.roots, live.task_name, live.slots)
+                for prepared in prepare_tasks(client, dataclasses.replace(first, chunks=first.chunks[:1]), target):
+                    ledger.dispatch.add_task(prepared.task.agent_arn, prepared.before["TaskArn"])
+                    ledger.save()
+            if not ledger.dispatch.lanes:
+                return
+            policy = ledger.run.policy
+            result = Dispatcher(client, ledger, arn_file, Settings(policy.max_retries, policy.offline_threshold,
+                                                                   poll=live.check_every)).check()
+        last[:] = [result]
+        log.info("%s", result.summary())
+
+    with scanning(journal_file):
+        scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress())
+        scan.start()
+        check_loop(scan, check, live.check_every)
+        scan.join()
+    if scan.outcome.failure is not None:
+        raise scan.outcome.failure
+    tree = scan.outcome.tree
+    plan = live_plan(journal, agents, live.roots, live.task_name, live.slots, tree.largest_file if tree else 0)
+    write_plan(plan_file, plan, run_id)
+    return (last[0] if last else None), plan
+
+
+def _begin_live(client, ledger: Ledger, arn_file: str, skeleton: Plan, plan_file: str, target: Target,
+                named: bool, live: LiveRun, journal_file: str) -> tuple[Ledger, Journal]:
+    """A new live run: nothing of the name prefix may still run; the ledger, plan file and
+    journal begin (the earlier ones kept as ``.prev``)."""
+    _unfinished_of_earlier_runs(client, skeleton, ledger)
+    sizing, how = live.sizing()
+    log.info("chunks sized from %s: about %s each at first, units cut at %s", how,
+             human_bytes(sizing.target(0, 0)), human_bytes(sizing.threshold))
+    run = new_run(skeleton, target, named)
+    ledger = _begin(ledger, arn_file, skeleton, plan_file, run, Dispatch({}, [], live=True), live=True)
+    move_aside(journal_file)
+    journal = Journal(journal_file)
+    journal.begin(run.id, live.roots, sizing, how)
+    return ledger, journal

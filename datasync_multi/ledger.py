@@ -21,6 +21,10 @@ LEDGER_VERSION = 3
 scheduler at launch; versions 1 and 2, written before runs were recorded, took each
 scope from the plan file, which a later command could replace: they are refused, never
 guessed at."""
+LIVE_LEDGER_VERSION = 4
+"""A live run's ledger: version 3 and a dispatch whose chunks keep coming from the scan's
+journal. Only live runs are written as version 4, so a watcher of the version before,
+which would take the chunks known so far for all of them, refuses it."""
 def ledger_path(arn_file: str, given: str | None = None) -> str:
     """The run's ledger: --ledger_file, or beside the arn file, where every command looks."""
     return given or arn_file + ".ledger.json"
@@ -659,6 +663,17 @@ class Dispatch:
     lanes: dict[str, list[str]]
     """Agent ARN -> the ARNs of its tasks, one per queue slot."""
     chunks: list[ChunkRecord]
+    live: bool = False
+    """Live mode: the scan journals chunks while the run goes on (``journal.py``); each check
+    takes the new ones (:meth:`take`)."""
+
+    def take(self, chunks: Sequence[Any]) -> int:
+        """Record the journal's chunks this dispatch does not hold yet (by index); how many."""
+        known = {c.index for c in self.chunks}
+        new = [ChunkRecord(c.index, c.includes, c.bytes, c.files, c.dirs, c.cost) for c in chunks
+               if c.index not in known]
+        self.chunks += new
+        return len(new)
 
     def add_task(self, agent: str, task: str) -> None:
         """A task of the agent's lane: created for it, or found running one of the run's chunks."""
@@ -668,12 +683,12 @@ class Dispatch:
 
     def to_json(self) -> dict[str, Any]:
         return {"lanes": {agent: list(tasks) for agent, tasks in self.lanes.items()},
-                "chunks": [c.to_json() for c in self.chunks]}
+                "chunks": [c.to_json() for c in self.chunks], **({"live": True} if self.live else {})}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Dispatch:
         return cls({str(agent): [str(t) for t in tasks] for agent, tasks in data["lanes"].items()},
-                   [ChunkRecord.from_json(c) for c in data["chunks"]])
+                   [ChunkRecord.from_json(c) for c in data["chunks"]], bool(data.get("live", False)))
 
     def executions(self) -> set[str]:
         return {a.execution for c in self.chunks for a in c.attempts if a.execution}
@@ -732,7 +747,9 @@ class Ledger:
         self._saved = data
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": LEDGER_VERSION, **({"run": self.run.to_json()} if self.run is not None else {}),
+        live = self.dispatch is not None and self.dispatch.live
+        return {"version": LIVE_LEDGER_VERSION if live else LEDGER_VERSION,
+                **({"run": self.run.to_json()} if self.run is not None else {}),
                 "scopes": {root: scope.to_json() for root, scope in self.scopes.items()},
                 "tasks": {arn: task.to_json() for arn, task in self.tasks.items()},
                 "locations": {arn: _location_to_json(loc) for arn, loc in self.locations.items()},
@@ -747,9 +764,10 @@ class Ledger:
         if not isinstance(data, Mapping):
             raise UserError("not a ledger (it holds no JSON object)")
         version = data.get("version")
-        if version != LEDGER_VERSION:
+        if version not in (LEDGER_VERSION, LIVE_LEDGER_VERSION):
             raise UserError(f"written by another version of the watcher (ledger version {version!r}; this one reads "
-                            f"version {LEDGER_VERSION}): finish the migration with the version that wrote it")
+                            f"versions {LEDGER_VERSION} and {LIVE_LEDGER_VERSION}): finish the migration with the "
+                            "version that wrote it")
         try:
             return cls(path, run=Run.from_json(data["run"]) if "run" in data else None,
                        scopes={root: Scope.from_json(s) for root, s in data.get("scopes", {}).items()},

@@ -94,11 +94,15 @@ class Sizing:
         return self.cost(nbytes, items) > limit or (self.item_cap is not None and items > self.item_cap)
 
     def target(self, seen: int, emitted: int) -> int:
-        """The next chunk's cost: fixed, or the work left (as far as is known) over the scopes,
-        never below a unit threshold: chunks shrink as the end nears, so the agents end together."""
+        """The next chunk's cost: fixed, or the work left over the scopes, never below a unit
+        threshold: chunks shrink as the end nears, so the agents end together. Once the scan has
+        seen more than the estimate, what is left cannot be known: chunks are then cut as if the
+        share were what has been seen, and only the last ones, at the end of the scan, are cut small."""
         if self.fixed_target is not None:
             return self.fixed_target
-        return max((max(self.estimate, seen) - emitted) // max(self.scopes, 1), self.threshold)
+        if seen > self.estimate:
+            return max(seen // max(self.scopes, 1), self.threshold)
+        return max((self.estimate - emitted) // max(self.scopes, 1), self.threshold)
 
     def to_json(self) -> dict:
         return {"estimate": self.estimate, "scopes": self.scopes, "per_file_cost": self.per_file_cost,

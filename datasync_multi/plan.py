@@ -245,7 +245,7 @@ class Plan:
                        max_depth=None if data["max_depth"] is None else int(data["max_depth"]),
                        lower_bound=int(data["lower_bound"]), threshold=int(data["split_threshold"]),
                        warnings=tuple(str(w) for w in data["warnings"]),
-                       chunks=tuple(_chunk_from_json(c) for c in data["chunks"]) if version == DYNAMIC_PLAN_VERSION
+                       chunks=tuple(chunk_from_json(c) for c in data["chunks"]) if version == DYNAMIC_PLAN_VERSION
                        else ())
             if version == DYNAMIC_PLAN_VERSION and not plan.chunks:
                 raise ValueError("a dynamic plan (version 3) with no chunk")
@@ -260,7 +260,7 @@ def _units_from_json(scope: Mapping[str, Any]) -> tuple[Unit, ...]:
                       int(u["cost"])) for u in scope["units"])
 
 
-def _chunk_from_json(chunk: Mapping[str, Any]) -> Chunk:
+def chunk_from_json(chunk: Mapping[str, Any]) -> Chunk:
     rebuilt = Chunk(_units_from_json(chunk), index=int(chunk["index"]))
     if list(chunk["includes"]) != list(rebuilt.includes) or not rebuilt.units:
         raise ValueError(f"chunk {rebuilt.index}'s includes are not its units' patterns")

@@ -171,12 +171,37 @@ class AgentRow:
     bytes_per_second: float | None
 
 
+@dataclass(frozen=True)
+class ScanState:
+    """Where a live run's scan stands, as its journal says."""
+
+    dirs: int
+    files: int
+    bytes: int
+    chunks: int
+    """Chunks it has closed (journaled)."""
+    ended: bool
+    alive: bool
+    """A scheduler is scanning now; False once the scan has ended, or when it stopped midway."""
+
+    def summary(self) -> str:
+        read = f"{self.dirs:,} dirs, {self.files:,} files, {human_bytes(self.bytes)}"
+        if self.ended:
+            return f"scan: done ({read}), {self.chunks} chunk(s)"
+        if self.alive:
+            return f"scan: {read} read so far, {self.chunks} chunk(s) closed"
+        return (f"scan: stopped after {read} and {self.chunks} chunk(s): rerun the scheduler with the same flags "
+                "to resume it")
+
+
 @dataclass
 class DispatchResult(Outcome):
     """The dispatcher's check: one row per chunk, then the job as a whole."""
 
     rows: list[ChunkRow] = field(default_factory=list)
     agents: list[AgentRow] = field(default_factory=list)
+    scan: ScanState | None = None
+    """A live run's scan; None for a plan made before the run."""
 
     noun = error_noun = "chunk(s)"
     done_noun = "chunk"
@@ -184,7 +209,14 @@ class DispatchResult(Outcome):
     @property
     def finished(self) -> bool:
         return not self.counts.get(ChunkState.RUNNING) and not self.counts.get(ChunkState.WAITING) \
-            and not self.errors
+            and not self.errors and (self.scan is None or self.scan.ended)
+
+    def summary(self) -> str:
+        line = super().summary()
+        if self.scan is None or self.scan.ended:
+            return line if self.scan is None else f"{self.scan.summary()}; {line}"
+        return f"{self.scan.summary()}; " + line.replace("finish not known yet", "finish not known while the scan "
+                                                                                  "runs")
 
     def table(self) -> str:
         return dispatch_table(self)
@@ -192,7 +224,8 @@ class DispatchResult(Outcome):
     def fingerprint(self) -> tuple:
         return (tuple((r.chunk, r.agent, r.execution, _coarse(r.status)) for r in self.rows), tuple(self.errors),
                 tuple(self.exhausted), tuple(self.waiting), tuple(sorted(self.stalled)),
-                tuple((a.agent, a.status) for a in self.agents))
+                tuple((a.agent, a.status) for a in self.agents),
+                None if self.scan is None else (self.scan.ended, self.scan.alive))
 
     def say_waiting(self) -> None:
         log.error("%d chunk(s) wait and no ONLINE agent may take them: %s", len(self.waiting),
@@ -305,8 +338,12 @@ def dispatch_table(result: DispatchResult) -> str:
              "agents: " + "; ".join(f"{a.agent.rsplit('/', 1)[-1]} {a.status}, {a.chunks_done} done, "
                                     + (f"{human_bytes(int(a.bytes_per_second))}/s" if a.bytes_per_second
                                        else "not measured yet") for a in result.agents)]
+    if result.scan is not None:
+        lines.insert(0, result.scan.summary())
     if result.finished:
         lines.append("finish: every chunk has ended")
+    elif result.scan is not None and not result.scan.ended:
+        lines.append("finish: not known while the scan runs (chunks keep coming)")
     elif result.eta is not None:
         moving = " for the work that is moving" if result.stalled else ""
         lines.append(f"finish: in about {_duration(result.eta)}{moving} if the measured rates hold")

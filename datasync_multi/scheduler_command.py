@@ -25,8 +25,11 @@ from .cli import Parser, arn_list, run, setup_logging
 from .cost import Rates
 from .errors import EXIT_AWS, EXIT_OK, UserError
 from .files import check_writable, read_json, sole_holder, write_json
-from .launch import launch, start_dispatch
+from .journal import journal_path
+from .launch import LiveRun, launch, start_dispatch, start_live
 from .ledger import Target, ledger_path
+from .live import Sizing
+from .live_run import LIVE_CHUNKS_PER_AGENT, chunk_cost, dry_run, sizing_for
 from .manifest import Manifest, read_manifest
 from .plan import BASIC_MODE_ITEM_QUOTA, DEFAULT_PER_FILE_COST, Plan, make_plan
 from .report import dispatch_table, plan_table
@@ -89,6 +92,15 @@ def parse(argv: list[str] | None):
     p.add_flag("--queue_depth", type=int, default=1, choices=(1, 2),
                help="with --chunks_per_agent > 1: 2 keeps a chunk queued behind each running one (two tasks "
                     "per agent), to hide the start gap")
+    p.add_flag("--live", action="store_true",
+               help="scan, plan and dispatch at once: each chunk starts as soon as the scan has closed it "
+                    "(dynamic dispatch; K defaults to 4; see Live mode in the README)")
+    p.add_flag("--chunk_size", metavar="SIZE",
+               help="with --live: each chunk's target, in bytes (200GiB, 500GB) or files (500000files); "
+                    "default: the share's estimated size over K x agents, shrinking as the scan nears its end")
+    p.add_flag("--live_check_sec", type=float, default=30.0,
+               help="with --live: seconds between the scheduler's dispatch checks while it scans (it also checks "
+                    "at once when a chunk closes)")
     p.add_flag("--arn_file", default="arn_file.txt", help="where the execution ARNs are recorded")
     p.add_flag("--plan_file", default="plan.json", help="where the plan is written")
     p.add_flag("--ledger_file", help="a dynamic plan's dispatch record (default: <arn_file>.ledger.json, where "
@@ -143,6 +155,10 @@ class SchedulerConfig:
     """Where and how the tasks run; None with --dry_run, which creates none."""
     rates: Rates
     """The prices the cost estimate uses."""
+    live: bool = False
+    chunk_size: int | None = None
+    """--chunk_size as a cost (``live_run.chunk_cost``); None: guided by the share's estimate."""
+    live_check_sec: float = 30.0
 
 
 def check_args(a: argparse.Namespace) -> SchedulerConfig:
@@ -150,6 +166,7 @@ def check_args(a: argparse.Namespace) -> SchedulerConfig:
     what the run reads."""
     _check_shapes(a)
     _check_numbers(a)
+    _check_live(a)
     if a.task_mode == "ENHANCED":
         _check_enhanced(a)
     ledger_file = ledger_path(a.arn_file, a.ledger_file)
@@ -166,7 +183,9 @@ def check_args(a: argparse.Namespace) -> SchedulerConfig:
         chunks_per_agent=a.chunks_per_agent, queue_depth=a.queue_depth, scan_workers=a.scan_workers,
         arn_file=a.arn_file, plan_file=a.plan_file, ledger_file=ledger_file,
         region=a.region, profile=a.profile, endpoint_url=a.endpoint_url, target=target,
-        rates=Rates.for_mode(a.task_mode, a.price_per_gb, a.price_per_execution, a.price_per_1000_puts))
+        rates=Rates.for_mode(a.task_mode, a.price_per_gb, a.price_per_execution, a.price_per_1000_puts),
+        live=a.live, chunk_size=chunk_cost(a.chunk_size, a.per_file_cost) if a.chunk_size else None,
+        live_check_sec=a.live_check_sec)
 
 
 def _must_match(value: str | None, shape: str, what: str) -> None:
@@ -195,7 +214,7 @@ def _check_numbers(a: argparse.Namespace) -> None:
     if not 1 <= a.chunks_per_agent <= MAX_CHUNKS_PER_AGENT:
         raise UserError(f"--chunks_per_agent must be from 1 to {MAX_CHUNKS_PER_AGENT} (each chunk pays DataSync's "
                         "start overhead: see Choosing K in the README)")
-    if a.queue_depth > 1 and a.chunks_per_agent == 1:
+    if a.queue_depth > 1 and a.chunks_per_agent == 1 and not a.live:
         raise UserError("--queue_depth 2 needs a dynamic plan (--chunks_per_agent above 1)")
     if a.scan_workers is not None and a.scan_workers < 1:
         raise UserError("--scan_workers must be at least 1")
@@ -203,6 +222,19 @@ def _check_numbers(a: argparse.Namespace) -> None:
         raise UserError("--bytes_per_second must be -1 (no limit) or positive")
     if a.task_ready_timeout_sec < 1:
         raise UserError("--task_ready_timeout_sec must be at least 1")
+
+
+def _check_live(a: argparse.Namespace) -> None:
+    """Live mode's flags only with --live; K of 1 means live mode's default."""
+    if not a.live:
+        for flag in ("chunk_size",):
+            if getattr(a, flag) is not None:
+                raise UserError(f"--{flag} needs --live")
+        return
+    if a.chunks_per_agent == 1:
+        a.chunks_per_agent = LIVE_CHUNKS_PER_AGENT
+    if a.live_check_sec <= 0:
+        raise UserError("--live_check_sec must be positive")
 
 
 def _check_enhanced(a: argparse.Namespace) -> None:
@@ -227,8 +259,10 @@ def _check_paths(a: argparse.Namespace, ledger_file: str) -> None:
     if not a.dry_run:
         check_writable(a.arn_file, "--arn_file")
         check_writable(ledger_file, "--ledger_file")  # a dynamic run writes it; a static one may move it aside
-        if a.chunks_per_agent > 1:
+        if a.chunks_per_agent > 1 or a.live:
             check_writable(a.arn_file + ".lock", "--arn_file")
+        if a.live:
+            check_writable(journal_path(ledger_file), "--ledger_file")
 
 
 def _named_agents(agent_arns: list[str] | None) -> tuple[str, ...]:
@@ -290,7 +324,7 @@ def plan_only(config: SchedulerConfig, manifest: Manifest) -> int:
     (one that names its run): the plan goes to a file of its own."""
     given = config.agent_arns
     agents = list(given) or find_agents(ds.make_client(config.region, config.profile, config.endpoint_url), given)
-    plan = make_and_show_plan(config, agents, manifest)
+    plan = live_dry_run(config, agents, manifest) if config.live else make_and_show_plan(config, agents, manifest)
     path = config.plan_file
     existing = read_json(path) if os.path.isfile(path) else None
     if isinstance(existing, dict) and "run" in existing:
@@ -317,6 +351,28 @@ def make_and_show_plan(config: SchedulerConfig, agents: list[str], manifest: Man
     return plan
 
 
+def live_settings(config: SchedulerConfig, agents: list[str], manifest: Manifest) -> LiveRun:
+    def sizing() -> tuple[Sizing, str]:
+        log.info("estimating the share's size to size the chunks")
+        return sizing_for(config.mount_path_dir, manifest.entries, len(agents), config.chunks_per_agent,
+                          config.per_file_cost, config.chunk_size, max_depth=config.max_depth,
+                          item_cap=config.item_cap)
+
+    return LiveRun(config.mount_path_dir, manifest.entries, sizing, config.scan_workers, config.live_check_sec,
+                   config.task_name, config.queue_depth)
+
+
+def live_dry_run(config: SchedulerConfig, agents: list[str], manifest: Manifest) -> Plan:
+    """--live --dry_run: the live plan, made as a live run would make it, journaled beside the plan file."""
+    live = live_settings(config, agents, manifest)
+    sizing, how = live.sizing()
+    log.info("chunks sized from %s", how)
+    plan = dry_run(live.mount, live.roots, sizing, how, tuple(agents), config.task_name, config.queue_depth,
+                   live.workers, config.plan_file + ".journal").with_cost(config.rates)
+    print(plan_table(plan), flush=True)
+    return plan
+
+
 def launch_run(config: SchedulerConfig, target: Target, manifest: Manifest, log_path: str) -> int:
     """Plan, then record the run and start it (the caller holds the run's scheduler lock)."""
     client = ds.make_client(config.region, config.profile, config.endpoint_url)
@@ -324,6 +380,16 @@ def launch_run(config: SchedulerConfig, target: Target, manifest: Manifest, log_
     agents = find_agents(client, given)
     if not ds.location_exists(client, target.dest_loc):
         raise UserError(f"destination location {target.dest_loc} not found in this account and region")
+    if config.live:
+        result, plan = start_live(client, tuple(agents), target, config.arn_file, config.ledger_file,
+                                  config.plan_file, bool(given), live_settings(config, agents, manifest))
+        if plan is not None:
+            print(plan_table(plan.with_cost(config.rates)), flush=True)
+        if result is not None:
+            print(dispatch_table(result), flush=True)
+        log.info("the scan has ended; dispatch recorded in %s, executions in %s; run the watcher to hand out the "
+                 "remaining chunks; log in %s", config.ledger_file, config.arn_file, log_path)
+        return EXIT_AWS if result is not None and result.errors else EXIT_OK
     plan = make_and_show_plan(config, agents, manifest)
     if plan.dynamic:
         result = start_dispatch(client, plan, target, config.arn_file, config.ledger_file, config.plan_file,

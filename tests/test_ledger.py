@@ -142,7 +142,7 @@ def test_any_scopes_survive_the_ledger(scopes_):
 
 @pytest.mark.parametrize("data,message", [
     ({**VERSION_3, "version": 1}, "written by another version of the watcher (ledger version 1; this one reads "
-                                  "version 3): finish the migration with the version that wrote it"),
+                                  "versions 3 and 4): finish the migration with the version that wrote it"),
     ({k: v for k, v in VERSION_3.items() if k != "version"}, "ledger version None"),
     ([1], "not a ledger"),
     ({"version": 3, "scopes": {EXEC: {"retries": 0}}}, "not a ledger this version wrote: no 'attempts'"),
@@ -165,7 +165,7 @@ def test_the_watcher_refuses_a_ledger_of_another_version_before_any_aws_call(tmp
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         "datasync_agent_ha.py: error: ledger 'arn_file.txt.ledger.json': written by another version of the watcher "
-        "(ledger version 2; this one reads version 3): finish the migration with the version that wrote it"]
+        "(ledger version 2; this one reads versions 3 and 4): finish the migration with the version that wrote it"]
 
 
 chunk_attempts = st.builds(ChunkAttempt, agent=st.sampled_from(["a1", "a2"]), task=st.sampled_from(["t1", "t2"]),

@@ -1,0 +1,167 @@
+"""A live run's journal: what the scan decided, one JSON line at a time, each on disk before
+anything depends on it.
+
+Lines, in order: ``begin`` (the run, the roots, how chunks are sized), then ``cut`` (a
+directory's cut, before any of its units), ``chunk`` (before it can be started: the
+dispatcher only starts chunks it reads here) and ``progress`` (what the scan has read)
+as they come, and ``end`` once the scan has finished. Every line is appended and
+flushed to disk (``files.append_line``); a line a kill cut short is ignored when read,
+and removed before the next append.
+
+While a scheduler scans, it holds the journal's lock (:func:`scanning`); a watcher asks
+:func:`scan_alive` to tell a scan still running from one that stopped midway, which only
+a rerun of the scheduler can finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .files import append_line, record_error
+from .live import CutRecord, Resume, Sizing
+from .plan import Chunk, chunk_from_json
+
+
+def journal_path(ledger_file: str) -> str:
+    return ledger_file + ".journal"
+
+
+@dataclass
+class ScanProgress:
+    """What the scan has read so far, as the journal last said."""
+
+    dirs: int = 0
+    files: int = 0
+    bytes: int = 0
+    at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dirs": self.dirs, "files": self.files, "bytes": self.bytes, "at": self.at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScanProgress:
+        return cls(int(data["dirs"]), int(data["files"]), int(data["bytes"]), float(data["at"]))
+
+
+@dataclass
+class Journal:
+    """A journal as read: its begin line, cuts, chunks, the last progress, whether it ended."""
+
+    path: str
+    run: str = ""
+    roots: tuple[str, ...] = ()
+    sizing: Sizing | None = None
+    estimate_note: str = ""
+    cuts: dict[str, CutRecord] = field(default_factory=dict)
+    chunks: list[Chunk] = field(default_factory=list)
+    progress: ScanProgress = field(default_factory=ScanProgress)
+    ended: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, path: str) -> Journal:
+        """The journal in ``path`` (empty if there is none); a last line without its end (a
+        kill during the append) is not read."""
+        journal = cls(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().split("\n")[:-1]
+        except FileNotFoundError:
+            return journal
+        for line in lines:
+            journal._add(json.loads(line))
+        return journal
+
+    def _add(self, record: dict[str, Any]) -> None:
+        kind = record["kind"]
+        if kind == "begin":
+            self.run = str(record["run"])
+            self.roots = tuple(str(r) for r in record["roots"])
+            self.sizing = Sizing.from_json(record["sizing"])
+            self.estimate_note = str(record.get("estimate", ""))
+        elif kind == "cut":
+            cut = CutRecord.from_json(record)
+            self.cuts[cut.rel] = cut
+        elif kind == "chunk":
+            self.chunks.append(chunk_from_json(record["chunk"]))
+        elif kind == "progress":
+            self.progress = ScanProgress.from_json(record)
+        elif kind == "end":
+            self.ended = True
+            self.progress = ScanProgress.from_json(record)
+            self.warnings = tuple(str(w) for w in record.get("warnings", []))
+
+    def resume(self) -> Resume:
+        """What a rerun keeps: the cuts as they were, and what the chunks carry."""
+        return Resume(dict(self.cuts), {p for c in self.chunks for p in c.includes},
+                      max((c.index for c in self.chunks), default=-1) + 1, sum(c.cost for c in self.chunks))
+
+    # -- writing ------------------------------------------------------------------
+
+    def begin(self, run: str, roots: tuple[str, ...], sizing: Sizing, estimate_note: str) -> None:
+        self.run, self.roots, self.sizing, self.estimate_note = run, roots, sizing, estimate_note
+        self._append({"kind": "begin", "run": run, "roots": list(roots), "sizing": sizing.to_json(),
+                      "estimate": estimate_note})
+
+    def cut(self, record: CutRecord) -> None:
+        self.cuts[record.rel] = record
+        self._append({"kind": "cut", **record.to_json()})
+
+    def chunk(self, chunk: Chunk) -> None:
+        self._append({"kind": "chunk", "chunk": chunk.to_json()})
+        self.chunks.append(chunk)
+
+    def note_progress(self, progress: ScanProgress) -> None:
+        self.progress = progress
+        self._append({"kind": "progress", **progress.to_json()})
+
+    def end(self, progress: ScanProgress, warnings: list[str]) -> None:
+        self._append({"kind": "end", **progress.to_json(), "warnings": warnings})
+        self.ended, self.progress, self.warnings = True, progress, tuple(warnings)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        append_line(self.path, json.dumps(record, ensure_ascii=False))
+
+    def mend(self) -> None:
+        """Remove a last line a kill cut short, so the next append starts a line of its own."""
+        try:
+            with open(self.path, "rb+") as fh:
+                data = fh.read()
+                if data and not data.endswith(b"\n"):
+                    fh.truncate(data.rfind(b"\n") + 1)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise record_error(self.path, exc) from None
+
+
+@contextlib.contextmanager
+def scanning(path: str) -> Iterator[None]:
+    """Held by the scheduler while it scans into the journal at ``path``."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits out a watcher's probe, never another scan (the run's lock is held)
+        yield
+    finally:
+        os.close(fd)
+
+
+def scan_alive(path: str) -> bool:
+    """Whether a scheduler is scanning into the journal at ``path`` now."""
+    try:
+        fd = os.open(path + ".lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
