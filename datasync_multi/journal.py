@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import UserError
 from .files import append_line, record_error
 from .live import CutRecord, Resume, Sizing
 from .plan import Chunk, chunk_from_json
@@ -74,8 +75,14 @@ class Journal:
                 lines = fh.read().split("\n")[:-1]
         except FileNotFoundError:
             return journal
-        for line in lines:
-            journal._add(json.loads(line))
+        except OSError as exc:
+            raise UserError(f"cannot read the scan's journal {path!r}: {exc.strerror or exc}") from None
+        for number, line in enumerate(lines, 1):
+            try:
+                journal._add(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"the scan's journal {path!r} is damaged at line {number} ({exc}): put back a copy "
+                                "of it, or move it and the ledger aside and start the run again") from None
         return journal
 
     def _add(self, record: dict[str, Any]) -> None:

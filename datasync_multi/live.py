@@ -73,19 +73,22 @@ class Sizing:
     """The unit threshold: a directory heavier than this is cut."""
     fixed_target: int | None = None
     """--chunk_size, as a cost; None: the target follows the work left (guided)."""
+    agents: int = 1
     max_depth: int | None = None
     item_cap: int | None = None
     filter_limit: int = MAX_FILTER_BYTES
 
     @classmethod
-    def guided(cls, estimate: int, scopes: int, per_file_cost: int, **limits) -> Sizing:
-        first = max(estimate // max(scopes, 1), 1)
-        return cls(estimate, scopes, per_file_cost, max(first // UNITS_PER_CHUNK, 1), **limits)
+    def guided(cls, estimate: int, agents: int, k: int, per_file_cost: int, **limits) -> Sizing:
+        scopes = max(agents * k, 1)
+        first = max(estimate // scopes, 1)
+        return cls(estimate, scopes, per_file_cost, max(first // UNITS_PER_CHUNK, 1), agents=agents, **limits)
 
     @classmethod
-    def fixed(cls, target: int, scopes: int, per_file_cost: int, **limits) -> Sizing:
-        target = max(target, 1)
-        return cls(target * scopes, scopes, per_file_cost, max(target // UNITS_PER_CHUNK, 1), target, **limits)
+    def fixed(cls, target: int, agents: int, k: int, per_file_cost: int, **limits) -> Sizing:
+        target, scopes = max(target, 1), max(agents * k, 1)
+        return cls(target * scopes, scopes, per_file_cost, max(target // UNITS_PER_CHUNK, 1), target, agents=agents,
+                   **limits)
 
     def cost(self, nbytes: int, items: int) -> int:
         return nbytes + items * self.per_file_cost
@@ -94,25 +97,29 @@ class Sizing:
         return self.cost(nbytes, items) > limit or (self.item_cap is not None and items > self.item_cap)
 
     def target(self, seen: int, emitted: int) -> int:
-        """The next chunk's cost: fixed, or the work left over the scopes, never below a unit
-        threshold: chunks shrink as the end nears, so the agents end together. Once the scan has
-        seen more than the estimate, what is left cannot be known: chunks are then cut as if the
-        share were what has been seen, and only the last ones, at the end of the scan, are cut small."""
+        """The next chunk's cost: fixed, or an even share of the estimate over the scopes until
+        the work left is two such chunks per agent, then half the work left per agent, never
+        below a unit threshold: the last chunks shrink, so the agents end together. Once the scan
+        has seen more than the estimate, what is left cannot be known: chunks are then cut as if
+        the share were what has been seen, and the last ones are cut small when the scan ends."""
         if self.fixed_target is not None:
             return self.fixed_target
+        scopes = max(self.scopes, 1)
         if seen > self.estimate:
-            return max(seen // max(self.scopes, 1), self.threshold)
-        return max((self.estimate - emitted) // max(self.scopes, 1), self.threshold)
+            return max(seen // scopes, self.threshold)
+        return max(min(self.estimate // scopes, (self.estimate - emitted) // (2 * max(self.agents, 1))),
+                   self.threshold)
 
     def to_json(self) -> dict:
         return {"estimate": self.estimate, "scopes": self.scopes, "per_file_cost": self.per_file_cost,
-                "threshold": self.threshold, "fixed_target": self.fixed_target, "max_depth": self.max_depth,
+                "threshold": self.threshold, "fixed_target": self.fixed_target, "agents": self.agents,
+                "max_depth": self.max_depth,
                 "item_cap": self.item_cap, "filter_limit": self.filter_limit}
 
     @classmethod
     def from_json(cls, data: dict) -> Sizing:
         return cls(int(data["estimate"]), int(data["scopes"]), int(data["per_file_cost"]), int(data["threshold"]),
-                   None if data["fixed_target"] is None else int(data["fixed_target"]),
+                   None if data["fixed_target"] is None else int(data["fixed_target"]), int(data["agents"]),
                    None if data["max_depth"] is None else int(data["max_depth"]),
                    None if data["item_cap"] is None else int(data["item_cap"]), int(data["filter_limit"]))
 

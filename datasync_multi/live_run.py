@@ -57,12 +57,11 @@ def chunk_cost(text: str, per_file_cost: int) -> int:
 def sizing_for(mount: str, roots: tuple[str, ...], agents: int, k: int, per_file_cost: int,
                chunk_size: int | None, **limits) -> tuple[Sizing, str]:
     """How the run sizes its chunks, and how that was chosen (for the log and the journal)."""
-    scopes = agents * k
     if chunk_size is not None:
-        return Sizing.fixed(chunk_size, scopes, per_file_cost, **limits), "--chunk_size"
+        return Sizing.fixed(chunk_size, agents, k, per_file_cost, **limits), "--chunk_size"
     guess = guess_size(mount, roots)
     estimate = guess.bytes + guess.entries * per_file_cost
-    return Sizing.guided(estimate, scopes, per_file_cost, **limits), \
+    return Sizing.guided(estimate, agents, k, per_file_cost, **limits), \
         f"{human_bytes(guess.bytes)} in {guess.entries:,} entries estimated from {guess.how}"
 
 

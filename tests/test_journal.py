@@ -1,0 +1,117 @@
+"""A live run's journal and sizing: lines on disk before anything depends on them, a line a
+kill cut short never read nor glued to the next, the scan's lock seen by a watcher, the
+chunk target's rules, and --chunk_size's forms."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from datasync_multi.errors import UserError
+from datasync_multi.journal import Journal, ScanProgress, scan_alive, scanning
+from datasync_multi.live import CutRecord, Sizing
+from datasync_multi.live_run import chunk_cost
+from datasync_multi.plan import Chunk
+from datasync_multi.report import DispatchResult, ScanState
+from datasync_multi.split import DIR, GROUP, Unit
+
+
+def chunk(index: int, *patterns: str) -> Chunk:
+    return Chunk(tuple(Unit(p, GROUP if p.endswith("*") else DIR, 10, 1, 0, 10) for p in patterns), index=index)
+
+
+def test_a_journal_reads_back_what_was_appended_and_resumes_from_it(tmp_path):
+    path = str(tmp_path / "j")
+    j = Journal(path)
+    sizing = Sizing.guided(10_000, 2, 4, 100)
+    j.begin("run1", ("", ), sizing, "a guess")
+    j.cut(CutRecord("", ("a", "b"), (("c", False), ("u1", True))))
+    j.chunk(chunk(0, "/a*", "/c/"))
+    j.note_progress(ScanProgress(3, 40, 500, 1.0))
+    j.chunk(chunk(1, "/b*"))
+    back = Journal.read(path)
+    assert (back.run, back.roots, back.sizing, back.estimate_note) == ("run1", ("",), sizing, "a guess")
+    assert back.cuts == {"": CutRecord("", ("a", "b"), (("c", False), ("u1", True)))}
+    assert [c.includes for c in back.chunks] == [("/a*", "/c/"), ("/b*",)]
+    assert back.progress == ScanProgress(3, 40, 500, 1.0) and not back.ended
+    resume = back.resume()
+    assert resume.emitted == {"/a*", "/c/", "/b*"} and resume.next_index == 2 and resume.emitted_cost == 30
+    back.end(ScanProgress(9, 90, 900, 2.0), ["a warning"])
+    again = Journal.read(path)
+    assert again.ended and again.warnings == ("a warning",) and again.progress.dirs == 9
+
+
+def test_a_line_cut_short_by_a_kill_is_not_read_and_is_mended_before_the_next_append(tmp_path):
+    path = str(tmp_path / "j")
+    j = Journal(path)
+    j.begin("run1", ("",), Sizing.guided(10_000, 1, 4, 0), "")
+    j.chunk(chunk(0, "/a*"))
+    with open(path, "a", encoding="utf-8") as fh:  # what a kill in the middle of an append leaves
+        fh.write(json.dumps({"kind": "chunk", "chunk": chunk(1, "/b*").to_json()})[:40])
+    cut_short = Journal.read(path)
+    assert [c.index for c in cut_short.chunks] == [0]
+    cut_short.mend()
+    cut_short.chunk(chunk(1, "/b*"))
+    assert [c.includes for c in Journal.read(path).chunks] == [("/a*",), ("/b*",)]
+
+
+def test_a_watcher_sees_a_scan_running_only_while_a_scheduler_holds_the_journal(tmp_path):
+    path = str(tmp_path / "j")
+    assert not scan_alive(path)
+    with scanning(path):
+        # another process asks, as the watcher does: flock locks are per open file, so ask from outside
+        probe = [sys.executable, "-c", "import sys; from datasync_multi.journal import scan_alive; "
+                                       "sys.exit(0 if scan_alive(sys.argv[1]) else 1)", path]
+        assert subprocess.run(probe, cwd=os.path.dirname(os.path.dirname(__file__))).returncode == 0
+    assert not scan_alive(path)
+
+
+@pytest.mark.parametrize("text,cost", [("1000", 1000), ("2KiB", 2048), ("1.5GiB", 3 << 29), ("3GB", 3 * 10**9),
+                                       ("200files", 200 * 512), ("1file", 512)])
+def test_chunk_size_takes_bytes_or_files(text, cost):
+    assert chunk_cost(text, 512) == cost
+
+
+@pytest.mark.parametrize("text", ["", "12xb", "-5GiB", "0", "files", "1e9"])
+def test_chunk_size_refuses_anything_else_in_one_line(text):
+    with pytest.raises(UserError) as err:
+        chunk_cost(text, 512)
+    assert "\n" not in str(err.value) and "--chunk_size" in str(err.value)
+
+
+def test_chunks_keep_an_even_share_then_shrink_toward_the_end_never_below_a_unit():
+    s = Sizing.guided(16_000, 4, 4, 0)  # 16 scopes: 1,000 each; units cut at 250
+    assert s.threshold == 250
+    assert s.target(seen=100, emitted=0) == 1000
+    assert s.target(seen=9000, emitted=8000) == 1000  # 8,000 left: two chunks per agent
+    assert s.target(seen=14000, emitted=12000) == 500  # 4,000 left: half of it per agent
+    assert s.target(seen=16000, emitted=15900) == 250  # never below the unit threshold
+    assert s.target(seen=32000, emitted=30000) == 2000  # the estimate was low: as if the share were what is seen
+    fixed = Sizing.fixed(700, 4, 4, 0)
+    assert fixed.target(seen=10**9, emitted=10**9 - 1) == 700 and fixed.threshold == 175
+    assert Sizing.from_json(json.loads(json.dumps(s.to_json()))) == s
+
+
+def test_a_live_run_is_finished_only_once_its_scan_has_ended():
+    result = DispatchResult(counts={"done": 3})
+    assert result.finished
+    result.scan = ScanState(10, 100, 1 << 20, 3, ended=False, alive=True)
+    assert not result.finished and "read so far, 3 chunk(s) closed" in result.summary()
+    assert "finish not known while the scan runs" in result.summary()
+    result.scan = ScanState(10, 100, 1 << 20, 3, ended=False, alive=False)
+    assert not result.finished and "rerun the scheduler with the same flags to resume it" in result.summary()
+    result.scan = ScanState(10, 100, 1 << 20, 3, ended=True, alive=False)
+    assert result.finished and result.summary().startswith("scan: done")
+
+
+def test_a_journal_damaged_before_its_last_line_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "j"
+    Journal(str(path)).begin("run1", ("",), Sizing.guided(10_000, 1, 4, 0), "")
+    path.write_text("{not json\n" + path.read_text())
+    with pytest.raises(UserError) as err:
+        Journal.read(str(path))
+    assert "damaged at line 1" in str(err.value) and "\n" not in str(err.value)
