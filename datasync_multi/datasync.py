@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence, Set
@@ -133,6 +134,62 @@ def make_client(region: str | None = None, profile: str | None = None, endpoint_
         raise UserError(f"AWS profile {profile!r} is not configured") from None
     except botocore.exceptions.NoRegionError:
         raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
+
+
+def make_s3_client(region: str | None = None, profile: str | None = None, endpoint_url: str | None = None):
+    """An S3 client for the audit, on the same credential chain and retries as DataSync's.
+    Where an endpoint is given (the local emulator; also ``AWS_ENDPOINT_URL``) it addresses
+    buckets by path, as such endpoints serve them.
+
+    Calls: nothing. Raises: UserError as :func:`make_client`."""
+    custom = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        if session.get_credentials() is None:
+            raise UserError("no AWS credentials found: run `aws configure`, set AWS_PROFILE (or --profile), "
+                            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
+        return session.client("s3", endpoint_url=endpoint_url,
+                              config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent",
+                                            s3={"addressing_style": "path"} if custom else None))
+    except botocore.exceptions.ProfileNotFound:
+        raise UserError(f"AWS profile {profile!r} is not configured") from None
+    except botocore.exceptions.NoRegionError:
+        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
+
+
+def s3_location(client, arn: str) -> tuple[str, str]:
+    """(bucket, key prefix) of an S3 location: the prefix without a leading '/', ending in '/'
+    unless empty. How DataSync joins the location's subdirectory and a file's path into a key
+    is not documented (docs/datasync-facts.md §12): this is the plain reading.
+
+    Calls: DescribeLocationS3. Raises: UserError when the location is not an S3 location."""
+    try:
+        uri = client.describe_location_s3(LocationArn=arn)["LocationUri"]
+    except botocore.exceptions.ClientError as exc:
+        if refused(exc):
+            raise UserError(f"{arn} is not an S3 location of this account and region ({describe_error(exc)})") \
+                from None
+        raise
+    if not uri.startswith("s3://"):
+        raise UserError(f"{arn} is not an S3 location (its URI is {uri!r})")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    prefix = "/".join(p for p in prefix.split("/") if p)
+    return bucket, prefix + "/" if prefix else ""
+
+
+def list_objects(client, bucket: str, prefix: str):
+    """Every object under ``prefix``, in S3's order (UTF-8 bytes), a page at a time.
+
+    Calls: ListObjectsV2 (one per 1,000 keys)."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", ())
+
+
+def object_metadata(client, bucket: str, key: str) -> dict[str, str]:
+    """An object's user metadata (``x-amz-meta-*`` without the prefix).
+
+    Calls: HeadObject."""
+    return client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
 
 
 def describe_error(exc: BaseException) -> str:

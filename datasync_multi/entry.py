@@ -38,6 +38,12 @@ def watcher():
     return _main("datasync_multi.watcher_command")
 
 
+def audit():
+    # type: () -> int
+    """``datasync-multi-audit``, and ``datasync_multi_audit.py`` in a checkout."""
+    return _main("datasync_multi.audit_command")
+
+
 def python_too_old(then):
     # type: (str) -> str | None
     """The line (without the program's name) for a Python older than ``MIN_PYTHON``, ending
