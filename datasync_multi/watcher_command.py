@@ -237,10 +237,15 @@ def check_once(client, arn_file: str, ledger_file: str, steering: Steering, poll
         checker = (Dispatcher if ledger.dispatch is not None else Watcher)(client, ledger, arn_file, settings)
         result = checker.check()
         result.acted = result.acted or ledger.changed
+        dest = ledger.run.target.dest_loc if ledger.run is not None else "<destination location ARN>"
         if page is not None:
             page.write(ledger, checker.seen, checker.statuses, result, time.time())
     display.show(result, time.time())
     if result.exit_code != EXIT_OK or result.finished:
         display.close()
     result.say()
+    if result.finished and result.exit_code == EXIT_OK:
+        log.info("to check the destination as a whole (after the final pass): datasync_multi_audit.py "
+                 "--mount_path_dir <the export's mount> --dest_loc %s --arn_file %s (README: Auditing the "
+                 "migration)", dest, arn_file)
     return result.exit_code, result.finished

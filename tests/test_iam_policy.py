@@ -31,10 +31,20 @@ ENHANCED_ONLY = {"iam:CreateServiceLinkedRole"}
 "choosing a task mode"; DataSync creates its service-linked role AWSServiceRoleForDataSync)."""
 
 
+S3_ACTIONS = {"ListObjectsV2": "s3:ListBucket", "HeadObject": "s3:GetObject"}
+"""The audit's S3 operations and the IAM action each needs (the Service Authorization Reference:
+S3's actions are not named after its operations). An S3 call not listed here fails the test."""
+
+
 def operations() -> dict[str, str]:
-    """boto3's method name -> DataSync's operation (IAM action) name, e.g. list_tasks -> ListTasks."""
-    model = botocore.session.get_session().get_service_model("datasync")
-    return {botocore.xform_name(op): op for op in model.operation_names}
+    """boto3's method name -> the operation's name, DataSync's (its IAM action's name, e.g.
+    list_tasks -> ListTasks) or S3's as ``s3:<operation>`` (the audit's reads). No method name
+    is both services' (checked)."""
+    session = botocore.session.get_session()
+    datasync = {botocore.xform_name(op): op for op in session.get_service_model("datasync").operation_names}
+    s3 = {botocore.xform_name(op): f"s3:{op}" for op in session.get_service_model("s3").operation_names}
+    assert not set(datasync) & set(s3)
+    return {**s3, **datasync}
 
 
 def calls_in(source: str, where: str) -> dict[str, list[str]]:
@@ -71,15 +81,24 @@ def code_calls() -> dict[str, list[str]]:
 
 
 def needed_actions(calls: dict[str, list[str]]) -> set[str]:
-    """The IAM actions the calls need: each operation's own, and datasync:TagResource for an
-    operation that takes Tags (CreateTask, CreateLocationNfs, StartTaskExecution: the user
-    guide's "permissions for tagging during creation" asks for it when tags are given, and
+    """The DataSync IAM actions the calls need: each operation's own, and datasync:TagResource
+    for an operation that takes Tags (CreateTask, CreateLocationNfs, StartTaskExecution: the
+    user guide's "permissions for tagging during creation" asks for it when tags are given, and
     ours always give them)."""
     model = botocore.session.get_session().get_service_model("datasync")
-    actions = {f"datasync:{op}" for op in calls}
-    if any("Tags" in model.operation_model(op).input_shape.members for op in calls):
+    datasync = [op for op in calls if not op.startswith("s3:")]
+    actions = {f"datasync:{op}" for op in datasync}
+    if any("Tags" in model.operation_model(op).input_shape.members for op in datasync):
         actions.add("datasync:TagResource")
     return actions
+
+
+def needed_s3_actions(calls: dict[str, list[str]]) -> set[str]:
+    """The S3 IAM actions the audit's calls need."""
+    ops = [op.removeprefix("s3:") for op in calls if op.startswith("s3:")]
+    unknown = [op for op in ops if op not in S3_ACTIONS]
+    assert not unknown, f"an S3 call whose IAM action this test does not know: {unknown}"
+    return {S3_ACTIONS[op] for op in ops}
 
 
 def policies(text: str) -> dict[str, dict]:
@@ -109,12 +128,15 @@ def check(calls: dict[str, list[str]], blocks: dict[str, dict]) -> list[str]:
     problems += [f"the policy allows {a}, which the code never calls" for a in sorted(vm - needed)]
     if enhanced != ENHANCED_ONLY:
         problems.append(f"the Enhanced mode statement allows {sorted(enhanced)}, not {sorted(ENHANCED_ONLY)}")
+    audit, reads = allowed(blocks["audit"]), needed_s3_actions(calls)
+    problems += [f"the audit's policy misses {a}" for a in sorted(reads - audit)]
+    problems += [f"the audit's policy allows {a}, which the code never calls" for a in sorted(audit - reads)]
     return problems
 
 
 def test_the_runbook_policy_allows_exactly_the_datasync_calls_the_code_makes():
     blocks = policies(RUNBOOK.read_text())
-    assert set(blocks) == {"vm", "vm-enhanced"}
+    assert set(blocks) == {"vm", "vm-enhanced", "audit"}
     assert check(code_calls(), blocks) == []
 
 
