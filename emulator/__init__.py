@@ -1,4 +1,5 @@
-"""Local AWS DataSync emulator (NFS -> S3 with real local copies).
+"""Local AWS DataSync emulator (NFS -> S3 with real local copies), and S3's read calls
+(ListObjectsV2, HeadObject, GetObject) over the copies.
 
 Run it with ``python3 -m emulator``; see README.md.  Tests and demos use
 :class:`emulator.harness.Emulator`.

@@ -270,6 +270,7 @@ def op_CreateLocationS3(st: State, p: dict) -> dict:
                        s3_config=dict(p["S3Config"]))
         _new_location_tags(st, arn, p)
         st.locations[arn] = loc
+        st.s3_locations[(bucket, loc.subdirectory)] = loc.storage_class
         return {"LocationArn": arn}
 
 

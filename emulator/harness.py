@@ -5,7 +5,8 @@
         ds = emu.client()
         ...
 
-Control calls use only urllib (stdlib).  ``client()`` needs boto3.
+Control calls use only urllib (stdlib).  ``client()`` (DataSync) and ``s3_client()`` (the
+S3 side, over the S3 root) need boto3.
 
 Works the same installed (``pip install``) and from a checkout: the emulator process is
 ``python -m emulator`` on this interpreter, and it imports the same ``emulator`` package as
@@ -166,6 +167,20 @@ class Emulator:
         cfg.update(config_overrides)
         return boto3.session.Session().client(
             "datasync", region_name=self.region, endpoint_url=self.url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(**cfg))
+
+    def s3_client(self, **config_overrides):
+        """A boto3 S3 client of this emulator's S3 side (``s3api``): path-style, the same dummy
+        credentials and region as :meth:`client`, standard retries. Keyword arguments override
+        the Config fields."""
+        import boto3
+        from botocore.config import Config
+
+        cfg = {"s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "max_attempts": 10}}
+        cfg.update(config_overrides)
+        return boto3.session.Session().client(
+            "s3", region_name=self.region, endpoint_url=self.url,
             aws_access_key_id="testing", aws_secret_access_key="testing",
             config=Config(**cfg))
 

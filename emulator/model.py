@@ -3,7 +3,8 @@
 botocore's ParamValidator checks types, required members, unknown members and
 minimum lengths/values.  Real DataSync also enforces the model's maximum
 lengths, regular-expression patterns and enums, so :func:`validate` adds those
-checks on top (the report lines mimic botocore's wording).
+checks on top (the report lines mimic botocore's wording). The S3 side (``s3api``)
+checks its requests against botocore's S3 model the same way.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ import sys
 import threading
 import unicodedata
 
+import botocore.model
 import botocore.session
 import botocore.validate
 
-_MODEL = None
+_MODELS: dict[str, botocore.model.ServiceModel] = {}
 _MODEL_LOCK = threading.Lock()
 
 
-def service_model():
-    global _MODEL
+def service_model(service: str = "datasync") -> botocore.model.ServiceModel:
+    """botocore's model of a service, loaded once: DataSync's, or S3's (``s3api``)."""
     with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = botocore.session.get_session().get_service_model("datasync")
-        return _MODEL
+        if service not in _MODELS:
+            _MODELS[service] = botocore.session.get_session().get_service_model(service)
+        return _MODELS[service]
 
 
 # --- Java/Smithy regex -> Python re -----------------------------------------

@@ -206,6 +206,9 @@ class State:
         self.tasks: dict[str, Task] = {}
         self.executions: dict[str, Execution] = {}
         self.tags: dict[str, dict[str, str]] = {}
+        self.s3_locations: dict[tuple[str, str], str] = {}
+        """(bucket, subdirectory) -> storage class of every S3 location created, deleted ones too
+        (their copies stay): the S3 side (``s3store``) presents their directories as no object."""
         self.writes: dict[str, int] = defaultdict(int)
         # how many successful prepares selected each file or link, written or not: a test's
         # evidence that two tasks' filters overlap even where CHANGED skips the second copy

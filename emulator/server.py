@@ -12,7 +12,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import handlers, model
+from . import handlers, model, s3api
 from .filters import EXECUTION_FILTERS
 from .resources import ApiError, Fault, State
 
@@ -98,13 +98,19 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, {"__type": code, "message": message})
 
     # ---------------------------------------------------------------- verbs
+    # /_emulator/... is the control API; a POST to / (or with an X-Amz-Target) is DataSync's
+    # JSON protocol; every other request is S3's REST API, path-style (``s3api``; no bucket
+    # is named "_emulator": S3 bucket names hold no underscore).
     def do_GET(self):
+        if not self.path.startswith("/_emulator/"):
+            return self._s3()
         self._body()
-        if self.path.startswith("/_emulator/"):
-            return self._control("GET", {})
-        self._send(404, {"message": "not found"}, "application/json")
+        return self._control("GET", {})
 
     def do_POST(self):
+        if not self.path.startswith("/_emulator/") and "X-Amz-Target" not in self.headers \
+                and self.path.split("?", 1)[0] != "/":
+            return self._s3()
         raw = self._body()
         if self.path.startswith("/_emulator/"):
             try:
@@ -113,6 +119,49 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(400, {"error": "invalid JSON"}, "application/json")
             return self._control("POST", body)
         return self._aws(raw)
+
+    def do_HEAD(self):
+        self._s3()
+
+    def do_PUT(self):
+        self._s3()
+
+    def do_DELETE(self):
+        self._s3()
+
+    # ------------------------------------------------------------------ S3
+    def _s3(self) -> None:
+        """Answer an S3 request (``s3api``); a HEAD gets the headers alone."""
+        self._skip_body()
+        resp = s3api.handle(self.state, self.command, self.path, self.headers)
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if resp.body is None:
+            return
+        with resp.body:
+            left = resp.length if self.command != "HEAD" else 0
+            while left > 0:
+                chunk = resp.body.read(min(left, 1 << 16))
+                if not chunk:  # the file shrank while it was sent: the client sees a short body
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+                left -= len(chunk)
+
+    def _skip_body(self) -> None:
+        """Read past a request's body (no S3 operation served takes one), so the connection can
+        carry the next request; a chunked body is not read, and the connection is closed after."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            return
+        left = int(self.headers.get("Content-Length") or 0)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     # ------------------------------------------------------------- AWS API
     def _aws(self, raw: bytes):

@@ -80,9 +80,17 @@ def dest_path(dst_root: str, rel: str) -> str:
     return os.path.join(dst_root, *rel.strip("/").split("/"))
 
 
+NAME_MAX = 255
+"""Bytes in a file name (Linux file systems)."""
+TEMP_SUFFIX = ".emu-tmp-"
+
+
 def temp_name(path: str) -> str:
+    """A hidden name beside ``path`` to write it under: ``.<name>.emu-tmp-<12 hex>``, the name
+    cut (in bytes) so that a name of NAME_MAX bytes still gets one."""
     d, name = os.path.split(path)
-    return os.path.join(d, f".{name}.emu-tmp-{uuid.uuid4().hex[:12]}")
+    room = NAME_MAX - len(".") - len(TEMP_SUFFIX) - 12
+    return os.path.join(d, f".{os.fsdecode(os.fsencode(name)[:room])}{TEMP_SUFFIX}{uuid.uuid4().hex[:12]}")
 
 
 def file_unchanged(entry: Entry, dst: str) -> bool:
