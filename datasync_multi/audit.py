@@ -12,12 +12,14 @@ counted as a match.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .filters import READINGS, WHOLE_LOCATION, Reading, pattern_matches
-from .ordered import DIR, FILE, LINK, OBJECT, OTHER, Entry
+from .ordered import DIR, FILE, OBJECT, OTHER, Entry
 
 MISSING, EXTRA, SIZE, MTIME, KIND, UNREADABLE, UNJUDGED = (
     "missing", "extra", "size differs", "modification time differs", "type differs", "could not be read",
@@ -25,6 +27,10 @@ MISSING, EXTRA, SIZE, MTIME, KIND, UNREADABLE, UNJUDGED = (
 CATEGORIES = (MISSING, EXTRA, SIZE, MTIME, KIND, UNREADABLE, UNJUDGED)
 EXAMPLES = 5
 """Examples per category on the console; the report file has them all."""
+METADATA_READERS = 16
+"""Threads reading object metadata (HeadObject): each read is a round trip."""
+METADATA_WINDOW = 1024
+"""Reads outstanding at most: memory stays bounded whatever the share."""
 
 
 @dataclass(frozen=True)
@@ -177,17 +183,21 @@ class Audit:
     tally: Tally = field(default_factory=Tally)
 
     def run(self, source: Iterable[Entry], dest: Iterable[Entry], out: Callable[[Difference], None]) -> Tally:
-        """Compare, handing each difference to ``out`` as it is found."""
+        """Compare, handing each difference to ``out`` as it is found. Metadata is read on
+        :data:`METADATA_READERS` threads, at most :data:`METADATA_WINDOW` reads ahead."""
         dest_peek = _Peek(dest)
         self._out = out
         self._unreadable: bytes | None = None
         self._reservoir: list[tuple[Entry, Entry]] = []
         self._rng = random.Random(self.seed)
         self._seen = 0
-        for s, d in merged(self._in_scope(source), self._counted(dest_peek)):
-            self._pair(s, d, dest_peek.head)
-        for s, d in sorted(self._reservoir, key=lambda pair: pair[0].key):
-            self._check_time(s, d)
+        self._reads: deque[tuple[Entry, Entry, Future[int | str | None]]] = deque()
+        with ThreadPoolExecutor(METADATA_READERS, thread_name_prefix="audit-head") as self._readers:
+            for s, d in merged(self._in_scope(source), self._counted(dest_peek)):
+                self._pair(s, d, dest_peek.head)
+            for s, d in sorted(self._reservoir, key=lambda pair: pair[0].key):
+                self._check_time(s, d)
+            self._settle(0)
         return self.tally
 
     def _emit(self, difference: Difference) -> None:
@@ -213,7 +223,7 @@ class Audit:
             self._emit(difference)
         else:
             self.tally.matched += 1
-            if self.metadata is not None and s.kind in (FILE, LINK):
+            if self.metadata is not None and s.kind == FILE:  # a link's own time: kept or not, not documented
                 self._time_later(s, d)
 
     def _time_later(self, s: Entry, d: Entry) -> None:
@@ -269,13 +279,21 @@ class Audit:
         return None
 
     def _check_time(self, s: Entry, d: Entry) -> None:
+        """Read the object's time on a reader thread; judge the reads that have come back."""
         assert self.metadata is not None
-        self.tally.metadata_checked += 1
-        found = self.metadata(d)
-        if isinstance(found, str):
-            self._emit(Difference(UNJUDGED, s.path, found, s, d))
-        elif found is not None and not self._same_time(s.mtime_ns, found):
-            self._emit(Difference(MTIME, s.path, _times(s.mtime_ns, found), s, d))
+        self._reads.append((s, d, self._readers.submit(self.metadata, d)))
+        self._settle(METADATA_WINDOW)
+
+    def _settle(self, leave: int) -> None:
+        """Judge the oldest reads until at most ``leave`` are outstanding."""
+        while len(self._reads) > leave:
+            s, d, future = self._reads.popleft()
+            found = future.result()
+            self.tally.metadata_checked += 1
+            if isinstance(found, str):
+                self._emit(Difference(UNJUDGED, s.path, found, s, d))
+            elif found is not None and not self._same_time(s.mtime_ns, found):
+                self._emit(Difference(MTIME, s.path, _times(s.mtime_ns, found), s, d))
 
     def _same_time(self, a: int | None, b: int | None) -> bool:
         return a is not None and b is not None and abs(a - b) < self.mtime_window_ns

@@ -105,6 +105,21 @@ def main(argv: list[str] | None = None) -> int:
         dest_dir = os.path.join(s3, "demo-bucket", "migrated")
         diff = differences(share, dest_dir)
         twice = {p: n for p, n in emu.state()["writes"].items() if n > 1}
+
+        say("the audit: the whole share against the bucket, through the S3 API (ListObjectsV2, HeadObject)")
+        audit = [os.path.join(ROOT, "datasync_multi_audit.py"), "--mount_path_dir", share, "--dest_loc", dest,
+                 "--source_file", "source_file.manifest", "--arn_file", "arn_file.txt", "--metadata_sample", "all"]
+        if run_script(env, work, *audit) != 0:
+            print("DEMO FAILED: the audit found differences")
+            return 1
+        removed = sorted(f for f in digest(share) if f.endswith(".dat"))[0]
+        os.rename(os.path.join(dest_dir, removed), os.path.join(work, "kept-aside"))
+        say(f"the audit again, with /{removed} taken out of the destination: it must name it and its carrier")
+        code = run_script(env, work, *audit)
+        os.rename(os.path.join(work, "kept-aside"), os.path.join(dest_dir, removed))
+        if code != 7:
+            print(f"DEMO FAILED: the audit did not report the file taken out (exit {code})")
+            return 1
     if diff or twice:
         print("\n".join(diff + [f"written {n} times: {p}" for p, n in twice.items()]))
         print("DEMO FAILED: the destination differs from the source")
