@@ -309,7 +309,7 @@ def parse_mtime(metadata: dict[str, str]) -> int | str:
     """A modification time from DataSync's S3 user metadata, in ns; or why it cannot be judged.
     The key (``file-mtime``) and its forms (nanoseconds ending 'ns', else milliseconds) are FSx
     for Lustre's, which DataSync says it is interoperable with: not documented for DataSync
-    itself (docs/datasync-facts.md §12)."""
+    itself (docs/datasync-facts.md §11)."""
     value = metadata.get("file-mtime")
     if value is None:
         return "no file-mtime in its metadata: its modification time cannot be judged"

@@ -160,7 +160,7 @@ def make_s3_client(region: str | None = None, profile: str | None = None, endpoi
 def s3_location(client, arn: str) -> tuple[str, str]:
     """(bucket, key prefix) of an S3 location: the prefix without a leading '/', ending in '/'
     unless empty. How DataSync joins the location's subdirectory and a file's path into a key
-    is not documented (docs/datasync-facts.md §12): this is the plain reading.
+    is not documented (docs/datasync-facts.md §11): this is the plain reading.
 
     Calls: DescribeLocationS3. Raises: UserError when the location is not an S3 location."""
     try:

@@ -36,7 +36,8 @@ def test_the_core_and_the_ledger_load_without_boto3():
     """Imports are transitive: a pure module that imports ``datasync`` would load boto3 too."""
     code = ("import sys\nimport datasync_multi.decisions, datasync_multi.dispatch_rules, datasync_multi.ledger, "
             "datasync_multi.assign, datasync_multi.report, datasync_multi.picture, datasync_multi.timeline, "
-            "datasync_multi.plan, datasync_multi.records\n"
+            "datasync_multi.plan, datasync_multi.records, datasync_multi.live, datasync_multi.journal, "
+            "datasync_multi.ordered, datasync_multi.audit\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
