@@ -249,6 +249,8 @@ class Audit:
     def _counted(self, dest: Iterable[Entry]) -> Iterator[Entry]:
         for entry in dest:
             self.tally.dest_entries += 1
+            if entry.kind == OTHER and not entry.error:  # a device or socket on a mounted destination, as at the source
+                continue
             yield entry
 
     def _missing(self, s: Entry, next_dest: Entry | None) -> Difference:
