@@ -525,8 +525,14 @@ class LivePlanner:
         return "/" + rel + ("" if empty and rel in self.lone_roots else "/")
 
     def _emit(self, unit: Unit) -> None:
-        if unit.cost > self.sizing.threshold and unit.kind == GROUP and unit.files + unit.dirs > 1:
-            self.held.append((unit, "its names could not be cut more finely"))
+        """Hand ``unit`` to the packer; a group above the threshold (in cost, or in items past
+        the cap: then no chunk can carry it within the cap) is held, with why."""
+        if unit.kind == GROUP and unit.items > 1 and self.sizing.too_heavy(unit.bytes, unit.items,
+                                                                             self.sizing.threshold):
+            cap = self.sizing.item_cap
+            over = f"it lists {unit.items:,} items, above the {cap:,} one execution may list, and " \
+                if cap is not None and unit.items > cap else ""
+            self.held.append((unit, over + "its names could not be cut more finely"))
         self.packer.add(unit)
 
 
