@@ -52,11 +52,12 @@ def python(tmp_path, code: str, pythonpath: list[str], cwd=None):
                           timeout=120)
 
 
-def test_both_commands_are_installed():
-    assert sorted(ENTRY_POINTS) == ["datasync-multi-scheduler", "datasync-multi-watcher"]
+def test_the_three_commands_are_installed():
+    assert sorted(ENTRY_POINTS) == ["datasync-multi-audit", "datasync-multi-scheduler", "datasync-multi-watcher"]
 
 
-@pytest.mark.parametrize("command", ["datasync_multi_agents_scheduler.py", "datasync_agent_ha.py", *ENTRY_POINTS])
+@pytest.mark.parametrize("command", ["datasync_multi_agents_scheduler.py", "datasync_agent_ha.py",
+                                     "datasync_multi_audit.py", *ENTRY_POINTS])
 def test_without_boto3_a_command_says_how_to_install_it_on_one_line(tmp_path, command):
     (tmp_path / "shadow" / "boto3").mkdir(parents=True)
     (tmp_path / "shadow" / "boto3" / "__init__.py").write_text('raise ImportError("No module named \'boto3\'")\n')
