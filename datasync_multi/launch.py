@@ -238,6 +238,14 @@ def _unfinished_same_plan(ledger: Ledger, plan: Plan | None) -> bool:
                         in (ChunkState.RUNNING, ChunkState.WAITING) for c in dispatch.chunks)
 
 
+def _untaken(journal: Journal, ledger: Ledger) -> bool:
+    """Whether the journal, of the ledger's run, holds chunks no check has taken into the ledger
+    (the scheduler was killed between the journal's end and its last check): they are still to run."""
+    assert ledger.run is not None and ledger.dispatch is not None
+    known = {c.index for c in ledger.dispatch.chunks}
+    return journal.run == ledger.run.id and any(c.index not in known for c in journal.chunks)
+
+
 def _short(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
@@ -272,7 +280,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                 journal.mend()
                 log.info("resuming the scan of run %s from %s: %d chunk(s) and %d cut(s) kept as they are",
                          ledger.run.id, journal_file, len(journal.chunks), len(journal.cuts))
-            elif journal.ended and _unfinished_same_plan(ledger, None):
+            elif journal.ended and (_unfinished_same_plan(ledger, None) or _untaken(journal, ledger)):
                 log.info("the live run recorded in %s has finished its scan and has chunks left: the watcher "
                          "hands them out", ledger_file)
                 return None, None

@@ -116,9 +116,9 @@ def check_args(a: argparse.Namespace) -> WatcherConfig:
             raise UserError(f"--{flag} must not be negative")
     if a.timeout_sec <= 0 and not a.once:
         raise UserError("--timeout_sec must be above 0 between checks (or use --once)")
-    if not os.path.isfile(a.arn_file):
-        raise UserError(f"arn file {a.arn_file!r} does not exist")
     ledger_file = ledger_path(a.arn_file, a.ledger_file)
+    if not os.path.isfile(a.arn_file) and Ledger.read(ledger_file).dispatch is None:  # a live run has none
+        raise UserError(f"arn file {a.arn_file!r} does not exist")                      # before its first start
     check_writable(a.arn_file, "--arn_file")  # retries are appended to it, its lock sits beside it
     check_writable(ledger_file, "--ledger_file")
     if a.html:

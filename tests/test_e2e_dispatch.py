@@ -13,27 +13,7 @@ import pytest
 
 from commands import ROOT
 from emulator.sample import differences
-from sites import SLOW, chunks, make_site, starts, wait_transferring
-
-
-def run_to_the_end(site, *args: str):
-    """The watcher in loop mode: it exits when every chunk has ended."""
-    r = site.watch("--timeout_sec", "0.2", *args, timeout=240)
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    assert "every chunk has succeeded" in r.stderr
-    return r
-
-
-def assert_exact_copy(site, retried: int = 0):
-    """Destination == source, no path written twice, every chunk started once (plus its retries)
-    and each run selecting exactly its own paths: no two chunks' filters overlap."""
-    assert differences(site.share, site.dest_dir) == []
-    assert max(site.writes().values()) == 1
-    done = chunks(site)
-    assert sum(len(c["attempts"]) for c in done) == starts(site)
-    assert sum(1 for c in done for a in c["attempts"] if a.get("failed")) == retried
-    if not retried:
-        assert max(site.emu.state()["selections"].values()) == 1
+from sites import SLOW, assert_exact_copy, chunks, make_site, run_to_the_end, starts, wait_transferring
 
 
 def test_the_scheduler_starts_one_chunk_per_agent_largest_first_and_records_them(site):

@@ -1,0 +1,327 @@
+"""Live mode end to end (``--live``): the scheduler scans, journals chunks and starts them while
+it scans; killed anywhere, a rerun resumes the scan from the journal, and the watcher hands
+out the rest; each chunk starts once and the copy is exact.
+
+Where the scan stands is chosen, not raced: a ``ScanGate`` holds the scan between two lines
+of the journal through the scheduler's own locks (see ``sites.ScanGate``), while the
+scheduler's checks go on; kills are SIGKILL from outside, at states read from the journal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+
+import pytest
+
+from datasync_multi.files import exclusive_lock
+from sites import (
+    ScanGate,
+    assert_exact_copy,
+    chunks,
+    journal_lines,
+    journaled,
+    kinds,
+    ledger,
+    make_site,
+    poll,
+    run_to_the_end,
+    starts,
+)
+
+CHUNK_BYTES = 300_000
+LIVE = ("--live", "--chunk_size", f"{CHUNK_BYTES}B", "--per_file_cost", "0", "--scan_workers", "1",
+        "--live_check_sec", "0.5")
+"""A fixed chunk size (not the share's estimate) and one scan thread: the same journal each run."""
+CHAIN = 60
+"""Levels of the chain below projects/: its last one heavy, so all are cut in a row."""
+
+
+def add_chain(share: str) -> None:
+    """projects/chain/c00/.../c59, two small files at each level and a heavy one at the bottom:
+    listing the bottom makes every level heavy at once, so some 60 ``cut`` lines follow one
+    another, late in the scan (after 9 of its 15 chunks), each after a file system read."""
+    rng = random.Random(7)
+    d = os.path.join(share, "projects", "chain")
+    for level in range(CHAIN):
+        d = os.path.join(d, f"c{level:02d}")
+        os.makedirs(d)
+        for i in range(2):
+            with open(os.path.join(d, f"f{i}.txt"), "wb") as fh:
+                fh.write(rng.randbytes(300))
+    with open(os.path.join(d, "heavy.bin"), "wb") as fh:
+        fh.write(rng.randbytes(CHUNK_BYTES * 2 // 3))  # past the unit threshold
+
+
+@pytest.fixture
+def site(tmp_path):
+    with make_site(tmp_path) as s:
+        add_chain(s.share)
+        yield s
+
+
+def gated(site) -> tuple[ScanGate, object]:
+    """A live scheduler started behind a gate; the scan waits before its first line."""
+    gate = ScanGate(site)
+    proc = site.spawn_schedule(*LIVE)
+    try:
+        gate.begun(proc)
+    except BaseException:
+        stop(proc, gate)
+        raise
+    return gate, proc
+
+
+def stop(proc, gate: ScanGate) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=60)
+    gate.release()
+
+
+def kill(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+def started_by(output: str) -> set[int]:
+    """The chunks a command's log says it started."""
+    return {int(n) for n in re.findall(r"chunk (\d+) started on ", output)}
+
+
+def assert_each_chunk_once(site) -> None:
+    """Every chunk was journaled once and ran once, as one execution of its own includes, and
+    the ledger holds what the journal holds."""
+    lines = [line["chunk"] for line in journal_lines(site.journal) if line["kind"] == "chunk"]
+    assert [c["index"] for c in lines] == list(range(len(lines)))
+    patterns = [p for c in lines for p in c["includes"]]
+    assert len(patterns) == len(set(patterns))
+    record = chunks(site)
+    assert all(len(c["attempts"]) == 1 for c in record)
+    values = sorted(e["includes"][0]["Value"] for e in site.emu.state()["executions"])
+    assert values == sorted("|".join(c["includes"]) for c in record)
+    assert {c["index"]: c["includes"] for c in record} == journaled(journal_lines(site.journal))
+
+
+def test_a_live_run_starts_chunks_while_it_scans_and_copies_exactly(site):
+    """A chunk starts while the scan is held mid-way (so before it ends, as the ledger's
+    ``decided`` and the journal's ``end`` also say), and the run copies exactly. Its dry run
+    planned the same chunks and created nothing."""
+    r = site.schedule(*LIVE, "--dry_run")  # the same plan a live run makes, and nothing created
+    assert r.returncode == 0, r.stderr
+    dry = json.load(open(os.path.join(site.work, "plan.json")))
+    assert dry["version"] == 3 and len(dry["chunks"]) > 10 and "run" not in dry
+    calls = site.emu.calls()["calls"]
+    assert not {"CreateLocationNfs", "CreateTask", "UpdateTask", "StartTaskExecution"} & set(calls), calls
+    assert not os.path.exists(os.path.join(site.work, "arn_file.txt.ledger.json"))
+
+    gate, proc = gated(site)
+    try:
+        lines = gate.step_until(proc, lambda lines: journaled(lines), "the first chunk")
+        site.emu.wait_for(lambda st: st["executions"], timeout=60)  # started while the scan is held
+        assert "end" not in kinds(gate.lines())
+    finally:
+        gate.release()
+    assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+    end = journal_lines(site.journal)[-1]
+    assert end["kind"] == "end"
+    first = min(a["decided"] for c in chunks(site) for a in c["attempts"])
+    assert first < end["at"]  # the ledger says so too: a start decided before the scan ended
+    assert len(journaled(lines)) < len(journaled(journal_lines(site.journal)))
+    run_to_the_end(site)
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+    plan = json.load(open(os.path.join(site.work, "plan.json")))
+    assert plan["version"] == 3 and plan["live"] and plan["run"] == ledger(site)["run"]["id"]
+    assert [c["includes"] for c in plan["chunks"]] == [c["includes"] for c in dry["chunks"]]
+
+
+DRAW = random.Random(20261130)
+"""The kill points: how many chunk lines the journal holds first (drawn once, here)."""
+KILLS = [("chunks", DRAW.randrange(0, 5)), ("chunks", DRAW.randrange(5, 10)), ("cut", DRAW.randrange(1, 10)),
+         ("unstarted", DRAW.randrange(1, 9))]
+"""Before the chain's cuts (9 chunks in): 60 lines and more follow, so the scan cannot end
+while the gate steps; a ``cut`` after n chunks is there to stop at, in the chain at the latest."""
+
+
+@pytest.mark.parametrize("where,n", KILLS, ids=[f"{w}-{n}" for w, n in KILLS])
+def test_a_live_run_killed_mid_scan_resumes_and_copies_each_chunk_once(site, where, n):
+    """Killed (SIGKILL) once the journal holds n chunk lines and the scheduler has started one:
+    there (``chunks``), right after a ``cut`` line (``cut``), or with a journaled chunk no check
+    has taken yet (``unstarted``: the arn file's lock, which every check takes, is held from
+    then on). The scheduler's checks go on while the scan is held: the kill may find one
+    anywhere, a start decided and not made, made and not recorded."""
+    gate, proc = gated(site)
+    with contextlib.ExitStack() as held:
+        held.callback(stop, proc, gate)
+        lines = gate.step_until(proc, lambda lines: len(journaled(lines)) >= n, f"{n} chunk lines")
+        if n:  # the scheduler's checks have started chunks (and may be starting more when it dies)
+            site.emu.wait_for(lambda st: st["executions"], timeout=60)
+        if where == "cut":
+            lines = gate.step_until(proc, lambda lines: len(journaled(lines)) >= n and lines[-1]["kind"] == "cut",
+                                    f"a cut line after {n} chunk lines")
+        if where == "unstarted":
+            held.enter_context(exclusive_lock(os.path.join(site.work, "arn_file.txt.lock")))  # no check from now
+            taken = {c["index"] for c in chunks(site)}
+            lines = gate.step_until(proc, lambda lines: set(journaled(lines)) - taken, "a chunk no check has taken")
+        kill(proc)
+        before = open(site.journal, "rb").read()
+    assert "end" not in kinds(lines) and len(journaled(lines)) >= n
+    assert kinds(journal_lines(site.journal)) == kinds(lines)
+    if where == "cut":
+        assert lines[-1]["kind"] == "cut"
+    if where == "unstarted":
+        assert set(journaled(lines)) - {c["index"] for c in chunks(site)}
+    assert starts(site) >= (n > 0)
+
+    r = site.schedule(*LIVE)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming the scan of run {ledger(site)['run']['id']}" in r.stderr
+    after = open(site.journal, "rb").read()
+    assert after.startswith(before)  # every line before the kill kept as it was, byte for byte
+    assert kinds(journal_lines(site.journal)).count("begin") == 1 and after.endswith(b"\n")
+    assert journal_lines(site.journal)[-1]["kind"] == "end"
+    run_to_the_end(site)
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+    record = {c["index"]: c["includes"] for c in chunks(site)}
+    assert all(record[i] == includes for i, includes in journaled(lines).items())
+    assert sorted(record) == list(range(len(record)))
+
+
+def test_a_live_run_killed_between_its_scan_and_its_last_check_is_finished_not_begun_again(site):
+    """The scan has journaled every chunk and its end; no check has taken the last ones, and the
+    ledger knows every chunk it took has ended: a rerun must leave the run to the watcher, not
+    scan and copy the share again as a new run."""
+    gate, proc = gated(site)
+    with contextlib.ExitStack() as held:
+        held.callback(stop, proc, gate)
+        gate.step_until(proc, lambda lines: len(journaled(lines)) >= 3, "three chunk lines")
+
+        def all_ended() -> bool:  # the scheduler's checks start them and see them end
+            record = ledger(site)
+            taken = record["dispatch"]["chunks"]
+            return bool(taken) and all(c["attempts"] and c["attempts"][-1].get("execution") in record["finished"]
+                                       for c in taken)
+
+        poll(all_ended, "the taken chunks ended, in the ledger", timeout=60, interval=0.05)
+        held.enter_context(exclusive_lock(os.path.join(site.work, "arn_file.txt.lock")))  # no check from now
+        gate.release()
+        lines = poll(lambda: (lambda lines: "end" in kinds(lines) and lines)(journal_lines(site.journal)),
+                     "the end line", interval=0.05)  # the scheduler now waits for the lock, for its last check
+        kill(proc)
+    taken = {c["index"] for c in chunks(site)}
+    assert set(journaled(lines)) - taken and all(c["attempts"] for c in chunks(site))
+    before, started = open(site.journal, "rb").read(), starts(site)
+
+    r = site.schedule(*LIVE)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "has finished its scan and has chunks left: the watcher hands them out" in r.stderr
+    assert open(site.journal, "rb").read() == before and not os.path.exists(site.journal + ".prev")
+    assert starts(site) == started
+    run_to_the_end(site)
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+
+
+def test_the_watcher_shows_the_scan_and_never_calls_a_run_whose_scan_stopped_finished(site):
+    """Before any start (no arn file yet) the watcher shows the scan running; once the scheduler
+    is killed and every chunk it journaled has ended, the watcher says the scan stopped and to
+    rerun the scheduler, and does not end; after the rerun it ends, the copy exact."""
+    gate, proc = gated(site)
+    try:
+        assert not os.path.exists(os.path.join(site.work, "arn_file.txt"))  # nothing started yet
+        r = site.watch("--once")
+        assert r.returncode == 0, r.stderr
+        assert "scan: 0 dirs, 0 files, 0 B read so far, 0 chunk(s) closed" in r.stdout
+        assert "finish: not known while the scan runs" in r.stdout
+
+        lines = gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
+        want = set(journaled(lines))
+
+        def all_done(state) -> bool:  # the scheduler's checks start them while its scan is held
+            status = {e["arn"]: e["status"] for e in state["executions"]}
+            record = {c["index"]: c for c in chunks(site)}
+            return want <= set(record) and all(
+                [status.get(a.get("execution")) for a in record[i]["attempts"]] == ["SUCCESS"] for i in want)
+
+        site.emu.wait_for(all_done, timeout=60)
+        kill(proc)
+    finally:
+        stop(proc, gate)
+
+    r = site.watch("--once")
+    assert r.returncode == 0, r.stderr
+    assert f"chunks: {len(want)} done, 0 running, 0 waiting" in r.stdout  # all it knows of has ended ...
+    assert "scan: stopped after" in r.stdout and f"and {len(want)} chunk(s): rerun the scheduler with the same " \
+        "flags to resume it" in r.stdout
+    assert "has ended" not in r.stdout and "every chunk has succeeded" not in r.stderr  # ... but not the run
+
+    watcher = site.spawn_watch("--timeout_sec", "0.2", "--verbose")
+    try:
+        poll(lambda: watcher.poll() is not None or site.output("watcher").count("sleeping 0.2 sec") >= 2,
+             "two checks of the loop", timeout=60, interval=0.05)
+        assert watcher.poll() is None, site.output("watcher")[-3000:]  # it goes on
+        r = site.schedule(*LIVE)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "resuming the scan" in r.stderr
+        assert watcher.wait(timeout=240) == 0, site.output("watcher")[-3000:]
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    assert "every chunk has succeeded" in site.output("watcher")
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+
+
+def waiting(site, lines: list[dict]) -> set[int]:
+    """The journaled chunks no check has started yet."""
+    return set(journaled(lines)) - {c["index"] for c in chunks(site) if c["attempts"]}
+
+
+def test_a_watcher_dispatching_beside_the_live_scheduler_starts_each_chunk_once(site):
+    """Both start chunks (each says which), while the scan is held and after: none twice."""
+    gate, proc = gated(site)
+    watcher = None
+    try:
+        gate.step_until(proc, lambda lines: len(journaled(lines)) >= 4, "four chunk lines")
+        site.emu.wait_for(lambda st: st["executions"], timeout=60)  # the scheduler has made the tasks
+        watcher = site.spawn_watch("--timeout_sec", "0.1")
+        while not started_by(site.output("watcher")):  # a line at a time, until the watcher starts a chunk
+            poll(lambda: watcher.poll() is not None or started_by(site.output("watcher"))
+                 or not waiting(site, gate.lines()), "the watcher starting a chunk, or none waiting",
+                 timeout=60, interval=0.05)
+            assert watcher.poll() is None, site.output("watcher")[-3000:]
+            if not started_by(site.output("watcher")):
+                held = len(gate.lines())
+                gate.step_until(proc, lambda lines, held=held: len(lines) > held, "a line more")
+        gate.release()  # both dispatch while the scan goes on to its end
+        assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+        assert watcher.wait(timeout=240) == 0, site.output("watcher")[-3000:]
+    finally:
+        stop(proc, gate)
+        if watcher is not None and watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    by_scheduler, by_watcher = started_by(site.output("scheduler")), started_by(site.output("watcher"))
+    assert by_scheduler and by_watcher and not by_scheduler & by_watcher
+    assert by_scheduler | by_watcher == {c["index"] for c in chunks(site)}
+    assert "every chunk has succeeded" in site.output("watcher")
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+    assert len(site.arns()) == len(set(site.arns())) == len(chunks(site))
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--live", "--chunk_size", "12xb"), "--chunk_size '12xb' is neither bytes (e.g. 200GiB) nor files"),
+    (("--chunk_size", "100GB"), "--chunk_size needs --live"),
+])
+def test_bad_live_flags_are_one_line_and_exit_2(in_process, tmp_path, args, message):
+    (tmp_path / "share").mkdir()
+    r = in_process("--mount_path_dir", str(tmp_path / "share"), "--dry_run", *args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
