@@ -268,8 +268,8 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                named: bool, live: LiveRun) -> tuple[DispatchResult | None, Plan | None]:
     """Record a live run (or resume the one a kill stopped mid-scan), then scan, plan and
     dispatch together until the scan ends. Returns the last check's result and the whole
-    plan; (None, None) when the ledger's live run has finished its scan and only the
-    watcher has work left."""
+    plan; no result when the ledger's live run has finished its scan and only the watcher
+    has work left."""
     journal_file = journal_path(ledger_file)
     skeleton = Plan(lanes(agents, live.task_name, live.slots), tuple(sorted(agents)), live.roots, 0, None, 1, 1)
     with _lock_run(arn_file):
@@ -283,7 +283,9 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
             elif journal.ended and (_unfinished_same_plan(ledger, None) or _untaken(journal, ledger)):
                 log.info("the live run recorded in %s has finished its scan and has chunks left: the watcher "
                          "hands them out", ledger_file)
-                return None, None
+                plan = live_plan(journal, agents, live.roots, live.task_name, live.slots)
+                write_plan(plan_file, plan, ledger.run.id)  # a kill may have come before the scan's run wrote it
+                return None, plan
             else:
                 ledger, journal = _begin_live(client, ledger, arn_file, skeleton, plan_file, target, named, live,
                                               journal_file)

@@ -215,8 +215,8 @@ class DispatchResult(Outcome):
         line = super().summary()
         if self.scan is None or self.scan.ended:
             return line if self.scan is None else f"{self.scan.summary()}; {line}"
-        return f"{self.scan.summary()}; " + line.replace("finish not known yet", "finish not known while the scan "
-                                                                                  "runs")
+        instead = "finish not known while the scan runs" if self.scan.alive else "finish not known"
+        return f"{self.scan.summary()}; " + line.replace("finish not known yet", instead)
 
     def table(self) -> str:
         return dispatch_table(self)
@@ -343,7 +343,8 @@ def dispatch_table(result: DispatchResult) -> str:
     if result.finished:
         lines.append("finish: every chunk has ended")
     elif result.scan is not None and not result.scan.ended:
-        lines.append("finish: not known while the scan runs (chunks keep coming)")
+        lines.append("finish: not known while the scan runs (chunks keep coming)" if result.scan.alive else
+                     "finish: not known: the scan stopped before its end; rerun the scheduler to resume it")
     elif result.eta is not None:
         moving = " for the work that is moving" if result.stalled else ""
         lines.append(f"finish: in about {_duration(result.eta)}{moving} if the measured rates hold")
