@@ -226,37 +226,13 @@ def scan(mount: str, roots: tuple[str, ...], workers: int | None = None,
 
     ``workers`` defaults to :func:`default_workers` for the mount's file system.
     """
-    mount = os.path.realpath(mount)
-    workers = workers or default_workers(mount)
-    mount_dev = os.lstat(mount).st_dev
-    kept = tuple(r for r in roots if not datasync_skips(r))
-    tree = Tree({}, kept, lambda rel: loose_entries(mount, rel),
-                skipped_roots=tuple(r for r in roots if datasync_skips(r)))
-    lock = threading.Lock()
-
-    def measure(rel: str) -> list[str]:
-        """Read one directory into the tree; return its subdirectories, to be read next."""
-        d, todo, largest, errors, far = _read_dir(mount, rel, mount_dev, tree)
-        within = path_bytes(rel) <= DATASYNC_MAX_PATH
+    def keep(tree: Tree, rel: str, d: Dir, within: bool, far: list[tuple[str, bool, int]]) -> None:
         if within:
             tree.dirs[rel] = d
-        if progress:
-            progress.add(d)
-        with lock:
-            tree.largest_file = max(tree.largest_file, largest)
-            tree.stat_errors += errors
-            if far:
-                _count_past_limit(tree.past_limit, rel, far, within)
-        return todo
 
-    walk = _ParallelWalk(measure, kept)
-    walk.run(max(1, workers), progress)
-    if progress:
-        progress.show(final=True)
-    if walk.failures:
-        raise walk.failures[0]  # with the worker's traceback, for the command to report (cli.run)
+    tree = _walk_tree(mount, roots, workers, progress, keep)
     aggregate(tree)
-    tree.lone_roots = lone_roots(mount, kept)
+    tree.lone_roots = lone_roots(os.path.realpath(mount), tree.roots)
     return tree
 
 
@@ -271,6 +247,28 @@ def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable
     the walk's frontier. Subdirectories ``skip`` names are not entered. Returns what the
     plan's warnings need (skips, errors, what lies past the path limit); its ``dirs`` stay
     empty. ``listed`` is called from the walk's threads, one call at a time."""
+    def hand_over(tree: Tree, rel: str, d: Dir, within: bool, far: list[tuple[str, bool, int]]) -> None:
+        tree.past_limit.names.pop(rel, None)  # the planner holds them while the directory is open
+        if within:
+            listed(rel, d, [name for name, _, _ in far])
+            for child in d.children:  # another file system: recorded, not entered
+                if child in tree.dirs:
+                    listed(child, tree.dirs.pop(child), [])
+
+    tree = _walk_tree(mount, roots, workers, progress, hand_over, skip)
+    tree.skipped.sort()
+    return tree
+
+
+Take = Callable[[Tree, str, Dir, bool, list[tuple[str, bool, int]]], None]
+"""What a walk does with each directory it reads: (tree, path, record, within DataSync's path
+limit, entries past it), called under the walk's lock."""
+
+
+def _walk_tree(mount: str, roots: tuple[str, ...], workers: int | None, progress: Progress | None, take: Take,
+               skip: Callable[[str], bool] = lambda rel: False) -> Tree:
+    """Read every directory under the roots (but those ``skip`` names) on the walk's threads,
+    counting what every scan counts into a new Tree, and handing each to ``take``."""
     mount = os.path.realpath(mount)
     workers = workers or default_workers(mount)
     mount_dev = os.lstat(mount).st_dev
@@ -280,6 +278,7 @@ def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable
     lock = threading.Lock()
 
     def measure(rel: str) -> list[str]:
+        """Read one directory; return its subdirectories, to be read next."""
         d, todo, largest, errors, far = _read_dir(mount, rel, mount_dev, tree)
         within = path_bytes(rel) <= DATASYNC_MAX_PATH
         if progress:
@@ -289,12 +288,7 @@ def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable
             tree.stat_errors += errors
             if far:
                 _count_past_limit(tree.past_limit, rel, far, within)
-                tree.past_limit.names.pop(rel, None)
-            if within:
-                listed(rel, d, [name for name, _, _ in far])
-                for child in d.children:  # another file system: recorded, not entered
-                    if child in tree.dirs:
-                        listed(child, tree.dirs.pop(child), [])
+            take(tree, rel, d, within, far)
         return [child for child in todo if not skip(child)]
 
     walk = _ParallelWalk(measure, tuple(r for r in kept if not skip(r)))
@@ -302,8 +296,7 @@ def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable
     if progress:
         progress.show(final=True)
     if walk.failures:
-        raise walk.failures[0]
-    tree.skipped.sort()
+        raise walk.failures[0]  # with the worker's traceback, for the command to report (cli.run)
     return tree
 
 
