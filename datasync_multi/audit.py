@@ -276,7 +276,8 @@ class Audit:
             return Difference(KIND, s.path, f"{s.kind} at the source, {d.kind} at the destination", s, d)
         if s.size != d.size:
             return Difference(SIZE, s.path, f"{s.size:,} bytes at the source, {d.size:,} at the destination", s, d)
-        if self.metadata is None and s.kind == FILE and not self._same_time(s.mtime_ns, d.mtime_ns):
+        if s.kind == FILE and d.kind == FILE and not self._same_time(s.mtime_ns, d.mtime_ns):
+            # by lstat on both sides; an object's time is in its metadata, read only when sampled
             return Difference(MTIME, s.path, _times(s.mtime_ns, d.mtime_ns), s, d)
         return None
 

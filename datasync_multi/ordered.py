@@ -10,7 +10,9 @@ directory of millions of files stays bounded.
 
 Directories are read ahead on a pool of threads, in the order the walk will need them:
 on NFS the time goes to one ``lstat`` per entry, which overlaps across threads as in the
-scan.
+scan. With one thread (a local disk, where calls return at once) the walk reads each
+directory itself: a pool of one only hands the interpreter lock back and forth, which
+doubled the audit's time (bench/README.md, question 10).
 """
 
 from __future__ import annotations
@@ -116,8 +118,13 @@ class OrderedWalk:
         self.past_limit = 0
         self.device = os.lstat(self.mount).st_dev
         self._pending: dict[str, Future[_Listing]] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def __iter__(self) -> Iterator[Entry]:
+        if self.workers == 1:
+            for root in self.roots:
+                yield from self._subtree(root)
+            return
         with ThreadPoolExecutor(self.workers, thread_name_prefix="audit-walk") as pool:
             self._pool = pool
             for root in self.roots:
@@ -150,6 +157,8 @@ class OrderedWalk:
             yield entry
 
     def _listing(self, rel: str) -> _Listing:
+        if self._pool is None:
+            return self._read(rel)
         future = self._pending.pop(rel, None) or self._pool.submit(self._read, rel)
         listing = future.result()
         room = self.workers * READ_AHEAD - len(self._pending)

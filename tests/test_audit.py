@@ -166,10 +166,15 @@ def test_the_walk_streams_in_s3_key_order_even_spilled_to_disk(tmp_path):
     for name in ("b", "b-c", "b.c", "b0", "bb"):
         (tmp_path / "src" / name).mkdir()
         (tmp_path / "src" / name / "f").write_text(name)
+    streams = []
     for spill_at in (2, 10**6):
-        keys = [e.key for e in OrderedWalk(str(tmp_path / "src"), ("",), workers=3, spill_at=spill_at,
-                                          spill_dir=str(tmp_path))]
-        assert keys == sorted(keys) and len(keys) == len(set(keys))
+        for workers in (1, 3):  # one thread reads in the walk's own; more read ahead on a pool
+            entries = list(OrderedWalk(str(tmp_path / "src"), ("",), workers=workers, spill_at=spill_at,
+                                       spill_dir=str(tmp_path)))
+            keys = [e.key for e in entries]
+            assert keys == sorted(keys) and len(keys) == len(set(keys))
+            streams.append(entries)
+    assert all(stream == streams[0] for stream in streams)
     assert not [p for p in os.listdir(tmp_path) if p.startswith("audit-run-")]  # runs are removed once merged
 
 

@@ -86,8 +86,9 @@ def test_differences_seeded_in_the_bucket_are_named_and_a_missing_file_is_traced
 def test_a_sample_reads_as_many_times_as_asked_and_none_reads_none(copied):
     _, _, summary = audit(copied, "--metadata_sample", "5")
     assert summary["metadata_checked"] == 5
-    _, _, summary = audit(copied, "--metadata_sample", "0")
+    _, differences, summary = audit(copied, "--metadata_sample", "0")
     assert summary["metadata_checked"] == 0
+    assert not [d for d in differences if d["category"] == "modification time differs"], "no time read, none judged"
 
 
 def test_bad_input_is_one_line_and_exit_2(copied):
