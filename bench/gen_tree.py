@@ -42,17 +42,22 @@ def default_dirs(shape: str, files: int) -> int:
     return 1 if shape == "flat" else max(files // 10, 1)
 
 
-def work_dir(shape: str, files: int, seed: int = 1, dirs: int | None = None) -> str:
+def work_dir(shape: str, files: int, seed: int = 1, dirs: int | None = None, size_scale: float = 1.0) -> str:
     dirs = default_dirs(shape, files) if dirs is None else dirs
-    return os.path.join(WORK, f"{shape}-f{files}-d{dirs}-s{seed}")
+    scaled = "" if size_scale == 1 else f"-x{size_scale:g}"
+    return os.path.join(WORK, f"{shape}-f{files}-d{dirs}-s{seed}{scaled}")
 
 
 def ensure_tree(shape: str, files: int, seed: int = 1, dirs: int | None = None,
-                outdir: str | None = None, quiet: bool = False) -> str:
-    """The path of the tree with these parameters, made now only if it does not exist."""
+                outdir: str | None = None, quiet: bool = False, size_scale: float = 1.0) -> str:
+    """The path of the tree with these parameters, made now only if it does not exist.
+    ``size_scale`` multiplies every file's size (the same tree, smaller files: a share an
+    emulated transfer can really copy)."""
     dirs = default_dirs(shape, files) if dirs is None else dirs
-    outdir = outdir or work_dir(shape, files, seed, dirs)
+    outdir = outdir or work_dir(shape, files, seed, dirs, size_scale)
     params = {"version": VERSION, "shape": shape, "files": files, "dirs": dirs, "seed": seed}
+    if size_scale != 1:
+        params["size_scale"] = size_scale
     marker = os.path.join(outdir, "gen.json")
     tree = os.path.join(outdir, "tree")
     try:
@@ -67,7 +72,7 @@ def ensure_tree(shape: str, files: int, seed: int = 1, dirs: int | None = None,
         os.remove(marker)
     os.makedirs(tree)
     t0 = time.monotonic()
-    layout = build_layout(shape, files, dirs, seed)
+    layout = build_layout(shape, files, dirs, seed, size_scale)
     totals = materialize(tree, layout, quiet=quiet)
     totals["seconds"] = round(time.monotonic() - t0, 1)
     with open(marker + ".tmp", "w", encoding="utf-8") as fh:
@@ -91,18 +96,22 @@ def _size(rng: random.Random, scale: float = 1.0) -> int:
     return min(int(rng.lognormvariate(math.log(256 * 1024 * scale), 2.5)), MAX_FILE)
 
 
-def build_layout(shape: str, files: int, dirs: int, seed: int):
-    """Return (dir_paths, files_per_dir) where files_per_dir[i] = list of sizes."""
+def build_layout(shape: str, files: int, dirs: int, seed: int, size_scale: float = 1.0):
+    """Return (dir_paths, files_per_dir) where files_per_dir[i] = list of sizes (each drawn as
+    at size_scale 1, then multiplied: the same random sequence, so the same tree)."""
     rng = random.Random(seed)
     if shape == "flat":
-        return [""], [[_size(rng) for _ in range(files)]]
+        return [""], [[int(_size(rng) * size_scale) for _ in range(files)]]
     if shape == "deep":
         parents, weights, scales = _deep_dirs(dirs)
     elif shape == "skewed":
         parents, weights, scales = _skewed_dirs(rng, dirs)
     else:
         raise ValueError(f"unknown shape {shape!r}")
-    return _dir_paths(parents), _file_sizes(rng, files, weights, scales)
+    sizes = _file_sizes(rng, files, weights, scales)
+    if size_scale != 1:
+        sizes = [[int(size * size_scale) for size in d] for d in sizes]
+    return _dir_paths(parents), sizes
 
 
 def _deep_dirs(dirs: int) -> tuple[list[int], list[float], list[float]]:
@@ -200,11 +209,13 @@ def main(argv=None) -> int:
     p.add_argument("--files", type=int, default=100_000)
     p.add_argument("--dirs", type=int, help="directories (default files/10; flat: 1)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--size-scale", type=float, default=1.0,
+                   help="multiply every file's size (e.g. 0.001 for a share a transfer can copy)")
     p.add_argument("outdir", nargs="?", help="default: bench/work/<shape>-f<files>-d<dirs>-s<seed>")
     a = p.parse_args(argv)
     if a.shape == "flat" and a.dirs not in (None, 1):
         p.error("flat has one directory")
-    print(ensure_tree(a.shape, a.files, a.seed, a.dirs, a.outdir))
+    print(ensure_tree(a.shape, a.files, a.seed, a.dirs, a.outdir, size_scale=a.size_scale))
     return 0
 
 

@@ -24,13 +24,11 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-from common import append_results, ensure_tool, table, timed
+from common import Sshfs, append_results, ensure_tool, table, timed
 from gen_tree import ensure_tree, totals_of
 
 THREADS = (1, 4, 16, 64)
@@ -92,93 +90,6 @@ def _timed_quiet(cmd):
 
 
 HEADER = ["tool", "seconds", "entries/s", "time / du", "check"]
-
-
-# --- sshfs over loopback ------------------------------------------------------------------
-
-
-class Sshfs:
-    """A private sshd on 127.0.0.1 and an sshfs mount of ``path`` through it."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.tmp = tempfile.mkdtemp(prefix="bench-sshfs-")
-        self.mnt = os.path.join(self.tmp, "mnt")
-        self.sshd: subprocess.Popen | None = None
-        self.mounted = False
-
-    def __enter__(self) -> str:
-        try:
-            return self._start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _start(self) -> str:
-        if not os.path.exists("/dev/fuse"):
-            raise RuntimeError("/dev/fuse is missing")
-        for binary, package in (("sshfs", "sshfs"), ("/usr/sbin/sshd", "openssh-server")):
-            if not ensure_tool(binary, package):
-                raise RuntimeError(f"{binary} not installed (apt-get install -y {package})")
-        t = self.tmp
-        for key in ("host_key", "user_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{t}/{key}"], check=True)
-        shutil.copy(f"{t}/user_key.pub", f"{t}/authorized_keys")
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
-        port = _free_port()
-        with open(f"{t}/sshd_config", "w") as fh:
-            fh.write(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {t}/host_key\nPidFile {t}/sshd.pid\n"
-                     f"AuthorizedKeysFile {t}/authorized_keys\nPermitRootLogin prohibit-password\n"
-                     "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-                     "StrictModes no\nSubsystem sftp internal-sftp\n")
-        self.sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{t}/sshd_config"],
-                                     stdout=subprocess.DEVNULL, stderr=open(f"{t}/sshd.log", "w"))
-        for _ in range(50):
-            if _listening(port):
-                break
-            if self.sshd.poll() is not None:
-                raise RuntimeError("sshd exited: " + open(f"{t}/sshd.log").read().strip()[-200:])
-            time.sleep(0.1)
-        os.mkdir(self.mnt)
-        opts = (f"IdentityFile={t}/user_key,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,"
-                "BatchMode=yes,cache=no,attr_timeout=0,entry_timeout=0,negative_timeout=0,dir_cache=no")
-        r = subprocess.run(["sshfs", "-p", str(port), "-o", opts, f"root@127.0.0.1:{self.path}", self.mnt],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError(f"sshfs mount failed: {r.stdout.strip()[-200:]}")
-        self.mounted = True
-        self.options = opts.split(",", 4)[-1]
-        return self.mnt
-
-    def close(self) -> None:
-        if self.mounted:
-            for args in (["-u"], ["-uz"]):
-                if subprocess.run(["fusermount3", *args, self.mnt], stderr=subprocess.DEVNULL).returncode == 0:
-                    break
-                time.sleep(1)
-            self.mounted = False
-        if self.sshd and self.sshd.poll() is None:
-            self.sshd.terminate()
-            try:
-                self.sshd.wait(5)
-            except subprocess.TimeoutExpired:
-                self.sshd.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def verdicts(times: dict[str, float], where: str) -> list[str]:

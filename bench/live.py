@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""Question 10: live mode against batch dynamic dispatch, on a share read through a slow mount.
+
+The same share is moved by batch dynamic dispatch (the scheduler with ``--chunks_per_agent
+4``: scan, plan, first check; then the watcher hands out the rest) and by live mode
+(``--live``, K = 4 by default: each chunk is journaled and started while the scan goes on;
+the watcher hands out the rest once the scheduler has exited), side by side in one run,
+rounds alternating their order (batch, live, ..., live, batch, ...). The scheduler scans
+the share through sshfs over loopback with FUSE caches off (``common.Sshfs``, as
+``scan_throughput.py`` mounts it: every lookup a round trip); the emulator copies the
+same share from its local path. Four agents copy at 4:2:1:1, each execution pays a start
+overhead (1% of the ideal transfer) and each entry a per-file overhead, sized from one
+scan of the mount alone so that the ideal transfer takes about as long as that scan.
+
+    python3 bench/live.py [--files 100000] [--rounds 2] [--live-extra '--live_check_sec 1'] [--watched]
+                          [--scan-workers 1]
+    python3 bench/live.py --estimates
+
+``--live-extra FLAGS`` adds a live run with more scheduler flags to each round;
+``--watched`` a live run whose watcher starts as soon as it can (the first chunk started)
+and hands out chunks during the scan too, instead of after the scheduler has exited (as
+the README runs them). ``--scan-workers`` sets the scheduler's threads in every run (and
+in the scan alone). ``--estimates`` instead runs only the live planner, in this process,
+on the share's local path, fed size estimates off by several factors: when the first chunk
+closes, how many chunks there are.
+
+The share (``gen_tree.py``, skewed, sizes scaled down so the copy is real) sits on a tmpfs
+of its own, as an export usually is a file system of its own: live mode sizes its chunks
+from ``statvfs`` of the mount, which sshfs answers for the file system holding the share.
+The destination is a tmpfs too. The watcher polls every ``--poll`` seconds.
+
+Per run, on the bench's clock (the scheduler's start is 0; the emulator's execution
+records share the clock):
+* first start: the first StartTaskExecution;
+* share read at first start: entries the scan had read then (live: interpolated between
+  the journal's progress lines, the first of which comes with the first chunk), over all;
+* scan: batch to the line the scheduler logs after the scan, live the journal's ``end``;
+* makespan: to the last execution's end; transfer: first start to last end;
+* ideal transfer: agent i moving a share x_i of the bytes B and entries E takes
+  x_i (B / b_i + E f), so all four end together at 1 / sum_i 1 / (B / b_i + E f); plus
+  one start overhead.
+And, to tell the scheduler's part from the machine's: each execution's duration over its
+model (start overhead, phases, entries x f, bytes / its agent's bandwidth); agent-seconds
+idle while a closed chunk waited (the dispatch's latency), while none had closed yet and
+the scan went on, and after the scan with nothing left to start; the tail (first agent
+done for good to the end); CPU seconds of the scheduler, the watcher, the emulator, sshfs
+with its sshd, and of every other process on the machine meanwhile.
+
+Every run is checked: destination == source (``emulator.sample.differences``), no path
+selected or written twice (the emulator's ``selections`` and ``writes``).
+
+Targets: live's first execution starts before the scan has read 15% of the share; live
+makespan <= 1.15 x max(scan, ideal transfer); batch about scan + transfer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import REPO, Sshfs, append_results, table
+from gen_tree import ensure_tree, totals_of
+
+SERVER, EXPORT = "198.51.100.10", "/vol1"
+RATIOS = (4, 2, 1, 1)
+"""The agents' bandwidths, relative."""
+PHASE_DELAY = 0.02
+LAUNCH_SHARE = 0.01
+"""The start overhead of an execution, as a share of the ideal transfer: DataSync's few minutes
+on a job of some hours (``dispatch.py``: 0.5 s on 40 s)."""
+SCAN_SNIPPET = ("import sys; from datasync_multi.scan import scan\n"
+                "t = scan(sys.argv[1], ('',), int(sys.argv[2]) or None); r = t.dirs['']\n"
+                "print(r.files, r.dirs, r.bytes)")
+LOG = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) - ")
+
+
+class TmpFs:
+    """A tmpfs of its own at ``path`` (a plain directory if tmpfs cannot be mounted here)."""
+
+    def __init__(self, path: str, size: str = "8g") -> None:
+        self.path = path
+        os.makedirs(path)
+        self.mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
+                                      stderr=subprocess.DEVNULL).returncode == 0
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", self.path], stderr=subprocess.DEVNULL)
+            self.mounted = False
+
+
+# --- what the processes left behind -----------------------------------------------------
+
+
+def log_lines(path: str) -> list[tuple[float, str]]:
+    """(epoch time, text) of each line of a log (``2026-11-30 08:10:17,123 - ...``)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            m = LOG.match(line)
+            if m:
+                when = time.mktime(datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S").timetuple())
+                out.append((when + int(m[2]) / 1000, line[m.end():]))
+    return out
+
+
+def batch_scan_end(lines: list[tuple[float, str]]) -> tuple[float, float]:
+    """(start, end) of the batch scan: the 'scanning' line and the line after it."""
+    i = next(i for i, (_, text) in enumerate(lines) if " - scanning " in text)
+    return lines[i][0], lines[i + 1][0]
+
+
+def journal_lines(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(ln) for ln in fh if ln.endswith("\n")]
+
+
+def read_at(points: list[tuple[float, int]], t: float) -> float:
+    """Entries read by time t, interpolated between (time, entries) points."""
+    for (t1, e1), (t2, e2) in zip(points, points[1:], strict=False):
+        if t1 <= t <= t2:
+            return e1 + (e2 - e1) * (t - t1) / (t2 - t1) if t2 > t1 else e2
+    return points[-1][1] if t > points[-1][0] else points[0][1]
+
+
+def idle(execs: list[dict], closed_at: list[float], agents: int, scan_end: float) -> tuple[float, float, float]:
+    """Agent-seconds idle, from the first chunk closed to the last execution's end, while a
+    closed chunk waited (the dispatch's latency), while none waited and the scan went on (the
+    scan behind), and after the scan with none left to start (the tail); an execution runs
+    from its StartTaskExecution to its end."""
+    events = sorted([(t, "closed") for t in closed_at] + [(e["start_time"], "start") for e in execs]
+                    + [(e["end_time"], "end") for e in execs])
+    busy = waiting = 0
+    latency = starved = tail = 0.0
+    last = min(closed_at)
+    for t, kind in events:
+        if t > last:
+            free = agents - busy
+            waits = min(free, waiting)
+            latency += waits * (t - last)
+            if last < scan_end:
+                starved += (free - waits) * (min(t, scan_end) - last)
+            if t > scan_end:
+                tail += (free - waits) * (t - max(last, scan_end))
+            last = t
+        busy += {"start": 1, "end": -1}.get(kind, 0)
+        waiting += {"closed": 1, "start": -1}.get(kind, 0)
+    return latency, starved, tail
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process and its waited-for children."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all CPUs)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle_ticks = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle_ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def serving_pids(mnt: str, sshd: int) -> list[int]:
+    """The mount's sshfs process with its ssh client, and the sshd processes serving it."""
+    parents, cmds = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                parents[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmds[int(pid)] = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+    roots = {sshd} | {p for p, c in cmds.items() if c.startswith("sshfs ") and mnt in c}
+    out, todo = set(), list(roots)
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo += [c for c, pp in parents.items() if pp == p and c not in out]
+    return sorted(out)
+
+
+# --- one run ------------------------------------------------------------------------------
+
+
+class Setup:
+    """What every run shares: the share, its mount, the agents and the overheads."""
+
+    def __init__(self, tree: str, mnt: str, totals: dict, rates: list[int], file_delay: float,
+                 launch_delay: float, poll: float, serving: list[int], scratch: str, scan_workers: int | None) -> None:
+        self.tree, self.mnt, self.totals, self.rates = tree, mnt, totals, rates
+        self.file_delay, self.launch_delay, self.poll = file_delay, launch_delay, poll
+        self.serving, self.scratch, self.scan_workers = serving, scratch, scan_workers
+        self.entries = totals["files"] + totals["dirs"]
+        self.ideal = launch_delay + 1 / sum(1 / (totals["bytes"] / b + self.entries * file_delay) for b in rates)
+
+    def model(self, e: dict, agents: list[str]) -> float:
+        """An execution's duration as the emulator's settings alone make it."""
+        rate = self.rates[agents.index(e["agent"])]
+        c = e["counters"]
+        return (PHASE_DELAY + self.launch_delay + 2 * PHASE_DELAY + c["FilesTransferred"] * self.file_delay
+                + c["BytesTransferred"] / rate)
+
+
+def run_one(s: Setup, mode: str, extra: list[str], watched: bool, keep: str | None) -> dict:
+    from emulator.harness import Emulator
+    from emulator.sample import differences
+
+    with tempfile.TemporaryDirectory(prefix=f"{mode}-", dir=s.scratch) as top:
+        s3, work = os.path.join(top, "s3"), os.path.join(top, "work")
+        os.makedirs(s3)
+        os.makedirs(work)
+        with open(os.path.join(work, "m"), "w") as fh:
+            fh.write("/\n")
+        with Emulator().start({f"{SERVER}:{EXPORT}": s.tree}, s3, agents=len(s.rates), phase_delay=PHASE_DELAY,
+                              launch_delay=s.launch_delay, file_delay=s.file_delay,
+                              agent_bytes_per_second=s.rates) as emu:
+            dest = emu.client().create_location_s3(
+                S3BucketArn="arn:aws:s3:::bench", Subdirectory="/x",
+                S3Config={"BucketAccessRoleArn": "arn:aws:iam::111122223333:role/r"})["LocationArn"]
+            agents = emu.agent_arns()
+            env = dict(emu.env(), PYTHONPATH=REPO)
+            log_dir = os.path.join(work, "log")
+
+            def start(name: str, *args: str) -> subprocess.Popen:
+                cmd = [sys.executable, os.path.join(REPO, name), "--log_dir", log_dir, *args]
+                with open(os.path.join(work, name + ".out"), "w") as fh:
+                    return subprocess.Popen(cmd, cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+            def finish(proc: subprocess.Popen, name: str) -> float:
+                """Wait for one of our scripts to end; its CPU seconds (exits the bench if it failed)."""
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                if proc.returncode != 0:
+                    with open(os.path.join(work, name + ".out")) as fh:
+                        sys.exit(f"{mode}: {name} exited {proc.returncode}:\n" + fh.read()[-3000:])
+                return usage.ru_utime + usage.ru_stime
+
+            scheduler, watcher = "datasync_multi_agents_scheduler.py", "datasync_agent_ha.py"
+            args = ["--chunks_per_agent", "4"] if mode == "batch" else ["--live", *extra]
+            args += ["--scan_workers", str(s.scan_workers)] if s.scan_workers else []
+            cpu0 = cpu_seconds(emu.proc.pid), sum(cpu_seconds(p) for p in s.serving), machine_busy()
+            t0 = time.time()
+            sched = start(scheduler, "--nfs_server_name", SERVER, "--sub_dir", EXPORT, "--mount_path_dir", s.mnt,
+                          "--dest_loc", dest, "--source_file", os.path.join(work, "m"), *args)
+            if watched:  # the watcher starts once the arn file is there (the first start); it dispatches too
+                arn_file = os.path.join(work, "arn_file.txt")
+                while not os.path.exists(arn_file) and sched.poll() is None:
+                    time.sleep(0.05)
+                watch = start(watcher, "--timeout_sec", str(s.poll))
+                cpu_sched = finish(sched, scheduler)
+                t_sched = time.time()
+            else:
+                cpu_sched = finish(sched, scheduler)
+                t_sched = time.time()
+                watch = start(watcher, "--timeout_sec", str(s.poll))
+            cpu_watch = finish(watch, watcher)
+            cpu1 = cpu_seconds(emu.proc.pid), sum(cpu_seconds(p) for p in s.serving), machine_busy()
+            t1 = time.time()
+            state = emu.state()
+            execs = state["executions"]
+            first = min(e["start_time"] for e in execs)
+            end = max(e["end_time"] for e in execs)
+            diffs = differences(s.tree, os.path.join(s3, "bench", "x"))
+            lines = log_lines(os.path.join(log_dir, "ds_ma_sche.log"))
+            ours = cpu_sched + cpu_watch + (cpu1[0] - cpu0[0]) + (cpu1[1] - cpu0[1])
+            r = {"mode": mode, "flags": args, "watched": watched, "first": first - t0, "makespan": end - t0,
+                 "transfer": end - first,
+                 "executions": len(execs), "all_success": all(e["status"] == "SUCCESS" for e in execs),
+                 "exact": diffs == [], "diffs": diffs[:3], "max_writes": max(state["writes"].values(), default=0),
+                 "max_selections": max(state["selections"].values(), default=0), "scheduler_exit": t_sched - t0,
+                 "cpu": {"scheduler": cpu_sched, "watcher": cpu_watch, "emulator": cpu1[0] - cpu0[0],
+                         "sshfs": cpu1[1] - cpu0[1], "others": cpu1[2] - cpu0[2] - ours},
+                 "wall": t1 - t0,
+                 "over_model": statistics.median((e["end_time"] - e["start_time"]) / s.model(e, agents)
+                                                 for e in execs)}
+            if mode == "batch":
+                began, ended = batch_scan_end(lines)
+                r["scan"], r["scan_only"], r["read_at_first"] = ended - t0, ended - began, 1.0
+                closed = [ended] * len(execs)  # every chunk is planned when the scan ends
+            else:
+                journal = journal_lines(os.path.join(work, "arn_file.txt.ledger.json.journal"))
+                points = [(t0, 0)] + [(ln["at"], ln["dirs"] + ln["files"]) for ln in journal
+                                      if ln["kind"] in ("progress", "end")]
+                r["scan"] = next(ln["at"] for ln in journal if ln["kind"] == "end") - t0
+                r["read_at_first"] = read_at(points, first) / s.entries
+                r["read_at_first_chunk"] = points[1][1] / s.entries
+                r["chunks"] = sum(1 for ln in journal if ln["kind"] == "chunk")
+                r["progress"] = [(round(t - t0, 2), e) for t, e in points]
+                r["estimate"] = journal[0].get("estimate", "")
+                closed = [t for t, text in lines if re.search(r" - chunk \d+ closed", text)]
+            r["idle_latency"], r["idle_starved"], r["idle_tail"] = idle(execs, closed, len(agents), t0 + r["scan"])
+            ends = [max(e["end_time"] for e in execs if e["agent"] == agent) for agent in agents]
+            r["tail"] = max(ends) - min(ends)
+            r["per_agent"] = {}
+            for e in sorted(execs, key=lambda e: e["start_time"]):
+                r["per_agent"].setdefault(str(agents.index(e["agent"]) + 1), []).append(
+                    (round(e["start_time"] - t0, 2), round(e["end_time"] - t0, 2), e["counters"]["FilesTransferred"],
+                     e["counters"]["BytesTransferred"]))
+            if keep:
+                shutil.copytree(work, keep)
+            return r
+
+
+def calibrate(a: argparse.Namespace, mnt: str, totals: dict) -> tuple[float, list[int], float, float]:
+    """Scan the mount alone once, then set the bandwidths and the per-entry overhead so the
+    ideal transfer is --transfer-over-scan times that scan, --bytes-share of it moving bytes;
+    and the start overhead (--launch_delay, or LAUNCH_SHARE of that ideal)."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", SCAN_SNIPPET, mnt, str(a.scan_workers or 0)], check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=REPO))
+    alone = time.perf_counter() - t
+    goal = a.transfer_over_scan * alone
+    unit = totals["bytes"] / (a.bytes_share * goal) / sum(RATIOS)
+    entries = totals["files"] + totals["dirs"]
+    launch = a.launch_delay if a.launch_delay is not None else round(LAUNCH_SHARE * goal, 2)
+    return alone, [int(unit * r) for r in RATIOS], round((1 - a.bytes_share) * goal * len(RATIOS) / entries, 6), launch
+
+
+ESTIMATES = (0.5, 0.995, 1.0, 1.5, 2.0, 4.0, 20.0)
+"""The live planner's size estimate, as multiples of the share's real cost, for --estimates."""
+
+
+def estimates(a: argparse.Namespace) -> None:
+    """How the size estimate sets when the first chunk closes: the live planner in this process,
+    walking the same share on its local path (16 threads, as over sshfs), fed the real cost times
+    each of ESTIMATES and Knuth's estimate (what a share below its mount point gets); statvfs of an
+    export that is a file system of its own gives the real cost, of a directory exported from a
+    bigger volume, that volume's."""
+    from datasync_multi.live import Sizing, walk_and_plan
+    from datasync_multi.scan import Progress, guess_size
+
+    per_file = 512 * 1024  # the scheduler's default --per_file_cost
+    tree = ensure_tree("skewed", a.files, 1, size_scale=a.size_scale)
+    totals = totals_of(tree)
+    entries = totals["files"] + totals["dirs"]
+    real = totals["bytes"] + entries * per_file
+    guess = guess_size(tree, ("",))
+    rows = []
+    for name, estimate in [("Knuth's sample", guess.bytes + guess.entries * per_file)] + \
+            [(f"{f:g} x real", int(real * f)) for f in ESTIMATES]:
+        progress, chunks = Progress(), []
+        walk_and_plan(tree, ("",), Sizing.guided(estimate, 16, per_file),
+                      lambda c, p=progress, out=chunks: out.append((p.dirs + p.files, c.cost)),
+                      lambda _: None, agents=4, workers=16, progress=progress)
+        cost = sum(c for _, c in chunks)
+        late = [c for read, c in chunks if read >= 0.9 * entries]
+        rows.append([name, f"{estimate / real:.2f}", f"{chunks[0][0] / entries:.1%}", len(chunks),
+                     f"{max(c for _, c in chunks) / cost:.1%}", f"{max(late, default=0) / cost:.1%}"])
+    body = (f"{totals['files']:,} files in {totals['dirs']:,} directories (the share of the runs above, on a local "
+            "disk), 4 agents, K = 4, the default --per_file_cost: when the live planner closes its first chunk, "
+            "for size estimates off by each factor.\n\n")
+    body += table(["estimate", "estimate / real", "share read at the first chunk", "chunks",
+                   "largest chunk", "largest chunk closed after 90% read"], rows) + "\n"
+    append_results("10b. Live mode: the first chunk against the size estimate", body)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=100_000, help="files in the share (a tenth as many directories)")
+    ap.add_argument("--size-scale", type=float, default=1 / 4096, help="gen_tree's size scale (default 1/4096)")
+    ap.add_argument("--transfer-over-scan", type=float, default=1.0,
+                    help="the ideal transfer over the scan of the mount alone")
+    ap.add_argument("--bytes-share", type=float, default=0.5,
+                    help="the part of the ideal transfer spent moving bytes (the rest: per-entry overheads)")
+    ap.add_argument("--launch_delay", type=float,
+                    help="per-execution start overhead, seconds (default: 1%% of the ideal transfer)")
+    ap.add_argument("--poll", type=float, default=0.25, help="the watcher's --timeout_sec")
+    ap.add_argument("--scan-workers", type=int,
+                    help="the scheduler's --scan_workers in every run (default: its own, 16 on sshfs)")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of batch and live, alternating their order")
+    ap.add_argument("--live-extra", action="append", default=[],
+                    help="one more live run per round with these scheduler flags (e.g. '--live_check_sec 1')")
+    ap.add_argument("--watched", action="store_true",
+                    help="one more live run per round with the watcher started as soon as it can be (once the first "
+                         "chunk has started and the arn file exists): it then hands out chunks during the scan too")
+    ap.add_argument("--estimates", action="store_true",
+                    help="instead: when the live planner closes its first chunk, for estimates off by some factors")
+    ap.add_argument("--json", help="write every run's figures here too")
+    ap.add_argument("--logs", help="keep each run's work directory (logs, ledger, journal) under this directory")
+    a = ap.parse_args()
+    if a.estimates:
+        estimates(a)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    top = tempfile.mkdtemp(prefix="live-bench-")
+    share, scratch = TmpFs(os.path.join(top, "share")), TmpFs(os.path.join(top, "scratch"))
+    runs: list[dict] = []
+    try:
+        tree = ensure_tree("skewed", a.files, 1, outdir=os.path.join(share.path, "gen"), size_scale=a.size_scale)
+        totals = totals_of(tree)
+        fs = Sshfs(tree)
+        with fs as mnt:
+            assert fs.sshd is not None
+            alone, rates, file_delay, launch_delay = calibrate(a, mnt, totals)
+            s = Setup(tree, mnt, totals, rates, file_delay, launch_delay, a.poll,
+                      serving_pids(mnt, fs.sshd.pid), scratch.path, a.scan_workers)
+            print(f"share: {totals['files']:,} files in {totals['dirs']:,} dirs, {totals['bytes'] / 1e6:,.0f} MB "
+                  f"({'a tmpfs' if share.mounted else 'a directory'}); scan alone over sshfs {alone:.1f} s; "
+                  f"agents at {', '.join(f'{r / 1e6:.2f}' for r in rates)} MB/s, {file_delay * 1000:.3f} ms per "
+                  f"entry, {launch_delay:g} s per execution; ideal transfer {s.ideal:.1f} s",
+                  file=sys.stderr, flush=True)
+            variants = [("batch", [], False), ("live", [], False)] + [("live", x.split(), False) for x in a.live_extra]
+            variants += [("live", [], True)] if a.watched else []
+            for i in range(a.rounds):
+                for mode, extra, watched in (variants if i % 2 == 0 else variants[::-1]):
+                    keep = a.logs and os.path.join(a.logs, f"{len(runs) + 1}-{mode}")
+                    r = run_one(s, mode, extra, watched, keep)
+                    runs.append(r)
+                    print(json.dumps({k: v for k, v in r.items() if k != "per_agent"}), file=sys.stderr, flush=True)
+    finally:
+        scratch.close()
+        share.close()
+        shutil.rmtree(top, ignore_errors=True)
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"scan_alone": alone, "rates": rates, "file_delay": file_delay, "ideal": s.ideal,
+                       "totals": totals, "runs": runs}, fh, indent=1)
+    print_tables(a, s, alone, runs)
+
+
+def label(r: dict) -> str:
+    if r["mode"] == "batch":
+        return "batch, K = 4"
+    flags = " ".join(r["flags"][1:r["flags"].index("--scan_workers")] if "--scan_workers" in r["flags"]
+                     else r["flags"][1:])
+    return "live" + (f" {flags}" if flags else "") + (", watcher during the scan" if r["watched"] else "")
+
+
+def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]) -> None:
+    rows, diag = [], []
+    batch = statistics.mean(r["transfer"] for r in runs if r["mode"] == "batch")
+    for i, r in enumerate(runs, 1):
+        ok = r["exact"] and r["all_success"] and r["max_writes"] == 1 and r["max_selections"] == 1
+        rows.append([i, label(r), r["first"], f"{100 * r['read_at_first']:.0f}%", r["scan"], r["transfer"],
+                     r["makespan"], f"{r['makespan'] / max(r['scan'], s.ideal):.2f}",
+                     f"{r['makespan'] / (r['scan'] + s.ideal):.2f}", f"{r['makespan'] / max(r['scan'], batch):.2f}",
+                     "yes" if ok else "NO"])
+        c = r["cpu"]
+        diag.append([i, label(r), r["executions"], f"{r['over_model']:.2f}", f"{r['idle_latency']:.0f}",
+                     f"{r['idle_starved']:.0f}", f"{r['idle_tail']:.0f}", f"{r['tail']:.1f}", f"{c['scheduler']:.0f}",
+                     f"{c['watcher']:.0f}",
+                     f"{c['emulator']:.0f}", f"{c['sshfs']:.0f}", f"{c['others']:.0f}",
+                     f"{sum(c.values()) / r['wall'] / (os.cpu_count() or 1):.0%}"])
+    t = s.totals
+    body = (f"{t['files']:,} files in {t['dirs']:,} directories ({t['bytes'] / 1e6:,.0f} MB, `gen_tree.py` "
+            f"skewed, sizes x{a.size_scale:g}) on a tmpfs, read by the scheduler through sshfs over loopback with "
+            f"caches off ({f'{s.scan_workers} scan thread(s)' if s.scan_workers else 'the default 16 scan threads'}); "
+            f"scan of the mount alone {alone:.1f} s. Agents at "
+            f"{', '.join(f'{r / 1e6:.2f}' for r in s.rates)} MB/s, {s.file_delay * 1000:.3f} ms per entry, "
+            f"{s.launch_delay:g} s per execution; watcher every {s.poll:g} s. Ideal transfer {s.ideal:.1f} s. "
+            "Batch and live side by side in this run, rounds alternating the order. Batch's transfer (first start "
+            f"to last end, the scan over): {batch:.1f} s on average.\n\n")
+    body += table(["#", "mode", "first start s", "share read at first start", "scan s", "transfer s", "makespan s",
+                   "makespan / max(scan, ideal)", "makespan / (scan + ideal)",
+                   "makespan / max(scan, batch's transfer)", "exact copy"], rows)
+    body += "\n\n" + table(["#", "mode", "executions", "execution / its model (median)",
+                            "agent-s idle: a chunk waiting", "the scan behind", "after the scan, none left",
+                            "tail s",
+                            "CPU s scheduler", "watcher", "emulator", "sshfs + sshd", "other processes",
+                            "machine busy"], diag) + "\n"
+    append_results("10. Live mode against batch dynamic dispatch", body)
+
+
+if __name__ == "__main__":
+    main()
