@@ -17,9 +17,10 @@ scan of the mount alone so that the ideal transfer takes about as long as that s
     python3 bench/live.py --estimates
 
 ``--live-extra FLAGS`` adds a live run with more scheduler flags to each round;
-``--watched`` a live run whose watcher starts as soon as it can (the first chunk started)
-and hands out chunks during the scan too, instead of after the scheduler has exited (as
-the README runs them). ``--scan-workers`` sets the scheduler's threads in every run (and
+``--watched`` a live run whose watcher starts as soon as it can (once the first chunk has
+started) and hands out chunks during the scan too, as the README's live example runs it
+("meanwhile and afterwards"); in the other runs the watcher starts when the scheduler
+has exited. ``--scan-workers`` sets the scheduler's threads in every run (and
 in the scan alone). ``--estimates`` instead runs only the live planner, in this process,
 on the share's local path, fed size estimates off by several factors: when the first chunk
 closes, how many chunks there are.
@@ -27,7 +28,9 @@ closes, how many chunks there are.
 The share (``gen_tree.py``, skewed, sizes scaled down so the copy is real) sits on a tmpfs
 of its own, as an export usually is a file system of its own: live mode sizes its chunks
 from ``statvfs`` of the mount, which sshfs answers for the file system holding the share.
-The destination is a tmpfs too. The watcher polls every ``--poll`` seconds.
+The destination is a tmpfs too. Mounting them needs root; without it they are plain
+directories, and statvfs then answers for the disk that holds the share (see
+``--estimates`` for what a wrong estimate does). The watcher polls every ``--poll`` seconds.
 
 Per run, on the bench's clock (the scheduler's start is 0; the emulator's execution
 records share the clock):
@@ -71,6 +74,7 @@ import time
 from common import REPO, Sshfs, append_results, table
 from gen_tree import ensure_tree, totals_of
 
+sys.path.insert(0, REPO)  # this checkout's emulator and planner, whichever one the interpreter has installed
 SERVER, EXPORT = "198.51.100.10", "/vol1"
 RATIOS = (4, 2, 1, 1)
 """The agents' bandwidths, relative."""
@@ -306,7 +310,7 @@ def run_one(s: Setup, mode: str, extra: list[str], watched: bool, keep: str | No
                 r["estimate"] = journal[0].get("estimate", "")
                 closed = [t for t, text in lines if re.search(r" - chunk \d+ closed", text)]
             r["idle_latency"], r["idle_starved"], r["idle_tail"] = idle(execs, closed, len(agents), t0 + r["scan"])
-            ends = [max(e["end_time"] for e in execs if e["agent"] == agent) for agent in agents]
+            ends = [max((e["end_time"] for e in execs if e["agent"] == agent), default=first) for agent in agents]
             r["tail"] = max(ends) - min(ends)
             r["per_agent"] = {}
             for e in sorted(execs, key=lambda e: e["start_time"]):
@@ -356,7 +360,7 @@ def estimates(a: argparse.Namespace) -> None:
     for name, estimate in [("Knuth's sample", guess.bytes + guess.entries * per_file)] + \
             [(f"{f:g} x real", int(real * f)) for f in ESTIMATES]:
         progress, chunks = Progress(), []
-        walk_and_plan(tree, ("",), Sizing.guided(estimate, 16, per_file),
+        walk_and_plan(tree, ("",), Sizing.guided(estimate, 4, 4, per_file),
                       lambda c, p=progress, out=chunks: out.append((p.dirs + p.files, c.cost)),
                       lambda _: None, agents=4, workers=16, progress=progress)
         cost = sum(c for _, c in chunks)
@@ -461,7 +465,7 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
     t = s.totals
     body = (f"{t['files']:,} files in {t['dirs']:,} directories ({t['bytes'] / 1e6:,.0f} MB, `gen_tree.py` "
             f"skewed, sizes x{a.size_scale:g}) on a tmpfs, read by the scheduler through sshfs over loopback with "
-            f"caches off ({f'{s.scan_workers} scan thread(s)' if s.scan_workers else 'the default 16 scan threads'}); "
+            f"caches off ({f'--scan_workers {s.scan_workers}' if s.scan_workers else 'the default 16 scan threads'}); "
             f"scan of the mount alone {alone:.1f} s. Agents at "
             f"{', '.join(f'{r / 1e6:.2f}' for r in s.rates)} MB/s, {s.file_delay * 1000:.3f} ms per entry, "
             f"{s.launch_delay:g} s per execution; watcher every {s.poll:g} s. Ideal transfer {s.ideal:.1f} s. "
@@ -475,7 +479,8 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
                             "tail s",
                             "CPU s scheduler", "watcher", "emulator", "sshfs + sshd", "other processes",
                             "machine busy"], diag) + "\n"
-    append_results("10. Live mode against batch dynamic dispatch", body)
+    threads = f", {s.scan_workers} scan thread{'s' if s.scan_workers > 1 else ''}" if s.scan_workers else ""
+    append_results("10. Live mode against batch dynamic dispatch" + threads, body)
 
 
 if __name__ == "__main__":
