@@ -644,20 +644,36 @@ class SizeGuess:
 
 
 def guess_size(mount: str, roots: tuple[str, ...], probes: int = 64, seed: int = 0) -> SizeGuess:
-    """The share's size before the scan: for the whole export mounted at its own mount point,
-    what its file system says it uses (statvfs); otherwise Knuth's estimate from ``probes`` random paths down each root
-    (each directory on a path stands for as many as the branching above it multiplies to:
-    unbiased, and a few hundred listings at most)."""
+    """The share's size before the scan: Knuth's estimate from ``probes`` random paths down
+    each root (each directory on a path stands for as many as the branching above it
+    multiplies to: unbiased, and a few hundred listings at most). For the whole export
+    mounted at its own mount point, what its file system says it uses (statvfs) is an upper
+    bound, and taken where the sample agrees with it: an export that is one directory of a
+    larger volume shows the whole volume's use, many times the share, and chunks sized from
+    it would not close before the scan ends."""
     mount = os.path.realpath(mount)
     kept = tuple(r for r in roots if not datasync_skips(r))
+    sample = _knuth_estimate(mount, kept, probes, seed)
     point = mount_of(mount)
-    if kept == ("",) and point is not None and os.path.realpath(point[0]) == mount:  # the export is all the file system
+    if kept == ("",) and point is not None and os.path.realpath(point[0]) == mount:
         st = os.statvfs(mount)
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
         inodes = max(st.f_files - st.f_ffree, 0)
-        if used and inodes:
+        if used and inodes and used <= STATVFS_TRUSTED * max(sample.bytes, 1):
             return SizeGuess(used, inodes, f"statvfs of the export: {human_bytes(used)} and {inodes:,} inodes "
                                            "in use")
+        if used and inodes:
+            return SizeGuess(sample.bytes, sample.entries, f"{sample.how}; the export's file system uses "
+                                                           f"{human_bytes(used)}, more than {STATVFS_TRUSTED}x that: "
+                                                           "it holds more than this share")
+    return sample
+
+
+STATVFS_TRUSTED = 4
+"""statvfs is taken over the sample while it is at most this many times the sample's bytes."""
+
+
+def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -> SizeGuess:
     rng = random.Random(seed)
     mount_dev = os.lstat(mount).st_dev
     listings: dict[str, tuple[int, int, tuple[str, ...]]] = {}

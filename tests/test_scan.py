@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import arns
 from datasync_multi.plan import make_plan
-from datasync_multi.scan import Progress, scan
+from datasync_multi.scan import Progress, guess_size, scan
 from profiles import examples
 from trees import entries, straddling_share, within_limit
 
@@ -145,3 +145,21 @@ def test_a_root_is_lone_when_no_sibling_name_extends_it(names, data):
             os.makedirs(os.path.join(mount, "p", name))
         tree = scan(mount, tuple("p/" + n for n in listed))
     assert tree.lone_roots == {"p/" + n for n in listed if not any(o != n and o.startswith(n) for o in names)}
+
+
+def test_the_size_guess_is_exact_on_a_tree_of_even_shape(tmp_path):
+    """Knuth's estimate: each directory on a random path stands for as many as the branching
+    above it multiplies to; on a tree where every directory looks alike it is exact."""
+    def build(at, level):
+        for f in range(3):
+            (at / f"f{f}").write_bytes(b"x" * 100)
+        if level < 3:
+            for d in range(4):
+                (at / f"d{d}").mkdir()
+                build(at / f"d{d}", level + 1)
+    (tmp_path / "share").mkdir()
+    build(tmp_path / "share", 0)
+    guess = guess_size(str(tmp_path), ("share",), probes=8)
+    dirs = 1 + 4 + 16 + 64
+    assert (guess.bytes, guess.entries) == (dirs * 300, dirs * 4)
+    assert "Knuth's estimate" in guess.how
