@@ -10,6 +10,7 @@ import unicodedata
 
 import pytest
 
+from datasync_multi import datasync as ds
 from datasync_multi.filters import READINGS
 from sites import make_site
 from trees import Selection
@@ -89,6 +90,17 @@ def test_a_sample_reads_as_many_times_as_asked_and_none_reads_none(copied):
     _, differences, summary = audit(copied, "--metadata_sample", "0")
     assert summary["metadata_checked"] == 0
     assert not [d for d in differences if d["category"] == "modification time differs"], "no time read, none judged"
+
+
+def test_the_audit_s_listing_is_the_plain_one_with_timestamps_left_as_text(copied, monkeypatch):
+    for name, value in copied.emu.env().items():
+        monkeypatch.setenv(name, value)
+    client = ds.make_s3_client()
+    plain = [o for page in copied.emu.s3_client().get_paginator("list_objects_v2").paginate(
+        Bucket="migration-target", Prefix="share/") for o in page.get("Contents", ())]
+    ours = list(ds.list_objects(client, "migration-target", "share/"))
+    assert [(o["Key"], o["Size"]) for o in ours] == [(o["Key"], o["Size"]) for o in plain] != []
+    assert all(isinstance(o["LastModified"], str) for o in ours), "no time parsed: the audit reads none"
 
 
 def test_bad_input_is_one_line_and_exit_2(copied):
