@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Question 10: does the audit compare a share with its destination as fast as `rclone check`, in less memory?
+"""Question 11: does the audit compare a share with its destination as fast as `rclone check`, in less memory?
 
     python3 bench/audit.py [--files 1000000] [--small 100000] [--flat 1000000] [--s3-files 100000]
                            [--check-files 20000] [--shards 128x4000] [--reps 3] [--parts 1,2,3,4,5]
@@ -676,7 +676,7 @@ def main(argv=None) -> int:
         print(sections[-1], file=sys.stderr, flush=True)
     body = (f"{rclone}; {machine()}; load average at the end {os.getloadavg()[0]:.2f}. Median of {a.reps} timed "
             "runs after a warm-up, the tools alternating; peak RSS the largest of them.\n\n" + "\n\n".join(sections))
-    append_results("10. Audit against rclone check", body)
+    append_results("11. Audit against rclone check", body)
     return 0
 
 
