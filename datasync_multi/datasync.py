@@ -12,6 +12,7 @@ refusals arrive as InvalidRequestException, the one client error its model decla
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import os
@@ -19,6 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from typing import Any
+from xml.etree import ElementTree
 
 import boto3
 import botocore.exceptions
@@ -144,26 +146,38 @@ def make_s3_client(region: str | None = None, profile: str | None = None, endpoi
     Calls: nothing. Raises: UserError as :func:`make_client`."""
     custom = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     try:
-        core = botocore.session.get_session()
-        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_unparsed)
-        session = boto3.session.Session(profile_name=profile, region_name=region, botocore_session=core)
+        session = boto3.session.Session(profile_name=profile, region_name=region)
         if session.get_credentials() is None:
             raise UserError("no AWS credentials found: run `aws configure`, set AWS_PROFILE (or --profile), "
                             "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
-        return session.client("s3", endpoint_url=endpoint_url,
-                              config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent",
-                                            s3={"addressing_style": "path"} if custom else None))
+        client = session.client("s3", endpoint_url=endpoint_url,
+                                config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent",
+                                              s3={"addressing_style": "path"} if custom else None))
+        client.meta.events.register("before-parse.s3.ListObjectsV2", _listed_keys_and_sizes)
+        return client
     except botocore.exceptions.ProfileNotFound:
         raise UserError(f"AWS profile {profile!r} is not configured") from None
     except botocore.exceptions.NoRegionError:
         raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
 
 
-def _unparsed(text: str) -> str:
-    """A timestamp of an S3 response left as its text: the audit reads none (an object's time is
-    its ``file-mtime`` metadata), and parsing each listed key's LastModified took most of a
-    listing's CPU time."""
-    return text
+def _listed_keys_and_sizes(response_dict: dict, customized_response_dict: dict, **_) -> None:
+    """Read a ListObjectsV2 page's objects with ElementTree, keys and sizes only, and leave
+    botocore the page without them: botocore's parser, shape by shape in Python, took most of
+    the audit's CPU time (an audit of 100,000 keys on the emulator took 10 to 13 s with it, 6
+    to 8 s without, beside ``rclone check``'s 8 to 9 s). Everything else of the page
+    (continuation token, encoding type, errors) botocore parses as always, and its handlers
+    decode the keys of ``Contents`` as they would have."""
+    if response_dict["status_code"] != 200 or not response_dict["body"]:
+        return
+    page = ElementTree.fromstring(response_dict["body"])
+    ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
+    listed = page.findall(ns + "Contents")
+    customized_response_dict["Contents"] = [{"Key": obj.findtext(ns + "Key"), "Size": int(obj.findtext(ns + "Size"))}
+                                            for obj in listed]
+    for obj in listed:
+        page.remove(obj)
+    response_dict["body"] = ElementTree.tostring(page)
 
 
 def s3_location(client, arn: str) -> tuple[str, str]:
@@ -187,11 +201,17 @@ def s3_location(client, arn: str) -> tuple[str, str]:
 
 
 def list_objects(client, bucket: str, prefix: str):
-    """Every object under ``prefix``, in S3's order (UTF-8 bytes), a page at a time.
+    """Every object under ``prefix`` as {"Key", "Size"}, in S3's order (UTF-8 bytes), a page at a time. The next
+    page is asked for while this one is read: the audit then waits on S3 only where it reads
+    faster than S3 answers (on the emulator, a quarter of the run had been spent waiting).
 
     Calls: ListObjectsV2 (one per 1,000 keys)."""
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        yield from page.get("Contents", ())
+    pages = iter(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="s3-list") as pool:
+        coming = pool.submit(next, pages, None)
+        while (page := coming.result()) is not None:
+            coming = pool.submit(next, pages, None)
+            yield from page.get("Contents", ())
 
 
 def object_metadata(client, bucket: str, key: str) -> dict[str, str]:
