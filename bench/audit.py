@@ -536,6 +536,10 @@ def part_s3(a, memory: list) -> str:
                     location(emu, "/empty"), "--metadata_sample", "all", env=env)
         tools = [(f"audit, `--metadata_sample {n}`", audit_cmd(src, work, "--dest_loc", arn, "--metadata_sample", n),
                   {"env": env, "emulator_pid": pid}) for n in a.samples.split(",")]
+        if a.old:
+            tools.append(("`--old` audit, `--metadata_sample 0`",
+                          audit_cmd(src, work, "--dest_loc", arn, "--metadata_sample", "0", checkout=a.old),
+                          {"env": env, "emulator_pid": pid}))
         tools.append(("rclone check --size-only --one-way --fast-list",
                       ["rclone", "check", "--size-only", "--one-way", "--fast-list", src, s3_remote(emu.url, PREFIX)],
                       {"env": rclone_env(work), "emulator_pid": pid}))

@@ -17,6 +17,7 @@ import pytest
 
 from calls import HOST, nfs_location, rules, s3_location, write
 from emulator.harness import Emulator, EmulatorError
+from emulator.runner import Pace
 
 
 @pytest.fixture
@@ -131,6 +132,18 @@ def test_file_delay_is_charged_per_entry_transferred_not_per_entry_skipped(start
     d = finish(emu, ds, start_execution(ds, task))
     assert d["Status"] == "SUCCESS", d["Result"]
     assert d["FilesSkipped"] == 10 and d["FilesTransferred"] == 0
+
+
+def test_the_modelled_clock_takes_the_emulator_s_own_work_inside_it_and_forgives_long_stalls():
+    now = [100.0]
+    pace = Pace(clock=lambda: now[0])
+    assert pace.owe(1.0) == 1.0
+    now[0] = 101.3  # 0.3 s of copying after the first entry's wait ended
+    assert pace.owe(1.0) == pytest.approx(0.7), "the work is inside the next entry's time"
+    now[0] = 103.0  # 1 s behind the model: only SLACK of it is made up
+    assert pace.owe(1.0) == pytest.approx(1.0 - Pace.SLACK)
+    now[0] = 3600.0  # an agent away for an hour buys no burst of unpaced entries
+    assert pace.owe(0.25) == pytest.approx(0.25 - Pace.SLACK) and pace.owe(1.0) == pytest.approx(0.75)
 
 
 def test_file_delay_honours_cancel_and_an_offline_agent(start, src, tmp_path):
