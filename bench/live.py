@@ -212,6 +212,9 @@ class Setup:
         self.file_delay, self.launch_delay, self.poll = file_delay, launch_delay, poll
         self.serving, self.scratch, self.scan_workers = serving, scratch, scan_workers
         self.entries = totals["files"] + totals["dirs"]
+        self.per_file_cost = round(file_delay * sum(rates) / len(rates))
+        """--per_file_cost as these agents make it: an entry's overhead in bytes at their mean bandwidth
+        (the default, 512 KiB, would weigh a file as a hundred times its cost here)."""
         self.ideal = launch_delay + 1 / sum(1 / (totals["bytes"] / b + self.entries * file_delay) for b in rates)
 
     def model(self, e: dict, agents: list[str]) -> float:
@@ -259,6 +262,7 @@ def run_one(s: Setup, mode: str, extra: list[str], watched: bool, keep: str | No
             scheduler, watcher = "datasync_multi_agents_scheduler.py", "datasync_agent_ha.py"
             args = ["--chunks_per_agent", "4"] if mode == "batch" else ["--live", *extra]
             args += ["--scan_workers", str(s.scan_workers)] if s.scan_workers else []
+            args += ["--per_file_cost", str(s.per_file_cost)]
             cpu0 = cpu_seconds(emu.proc.pid), sum(cpu_seconds(p) for p in s.serving), machine_busy()
             t0 = time.time()
             sched = start(scheduler, "--nfs_server_name", SERVER, "--sub_dir", EXPORT, "--mount_path_dir", s.mnt,
@@ -442,8 +446,8 @@ def main() -> None:
 def label(r: dict) -> str:
     if r["mode"] == "batch":
         return "batch, K = 4"
-    flags = " ".join(r["flags"][1:r["flags"].index("--scan_workers")] if "--scan_workers" in r["flags"]
-                     else r["flags"][1:])
+    common = next((i for i, f in enumerate(r["flags"]) if f in ("--scan_workers", "--per_file_cost")), None)
+    flags = " ".join(r["flags"][1:common])  # what this run adds to every run's flags
     return "live" + (f" {flags}" if flags else "") + (", watcher during the scan" if r["watched"] else "")
 
 
@@ -468,7 +472,8 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
             f"caches off ({f'--scan_workers {s.scan_workers}' if s.scan_workers else 'the default 16 scan threads'}); "
             f"scan of the mount alone {alone:.1f} s. Agents at "
             f"{', '.join(f'{r / 1e6:.2f}' for r in s.rates)} MB/s, {s.file_delay * 1000:.3f} ms per entry, "
-            f"{s.launch_delay:g} s per execution; watcher every {s.poll:g} s. Ideal transfer {s.ideal:.1f} s. "
+            f"{s.launch_delay:g} s per execution; `--per_file_cost {s.per_file_cost}` (an entry's overhead at the "
+            f"agents' mean bandwidth) in every run; watcher every {s.poll:g} s. Ideal transfer {s.ideal:.1f} s. "
             "Batch and live side by side in this run, rounds alternating the order. Batch's transfer (first start "
             f"to last end, the scan over): {batch:.1f} s on average.\n\n")
     body += table(["#", "mode", "first start s", "share read at first start", "scan s", "transfer s", "makespan s",

@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import scan
@@ -45,7 +45,7 @@ from .filters import MAX_FILTER_BYTES, WHOLE_LOCATION, value_bytes
 from .names import NameCount
 from .pack import Limits, pack
 from .plan import Chunk
-from .scan import Dir, LooseReader, Progress, Tree, join
+from .scan import Dir, Loose, LooseReader, Progress, Tree, join
 from .split import DIR, GROUP, Item, Unit, cut_by_name
 
 log = logging.getLogger(__name__)
@@ -241,8 +241,11 @@ class LivePlanner:
         self.resume = resume or Resume()
         self._journaled = {rel: _Cut(record) for rel, record in self.resume.cuts.items()}
         """The journaled cuts, for :meth:`covered` (which the walk's threads call: read only)."""
-        self.tree = Tree({}, roots, read_loose)
+        self.tree = Tree({}, roots, self._read_loose)
         """Open directories' records, for :meth:`Tree.loose_names`."""
+        self._read_again = read_loose
+        self._listing: tuple[str, Loose] | None = None
+        """The directory being listed, with the loose entries its listing read (when kept)."""
         self.nodes: dict[str, _Node] = {}
         self.seen = self.resume.emitted_cost
         """Cost listed so far, and what earlier runs' chunks carried."""
@@ -274,9 +277,22 @@ class LivePlanner:
 
     # -- events -------------------------------------------------------------------
 
-    def listed(self, rel: str, d: Dir, far_names: Iterable[str] = ()) -> None:
+    def listed(self, rel: str, d: Dir, far_names: Iterable[str] = (), loose: Loose | None = None) -> None:
         """One directory's listing (``d``: its own entries, and its subdirectories within
-        DataSync's path limit); ``far_names`` are its entries past that limit."""
+        DataSync's path limit); ``far_names`` are its entries past that limit; ``loose`` its
+        loose entries as the listing read them, if kept: cut now, it is cut by them."""
+        self._listing = (rel, loose) if loose is not None else None
+        try:
+            self._listed(rel, d, far_names)
+        finally:
+            self._listing = None
+
+    def _read_loose(self, rel: str) -> Iterator[tuple[str, int]]:
+        if self._listing is not None and self._listing[0] == rel:
+            return iter(self._listing[1])
+        return self._read_again(rel)
+
+    def _listed(self, rel: str, d: Dir, far_names: Iterable[str]) -> None:
         parent = None if rel in self.roots else self.nodes[rel.rpartition("/")[0]]
         node = _Node(rel, parent, d)
         self.nodes[rel] = node

@@ -160,18 +160,21 @@ def write_manifest(share: Share, spec: dict, data) -> tuple[str, ...]:
 # -- driving the planner ------------------------------------------------------------
 
 
-def listings(mount: str, roots: tuple[str, ...]) -> dict[str, tuple[Dir, list[str]]]:
-    """Every directory live mode would be handed, as the scan reads it."""
-    out: dict[str, tuple[Dir, list[str]]] = {}
+Listing = tuple[Dir, list[str], "scan.Loose | None"]
 
-    def keep(rel: str, d: Dir, far: list[str]) -> None:
-        out[rel] = (d, list(far))
+
+def listings(mount: str, roots: tuple[str, ...]) -> dict[str, Listing]:
+    """Every directory live mode would be handed, as the scan reads it."""
+    out: dict[str, Listing] = {}
+
+    def keep(rel: str, d: Dir, far: list[str], loose: scan.Loose | None) -> None:
+        out[rel] = (d, list(far), loose)
 
     scan.scan_live(mount, roots, keep, lambda rel: False, workers=1)
     return out
 
 
-def subtree_costs(listed: dict[str, tuple[Dir, list[str]]], per_file_cost: int) -> dict[str, int]:
+def subtree_costs(listed: dict[str, Listing], per_file_cost: int) -> dict[str, int]:
     """Each directory's subtree cost (bytes and items), from the listings alone."""
     costs: dict[str, int] = {}
     for rel in sorted(listed, key=scan.depth, reverse=True):
@@ -247,9 +250,11 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
         found(root)
     while waiting:
         rel = heapq.heappop(waiting)[1]
-        d, far = listed[rel]
+        d, far, loose = listed[rel]
         run.order.append(rel)
-        planner.listed(rel, replace(d), far)  # a record of its own, as each read of the scan gives
+        # a record of its own, as each read of the scan gives; its loose entries handed over
+        # with it, or (as for a directory past LOOSE_HANDED_OVER) read again when it is cut
+        planner.listed(rel, replace(d), far, loose if rng.random() < 0.5 else None)
         for child in d.children:
             found(child)
     planner.finish()
@@ -428,6 +433,23 @@ def test_flat_directories_prefix_families_chains_and_odd_names_plan_exactly_once
         check_chunks(run.chunks, share.mount, roots)
         check_journal(run.events)
         check_limits(run.chunks, sizing, run.planner.held)
+
+
+@settings(max_examples=examples(30), suppress_health_check=SLOW)
+@given(spec=st.one_of(TOP, SHAPES), keep=st.sampled_from((0, 1, 3, scan.LOOSE_HANDED_OVER)), data=st.data())
+def test_a_listing_hands_over_the_loose_entries_a_second_read_finds(spec, keep, data):
+    """What the planner cuts a directory by comes with its listing (up to LOOSE_HANDED_OVER
+    entries) and is what reading it again gives; past that, nothing comes and it is read again."""
+    with pytest.MonkeyPatch.context() as mp, scratch(spec) as share:
+        mp.setattr(scan, "LOOSE_HANDED_OVER", keep)
+        roots = write_manifest(share, spec, data)
+        mount = os.path.realpath(share.mount)
+        for rel, (d, _, loose) in listings(mount, tuple(r for r in roots if not scan.datasync_skips(r))).items():
+            if keep and d.own_files <= keep:
+                assert loose is not None and sorted(loose) == sorted(scan.loose_entries(mount, rel)), rel
+                assert len(loose) == d.own_files and sum(size for _, size in loose) == d.bytes
+            else:
+                assert loose is None, rel
 
 
 @pytest.mark.parametrize("style", ["seq", "odd"])
