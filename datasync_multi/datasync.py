@@ -173,8 +173,8 @@ def _listed_keys_and_sizes(response_dict: dict, customized_response_dict: dict, 
     page = ElementTree.fromstring(response_dict["body"])
     ns = page.tag[:page.tag.index("}") + 1] if page.tag.startswith("{") else ""
     listed = page.findall(ns + "Contents")
-    customized_response_dict["Contents"] = [{"Key": obj.findtext(ns + "Key"), "Size": int(obj.findtext(ns + "Size"))}
-                                            for obj in listed]
+    customized_response_dict["Contents"] = [
+        {"Key": obj.findtext(ns + "Key"), "Size": int(obj.findtext(ns + "Size", ""))} for obj in listed]
     for obj in listed:
         page.remove(obj)
     response_dict["body"] = ElementTree.tostring(page)

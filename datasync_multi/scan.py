@@ -658,30 +658,38 @@ def guess_size(mount: str, roots: tuple[str, ...], probes: int = 64, seed: int =
     """The share's size before the scan: Knuth's estimate from ``probes`` random paths down
     each root (each directory on a path stands for as many as the branching above it
     multiplies to: unbiased, and a few hundred listings at most). For the whole export
-    mounted at its own mount point, what its file system says it uses (statvfs) is an upper
-    bound, and taken where the sample agrees with it: an export that is one directory of a
-    larger volume shows the whole volume's use, many times the share, and chunks sized from
-    it would not close before the scan ends."""
+    mounted at its own mount point, what its file system says it uses (statvfs) is taken
+    where the sample agrees with it (:func:`weigh_statvfs`): an export that is one directory
+    of a larger volume shows the whole volume's use, many times the share, and chunks sized
+    from it would not close before the scan ends."""
     mount = os.path.realpath(mount)
     kept = tuple(r for r in roots if not datasync_skips(r))
     sample = _knuth_estimate(mount, kept, probes, seed)
     point = mount_of(mount)
     if kept == ("",) and point is not None and os.path.realpath(point[0]) == mount:
         st = os.statvfs(mount)
-        used = (st.f_blocks - st.f_bfree) * st.f_frsize
-        inodes = max(st.f_files - st.f_ffree, 0)
-        if used and inodes and used <= STATVFS_TRUSTED * max(sample.bytes, 1):
-            return SizeGuess(used, inodes, f"statvfs of the export: {human_bytes(used)} and {inodes:,} inodes "
-                                           "in use")
-        if used and inodes:
-            return SizeGuess(sample.bytes, sample.entries, f"{sample.how}; the export's file system uses "
-                                                           f"{human_bytes(used)}, more than {STATVFS_TRUSTED}x that: "
-                                                           "it holds more than this share")
+        return weigh_statvfs(sample, (st.f_blocks - st.f_bfree) * st.f_frsize, max(st.f_files - st.f_ffree, 0))
     return sample
 
 
+def weigh_statvfs(sample: SizeGuess, used: int, inodes: int) -> SizeGuess:
+    """What the export's file system says it uses, where the sample agrees within
+    STATVFS_TRUSTED times either way; else the sample. More: the volume holds more than
+    the share. Less: it stores the share in fewer bytes than DataSync moves (compression,
+    deduplication, sparse files), and chunks sized from it would be too many."""
+    if not (used and inodes):
+        return sample
+    if sample.bytes <= STATVFS_TRUSTED * used and used <= STATVFS_TRUSTED * max(sample.bytes, 1):
+        return SizeGuess(used, inodes, f"statvfs of the export: {human_bytes(used)} and {inodes:,} inodes in use")
+    why = "it holds more than this share" if used > sample.bytes else \
+        "it stores the share compressed, deduplicated or sparse"
+    return SizeGuess(sample.bytes, sample.entries,
+                     f"{sample.how}; the export's file system uses {human_bytes(used)}, more than "
+                     f"{STATVFS_TRUSTED}x apart: {why}")
+
+
 STATVFS_TRUSTED = 4
-"""statvfs is taken over the sample while it is at most this many times the sample's bytes."""
+"""statvfs is taken over the sample while the two are at most this many times apart."""
 
 
 def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -> SizeGuess:

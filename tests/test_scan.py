@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import arns
 from datasync_multi.plan import make_plan
-from datasync_multi.scan import Progress, guess_size, scan
+from datasync_multi.scan import STATVFS_TRUSTED, Progress, SizeGuess, guess_size, scan, weigh_statvfs
 from profiles import examples
 from trees import entries, straddling_share, within_limit
 
@@ -163,3 +163,15 @@ def test_the_size_guess_is_exact_on_a_tree_of_even_shape(tmp_path):
     dirs = 1 + 4 + 16 + 64
     assert (guess.bytes, guess.entries) == (dirs * 300, dirs * 4)
     assert "Knuth's estimate" in guess.how
+
+
+def test_the_file_system_s_use_is_taken_only_where_the_sample_agrees():
+    sample = SizeGuess(10**9, 1000, "Knuth's estimate")
+    agreeing = weigh_statvfs(sample, 2 * 10**9, 1200)
+    assert (agreeing.bytes, agreeing.entries) == (2 * 10**9, 1200) and "statvfs" in agreeing.how
+    larger_volume = weigh_statvfs(sample, (STATVFS_TRUSTED + 1) * 10**9, 10**6)
+    assert (larger_volume.bytes, larger_volume.entries) == (10**9, 1000) and "more than this share" in larger_volume.how
+    # compressed, deduplicated or sparse: DataSync moves the files' sizes, not the blocks they take
+    sparse = weigh_statvfs(sample, 4096, 1000)
+    assert (sparse.bytes, sparse.entries) == (10**9, 1000) and "sparse" in sparse.how
+    assert weigh_statvfs(sample, 0, 0) == sample
