@@ -52,12 +52,14 @@ def ensure_tree(shape: str, files: int, seed: int = 1, dirs: int | None = None,
                 outdir: str | None = None, quiet: bool = False, size_scale: float = 1.0) -> str:
     """The path of the tree with these parameters, made now only if it does not exist.
     ``size_scale`` multiplies every file's size (the same tree, smaller files: a share an
-    emulated transfer can really copy)."""
+    emulated transfer can really copy); such a tree's files take their blocks (fallocate),
+    as a real share's do, so that its file system's use (statvfs) is the share's."""
     dirs = default_dirs(shape, files) if dirs is None else dirs
     outdir = outdir or work_dir(shape, files, seed, dirs, size_scale)
     params = {"version": VERSION, "shape": shape, "files": files, "dirs": dirs, "seed": seed}
     if size_scale != 1:
         params["size_scale"] = size_scale
+        params["dense"] = True
     marker = os.path.join(outdir, "gen.json")
     tree = os.path.join(outdir, "tree")
     try:
@@ -73,7 +75,7 @@ def ensure_tree(shape: str, files: int, seed: int = 1, dirs: int | None = None,
     os.makedirs(tree)
     t0 = time.monotonic()
     layout = build_layout(shape, files, dirs, seed, size_scale)
-    totals = materialize(tree, layout, quiet=quiet)
+    totals = materialize(tree, layout, quiet=quiet, dense=size_scale != 1)
     totals["seconds"] = round(time.monotonic() - t0, 1)
     with open(marker + ".tmp", "w", encoding="utf-8") as fh:
         json.dump({"params": params, "totals": totals}, fh, indent=1)
@@ -176,7 +178,7 @@ def _file_sizes(rng: random.Random, files: int, weights: list[float], scales: li
 # --- on disk ------------------------------------------------------------------------------
 
 
-def materialize(tree: str, layout, quiet: bool = False) -> dict:
+def materialize(tree: str, layout, quiet: bool = False, dense: bool = False) -> dict:
     paths, per_dir = layout
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     nbytes = nfiles = 0
@@ -188,7 +190,9 @@ def materialize(tree: str, layout, quiet: bool = False) -> dict:
         base = os.path.join(tree, rel) if rel else tree
         for k, size in enumerate(sizes):
             fd = os.open(f"{base}/f{k:05d}.dat", flags, 0o644)
-            if size:
+            if size and dense:
+                os.posix_fallocate(fd, 0, size)
+            elif size:
                 os.ftruncate(fd, size)
             os.close(fd)
         nfiles += len(sizes)

@@ -673,23 +673,27 @@ def guess_size(mount: str, roots: tuple[str, ...], probes: int = 64, seed: int =
 
 
 def weigh_statvfs(sample: SizeGuess, used: int, inodes: int) -> SizeGuess:
-    """What the export's file system says it uses, where the sample agrees within
-    STATVFS_TRUSTED times either way; else the sample. More: the volume holds more than
-    the share. Less: it stores the share in fewer bytes than DataSync moves (compression,
-    deduplication, sparse files), and chunks sized from it would be too many."""
+    """What the export's file system says it holds, where it is the share's. Up to
+    STATVFS_TRUSTED times the sample's bytes: its bytes and inodes. More: the volume holds
+    more than the share, and the sample is taken. Far fewer bytes than the sample: the file
+    system stores the share compressed, deduplicated or sparse, while DataSync moves the
+    files' sizes, so the sample's bytes are taken beside the file system's inode count."""
     if not (used and inodes):
         return sample
-    if sample.bytes <= STATVFS_TRUSTED * used and used <= STATVFS_TRUSTED * max(sample.bytes, 1):
-        return SizeGuess(used, inodes, f"statvfs of the export: {human_bytes(used)} and {inodes:,} inodes in use")
-    why = "it holds more than this share" if used > sample.bytes else \
-        "it stores the share compressed, deduplicated or sparse"
-    return SizeGuess(sample.bytes, sample.entries,
-                     f"{sample.how}; the export's file system uses {human_bytes(used)}, more than "
-                     f"{STATVFS_TRUSTED}x apart: {why}")
+    if used > STATVFS_TRUSTED * max(sample.bytes, 1):
+        return SizeGuess(sample.bytes, sample.entries,
+                         f"{sample.how}; the export's file system uses {human_bytes(used)}, more than "
+                         f"{STATVFS_TRUSTED}x that: it holds more than this share")
+    if used * STATVFS_TRUSTED < sample.bytes:
+        return SizeGuess(sample.bytes, inodes,
+                         f"{inodes:,} inodes in use (statvfs of the export) and {human_bytes(sample.bytes)} from "
+                         f"{sample.how}: the file system's {human_bytes(used)} is less than a {STATVFS_TRUSTED}th of "
+                         "that, a share stored compressed, deduplicated or sparse")
+    return SizeGuess(used, inodes, f"statvfs of the export: {human_bytes(used)} and {inodes:,} inodes in use")
 
 
 STATVFS_TRUSTED = 4
-"""statvfs is taken over the sample while the two are at most this many times apart."""
+"""statvfs's bytes are taken over the sample's while the two are at most this many times apart."""
 
 
 def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -> SizeGuess:
