@@ -198,11 +198,24 @@ class FilterSet:
             return True
         return any(inc.matches(anc) for anc in _ancestors_and_self(p) for inc in self.includes)
 
+    def matches_itself(self, p: str) -> bool:
+        """An include matches ``p`` itself (True if no includes): :meth:`included` for a
+        path none of whose ancestors is included, as a walk that stops at the first
+        included directory knows of every path it checks."""
+        if self.includes is None:
+            return True
+        return any(inc.matches(p) for inc in self.includes)
+
     def traverse_only(self, d: str) -> bool:
         """Directory d is not itself included but may hold included entries."""
         if self.includes is None:
             return False
         return any(inc.may_select_below(d) for inc in self.includes)
+
+    def rescues_below(self, d: str) -> bool:
+        """Under the include-wins reading, an include may select something below the
+        excluded directory ``d``: the walk looks inside it."""
+        return self.reading.precedence == "include" and self.traverse_only(d)
 
     def ignored_anywhere(self, p: str) -> bool:
         return any(self.default_ignored(a) for a in _ancestors_and_self(p))

@@ -37,23 +37,9 @@ def plan(src_root: str, filters: FilterSet) -> list[Entry]:
                 entries = sorted(it, key=lambda e: e.name)
         except FileNotFoundError:
             continue
-        children = []
+        children: list[tuple[str, str, bool]] = []
         for e in entries:
-            rel = f"{rel_dir}/{e.name}"
-            if FilterSet.default_ignored(rel) or filters.excluded(rel):
-                continue
-            is_link = e.is_symlink()
-            is_dir = (not is_link) and e.is_dir(follow_symlinks=False)
-            selected = parent_selected or filters.included(rel)
-            if not selected:
-                if is_dir and filters.traverse_only(rel):
-                    children.append((e.path, rel, False))
-                continue
-            entry = _entry(e, rel, is_link, is_dir)
-            if entry is not None:
-                out.append(entry)
-            if is_dir:
-                children.append((e.path, rel, True))
+            _visit(e, f"{rel_dir}/{e.name}", parent_selected, filters, out, children)
         # pre-order, in name order: push in reverse
         for child in reversed(children):
             stack.append(child)
@@ -61,6 +47,30 @@ def plan(src_root: str, filters: FilterSet) -> list[Entry]:
     # its siblings' entries were listed; re-sort so each dir precedes contents
     out.sort(key=lambda en: en.rel.split("/"))
     return out
+
+
+def _visit(e: os.DirEntry, rel: str, parent_selected: bool, filters: FilterSet, out: list[Entry],
+           children: list[tuple[str, str, bool]]) -> None:
+    """One entry of a directory the walk reads: selected (into ``out``), and a directory to
+    read next (into ``children``: selected, or holding what an include may select)."""
+    if FilterSet.default_ignored(rel):
+        return
+    is_link = e.is_symlink()
+    is_dir = (not is_link) and e.is_dir(follow_symlinks=False)
+    if filters.excluded(rel):
+        if is_dir and filters.rescues_below(rel):
+            children.append((e.path, rel, False))
+        return
+    # no ancestor of an unselected parent's entry is included: only the entry itself can be
+    if not (parent_selected or filters.matches_itself(rel)):
+        if is_dir and filters.traverse_only(rel):
+            children.append((e.path, rel, False))
+        return
+    entry = _entry(e, rel, is_link, is_dir)
+    if entry is not None:
+        out.append(entry)
+    if is_dir:
+        children.append((e.path, rel, True))
 
 
 def _entry(e: os.DirEntry, rel: str, is_link: bool, is_dir: bool) -> Entry | None:
