@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from . import datasync as ds
-from .audit import CATEGORIES, MISSING, Audit, Carrier, Carriers, Difference, Tally, parse_mtime
+from .audit import CATEGORIES, METADATA_READERS, MISSING, Audit, Carrier, Carriers, Difference, Tally, parse_mtime
 from .cli import Parser, run, setup_logging
 from .errors import EXIT_OK, UserError
 from .files import check_writable, read_json
@@ -80,7 +80,7 @@ def audit(argv: list[str] | None) -> int:
         dest: Any = OrderedWalk(a.dest_mount, roots, a.scan_workers)
         where = a.dest_mount
     else:
-        s3 = ds.make_s3_client(a.region, a.profile, a.endpoint_url)
+        s3 = ds.make_s3_client(a.region, a.profile, a.endpoint_url, connections=METADATA_READERS + 1)  # + the listing
         bucket, prefix = ds.s3_location(ds.make_client(a.region, a.profile, a.endpoint_url), a.dest_loc)
         dest = s3_entries(s3, bucket, prefix, roots)
         where = f"s3://{bucket}/{prefix}"

@@ -138,9 +138,11 @@ def make_client(region: str | None = None, profile: str | None = None, endpoint_
         raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
 
 
-def make_s3_client(region: str | None = None, profile: str | None = None, endpoint_url: str | None = None):
-    """An S3 client for the audit, on the same credential chain and retries as DataSync's.
-    Where an endpoint is given (the local emulator; also ``AWS_ENDPOINT_URL``) it addresses
+def make_s3_client(region: str | None = None, profile: str | None = None, endpoint_url: str | None = None,
+                   connections: int = 10):
+    """An S3 client for the audit, on the same credential chain and retries as DataSync's,
+    keeping up to ``connections`` open (one for each thread that calls it at once). Where
+    an endpoint is given (the local emulator; also ``AWS_ENDPOINT_URL``) it addresses
     buckets by path, as such endpoints serve them.
 
     Calls: nothing. Raises: UserError as :func:`make_client`."""
@@ -152,6 +154,7 @@ def make_s3_client(region: str | None = None, profile: str | None = None, endpoi
                             "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role")
         client = session.client("s3", endpoint_url=endpoint_url,
                                 config=Config(retries=RETRIES, user_agent_extra="datasync-multi-agent",
+                                              max_pool_connections=connections,
                                               s3={"addressing_style": "path"} if custom else None))
         client.meta.events.register("before-parse.s3.ListObjectsV2", _listed_keys_and_sizes)
         return client
