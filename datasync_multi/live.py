@@ -156,13 +156,15 @@ class _Group:
     """One prefix group of a cut directory: what is known of it, and its subdirectories
     still open (it is emitted once none is)."""
 
-    __slots__ = ("prefix", "open", "bytes", "files", "dirs", "done")
+    __slots__ = ("prefix", "open", "bytes", "files", "dirs", "done", "why")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.open: set[str] = set()
         self.bytes = self.files = self.dirs = 0
         self.done = False
+        self.why = ""
+        """Why the cut could not split it, where it was too heavy then (not journaled: empty on a resume)."""
 
     def add(self, nbytes: int, files: int, dirs: int) -> None:
         self.bytes += nbytes
@@ -174,9 +176,11 @@ class _Cut:
     """A cut directory: its groups (by prefix) and isolated subdirectories (name -> whether
     a sibling's name extends it)."""
 
-    def __init__(self, record: CutRecord) -> None:
+    def __init__(self, record: CutRecord, whys: dict[str, str] | None = None) -> None:
         self.record = record
         self.groups = {p: _Group(p) for p in record.groups}
+        for prefix, why in (whys or {}).items():
+            self.groups[prefix].why = why
         self.prefixes = sorted(record.groups)
         self.isolated = dict(record.isolated)
 
@@ -377,7 +381,7 @@ class LivePlanner:
         record = CutRecord(node.rel, tuple(prefix for prefix, _, _ in groups),
                            tuple((name, name in extended) for name in subdirs))
         self.on_cut(record)
-        self._apply(node, record, journaled=False, loose=loose)
+        self._apply(node, record, journaled=False, loose=loose, whys={prefix: why for prefix, _, why in groups})
 
     def _why_whole(self, node: _Node) -> str:
         if node.d.note:
@@ -420,10 +424,10 @@ class LivePlanner:
             return True  # not known to hold anything: it stays in a group, which carries it either way
 
     def _apply(self, node: _Node, record: CutRecord, journaled: bool,
-               loose: list[NameCount] | None = None) -> None:
+               loose: list[NameCount] | None = None, whys: dict[str, str] | None = None) -> None:
         """Make ``record`` the node's cut: its loose entries and closed subdirectories go to
         their groups or out as units; groups with nothing open go out."""
-        cut = _Cut(record)
+        cut = _Cut(record, whys)
         node.state, node.cut = CUT, cut
         if journaled:
             loose = self._loose_by_group(node, cut)
@@ -481,7 +485,7 @@ class LivePlanner:
         if pattern in self.resume.emitted:
             return
         self._emit(Unit(pattern, GROUP, group.bytes, group.files, group.dirs,
-                        self.sizing.cost(group.bytes, group.files + group.dirs)))
+                        self.sizing.cost(group.bytes, group.files + group.dirs)), group.why)
 
     # -- closing ------------------------------------------------------------------
 
@@ -540,15 +544,16 @@ class LivePlanner:
             return WHOLE_LOCATION
         return "/" + rel + ("" if empty and rel in self.lone_roots else "/")
 
-    def _emit(self, unit: Unit) -> None:
+    def _emit(self, unit: Unit, why: str = "") -> None:
         """Hand ``unit`` to the packer; a group above the threshold (in cost, or in items past
-        the cap: then no chunk can carry it within the cap) is held, with why."""
+        the cap: then no chunk can carry it within the cap) is held, with why (the cut's
+        reason where it gave one)."""
         if unit.kind == GROUP and unit.items > 1 and self.sizing.too_heavy(unit.bytes, unit.items,
                                                                              self.sizing.threshold):
             cap = self.sizing.item_cap
             over = f"it lists {unit.items:,} items, above the {cap:,} one execution may list, and " \
                 if cap is not None and unit.items > cap else ""
-            self.held.append((unit, over + "its names could not be cut more finely"))
+            self.held.append((unit, over + (why or "its names could not be cut more finely")))
         self.packer.add(unit)
 
 

@@ -419,6 +419,19 @@ def test_heavy_directories_that_close_last_are_cut_around_while_open(order):
         assert ("u1", True) in top.isolated
 
 
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_group_held_heavy_says_why_the_cut_could_not_split_it(order):
+    """A file ``u`` beside directories ``u1`` and ``u10``: no pattern can name the file without
+    reaching the others, so ``/u*`` stays one heavy group, and the plan says that is why."""
+    spec = {"u": ("file", 10), "u1": ("dir", {f"f{i}": ("file", 30_000) for i in range(20)}),
+            "u10": ("dir", {f"g{i}": ("file", 30_000) for i in range(20)}), "v": ("file", 50_000)}
+    with scratch(spec) as share:
+        run = plan_in_order(share.mount, ("",), Sizing.guided(400_000, 2, 4, 0), order, 3)
+        check_chunks(run.chunks, share.mount, ("",))
+    [(unit, why)] = run.planner.held
+    assert unit.pattern == "/u*" and "the entry 'u' is a file" in why
+
+
 # -- 2. shapes ----------------------------------------------------------------------
 
 
