@@ -167,8 +167,7 @@ def make_s3_client(region: str | None = None, profile: str | None = None, endpoi
 def _listed_keys_and_sizes(response_dict: dict, customized_response_dict: dict, **_) -> None:
     """Read a ListObjectsV2 page's objects with ElementTree, keys and sizes only, and leave
     botocore the page without them: botocore's parser, shape by shape in Python, took most of
-    the audit's CPU time (an audit of 100,000 keys on the emulator took 10 to 13 s with it, 6
-    to 8 s without, beside ``rclone check``'s 8 to 9 s). Everything else of the page
+    the audit's CPU time (bench/README.md, question 11). Everything else of the page
     (continuation token, encoding type, errors) botocore parses as always, and its handlers
     decode the keys of ``Contents`` as they would have."""
     if response_dict["status_code"] != 200 or not response_dict["body"]:

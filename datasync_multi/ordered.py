@@ -12,7 +12,7 @@ Directories are read ahead on a pool of threads, in the order the walk will need
 on NFS the time goes to one ``lstat`` per entry, which overlaps across threads as in the
 scan. With one thread (a local disk, where calls return at once) the walk reads each
 directory itself: a pool of one only hands the interpreter lock back and forth, which
-doubled the audit's time (bench/README.md, question 10).
+doubled the audit's time (bench/README.md, question 11).
 """
 
 from __future__ import annotations

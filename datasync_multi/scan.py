@@ -537,7 +537,7 @@ def _tally(d: Dir, todo: list[str], far: list[tuple[str, bool, int]], it, rel: s
             files += 1
             size = st.st_size if kind == _S_IFREG else 0
             nbytes += size
-            largest = max(largest, size)
+            largest = size if size > largest else largest  # no call per entry: the hot loop
             linked += kind == _S_IFREG and st.st_nlink > 1
             if files <= keep_loose:
                 loose.append((name, size))

@@ -194,9 +194,7 @@ class FilterSet:
 
     def included(self, p: str) -> bool:
         """p or one of its ancestors matches an include (True if no includes)."""
-        if self.includes is None:
-            return True
-        return any(inc.matches(anc) for anc in _ancestors_and_self(p) for inc in self.includes)
+        return any(self.matches_itself(anc) for anc in _ancestors_and_self(p))
 
     def matches_itself(self, p: str) -> bool:
         """An include matches ``p`` itself (True if no includes): :meth:`included` for a

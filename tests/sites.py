@@ -142,7 +142,10 @@ def assert_exact_copy(site, retried: int = 0):
     assert differences(site.share, site.dest_dir) == []
     assert max(site.writes().values()) == 1
     done = chunks(site)
-    assert sum(len(c["attempts"]) for c in done) == starts(site)
+    recorded = sum(len(c["attempts"]) for c in done)
+    assert recorded == starts(site), (  # what to look at when a start and the ledger disagree
+        recorded, site.emu.calls()["calls"], [(c["index"], c["attempts"]) for c in done],
+        [(e["arn"], e["task"], e["status"]) for e in site.emu.state()["executions"]])
     assert sum(1 for c in done for a in c["attempts"] if a.get("failed")) == retried
     if not retried:
         assert max(site.emu.state()["selections"].values()) == 1

@@ -506,12 +506,14 @@ def test_a_run_killed_anywhere_resumes_into_an_exactly_once_plan(spec, orders, s
             if resume is not None:
                 assert not set(back.cuts) & {c.rel for c in run.cuts}  # a journaled cut is never taken again
                 assert all(c.index >= resume.next_index for c in run.chunks)
-            kill = len(run.events)
-            if attempt < len(orders) - 1:
-                kill = data.draw(st.integers(0, len(run.events)), label=f"kill {attempt}")
+            # drawn in fixed ranges: a walk on several threads (WALK) need not journal as many
+            # events when Hypothesis replays the example, and a draw must not depend on that
+            at = data.draw(st.integers(0, 1000), label=f"kill {attempt}, in thousandths of the run")
+            torn = data.draw(st.booleans(), label="torn")
+            kill = len(run.events) * at // 1000 if attempt < len(orders) - 1 else len(run.events)
             journal(share.journal, run.events[:kill])
             kept += run.events[:kill]
-            if kill < len(run.events) and data.draw(st.booleans(), label="torn"):
+            if kill < len(run.events) and torn:
                 tear(share.journal, run.events[kill])
         done = Journal.read(share.journal)
         assert [c.to_json() for c in done.chunks] == [c.to_json() for c in kept if isinstance(c, Chunk)]
@@ -549,8 +551,8 @@ def test_a_group_over_the_item_cap_that_cannot_be_cut_is_reported():
         check_chunks(run.chunks, share.mount, ("",))
     assert ("/d/u1*",) in [c.includes for c in run.chunks]
     assert [(u.pattern, why) for u, why in run.planner.held] == [
-        ("/d/u1*", "it lists 11 items, above the 5 one execution may list, and its names could not be cut "
-                   "more finely")]
+        ("/d/u1*", "it lists 11 items, above the 5 one execution may list, and the entry 'u1' is a file, link "
+                   "or empty directory, and a pattern naming it would also reach the longer names that start with it")]
     check_limits(run.chunks, sizing, run.planner.held)
 
 
