@@ -59,7 +59,8 @@ import tempfile
 import time
 import unicodedata
 
-from common import REPO, append_results, ensure_tool, machine, table
+from common import DISTURBED, REPO, append_results, busy_seconds, cpu_seconds, ensure_tool, machine, table
+from common import wait_quiet as common_wait_quiet
 from gen_tree import WORK, ensure_tree
 
 BUCKET, PREFIX = "migration-target", "share"
@@ -80,41 +81,8 @@ NO_WAIT = False
 
 
 def wait_quiet() -> None:
-    """Wait until no other benchmark runs and the machine is idle (a test suite of another session
-    takes a core or two): the machine is shared, and its two cores are all there is."""
-    if NO_WAIT:
-        return
-    t0 = time.monotonic()
-    said = False
-    while True:
-        if subprocess.run(["pgrep", "-f", OTHER_BENCHES], capture_output=True).returncode == 0:
-            why = f"{OTHER_BENCHES} to end"
-        else:
-            busy0 = busy_seconds()
-            time.sleep(5)
-            cores = (busy_seconds() - busy0) / 5
-            if cores < DISTURBED:
-                break
-            why = f"the machine to be idle ({cores:.1f} cores busy)"
-        if not said:
-            print(f"  waiting for {why}...", file=sys.stderr, flush=True)
-            said = True
-        time.sleep(10)
-    if said:
-        print(f"  waited {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
-
-
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
-    with open("/proc/stat") as fh:
-        fields = [int(x) for x in fh.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-DISTURBED = 0.3
-"""Cores' worth of CPU that processes other than the measured ones may use during a timed run
-before it is taken again."""
+    if not NO_WAIT:
+        common_wait_quiet(OTHER_BENCHES)
 
 
 def timed(cmd: list[str], ok: tuple[int, ...] = (0,), emulator_pid: int | None = None, **kw) -> dict:
@@ -134,7 +102,7 @@ def timed(cmd: list[str], ok: tuple[int, ...] = (0,), emulator_pid: int | None =
 
 
 def _timed_once(cmd: list[str], ok: tuple[int, ...], emulator_pid: int | None, **kw) -> dict:
-    emu0 = _cpu_of(emulator_pid)
+    emu0 = cpu_seconds(emulator_pid)
     busy0 = busy_seconds()
     t0 = time.perf_counter()
     r = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, errors="replace", **kw)
@@ -146,18 +114,10 @@ def _timed_once(cmd: list[str], ok: tuple[int, ...], emulator_pid: int | None, *
     def field(name: str) -> float:
         return float(re.search(rf"{name}: ([\d.]+)", r.stderr).group(1))
     cpu = field(r"User time \(seconds\)") + field(r"System time \(seconds\)")
-    emu_cpu = _cpu_of(emulator_pid) - emu0 if emulator_pid else 0.0
+    emu_cpu = cpu_seconds(emulator_pid) - emu0 if emulator_pid else 0.0
     return {"wall": wall, "rss": field(r"Maximum resident set size \(kbytes\)") * 1024, "cpu": cpu,
             "emu_cpu": emu_cpu, "others": max(busy - cpu - emu_cpu, 0.0),
             "rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
-
-
-def _cpu_of(pid: int | None) -> float:
-    if not pid:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def audit_cmd(src: str, work: str, *extra: str, checkout: str = REPO) -> list[str]:

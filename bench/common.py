@@ -86,6 +86,55 @@ def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     return time.perf_counter() - t0, r
 
 
+DISTURBED = 0.3
+"""Cores' worth of CPU that processes other than the measured ones may use during a timed run
+before it is taken again (the machine is shared, and a hypervisor's steal counts too)."""
+
+
+def busy_seconds(steal: bool = True) -> float:
+    """CPU seconds the whole machine has spent busy (every core), from /proc/stat; with
+    ``steal``, also the time the hypervisor gave its CPUs to other machines."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8 if steal else 7]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None, children: bool = False) -> float:
+    """User + system CPU seconds of a running process (and of its waited-for children); 0 if gone."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(others: str) -> None:
+    """Wait until no process matching ``others`` (another benchmark) runs and the machine is
+    idle (a test suite of another session takes a core or two): its two cores are all there is."""
+    t0 = time.monotonic()
+    said = False
+    while True:
+        if subprocess.run(["pgrep", "-f", others], capture_output=True).returncode == 0:
+            why = f"{others} to end"
+        else:
+            busy0 = busy_seconds()
+            time.sleep(5)
+            cores = (busy_seconds() - busy0) / 5
+            if cores < DISTURBED:
+                break
+            why = f"the machine to be idle ({cores:.1f} cores busy)"
+        if not said:
+            print(f"  waiting for {why}...", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(10)
+    if said:
+        print(f"  waited {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
 def agent_arns(n: int) -> list[str]:
     return [f"arn:aws:datasync:us-east-1:111122223333:agent/agent-{i:017x}" for i in range(1, n + 1)]
 

@@ -9,6 +9,12 @@ now is dispatched, one that lands on a busy agent is left for it. A busy agent c
 take it at a later check, so it is charged the wait for one (``pickup_delay``). An idle
 agent that wins nothing is left idle: every chunk it could take ends sooner elsewhere.
 
+While a live scan still runs (``conserving``), each waiting chunk, largest first, goes to
+the agent with a free slot that would end it first, before any busy agent is considered
+(no agent is left idle while a chunk it may take waits): more chunks keep coming, so
+an agent left idle now loses that time for good, while a chunk that ends late on a slow
+agent is made up for by the chunks still to come, which go elsewhere.
+
 Rates are measured (``measured_rate``) in cost units (bytes plus the plan's per-file cost)
 per second, start overhead included: chunks are of even cost, so an overhead per chunk is
 an overhead per cost unit. An agent not measured yet is taken to run at the median of the
@@ -56,6 +62,10 @@ class Assignment:
     measured, or when some waiting chunk has no agent that may take it."""
     unplaceable: tuple[int, ...] = ()
     """Waiting chunks that no ONLINE agent may take (each has failed on all of them)."""
+    pickup: float | None = None
+    """Seconds until the soonest agent a chunk is left for should free a task slot (its work
+    over its measured rate): when a check should hand it over. None when no chunk is left
+    for a busy agent, or no rate is measured."""
 
 
 def measured_rate(samples: Iterable[tuple[float, float]]) -> float | None:
@@ -90,7 +100,8 @@ def rate_samples(starts: Iterable[tuple[ChunkRecord, ChunkAttempt, Execution | N
         yield (described.bytes_transferred if by_bytes else chunk.cost * share), end - described.launch_time
 
 
-def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_delay: float = 0.0) -> Assignment:
+def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_delay: float = 0.0,
+           conserving: bool = False) -> Assignment:
     """Start what should start now (see the module's docstring). ``pickup_delay`` is how
     long after its work ends an agent with no free slot is expected to be handed more
     (half the polling interval). Every order is total, so the same view gives the same answer."""
@@ -99,17 +110,21 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_
     rate = {a.arn: a.rate or fallback for a in agents}
     free = {a.arn: a.free_slots for a in agents}
     ends = {a.arn: a.backlog / rate[a.arn] + (pickup_delay if a.free_slots == 0 else 0.0) for a in agents}
+    busy = {a.arn for a in agents if a.free_slots == 0}
     starts: list[tuple[int, str]] = []
     unplaceable: list[int] = []
+    pickups: list[float] = []
     for chunk in sorted(waiting, key=lambda c: (-c.cost, c.index)):
         fits = [a.arn for a in agents if a.arn not in chunk.barred]
         if not fits:
             unplaceable.append(chunk.index)
             continue
-        best = min(fits, key=lambda a: (ends[a] + chunk.cost / rate[a], -free[a], a))
+        best = min(fits, key=lambda a: (conserving and free[a] == 0, ends[a] + chunk.cost / rate[a], -free[a], a))
         if free[best] > 0:
             starts.append((chunk.index, best))
             free[best] -= 1
+        else:
+            pickups.append(max(ends[best] - (pickup_delay if best in busy else 0.0), 0.0))
         ends[best] += chunk.cost / rate[best]
     eta = max(ends.values(), default=0.0) if known and not unplaceable else None
-    return Assignment(tuple(starts), eta, tuple(unplaceable))
+    return Assignment(tuple(starts), eta, tuple(unplaceable), min(pickups) if known and pickups else None)

@@ -272,8 +272,14 @@ class Dispatcher(Observer):
         waiting = [WaitingChunk(c.index, c.cost, c.barred) for c in self.dispatch.chunks
                    if self.state(c) == ChunkState.WAITING]
         loads = self._loads(statuses, now)
-        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2)
+        scanning = result.scan is not None and not result.scan.ended  # more chunks to come: no agent waits
+        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
+        result.pickup = assignment.pickup
+        if len(waiting) == len(assignment.starts) + len(assignment.unplaceable):
+            taking = {agent for _, agent in assignment.starts}
+            result.idle_agents = sum(1 for load in loads if load.arn not in taking
+                                     and load.free_slots == len(self.dispatch.lanes[load.arn]))
         for index, agent in assignment.starts:
             chunk = by_index[index]
             busy = self._busy_tasks(agent)
@@ -283,6 +289,7 @@ class Dispatcher(Observer):
             try:
                 self._start(chunk, attempt)
                 rows[index].add(f"started on {short(agent)}")
+                result.started += 1
             except CHECK_ERRORS as exc:
                 rows[index].action = failed_check(result.errors, rows[index].action, f"chunk {index}",
                                                   f"starting it on {short(agent)} failed: {ds.describe_error(exc)}")

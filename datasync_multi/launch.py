@@ -28,7 +28,7 @@ from .ledger import (
     parse_start_tag,
 )
 from .live import Sizing
-from .live_run import LiveScan, check_loop, lanes, live_plan, move_aside, resumable, write_plan
+from .live_run import CHECK_GAP, Hunger, LiveScan, check_loop, lanes, live_plan, move_aside, resumable, write_plan
 from .plan import Plan, TaskPlan
 from .report import DispatchResult
 from .scan import Progress, human_bytes
@@ -294,8 +294,11 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                                           journal_file)
         run_id = ledger.run.id if ledger.run else ""
     last: list[DispatchResult] = []
+    hunger = Hunger(len(agents))
 
-    def check() -> None:
+    def check() -> tuple[float | None, int]:
+        """One check; when an agent should free for a chunk it left waiting, and how many it
+        started (``Cadence``)."""
         with _lock_run(arn_file):
             ledger = Ledger.read(ledger_file)
             assert ledger.dispatch is not None and ledger.run is not None
@@ -305,15 +308,17 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                     ledger.dispatch.add_task(prepared.task.agent_arn, prepared.before["TaskArn"])
                     ledger.save()
             if not ledger.dispatch.lanes:
-                return
+                return None, 0
             policy = ledger.run.policy
             result = Dispatcher(client, ledger, arn_file, Settings(policy.max_retries, policy.offline_threshold,
-                                                                   poll=live.check_every)).check()
+                                                                   poll=CHECK_GAP)).check()
         last[:] = [result]
+        hunger.set(result.idle_agents)
         log.info("%s", result.summary())
+        return result.pickup, result.started
 
     with scanning(journal_file):
-        scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress())
+        scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress(), hunger)
         scan.start()
         check_loop(scan, check, live.check_every)
         scan.join()

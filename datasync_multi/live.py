@@ -228,6 +228,13 @@ class _Node:
 
 Emit = Callable[[Chunk], None]
 Journal = Callable[[CutRecord], None]
+Hungry = Callable[[], bool]
+"""Asked by the packer once a chunk holds a quarter of its target: whether an agent is idle
+with nothing waiting for it (so the chunk goes out now). True takes that agent's turn."""
+
+
+def never_hungry() -> bool:
+    return False
 
 
 class LivePlanner:
@@ -236,7 +243,7 @@ class LivePlanner:
 
     def __init__(self, roots: tuple[str, ...], sizing: Sizing, read_loose: LooseReader,
                  is_empty: Callable[[str], bool], on_chunk: Emit, on_cut: Journal, *, lone_roots: frozenset[str],
-                 tail_pieces: int = 1, resume: Resume | None = None) -> None:
+                 tail_pieces: int = 1, resume: Resume | None = None, hungry: Hungry = never_hungry) -> None:
         self.roots = frozenset(roots)
         self.sizing = sizing
         self.is_empty = is_empty
@@ -258,7 +265,7 @@ class LivePlanner:
         """Entries that appeared after their directory was cut (on a resume): no unit carries them."""
         self.bare_empty_roots: list[str] = []
         self.packer = StreamPacker(sizing, on_chunk, self.resume.next_index, self.resume.emitted_cost,
-                                   lambda: self.seen, tail_pieces)
+                                   lambda: self.seen, tail_pieces, hungry)
 
     # -- what the walk asks -------------------------------------------------------
 
@@ -572,11 +579,16 @@ def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
 
 class StreamPacker:
     """Fills chunks from units as they come: a chunk goes out once it reaches the target,
-    or before a unit that would take it past the target or past a filter's limits."""
+    or before a unit that would take it past the target or past a filter's limits, or once
+    it holds a quarter of the target while an agent idles with nothing to take (``hungry``):
+    an agent waiting for the scan moves a small chunk rather than nothing, and an agent that
+    keeps up with the scan never asks, so chunks stay whole where the agents are the
+    bottleneck (at most four times as many where the scan is)."""
 
     def __init__(self, sizing: Sizing, on_chunk: Emit, first_index: int, emitted: int,
-                 seen: Callable[[], int], tail_pieces: int) -> None:
+                 seen: Callable[[], int], tail_pieces: int, hungry: Hungry = never_hungry) -> None:
         self.sizing = sizing
+        self.hungry = hungry
         self.on_chunk = on_chunk
         self.index = first_index
         self.emitted = emitted
@@ -598,7 +610,7 @@ class StreamPacker:
         self.cost += unit.cost
         self.length += size
         self.items += unit.items
-        if self.cost >= target:
+        if self.cost >= target or self.cost >= max(target // UNITS_PER_CHUNK, 1) and self.hungry():
             self._out(self.units)
 
     def finish(self) -> None:
@@ -622,7 +634,7 @@ class StreamPacker:
 
 def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: Emit, on_cut: Journal, *,
                   agents: int, workers: int | None = None, progress: Progress | None = None,
-                  resume: Resume | None = None) -> tuple[Tree, LivePlanner]:
+                  resume: Resume | None = None, hungry: Hungry = never_hungry) -> tuple[Tree, LivePlanner]:
     """Walk the roots and plan as the walk goes: each chunk goes to ``on_chunk`` as it closes,
     each cut to ``on_cut`` before any of its units. Returns the scan's facts (for warnings)
     and the planner (what it held whole, what appeared late)."""
@@ -630,7 +642,8 @@ def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: 
     kept = tuple(r for r in roots if not scan.datasync_skips(r))
     planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
                           lambda rel: not scan.has_entries(mount, rel), on_chunk, on_cut,
-                          lone_roots=scan.lone_roots(mount, kept), tail_pieces=agents, resume=resume)
+                          lone_roots=scan.lone_roots(mount, kept), tail_pieces=agents, resume=resume,
+                          hungry=hungry)
     tree = scan.scan_live(mount, roots, planner.listed, planner.covered, workers, progress)
     planner.finish()
     tree.lone_roots = planner.lone_roots

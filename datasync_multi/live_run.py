@@ -2,10 +2,11 @@
 
 record the run and begin the journal (or resume the journal a killed run left) -> the scan
 walks in a thread of its own; each chunk is journaled as it closes -> meanwhile, at each new
-chunk (and every ``--live_check_sec``), one dispatcher check under the arn file's lock, as
-the watcher's: it takes the journaled chunks into the ledger and starts them on the agents
-that are free; the first chunk also has the run's tasks made -> the scan ends: the journal
-says so, the plan file gets every chunk, a last check; the watcher hands out the rest.
+chunk, when an agent should free for a waiting chunk, and every ``--live_check_sec``, one
+dispatcher check under the arn file's lock, as the watcher's: it takes the journaled
+chunks into the ledger and starts them on the agents that are free; the first chunk
+also has the run's tasks made -> the scan ends: the journal says so, the plan file gets
+every chunk, a last check; the watcher hands out the rest.
 
 A chunk is on disk in the journal before any check can see it, and a check starts only
 chunks it has recorded in the ledger, so a kill at any point loses nothing and starts
@@ -33,6 +34,8 @@ log = logging.getLogger("scheduler")
 
 LIVE_CHUNKS_PER_AGENT = 4
 """K in live mode when --chunks_per_agent is left at 1."""
+CHECK_GAP = 1.0
+"""Seconds at least between the starts of two of a live scheduler's checks."""
 PROGRESS_EVERY = 10.0
 """Seconds between the journal's progress lines (what the watcher shows of the scan)."""
 
@@ -72,14 +75,36 @@ class ScanOutcome:
     failure: BaseException | None = None
 
 
+class Hunger:
+    """How many agents the last check left idle with nothing waiting for them (all of them
+    before the first): the scan closes a chunk early for each (``live.StreamPacker``). The
+    checks set it; the scan's thread takes from it."""
+
+    def __init__(self, idle: int) -> None:
+        self._idle = idle
+        self._lock = threading.Lock()
+
+    def set(self, idle: int) -> None:
+        with self._lock:
+            self._idle = idle
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._idle <= 0:
+                return False
+            self._idle -= 1
+            return True
+
+
 class LiveScan:
     """The scan and the planner on a thread of their own, writing into the journal; ``fresh``
     is set whenever a chunk has been journaled."""
 
     def __init__(self, mount: str, roots: tuple[str, ...], journal: Journal, agents: int,
-                 workers: int | None, progress: Progress) -> None:
+                 workers: int | None, progress: Progress, hunger: Hunger | None = None) -> None:
         self.mount, self.roots, self.journal, self.agents = mount, roots, journal, agents
         self.workers, self.progress = workers, progress
+        self.hunger = hunger or Hunger(0)
         self.fresh = threading.Event()
         self.done = threading.Event()
         self.outcome = ScanOutcome()
@@ -97,7 +122,7 @@ class LiveScan:
             assert self.journal.sizing is not None
             tree, planner = walk_and_plan(self.mount, self.roots, self.journal.sizing, self._chunk, self._cut,
                                           agents=self.agents, workers=self.workers, progress=self.progress,
-                                          resume=self.journal.resume())
+                                          resume=self.journal.resume(), hungry=self.hunger.take)
             self.outcome.tree = tree
             self.outcome.warnings = tuple(live_warnings(tree, planner.held, planner.late, planner.bare_empty_roots))
             self.journal.end(self._read(), list(self.outcome.warnings))
@@ -162,16 +187,47 @@ def live_plan(journal: Journal, agents: tuple[str, ...], roots: tuple[str, ...],
                 sizing.max_depth, bound, sizing.threshold, warnings=journal.warnings, chunks=chunks)
 
 
-def check_loop(scan: LiveScan, check: Callable[[], None], every: float) -> None:
-    """One check at each new chunk (at most one a second) and every ``every`` seconds, until
-    the scan ends; then one more."""
+class Cadence:
+    """When a live scheduler checks next, from what its last check saw: when the agent a
+    waiting chunk is left for should free (``DispatchResult.pickup``), else in ``every``
+    seconds (a new chunk calls a check sooner: ``check_loop``). A predicted free that comes
+    round again with nothing started meanwhile (an execution verifying past its estimate)
+    doubles the wait each time, up to ``every``: a late execution is not asked about every
+    second."""
+
+    def __init__(self, every: float, gap: float = CHECK_GAP) -> None:
+        self.every, self.gap = every, gap
+        self.late = 0
+
+    def wait(self, pickup: float | None, started: int) -> float:
+        """Seconds from the start of the check that saw ``pickup`` and started ``started``
+        chunks to the next one."""
+        if started or pickup is None or pickup > self.gap:
+            self.late = 0
+        if pickup is None:
+            return self.every
+        if pickup > self.gap:
+            return min(pickup, self.every)
+        wait = min(self.gap * 2 ** self.late, self.every)
+        self.late += 1
+        return wait
+
+
+def check_loop(scan: LiveScan, check: Callable[[], tuple[float | None, int]], every: float,
+               gap: float = CHECK_GAP) -> None:
+    """Check at each new chunk, when an agent should free for a waiting one (``Cadence``), and
+    every ``every`` seconds, never sooner than ``gap`` after the last check began, until the
+    scan ends; then once more. ``check`` returns the pickup it saw and how many it started."""
+    cadence = Cadence(every, gap)
+    due = time.monotonic() + every
     while not scan.done.is_set():
-        scan.fresh.wait(every)
+        scan.fresh.wait(max(due - time.monotonic(), 0.0))
         scan.fresh.clear()
         if scan.done.is_set():
             break
-        check()
-        scan.done.wait(1.0)  # at most one check a second: chunks closing together start together
+        began = time.monotonic()
+        due = began + cadence.wait(*check())
+        scan.done.wait(max(began + gap - time.monotonic(), 0.0))  # chunks closing together start together
     check()
 
 

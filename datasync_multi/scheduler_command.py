@@ -100,7 +100,7 @@ def parse(argv: list[str] | None):
                     "default: the share's estimated size over K x agents, shrinking as the scan nears its end")
     p.add_flag("--live_check_sec", type=float, default=30.0,
                help="with --live: seconds between the scheduler's dispatch checks while it scans (it also checks "
-                    "at once when a chunk closes)")
+                    "at once when a chunk closes, and when an agent should free for a chunk left waiting)")
     p.add_flag("--arn_file", default="arn_file.txt", help="where the execution ARNs are recorded")
     p.add_flag("--plan_file", default="plan.json", help="where the plan is written")
     p.add_flag("--ledger_file", help="a dynamic plan's dispatch record (default: <arn_file>.ledger.json, where "

@@ -26,6 +26,29 @@ def test_a_slow_idle_agent_is_left_idle_when_a_faster_one_would_finish_the_chunk
     assert got.starts == ((0, "slow"),)
 
 
+def test_a_chunk_left_for_a_busy_agent_says_when_that_agent_should_free():
+    """What a live scheduler's next check waits for: the fast agent's work over its rate, not
+    the pickup delay charged to it, and not the end of what a later held chunk waits behind."""
+    fast_busy = AgentLoad("fast", 0, backlog=40, rate=40.0)  # free in 1 s, then 2.5 s for chunk 0
+    slow_idle = AgentLoad("slow", 1, rate=20.0)  # 5 s for chunk 0; 4 s for chunk 1, which the fast one ends at 6
+    got = assign([WaitingChunk(0, 100), WaitingChunk(1, 80)], [fast_busy, slow_idle], pickup_delay=0.5)
+    assert got.starts == ((1, "slow"),) and got.pickup == 1.0
+    held_behind_a_start = assign([WaitingChunk(0, 100), WaitingChunk(1, 100)], [AgentLoad("a", 1, rate=100.0)])
+    assert held_behind_a_start.starts == ((0, "a"),) and held_behind_a_start.pickup == 1.0  # after the one started
+    assert assign([WaitingChunk(0, 100)], [slow_idle]).pickup is None  # nothing left waiting
+    assert assign([WaitingChunk(0, 10), WaitingChunk(1, 10)], [AgentLoad("a", 1)]).pickup is None  # no rate yet
+
+
+def test_while_a_live_scan_runs_an_idle_agent_takes_what_waits():
+    waiting = [WaitingChunk(0, 100)]
+    fast_busy = AgentLoad("fast", 0, backlog=40, rate=40.0)  # would end it at 3.5 s
+    slow_idle = AgentLoad("slow", 1, rate=10.0)  # at 10 s: left idle once the scan is over
+    assert assign(waiting, [fast_busy, slow_idle]).starts == ()
+    got = assign(waiting + [WaitingChunk(1, 50)], [fast_busy, slow_idle, AgentLoad("fastest idle", 1, rate=20.0)],
+                 conserving=True)
+    assert got.starts == ((0, "fastest idle"), (1, "slow")) and got.pickup is None
+
+
 def test_a_chunk_never_goes_back_to_an_agent_that_failed_it():
     got = assign([WaitingChunk(0, 10, frozenset({"a"}))], [AgentLoad("a", 1, rate=100.0), AgentLoad("b", 0, 50, 1.0)])
     assert got.starts == ()
@@ -52,9 +75,9 @@ chunks = st.lists(st.builds(WaitingChunk, index=st.integers(0, 10**6), cost=st.i
 
 
 @settings(max_examples=examples(300))
-@given(chunks, loads)
-def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, agents):
-    got = assign(waiting, agents)
+@given(chunks, loads, st.booleans())
+def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, agents, conserving):
+    got = assign(waiting, agents, conserving=conserving)
     started = [i for i, _ in got.starts]
     assert len(started) == len(set(started))
     by_index = {c.index: c for c in waiting}
@@ -69,3 +92,9 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
     if agents and all(a.rate is None and a.backlog == 0 and a.free_slots > 0 for a in agents) \
             and all(not c.barred for c in waiting):
         assert len(got.starts) == min(len(waiting), sum(a.free_slots for a in agents))
+    left = len(waiting) - len(got.starts) - len(got.unplaceable)
+    assert (got.pickup is None) == (not left or not any(a.rate for a in agents))  # a time exactly when one waits
+    assert got.pickup is None or got.pickup >= 0
+    if conserving:  # no agent idles while a chunk it may take waits
+        left_free = {a for a, n in free.items() if n > 0}
+        assert all(not left_free - c.barred for c in waiting if c.index not in started)

@@ -109,8 +109,9 @@ def assert_each_chunk_once(site) -> None:
 def test_a_live_run_starts_chunks_while_it_scans_and_copies_exactly(site):
     """A chunk starts while the scan is held mid-way (so before it ends, as the ledger's
     ``decided`` and the journal's ``end`` also say), and the run copies exactly. Its dry run
-    planned the same chunks and created nothing."""
-    r = site.schedule(*LIVE, "--dry_run")  # the same plan a live run makes, and nothing created
+    planned the same units and created nothing (the run's chunks may close sooner, while an
+    agent has nothing to run)."""
+    r = site.schedule(*LIVE, "--dry_run")  # the units a live run makes, and nothing created
     assert r.returncode == 0, r.stderr
     dry = json.load(open(os.path.join(site.work, "plan.json")))
     assert dry["version"] == 3 and len(dry["chunks"]) > 10 and "run" not in dry
@@ -136,7 +137,8 @@ def test_a_live_run_starts_chunks_while_it_scans_and_copies_exactly(site):
     assert_each_chunk_once(site)
     plan = json.load(open(os.path.join(site.work, "plan.json")))
     assert plan["version"] == 3 and plan["live"] and plan["run"] == ledger(site)["run"]["id"]
-    assert [c["includes"] for c in plan["chunks"]] == [c["includes"] for c in dry["chunks"]]
+    units = sorted(p for c in plan["chunks"] for p in c["includes"])  # chunks close sooner while agents idle
+    assert units == sorted(p for c in dry["chunks"] for p in c["includes"])
 
 
 DRAW = random.Random(20261130)

@@ -14,7 +14,7 @@ import pytest
 from datasync_multi.errors import UserError
 from datasync_multi.journal import Journal, ScanProgress, scan_alive, scanning
 from datasync_multi.live import CutRecord, Sizing
-from datasync_multi.live_run import chunk_cost
+from datasync_multi.live_run import Cadence, chunk_cost
 from datasync_multi.plan import Chunk
 from datasync_multi.report import DispatchResult, ScanState
 from datasync_multi.split import DIR, GROUP, Unit
@@ -94,6 +94,17 @@ def test_chunks_keep_an_even_share_then_shrink_toward_the_end_never_below_a_unit
     fixed = Sizing.fixed(700, 4, 4, 0)
     assert fixed.target(seen=10**9, emitted=10**9 - 1) == 700 and fixed.threshold == 175
     assert Sizing.from_json(json.loads(json.dumps(s.to_json()))) == s
+
+
+def test_a_live_scheduler_checks_when_an_agent_should_free_and_backs_off_when_it_does_not():
+    cadence = Cadence(every=30, gap=1)
+    assert cadence.wait(None, 0) == 30  # nothing left waiting for a busy agent (or no rate yet)
+    assert cadence.wait(7.5, 0) == 7.5 and cadence.wait(120, 1) == 30
+    late = [cadence.wait(0.0, 0) for _ in range(7)]  # the agent's execution runs past its estimate
+    assert late == [1, 2, 4, 8, 16, 30, 30]
+    assert cadence.wait(0.4, 0) == 30  # still late, still backed off
+    assert cadence.wait(5, 0) == 5 and cadence.wait(0.2, 0) == 1  # a new estimate starts again from the gap
+    assert cadence.wait(0.2, 0) == 2 and cadence.wait(0.3, 1) == 1  # a start since: another agent, soon
 
 
 def test_a_live_run_is_finished_only_once_its_scan_has_ended():

@@ -29,6 +29,7 @@ from datasync_multi import scan
 from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_nameable, value_bytes
 from datasync_multi.journal import Journal
 from datasync_multi.live import UNITS_PER_CHUNK, CutRecord, LivePlanner, Resume, Sizing, walk_and_plan
+from datasync_multi.live_run import Hunger
 from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import Chunk
 from datasync_multi.scan import Dir, Progress
@@ -222,9 +223,10 @@ def _priority(order: str, rel: str, rng: random.Random, costs: dict[str, int], l
 
 
 def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str, seed: int,
-                  resume: Resume | None = None) -> Run:
+                  resume: Resume | None = None, idle: float = 0.3) -> Run:
     """Plan ``roots`` of ``mount`` by feeding a :class:`LivePlanner`, built as ``walk_and_plan``
-    builds it, each directory's listing in ``order`` (or by ``walk_and_plan`` itself, for WALK)."""
+    builds it, each directory's listing in ``order`` (or by ``walk_and_plan`` itself, for WALK);
+    asked whether an agent idles, the answer is yes that share of the time."""
     run = Run()
     if order == WALK:
         _, run.planner = walk_and_plan(mount, roots, sizing, run.events.append, run.events.append,
@@ -239,7 +241,8 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
     planner = run.planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
                                         lambda rel: not scan.has_entries(mount, rel), run.events.append,
                                         run.events.append, lone_roots=scan.lone_roots(mount, kept),
-                                        tail_pieces=sizing.agents, resume=resume)
+                                        tail_pieces=sizing.agents, resume=resume,
+                                        hungry=lambda: rng.random() < idle)
     waiting: list[tuple[tuple, str]] = []
 
     def found(rel: str) -> None:
@@ -561,9 +564,50 @@ def test_the_last_units_are_shared_among_the_agents():
     before the scan ends, and the units left then go out as one even chunk per agent."""
     spec = {f"d{i:02d}": ("dir", {"f": ("file", 1000)}) for i in range(12)}
     with scratch(spec) as share:
-        run = plan_in_order(share.mount, ("",), Sizing.fixed(16_000, 4, 1, 0), "depth-first", 0)
+        run = plan_in_order(share.mount, ("",), Sizing.fixed(16_000, 4, 1, 0), "depth-first", 0, idle=0)
         check_chunks(run.chunks, share.mount, ("",))
     assert [c.cost for c in run.chunks] == [3000] * 4
+
+
+def test_a_chunk_goes_out_at_a_quarter_of_its_target_when_an_agent_idles_and_only_then():
+    """Thirty-two directories of 1,000 bytes, target 8,000: whole chunks while no agent asks;
+    while one idles, a chunk goes out once it holds 2,000 (the agent's turn is taken, and
+    only asked for from there); then whole chunks again."""
+    spec = {f"d{i:02d}": ("dir", {"f": ("file", 1000)}) for i in range(32)}
+    asked: list[int] = []
+    idle = Hunger(0)
+
+    def hungry() -> bool:
+        asked.append(len(chunks))
+        return idle.take()
+
+    chunks: list[Chunk] = []
+    with scratch(spec) as share:
+        mount = os.path.realpath(share.mount)
+
+        def on_chunk(chunk: Chunk) -> None:
+            chunks.append(chunk)
+            if len(chunks) == 1:
+                idle.set(2)  # a check after the first chunk saw two agents with nothing to run
+
+        planner = LivePlanner(("",), Sizing.fixed(8000, 4, 1, 0), lambda rel: scan.loose_entries(mount, rel),
+                              lambda rel: False, on_chunk, lambda record: None, lone_roots=frozenset(),
+                              tail_pieces=1, hungry=hungry)
+        listed = listings(mount, ("",))
+        for rel in ["", *sorted(f"d{i:02d}" for i in range(32))]:
+            d, far, loose = listed[rel]
+            planner.listed(rel, replace(d), far, loose)
+        planner.finish()
+        check_chunks(chunks, share.mount, ("",))
+    assert [c.cost for c in chunks] == [8000, 2000, 2000, 8000, 8000, 4000]
+    assert set(asked) == set(range(6)) and asked.count(1) == asked.count(2) == 1  # from a quarter of a chunk on
+
+
+def test_hunger_counts_the_idle_agents_a_check_saw_and_gives_each_one_turn():
+    hunger = Hunger(2)
+    assert [hunger.take() for _ in range(3)] == [True, True, False]
+    hunger.set(1)
+    assert hunger.take() and not hunger.take()
 
 
 # -- 5. the real walk closes subtrees early -----------------------------------------
