@@ -34,7 +34,7 @@ log = logging.getLogger("scheduler")
 
 LIVE_CHUNKS_PER_AGENT = 4
 """K in live mode when --chunks_per_agent is left at 1."""
-CHECK_GAP = 1.0
+CHECK_GAP = 0.25
 """Seconds at least between the starts of two of a live scheduler's checks."""
 PROGRESS_EVERY = 10.0
 """Seconds between the journal's progress lines (what the watcher shows of the scan)."""
