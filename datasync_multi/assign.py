@@ -51,6 +51,10 @@ class AgentLoad:
     """Cost its started executions still have to move (running and queued)."""
     rate: float | None = None
     """Measured cost per second, or None if not measured yet."""
+    slots: int = 1
+    """Its tasks (queue slots) in all: with all of them free it runs nothing."""
+    next_free: float = 0.0
+    """Cost its soonest-ending unfinished execution still has to move: a slot frees after it."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,13 @@ class Assignment:
     measured, or when some waiting chunk has no agent that may take it."""
     unplaceable: tuple[int, ...] = ()
     """Waiting chunks that no ONLINE agent may take (each has failed on all of them)."""
-    pickup: float | None = None
-    """Seconds until the soonest agent a chunk is left for should free a task slot (its work
-    over its measured rate): when a check should hand it over. None when no chunk is left
-    for a busy agent, or no rate is measured."""
+    frees: tuple[float, ...] = ()
+    """Seconds until each agent left without a free slot frees one (its soonest-ending
+    execution's work over its measured rate; 0 while no rate is measured): when a live
+    scheduler checks again."""
+    idle: int = 0
+    """Agents left running nothing that may take none of the chunks left waiting: how many
+    chunks a live scan should close early."""
 
 
 def measured_rate(samples: Iterable[tuple[float, float]]) -> float | None:
@@ -109,22 +116,28 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_
     fallback = statistics.median(known) if known else 1.0
     rate = {a.arn: a.rate or fallback for a in agents}
     free = {a.arn: a.free_slots for a in agents}
+    idle = {a.arn for a in agents if a.free_slots >= a.slots}
+    soonest = {a.arn: a.next_free for a in agents if a.arn not in idle}
     ends = {a.arn: a.backlog / rate[a.arn] + (pickup_delay if a.free_slots == 0 else 0.0) for a in agents}
-    busy = {a.arn for a in agents if a.free_slots == 0}
     starts: list[tuple[int, str]] = []
     unplaceable: list[int] = []
-    pickups: list[float] = []
+    left: list[WaitingChunk] = []
     for chunk in sorted(waiting, key=lambda c: (-c.cost, c.index)):
         fits = [a.arn for a in agents if a.arn not in chunk.barred]
         if not fits:
             unplaceable.append(chunk.index)
             continue
-        best = min(fits, key=lambda a: (conserving and free[a] == 0, ends[a] + chunk.cost / rate[a], -free[a], a))
+        best = min(fits, key=lambda a: (conserving and free[a] == 0, conserving and a not in idle,
+                                        ends[a] + chunk.cost / rate[a], -free[a], a))
         if free[best] > 0:
             starts.append((chunk.index, best))
             free[best] -= 1
+            idle.discard(best)
+            soonest[best] = min(soonest.get(best, chunk.cost), chunk.cost)
         else:
-            pickups.append(max(ends[best] - (pickup_delay if best in busy else 0.0), 0.0))
+            left.append(chunk)
         ends[best] += chunk.cost / rate[best]
     eta = max(ends.values(), default=0.0) if known and not unplaceable else None
-    return Assignment(tuple(starts), eta, tuple(unplaceable), min(pickups) if known and pickups else None)
+    frees = tuple(sorted(soonest[a] / rate[a] if known else 0.0 for a in soonest if free[a] == 0))
+    still_idle = sum(1 for a in idle if all(a in c.barred for c in left))
+    return Assignment(tuple(starts), eta, tuple(unplaceable), frees, still_idle)

@@ -258,12 +258,13 @@ class Dispatcher(Observer):
         for agent, tasks in sorted(self.dispatch.lanes.items()):
             if statuses.get(agent) != AgentStatus.ONLINE or agent not in self.usable:
                 continue
-            backlog = sum(chunk.cost * (1 - (progress(chunk, described) if described else 0.0))
-                          for chunk, attempt, described in self._attempts_on(agent)
-                          if attempt.active and self._unfinished(attempt))
+            left = [chunk.cost * (1 - (progress(chunk, described) if described else 0.0))
+                    for chunk, attempt, described in self._attempts_on(agent)
+                    if attempt.active and self._unfinished(attempt)]
             busy = self._busy_tasks(agent)
-            loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), backlog,
-                                   measured_rate(rate_samples(self._attempts_on(agent), now, by_bytes=False))))
+            loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), sum(left),
+                                   measured_rate(rate_samples(self._attempts_on(agent), now, by_bytes=False)),
+                                   len(tasks), min(left, default=0.0)))
         return loads
 
     def _dispatch(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
@@ -275,11 +276,7 @@ class Dispatcher(Observer):
         scanning = result.scan is not None and not result.scan.ended  # more chunks to come: no agent waits
         assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
-        result.pickup = assignment.pickup
-        if len(waiting) == len(assignment.starts) + len(assignment.unplaceable):
-            taking = {agent for _, agent in assignment.starts}
-            result.idle_agents = sum(1 for load in loads if load.arn not in taking
-                                     and load.free_slots == len(self.dispatch.lanes[load.arn]))
+        result.frees, result.idle_agents = assignment.frees, assignment.idle
         for index, agent in assignment.starts:
             chunk = by_index[index]
             busy = self._busy_tasks(agent)

@@ -294,11 +294,13 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                                           journal_file)
         run_id = ledger.run.id if ledger.run else ""
     last: list[DispatchResult] = []
-    hunger = Hunger(len(agents))
+    hunger = Hunger(0)
 
-    def check() -> tuple[float | None, int]:
-        """One check; when an agent should free for a chunk it left waiting, and how many it
-        started (``Cadence``)."""
+    def check(final: bool) -> tuple[tuple[float, ...], int]:
+        """One check: when each busy agent should free, and how many chunks it started
+        (``Cadence``). The last one leaves the rest to the watcher, so a busy agent's pickup
+        is charged the watcher's default interval, not the scheduler's next check. An AWS
+        error is logged, and the scan goes on: the next check tries again."""
         with _lock_run(arn_file):
             ledger = Ledger.read(ledger_file)
             assert ledger.dispatch is not None and ledger.run is not None
@@ -308,16 +310,24 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                     ledger.dispatch.add_task(prepared.task.agent_arn, prepared.before["TaskArn"])
                     ledger.save()
             if not ledger.dispatch.lanes:
-                return None, 0
+                hunger.set(len(agents))  # no task yet: every agent waits for the first chunks
+                return (), 0
             policy = ledger.run.policy
-            result = Dispatcher(client, ledger, arn_file, Settings(policy.max_retries, policy.offline_threshold,
-                                                                   poll=CHECK_GAP)).check()
+            settings = Settings(policy.max_retries, policy.offline_threshold)
+            try:
+                result = Dispatcher(client, ledger, arn_file,
+                                    settings if final else dataclasses.replace(settings, poll=CHECK_GAP)).check()
+            except ds.AWSError as exc:
+                log.warning("this check failed (%s); the scan goes on and the next check tries again",
+                            ds.describe_error(exc))
+                return (), 0
         last[:] = [result]
         hunger.set(result.idle_agents)
         log.info("%s", result.summary())
-        return result.pickup, result.started
+        return result.frees, result.started
 
     with scanning(journal_file):
+        check(False)  # a resumed run: its agents' state, before the scan closes anything
         scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress(), hunger)
         scan.start()
         check_loop(scan, check, live.check_every)

@@ -581,8 +581,8 @@ class StreamPacker:
     """Fills chunks from units as they come: a chunk goes out once it reaches the target,
     or before a unit that would take it past the target or past a filter's limits, or once
     it holds a quarter of the target while an agent idles with nothing to take (``hungry``):
-    an agent waiting for the scan moves a small chunk rather than nothing, and an agent that
-    keeps up with the scan never asks, so chunks stay whole where the agents are the
+    an agent waiting for the scan moves a small chunk rather than nothing, and agents with
+    chunks still waiting for them never ask, so chunks stay whole where the agents are the
     bottleneck (at most four times as many where the scan is)."""
 
     def __init__(self, sizing: Sizing, on_chunk: Emit, first_index: int, emitted: int,

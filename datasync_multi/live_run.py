@@ -188,36 +188,37 @@ def live_plan(journal: Journal, agents: tuple[str, ...], roots: tuple[str, ...],
 
 
 class Cadence:
-    """When a live scheduler checks next, from what its last check saw: when the agent a
-    waiting chunk is left for should free (``DispatchResult.pickup``), else in ``every``
-    seconds (a new chunk calls a check sooner: ``check_loop``). A predicted free that comes
-    round again with nothing started meanwhile (an execution verifying past its estimate)
-    doubles the wait each time, up to ``every``: a late execution is not asked about every
-    second."""
+    """When a live scheduler checks next, from what its last check saw: when the soonest busy
+    agent should free a task slot (``DispatchResult.frees``; an idle agent takes what waits,
+    or has the scan close a chunk early), else in ``every`` seconds (a new chunk calls a check
+    sooner: ``check_loop``). An agent that should have freed already (an execution verifying
+    past its estimate, or no rate measured yet) is asked about after ``gap``, then twice as
+    long each time, up to ``every``, unless a check starts something meanwhile: a late
+    execution is not asked about every quarter second, and it hides no other agent's free."""
 
     def __init__(self, every: float, gap: float = CHECK_GAP) -> None:
         self.every, self.gap = every, gap
         self.late = 0
 
-    def wait(self, pickup: float | None, started: int) -> float:
-        """Seconds from the start of the check that saw ``pickup`` and started ``started``
+    def wait(self, frees: tuple[float, ...], started: int) -> float:
+        """Seconds from the start of the check that saw ``frees`` and started ``started``
         chunks to the next one."""
-        if started or pickup is None or pickup > self.gap:
+        overdue = any(f <= self.gap for f in frees)
+        if started or not overdue:
             self.late = 0
-        if pickup is None:
-            return self.every
-        if pickup > self.gap:
-            return min(pickup, self.every)
-        wait = min(self.gap * 2 ** self.late, self.every)
-        self.late += 1
-        return wait
+        wait = min((f for f in frees if f > self.gap), default=self.every)
+        if overdue:
+            wait = min(wait, self.gap * 2 ** self.late)
+            self.late += 1
+        return min(wait, self.every)
 
 
-def check_loop(scan: LiveScan, check: Callable[[], tuple[float | None, int]], every: float,
+def check_loop(scan: LiveScan, check: Callable[[bool], tuple[tuple[float, ...], int]], every: float,
                gap: float = CHECK_GAP) -> None:
-    """Check at each new chunk, when an agent should free for a waiting one (``Cadence``), and
-    every ``every`` seconds, never sooner than ``gap`` after the last check began, until the
-    scan ends; then once more. ``check`` returns the pickup it saw and how many it started."""
+    """Check at each new chunk, when a busy agent should free (``Cadence``), and every
+    ``every`` seconds, never sooner than ``gap`` after the last check began, until the scan
+    ends; then once more, the last (``check(True)``). ``check`` returns the frees it saw and
+    how many chunks it started."""
     cadence = Cadence(every, gap)
     due = time.monotonic() + every
     while not scan.done.is_set():
@@ -226,9 +227,9 @@ def check_loop(scan: LiveScan, check: Callable[[], tuple[float | None, int]], ev
         if scan.done.is_set():
             break
         began = time.monotonic()
-        due = began + cadence.wait(*check())
+        due = began + cadence.wait(*check(False))
         scan.done.wait(max(began + gap - time.monotonic(), 0.0))  # chunks closing together start together
-    check()
+    check(True)
 
 
 def resumable(journal: Journal, run_id: str | None) -> bool:

@@ -202,14 +202,14 @@ class DispatchResult(Outcome):
     agents: list[AgentRow] = field(default_factory=list)
     scan: ScanState | None = None
     """A live run's scan; None for a plan made before the run."""
-    pickup: float | None = None
-    """Seconds until an agent a waiting chunk is left for should free (``Assignment.pickup``):
-    when a live scheduler checks again."""
+    frees: tuple[float, ...] = ()
+    """Seconds until each busy agent should free a task slot (``Assignment.frees``): when a
+    live scheduler checks again."""
     started: int = 0
     """Chunks this check started."""
     idle_agents: int = 0
-    """Agents that may serve the run left with nothing to run by this check, no chunk waiting:
-    how many chunks a live scan should close early (``live.StreamPacker``)."""
+    """Agents this check left running nothing, with no waiting chunk they may take
+    (``Assignment.idle``): how many chunks a live scan should close early (``live.StreamPacker``)."""
 
     noun = error_noun = "chunk(s)"
     done_noun = "chunk"

@@ -67,7 +67,8 @@ class Settings:
     it (the next one resumes)."""
     poll: float = 300.0
     """The watcher's loop interval (``--timeout_sec``): seconds the loop sleeps between checks
-    (a live scheduler's checks: ``live_run.CHECK_GAP``, since it checks when an agent should free).
+    (a live scheduler's checks during its scan: ``live_run.CHECK_GAP``, since it checks when an
+    agent should free; its last check keeps this default, as the watcher takes over).
     Under cron (``--once``) it is still ``--timeout_sec``, whose default of 300 s matches the
     usual five-minute crontab line: the watcher cannot know cron's own interval. A chunk left
     for a busy agent waits, on average, half of it before a check hands it over."""

@@ -26,17 +26,28 @@ def test_a_slow_idle_agent_is_left_idle_when_a_faster_one_would_finish_the_chunk
     assert got.starts == ((0, "slow"),)
 
 
-def test_a_chunk_left_for_a_busy_agent_says_when_that_agent_should_free():
-    """What a live scheduler's next check waits for: the fast agent's work over its rate, not
-    the pickup delay charged to it, and not the end of what a later held chunk waits behind."""
-    fast_busy = AgentLoad("fast", 0, backlog=40, rate=40.0)  # free in 1 s, then 2.5 s for chunk 0
-    slow_idle = AgentLoad("slow", 1, rate=20.0)  # 5 s for chunk 0; 4 s for chunk 1, which the fast one ends at 6
-    got = assign([WaitingChunk(0, 100), WaitingChunk(1, 80)], [fast_busy, slow_idle], pickup_delay=0.5)
-    assert got.starts == ((1, "slow"),) and got.pickup == 1.0
-    held_behind_a_start = assign([WaitingChunk(0, 100), WaitingChunk(1, 100)], [AgentLoad("a", 1, rate=100.0)])
-    assert held_behind_a_start.starts == ((0, "a"),) and held_behind_a_start.pickup == 1.0  # after the one started
-    assert assign([WaitingChunk(0, 100)], [slow_idle]).pickup is None  # nothing left waiting
-    assert assign([WaitingChunk(0, 10), WaitingChunk(1, 10)], [AgentLoad("a", 1)]).pickup is None  # no rate yet
+def test_each_busy_agent_says_when_it_should_free_a_slot():
+    """What a live scheduler's next check waits for: each agent left without a free slot,
+    its soonest-ending execution over its rate (not the pickup delay charged to it, nor
+    what it has queued behind), and an agent that starts a chunk now, that chunk."""
+    queued = AgentLoad("queued", 0, backlog=140, rate=40.0, slots=2, next_free=40)  # 1 s, then 100 queued
+    slow_idle = AgentLoad("slow", 1, rate=20.0)
+    got = assign([WaitingChunk(0, 100)], [queued, slow_idle], pickup_delay=0.5)
+    assert got.starts == ((0, "slow"),) and got.frees == (1.0, 5.0)
+    assert assign([], [queued, slow_idle]).frees == (1.0,)  # an idle agent has nothing to wait for
+    assert assign([WaitingChunk(0, 10)], [AgentLoad("a", 0, 5, slots=1, next_free=5)]).frees == (0.0,)  # no rate yet
+
+
+def test_idle_agents_are_those_no_waiting_chunk_may_go_to():
+    busy = AgentLoad("busy", 0, backlog=10, rate=10.0, next_free=10)
+    got = assign([WaitingChunk(0, 100, frozenset({"a", "b"}))], [busy, AgentLoad("a", 1), AgentLoad("b", 1)],
+                 conserving=True)
+    assert got.starts == () and got.idle == 2  # barred from the one chunk that waits: the scan closes more
+    got = assign([WaitingChunk(0, 100, frozenset({"a"}))], [busy, AgentLoad("a", 1), AgentLoad("b", 1)],
+                 conserving=True)
+    assert got.starts == ((0, "b"),) and got.idle == 1
+    half = AgentLoad("half", 1, backlog=10, rate=10.0, slots=2, next_free=10)  # runs one, a queue slot free
+    assert assign([], [half, AgentLoad("a", 1)]).idle == 1
 
 
 def test_while_a_live_scan_runs_an_idle_agent_takes_what_waits():
@@ -46,7 +57,10 @@ def test_while_a_live_scan_runs_an_idle_agent_takes_what_waits():
     assert assign(waiting, [fast_busy, slow_idle]).starts == ()
     got = assign(waiting + [WaitingChunk(1, 50)], [fast_busy, slow_idle, AgentLoad("fastest idle", 1, rate=20.0)],
                  conserving=True)
-    assert got.starts == ((0, "fastest idle"), (1, "slow")) and got.pickup is None
+    assert got.starts == ((0, "fastest idle"), (1, "slow"))
+    queue_slot = AgentLoad("fast, one queued", 1, backlog=40, rate=40.0, slots=2, next_free=40)
+    assert assign(waiting, [queue_slot, slow_idle], conserving=True).starts == ((0, "slow"),)  # idle before queued
+    assert assign(waiting, [queue_slot, slow_idle]).starts == ((0, "fast, one queued"),)
 
 
 def test_a_chunk_never_goes_back_to_an_agent_that_failed_it():
@@ -67,7 +81,8 @@ def test_measured_rate_ignores_empty_samples():
 
 
 loads = st.lists(st.builds(AgentLoad, arn=st.sampled_from("abcdef"), free_slots=st.integers(0, 2),
-                           backlog=st.floats(0, 1e6), rate=st.none() | st.floats(1e-3, 1e6)),
+                           backlog=st.floats(0, 1e6), rate=st.none() | st.floats(1e-3, 1e6), slots=st.integers(1, 2),
+                           next_free=st.floats(0, 1e6)),
                  max_size=6, unique_by=lambda a: a.arn)
 chunks = st.lists(st.builds(WaitingChunk, index=st.integers(0, 10**6), cost=st.integers(0, 10**9),
                             barred=st.frozensets(st.sampled_from("abcdef"), max_size=3)),
@@ -92,9 +107,10 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
     if agents and all(a.rate is None and a.backlog == 0 and a.free_slots > 0 for a in agents) \
             and all(not c.barred for c in waiting):
         assert len(got.starts) == min(len(waiting), sum(a.free_slots for a in agents))
-    left = len(waiting) - len(got.starts) - len(got.unplaceable)
-    assert (got.pickup is None) == (not left or not any(a.rate for a in agents))  # a time exactly when one waits
-    assert got.pickup is None or got.pickup >= 0
+    assert len(got.frees) == sum(1 for n in free.values() if n == 0) and all(f >= 0 for f in got.frees)
+    left = [c for c in waiting if c.index not in started and c.index not in got.unplaceable]
+    idle = {a.arn for a in agents if a.free_slots >= a.slots} - {a for _, a in got.starts}
+    assert got.idle == sum(1 for a in idle if all(a in c.barred for c in left))
     if conserving:  # no agent idles while a chunk it may take waits
         left_free = {a for a, n in free.items() if n > 0}
-        assert all(not left_free - c.barred for c in waiting if c.index not in started)
+        assert all(not left_free - c.barred for c in left)

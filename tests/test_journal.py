@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 
 import pytest
 
 from datasync_multi.errors import UserError
 from datasync_multi.journal import Journal, ScanProgress, scan_alive, scanning
 from datasync_multi.live import CutRecord, Sizing
-from datasync_multi.live_run import Cadence, chunk_cost
+from datasync_multi.live_run import Cadence, check_loop, chunk_cost
 from datasync_multi.plan import Chunk
 from datasync_multi.report import DispatchResult, ScanState
 from datasync_multi.split import DIR, GROUP, Unit
@@ -98,13 +100,44 @@ def test_chunks_keep_an_even_share_then_shrink_toward_the_end_never_below_a_unit
 
 def test_a_live_scheduler_checks_when_an_agent_should_free_and_backs_off_when_it_does_not():
     cadence = Cadence(every=30, gap=1)
-    assert cadence.wait(None, 0) == 30  # nothing left waiting for a busy agent (or no rate yet)
-    assert cadence.wait(7.5, 0) == 7.5 and cadence.wait(120, 1) == 30
-    late = [cadence.wait(0.0, 0) for _ in range(7)]  # the agent's execution runs past its estimate
+    assert cadence.wait((), 0) == 30  # every agent idle, or none known
+    assert cadence.wait((7.5, 9), 0) == 7.5 and cadence.wait((120,), 1) == 30
+    late = [cadence.wait((0.0,), 0) for _ in range(7)]  # an agent's execution runs past its estimate
     assert late == [1, 2, 4, 8, 16, 30, 30]
-    assert cadence.wait(0.4, 0) == 30  # still late, still backed off
-    assert cadence.wait(5, 0) == 5 and cadence.wait(0.2, 0) == 1  # a new estimate starts again from the gap
-    assert cadence.wait(0.2, 0) == 2 and cadence.wait(0.3, 1) == 1  # a start since: another agent, soon
+    assert cadence.wait((0.4, 12), 0) == 12  # still late, still backed off; another agent's free is kept
+    assert cadence.wait((5,), 0) == 5 and cadence.wait((0.2,), 0) == 1  # none late: from the gap again
+    assert cadence.wait((0.2,), 0) == 2 and cadence.wait((0.3,), 1) == 1  # a start since: from the gap
+
+
+def run_check_loop(answers: list, every: float = 60.0) -> list[bool]:
+    """``check_loop`` over a scan whose chunks close when a check says so: each answer is
+    (frees, started, what happens meanwhile: 'chunk', 'end' or nothing); the checks' ``final``
+    flags, once the loop has returned (within 20 s; ``every`` is longer)."""
+    scan = SimpleNamespace(fresh=threading.Event(), done=threading.Event())
+    scan.fresh.set()  # the first chunk has closed
+    calls: list[bool] = []
+
+    def check(final: bool):
+        calls.append(final)
+        frees, started, then = answers[min(len(calls), len(answers)) - 1]
+        if then == "chunk":
+            scan.fresh.set()
+        if then == "end":
+            scan.done.set()
+            scan.fresh.set()
+        return frees, started
+
+    loop = threading.Thread(target=check_loop, args=(scan, check, every, 0.01), daemon=True)
+    loop.start()
+    loop.join(timeout=20)
+    assert not loop.is_alive(), f"still waiting after {calls}"
+    return calls
+
+
+def test_the_check_loop_checks_at_each_chunk_when_an_agent_frees_and_once_after_the_scan():
+    assert run_check_loop([((), 0, "chunk"), ((), 0, "chunk"), ((), 0, "end")]) == [False, False, False, True]
+    # no chunk closes, but an agent should free in 0.05 s: checked then, not a minute later
+    assert run_check_loop([((0.05,), 1, None), ((0.05,), 0, None), ((), 0, "end")]) == [False, False, False, True]
 
 
 def test_a_live_run_is_finished_only_once_its_scan_has_ended():

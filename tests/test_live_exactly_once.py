@@ -229,8 +229,10 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
     asked whether an agent idles, the answer is yes that share of the time."""
     run = Run()
     if order == WALK:
+        idle_now = random.Random(seed)
         _, run.planner = walk_and_plan(mount, roots, sizing, run.events.append, run.events.append,
-                                       agents=sizing.agents, workers=1 + seed % 4, resume=resume)
+                                       agents=sizing.agents, workers=1 + seed % 4, resume=resume,
+                                       hungry=lambda: idle_now.random() < idle)
         return run
     mount = os.path.realpath(mount)
     kept = tuple(r for r in roots if not scan.datasync_skips(r))
