@@ -14,6 +14,7 @@ import os
 import random
 import re
 import signal
+import time
 
 import pytest
 
@@ -316,6 +317,37 @@ def test_a_watcher_dispatching_beside_the_live_scheduler_starts_each_chunk_once(
     assert_exact_copy(site)
     assert_each_chunk_once(site)
     assert len(site.arns()) == len(set(site.arns())) == len(chunks(site))
+
+
+def test_a_live_run_through_lost_answers_a_failed_check_and_an_agent_away_starts_each_chunk_once(site):
+    """Two starts whose answers are lost after they took effect (each found by its tag and
+    adopted, not started again, by the scheduler or the watcher), a check whose ListAgents is
+    refused while the scan is held (logged; the scan and the checks go on), and an agent
+    OFFLINE while chunks close (nothing starts on it meanwhile). The copy is exact, each chunk once."""
+    gate, proc = gated(site)
+    away = site.emu.agent_arns()[-1]
+    try:
+        gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
+        site.emu.wait_for(lambda st: st["executions"], timeout=60)  # tasks made, the first chunks started
+        site.emu.set_agent(away, status="OFFLINE")
+        left = time.time()
+        site.emu.fault("ListAgents", "denied", times=1)
+        poll(lambda: "this check failed" in site.output("scheduler"), "a check refused", timeout=60, interval=0.05)
+        site.emu.fault("StartTaskExecution", "500", times=2, when="after")
+        lines = gate.step_until(proc, lambda lines: len(journaled(lines)) >= 6, "six chunk lines")
+        site.emu.set_agent(away, status="ONLINE")
+        back = time.time()
+        gate.release()
+        assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+    finally:
+        stop(proc, gate)
+    assert "end" in kinds(journal_lines(site.journal)) and len(journaled(lines)) >= 6
+    watched = run_to_the_end(site)
+    assert not site.emu.faults()
+    assert (site.output("scheduler") + watched.stderr).count("it had taken effect; adopted") == 2
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+    assert not [e for e in site.emu.state()["executions"] if e["agent"] == away and left < e["start_time"] < back]
 
 
 @pytest.mark.parametrize("args,message", [
