@@ -327,9 +327,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
         return result.frees, result.started
 
     with scanning(journal_file):
-        check(False)  # a resumed run: its agents' state, before the scan closes anything
         scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress(), hunger)
-        scan.start()
         check_loop(scan, check, live.check_every)
         scan.join()
     if scan.outcome.failure is not None:

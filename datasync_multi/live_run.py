@@ -215,12 +215,14 @@ class Cadence:
 
 def check_loop(scan: LiveScan, check: Callable[[bool], tuple[tuple[float, ...], int]], every: float,
                gap: float = CHECK_GAP) -> None:
-    """Check at each new chunk, when a busy agent should free (``Cadence``), and every
-    ``every`` seconds, never sooner than ``gap`` after the last check began, until the scan
-    ends; then once more, the last (``check(True)``). ``check`` returns the frees it saw and
-    how many chunks it started."""
+    """Check once, then start the scan (so a resumed run's agents are known, busy or idle,
+    before it closes anything); then check at each new chunk, when a busy agent should free
+    (``Cadence``), and every ``every`` seconds, never sooner than ``gap`` after the last check
+    began, until the scan ends; then once more, the last (``check(True)``). ``check``
+    returns the frees it saw and how many chunks it started."""
     cadence = Cadence(every, gap)
-    due = time.monotonic() + every
+    due = time.monotonic() + cadence.wait(*check(False))
+    scan.start()
     while not scan.done.is_set():
         scan.fresh.wait(max(due - time.monotonic(), 0.0))
         scan.fresh.clear()

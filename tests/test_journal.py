@@ -109,17 +109,19 @@ def test_a_live_scheduler_checks_when_an_agent_should_free_and_backs_off_when_it
     assert cadence.wait((0.2,), 0) == 2 and cadence.wait((0.3,), 1) == 1  # a start since: from the gap
 
 
-def run_check_loop(answers: list, every: float = 60.0) -> list[bool]:
+def run_check_loop(answers: list, every: float = 60.0) -> list:
     """``check_loop`` over a scan whose chunks close when a check says so: each answer is
     (frees, started, what happens meanwhile: 'chunk', 'end' or nothing); the checks' ``final``
-    flags, once the loop has returned (within 20 s; ``every`` is longer)."""
-    scan = SimpleNamespace(fresh=threading.Event(), done=threading.Event())
-    scan.fresh.set()  # the first chunk has closed
+    flags and the scan's start, in order, once the loop has returned (within 20 s; ``every``
+    is longer)."""
     calls: list[bool] = []
+    scan = SimpleNamespace(fresh=threading.Event(), done=threading.Event(),
+                           start=lambda: calls.append("scan"))  # the scan starts after the first check
 
     def check(final: bool):
         calls.append(final)
-        frees, started, then = answers[min(len(calls), len(answers)) - 1]
+        checks = sum(1 for c in calls if c != "scan")
+        frees, started, then = answers[min(checks, len(answers)) - 1]
         if then == "chunk":
             scan.fresh.set()
         if then == "end":
@@ -134,10 +136,12 @@ def run_check_loop(answers: list, every: float = 60.0) -> list[bool]:
     return calls
 
 
-def test_the_check_loop_checks_at_each_chunk_when_an_agent_frees_and_once_after_the_scan():
-    assert run_check_loop([((), 0, "chunk"), ((), 0, "chunk"), ((), 0, "end")]) == [False, False, False, True]
+def test_the_check_loop_checks_before_the_scan_at_each_chunk_when_an_agent_frees_and_once_after():
+    checked = run_check_loop([((), 0, "chunk"), ((), 0, "chunk"), ((), 0, "end")])
+    assert checked == [False, "scan", False, False, True]
     # no chunk closes, but an agent should free in 0.05 s: checked then, not a minute later
-    assert run_check_loop([((0.05,), 1, None), ((0.05,), 0, None), ((), 0, "end")]) == [False, False, False, True]
+    checked = run_check_loop([((0.05,), 1, None), ((0.05,), 0, None), ((), 0, "end")])
+    assert checked == [False, "scan", False, False, True]
 
 
 def test_a_live_run_is_finished_only_once_its_scan_has_ended():
