@@ -300,7 +300,9 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
         """One check: when each busy agent should free, and how many chunks it started
         (``Cadence``). The last one leaves the rest to the watcher, so a busy agent's pickup
         is charged the watcher's default interval, not the scheduler's next check. An AWS
-        error is logged, and the scan goes on: the next check tries again."""
+        error in the dispatcher's check is logged, and the scan goes on: the next check tries
+        again. One while the run's tasks are made ends the run, as in batch: the rerun resumes
+        the scan and finds by name what was made."""
         with _lock_run(arn_file):
             ledger = Ledger.read(ledger_file)
             assert ledger.dispatch is not None and ledger.run is not None

@@ -350,6 +350,49 @@ def test_a_live_run_through_lost_answers_a_failed_check_and_an_agent_away_starts
     assert not [e for e in site.emu.state()["executions"] if e["agent"] == away and left < e["start_time"] < back]
 
 
+def test_a_live_run_whose_create_answers_are_lost_makes_each_location_and_task_once(site):
+    """Every CreateLocationNfs and CreateTask answer is lost after the call took effect: each
+    is found by its name and used, none made twice, and the run copies exactly."""
+    for op in ("CreateLocationNfs", "CreateTask"):
+        site.emu.fault(op, "drop", times=-1)
+    r = site.schedule(*LIVE)
+    assert r.returncode == 0, r.stderr
+    run_to_the_end(site)
+    state = site.emu.state()
+    agents = len(site.emu.agent_arns())
+    assert len(state["tasks"]) == agents  # one lane each (one queue slot)
+    assert len([loc for loc in state["locations"] if loc["uri"].startswith("nfs://")]) == agents
+    assert site.emu.calls()["faulted"]["CreateTask"] == agents
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+
+
+def test_a_second_live_scheduler_on_the_same_run_is_refused_and_creates_nothing(site):
+    """While a live scheduler scans (held mid-way, its tasks made and chunks started), the same
+    command again (another shell, a cron line) exits 2 in one line, calling nothing that
+    creates or starts; the first goes on to an exact copy."""
+    gate, proc = gated(site)
+    try:
+        gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
+        site.emu.wait_for(lambda st: st["executions"], timeout=60)
+        with exclusive_lock(os.path.join(site.work, "arn_file.txt.lock")):  # the first one's checks wait
+            made = site.emu.calls()["calls"]
+            r = site.schedule(*LIVE)
+            after = site.emu.calls()["calls"]
+        assert r.returncode == 2, r.stderr
+        line, = r.stderr.strip().splitlines()
+        assert f"is held by scheduler pid {proc.pid}" in line and "nothing was created" in line
+        for op in ("CreateLocationNfs", "CreateTask", "UpdateTask", "StartTaskExecution"):
+            assert after.get(op, 0) == made.get(op, 0), op
+        gate.release()
+        assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+    finally:
+        stop(proc, gate)
+    run_to_the_end(site)
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+
+
 @pytest.mark.parametrize("args,message", [
     (("--live", "--chunk_size", "12xb"), "--chunk_size '12xb' is neither bytes (e.g. 200GiB) nor files"),
     (("--chunk_size", "100GB"), "--chunk_size needs --live"),
