@@ -146,12 +146,17 @@ def read_at(points: list[tuple[float, int]], t: float) -> float:
     return points[-1][1] if t > points[-1][0] else points[0][1]
 
 
+def launched(e: dict) -> float:
+    """When an execution began to occupy its agent: its launch, or its start if never launched."""
+    return e["launch_time"] or e["start_time"]
+
+
 def idle(execs: list[dict], closed_at: list[float], agents: int, scan_end: float) -> tuple[float, float, float]:
     """Agent-seconds idle, from the first chunk closed to the last execution's end, while a
     closed chunk waited (the dispatch's latency), while none waited and the scan went on (the
-    scan behind), and after the scan with none left to start (the tail); an execution runs
-    from its StartTaskExecution to its end."""
-    events = sorted([(t, "closed") for t in closed_at] + [(e["start_time"], "start") for e in execs]
+    scan behind), and after the scan with none left to start (the tail); an execution
+    occupies its agent from its launch (its start, unless it was queued) to its end."""
+    events = sorted([(t, "closed") for t in closed_at] + [(launched(e), "start") for e in execs]
                     + [(e["end_time"], "end") for e in execs])
     busy = waiting = 0
     latency = starved = tail = 0.0
@@ -169,6 +174,26 @@ def idle(execs: list[dict], closed_at: list[float], agents: int, scan_end: float
         busy += {"start": 1, "end": -1}.get(kind, 0)
         waiting += {"closed": 1, "start": -1}.get(kind, 0)
     return latency, starved, tail
+
+
+def where_the_time_went(per_agent: dict[str, list], shares: list[float], makespan: float) -> dict[str, float]:
+    """The makespan as the agents spent it, each agent weighted by its share of the fleet's
+    throughput (``Setup.shares``; so the parts add up to the makespan, and busy equals the
+    ideal when no execution costs more than its work): busy (launch to end of its
+    executions), before its first launch, between its executions, after its last end."""
+    out = dict.fromkeys(("busy", "before", "between", "after"), 0.0)
+    for agent, runs in per_agent.items():
+        weight = shares[int(agent) - 1]
+        last_end, between = runs[0][0], 0.0
+        for launch, end, *_ in runs:
+            between += max(launch - last_end, 0.0)
+            last_end = max(last_end, end)
+        out["before"] += weight * runs[0][0]
+        out["between"] += weight * between
+        out["after"] += weight * (makespan - last_end)
+        out["busy"] += weight * (last_end - runs[0][0] - between)
+    out["after"] += (1 - sum(shares[int(a) - 1] for a in per_agent)) * makespan  # agents that ran nothing
+    return out
 
 
 def serving_pids(mnt: str, sshd: int) -> list[int]:
@@ -206,7 +231,10 @@ class Setup:
         self.per_file_cost = round(file_delay * sum(rates) / len(rates))
         """--per_file_cost as these agents make it: an entry's overhead in bytes at their mean bandwidth
         (the default, 512 KiB, would weigh a file as a hundred times its cost here)."""
-        self.ideal = launch_delay + 1 / sum(1 / (totals["bytes"] / b + self.entries * file_delay) for b in rates)
+        alone = [totals["bytes"] / b + self.entries * file_delay for b in rates]
+        self.ideal = launch_delay + 1 / sum(1 / t for t in alone)
+        self.shares = [1 / t / sum(1 / u for u in alone) for t in alone]
+        """Each agent's share of the fleet's throughput: what it would move of the share, all ending together."""
 
     def model(self, e: dict, agents: list[str]) -> float:
         """An execution's duration as the emulator's settings alone make it."""
@@ -290,7 +318,7 @@ def run_one(s: Setup, mode: str, extra: list[str], watched: bool, keep: str | No
                          "sshfs": cpu1[1] - cpu0[1], "others": cpu1[2] - cpu0[2] - ours,
                          "steal": (cpu1[3] - cpu0[3]) - (cpu1[2] - cpu0[2])},
                  "wall": t1 - t0,
-                 "over_model": statistics.median((e["end_time"] - e["start_time"]) / s.model(e, agents)
+                 "over_model": statistics.median((e["end_time"] - launched(e)) / s.model(e, agents)
                                                  for e in execs)}
             if mode == "batch":
                 began, ended = batch_scan_end(lines)
@@ -311,10 +339,11 @@ def run_one(s: Setup, mode: str, extra: list[str], watched: bool, keep: str | No
             ends = [max((e["end_time"] for e in execs if e["agent"] == agent), default=first) for agent in agents]
             r["tail"] = max(ends) - min(ends)
             r["per_agent"] = {}
-            for e in sorted(execs, key=lambda e: e["start_time"]):
+            for e in sorted(execs, key=launched):
                 r["per_agent"].setdefault(str(agents.index(e["agent"]) + 1), []).append(
-                    (round(e["start_time"] - t0, 2), round(e["end_time"] - t0, 2), e["counters"]["FilesTransferred"],
+                    (round(launched(e) - t0, 2), round(e["end_time"] - t0, 2), e["counters"]["FilesTransferred"],
                      e["counters"]["BytesTransferred"]))
+            r["spent"] = where_the_time_went(r["per_agent"], s.shares, r["makespan"])
             if keep:
                 shutil.rmtree(keep, ignore_errors=True)  # a disturbed run's, taken again
                 shutil.copytree(work, keep)
@@ -504,7 +533,13 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
                             "agent-s idle: a chunk waiting", "the scan behind", "after the scan, none left",
                             "tail s",
                             "CPU s scheduler", "watcher", "emulator", "sshfs + sshd", "other processes",
-                            "hypervisor's steal", "machine busy"], diag) + "\n"
+                            "hypervisor's steal", "machine busy"], diag)
+    spent = [[i, label(r), r["makespan"], *(r["spent"][k] for k in ("busy", "before", "between", "after")),
+              f"{r['spent']['busy'] / s.ideal:.2f}"] for i, r in enumerate(runs, 1)]
+    body += ("\n\nWhere each makespan went, in seconds, each agent weighted by its share of the fleet's throughput "
+             "(the parts add up to the makespan):\n\n"
+             + table(["#", "mode", "makespan s", "busy", "before the first launch", "between executions",
+                      "after the last", "busy / ideal"], spent) + "\n")
     threads = f", {s.scan_workers} scan thread{'s' if s.scan_workers > 1 else ''}" if s.scan_workers else ""
     append_results("10. Live mode against batch dynamic dispatch" + threads, body)
 
