@@ -66,6 +66,20 @@ UNKNOWN_OUTCOME_TRIES = 4
 """Attempts of a call that creates or starts something, each after looking whether the last took effect."""
 UNKNOWN_OUTCOME_PAUSE = 1.0
 """Seconds before the first look (doubled each time): what a lost answer made has time to show."""
+SETTLE_ENV = "DATASYNC_MULTI_SETTLE_SEC"
+SETTLE_DEFAULT = 120.0
+"""Seconds a call that makes something may still take effect, or stay out of the listings,
+after its answer was lost: twice botocore's read timeout (60 s), a request still on its way
+when its sender gave up. Nothing lost is made again before it is this old."""
+
+
+def settle_seconds() -> float:
+    """SETTLE_DEFAULT, or the environment's DATASYNC_MULTI_SETTLE_SEC (the tests' emulator
+    answers at once, so they wait seconds, not minutes)."""
+    try:
+        return max(float(os.environ.get(SETTLE_ENV, SETTLE_DEFAULT)), 0.0)
+    except ValueError:
+        return SETTLE_DEFAULT
 
 
 def _no_blind_repeat(response=None, caught_exception=None, operation=None, **_) -> None:
@@ -92,26 +106,40 @@ def _guarded(client):
     return client
 
 
-def once(what: str, make: Callable[[], Any], look: Callable[[], Any]) -> tuple[Any, bool]:
-    """Make something at most once: call ``make``; when its outcome is unknown, wait, ``look``
-    for what it would have made, and adopt that, or try again (up to UNKNOWN_OUTCOME_TRIES).
-    Returns (the value, whether ``make`` answered it). Raises OutcomeUnknown when every
-    attempt was lost and nothing was found: the caller's next check looks again."""
-    pause = UNKNOWN_OUTCOME_PAUSE
+def once(what: str, make: Callable[[], Any], look: Callable[[], Any], defer: bool = False) -> tuple[Any, bool]:
+    """Make something at most once: call ``make``; when its outcome is unknown, ``look`` for
+    what it would have made, and adopt that. Only once nothing has shown for ``settle_seconds``
+    since the lost call was sent is it made again (up to UNKNOWN_OUTCOME_TRIES): a look can
+    come before a late call takes effect. ``defer``: look once, and leave the rest to the
+    caller's next check, whose record of the intent says how old it is (a check then holds
+    no lock for minutes). Returns (the value, whether ``make`` answered it). Raises
+    OutcomeUnknown when nothing was found: the caller's next check looks again."""
     for attempt in range(1, UNKNOWN_OUTCOME_TRIES + 1):
+        sent = time.monotonic()
         try:
             return make(), True
         except OutcomeUnknown as exc:
             log.warning("%s: %s; looking whether it did (%d of %d)", what, exc, attempt, UNKNOWN_OUTCOME_TRIES)
-            time.sleep(pause)
-            pause *= 2
-            found = look()
+            found = _look_until_settled(look, sent, defer)
             if found is not None:
                 log.info("%s: it had taken effect; adopted", what)
                 return found, False
-            if attempt == UNKNOWN_OUTCOME_TRIES:
+            if defer or attempt == UNKNOWN_OUTCOME_TRIES:
                 raise
     raise AssertionError("unreachable")
+
+
+def _look_until_settled(look: Callable[[], Any], sent: float, once_only: bool) -> Any:
+    """What ``look`` finds, looking after a pause and again (each pause twice as long) until
+    something shows or the call sent at ``sent`` (monotonic) has settled; None if nothing did."""
+    pause = UNKNOWN_OUTCOME_PAUSE
+    while True:
+        time.sleep(pause)
+        found = look()
+        left = sent + settle_seconds() - time.monotonic()
+        if found is not None or once_only or left <= 0:
+            return found
+        pause = min(pause * 2, left)
 
 
 def make_client(region: str | None = None, profile: str | None = None, endpoint_url: str | None = None):
@@ -563,14 +591,15 @@ def wait_until_ready(client, labels: dict[str, str], timeout: float = TASK_READY
 
 
 def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Sequence[str], tag: str,
-                    known: Set[str] = frozenset(), override_options: dict | None = None) -> str:
+                    known: Set[str] = frozenset(), override_options: dict | None = None, defer: bool = False) -> str:
     """Start a run of the task with these filters, tagged with its start tag; the execution's ARN.
 
     The filters are passed on the execution as well as stored on the task: whether an
     execution's filters replace or merge with the task's is UNCONFIRMED, and with both
     equal every reading selects the same scope. A start whose answer is lost is not sent
     again before looking for the execution carrying ``tag`` (``known`` executions are not
-    looked at): see ``once``.
+    looked at), nor before it has settled: see ``once`` (``defer``: its caller's next check
+    finishes it, as ``dispatch`` does).
 
     Calls: StartTaskExecution; after a lost answer, ListTaskExecutions and ListTagsForResource.
     Raises: AWSError (OutcomeUnknown when no attempt was answered and none is found).
@@ -580,7 +609,7 @@ def start_execution(client, task_arn: str, includes: Sequence[str], excludes: Se
     if override_options:
         kwargs["OverrideOptions"] = override_options
     return once(f"starting {tag}", lambda: _guarded(client).start_task_execution(TaskArn=task_arn, **kwargs)[
-        "TaskExecutionArn"], lambda: find_started(client, task_arn, tag, known))[0]
+        "TaskExecutionArn"], lambda: find_started(client, task_arn, tag, known), defer)[0]
 
 
 def find_started(client, task_arn: str, tag: str, known: Set[str] = frozenset()) -> str | None:

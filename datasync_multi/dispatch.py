@@ -117,7 +117,7 @@ class Dispatcher(Observer):
             return
         taken_back_earlier = not attempt.active
         if attempt.active and attempt.execution is None and may_act:
-            self._resume(chunk, attempt, statuses, row)
+            self._resume(chunk, attempt, statuses, now, row)
         if attempt.active and attempt.execution is not None:
             self._follow(chunk, attempt, statuses, now, row, result)
         for earlier in chunk.attempts:  # a take-back still ending keeps its task busy
@@ -341,16 +341,22 @@ class Dispatcher(Observer):
         self.ledger.save()
         log.error("agent %s is barred from this run: DataSync refused it (%s)", agent, why)
 
-    def _resume(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], row: ChunkRow) -> None:
-        """Finish a start an earlier check decided: adopt the execution tagged with its name,
-        or give the chunk back if its agent is gone, or start it now."""
+    def _resume(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], now: float,
+                row: ChunkRow) -> None:
+        """Finish a start an earlier check decided: adopt the execution tagged with its name;
+        while none shows and the start may still take effect (decided less than
+        ``ds.settle_seconds`` ago: its sender may have died with the request on its way, or
+        lost the answer), wait; then give the chunk back if its agent is gone, or start it."""
         found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.accounted())
+        age = now - attempt.decided
         if found:
             attempt.started(found)
             append_line(self.arn_file, found)
             self.ledger.save()
             row.add(f"start of {short(found)} recorded (an earlier check made it)")
             log.info("chunk %d: adopting %s, started before a restart", chunk.index, found)
+        elif age < ds.settle_seconds():
+            row.add(f"start decided {age:.0f}s ago not seen yet: left to settle ({ds.settle_seconds():.0f}s)")
         elif statuses.get(attempt.agent) != AgentStatus.ONLINE or attempt.agent not in self.usable:
             attempt.taken_back()
             row.add(f"start decided for {short(attempt.agent)}, which may not take it now: back to the pool")
@@ -374,7 +380,7 @@ class Dispatcher(Observer):
                                  "for a free task")
             ds.set_task_includes(self.client, attempt.task, chunk.includes)
             execution = ds.start_execution(self.client, attempt.task, chunk.includes, [], attempt.tag,
-                                           self.ledger.accounted())
+                                           self.ledger.accounted(), defer=True)
         except CHECK_ERRORS as exc:
             if isinstance(exc, SetupError) or ds.refused(exc):
                 attempt.taken_back()

@@ -228,12 +228,16 @@ class Emulator:
     def config(self, **kw) -> dict:
         return self._call("POST", "/_emulator/config", kw)
 
-    def fault(self, operation: str, fault: str = "500", times: int = 1, when: str = "after") -> dict[str, dict]:
+    def fault(self, operation: str, fault: str = "500", times: int = 1, when: str = "after",
+              delay: float = 0.0) -> dict[str, dict]:
         """Lose the answer to the next `times` calls of `operation` (-1: until cleared, 0: clear):
         ``fault`` "500" (InternalException), "drop" (connection closed) or "denied"
-        (AccessDeniedException, not retried), ``when`` "after"
-        carrying the call out or "before". Returns the faults still set, as :meth:`faults`."""
+        (AccessDeniedException, not retried), ``when`` "after" carrying the call out, "before",
+        or "late": carried out ``delay`` seconds after the answer is lost. Returns the faults
+        still set, as :meth:`faults`."""
         body = {"operation": operation, "fault": fault, "times": times, "when": when}
+        if delay:
+            body["delay"] = delay
         return self._call("POST", "/_emulator/faults", body)["faults"]
 
     def faults(self) -> dict[str, dict]:

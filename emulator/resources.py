@@ -59,11 +59,14 @@ class ExecFailed(Exception):
 @dataclass
 class Fault:
     """An answer to lose on purpose (``POST /_emulator/faults``): as HTTP 500 or a dropped
-    connection, ``after`` carrying the call out or ``before``, for ``times`` more calls (-1: all)."""
+    connection, ``after`` carrying the call out, ``before``, or ``late``: carried out ``delay``
+    seconds after the answer was lost (a request still on its way when its sender gave up,
+    or a change the listings show only later), for ``times`` more calls (-1: all)."""
 
     fault: str
     times: int
     when: str
+    delay: float = 0.0
 
 
 @dataclass
@@ -348,4 +351,5 @@ class State:
 
     def fault_list(self) -> dict[str, dict]:
         """The faults still set, by operation, as ``GET /_emulator/faults`` lists them (hold ``lock``)."""
-        return {op: asdict(f) for op, f in sorted(self.faults.items())}
+        return {op: {k: v for k, v in asdict(f).items() if k != "delay" or f.when == "late"}
+                for op, f in sorted(self.faults.items())}

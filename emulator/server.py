@@ -6,6 +6,7 @@ import json
 import math
 import random
 import sys
+import threading
 import traceback
 import uuid
 from collections.abc import Callable
@@ -41,7 +42,7 @@ CONFIG_SETTINGS: dict[str, Callable[[Any], object]] = {
 """What POST /_emulator/config may change, and how each value is read (ValueError: refused)."""
 TARGET_PREFIX = "FmrsService."
 FAULT_KINDS = ("500", "drop", "denied")
-FAULT_WHEN = ("after", "before")
+FAULT_WHEN = ("after", "before", "late")
 
 
 def fault_spec(body) -> tuple[str, Fault | None]:
@@ -49,7 +50,7 @@ def fault_spec(body) -> tuple[str, Fault | None]:
     ValueError: refused, so a typo cannot set a fault that never fires."""
     if not isinstance(body, dict):
         raise ValueError("want a JSON object")
-    unknown = sorted(set(body) - {"operation", "fault", "times", "when"})
+    unknown = sorted(set(body) - {"operation", "fault", "times", "when", "delay"})
     if unknown:
         raise ValueError(f"unknown keys {unknown}")
     op = body.get("operation")
@@ -64,7 +65,10 @@ def fault_spec(body) -> tuple[str, Fault | None]:
         raise ValueError(f"when must be one of {', '.join(FAULT_WHEN)}, not {when!r}")
     if type(times) is not int or times < -1:
         raise ValueError(f"times must be a whole number >= -1 (-1: until cleared, 0: clear), not {times!r}")
-    return op, Fault(kind, times, when) if times else None
+    delay = body.get("delay", 0.0)
+    if type(delay) not in (int, float) or not 0 <= delay <= 60 or (delay and when != "late"):
+        raise ValueError(f"delay must be seconds from 0 to 60, and only with when 'late', not {delay!r}")
+    return op, Fault(kind, times, when, float(delay)) if times else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -189,8 +193,8 @@ class Handler(BaseHTTPRequestHandler):
         if report:
             return self._error(400, "InvalidRequestException", report)
         fault = self._take_fault(op)
-        if fault is not None and fault.when == "before":
-            return self._lose_answer(fault, op)
+        if fault is not None and fault.when != "after":
+            return self._lose_before(fault, op, handler, params)
         status = 200
         try:
             out = handler(st, params)
@@ -217,6 +221,13 @@ class Handler(BaseHTTPRequestHandler):
                     del st.faults[op]
             return fault
 
+    def _lose_before(self, fault: Fault, op: str, handler, params: dict):
+        """Lose the answer without carrying the call out now: not at all ("before"), or
+        ``fault.delay`` seconds later ("late"), on a timer thread of its own."""
+        if fault.when == "late":
+            threading.Timer(fault.delay, handler, (self.state, params)).start()
+        return self._lose_answer(fault, op)
+
     def _lose_answer(self, fault: Fault, op: str):
         """Answer as a lost answer looks to the caller: DataSync's HTTP 500, or no answer at all
         (or, for "denied", a refusal as a missing permission gives).
@@ -229,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(400, "AccessDeniedException", f"injected fault: not authorized to perform {op}")
         if fault.when == "after":
             return self._error(500, "InternalException", f"injected fault: {op} was carried out, its answer lost")
+        if fault.when == "late":
+            return self._error(500, "InternalException", f"injected fault: {op} is carried out later, its answer lost")
         return self._error(500, "InternalException", f"injected fault: {op} was not carried out")
 
     # --------------------------------------------------------- control API

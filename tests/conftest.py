@@ -12,6 +12,7 @@ itself, and what is slow is told by what it does, not by someone remembering a m
 runs every test either way."""
 
 import functools
+import os
 
 import pytest
 from hypothesis import settings
@@ -22,6 +23,9 @@ from emulator.harness import Emulator
 from sites import SERVER, make_site
 
 profiles.load_from_environment()
+os.environ.setdefault("DATASYNC_MULTI_SETTLE_SEC", "1")
+"""A lost start is sent again once it is a second old, not two minutes (``datasync.settle_seconds``):
+the emulator carries a call out at once, except under a ``late`` fault, whose tests set longer."""
 
 E2E_MODULES = ("test_e2e_", "test_emulator")
 EMULATOR_FIXTURES = {"site", "emu"}

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from commands import ROOT
+from datasync_multi.datasync import SETTLE_ENV as SETTLE
 from emulator.sample import differences
 from sites import SLOW, assert_exact_copy, chunks, make_site, run_to_the_end, starts, wait_transferring
 
@@ -90,6 +91,22 @@ def test_two_watchers_at_once_start_each_chunk_once(site):
     assert starts(site) == 12 and len(set(site.arns())) == 12 == len(site.arns())
 
 
+def test_a_start_that_takes_effect_after_a_look_found_nothing_is_adopted_not_sent_again(site):
+    """A start's answer is lost and the start takes effect only later, after the first look
+    for it found nothing (a request still on its way, or a listing not yet showing it): it
+    is not sent again before it has settled, and the execution that shows is adopted."""
+    site.emu.fault("StartTaskExecution", fault="drop", when="late", delay=4.0)
+    settle = {SETTLE: "10"}
+    r = site.schedule("--chunks_per_agent", "2", "--per_file_cost", "0", env_extra=settle)
+    assert r.returncode == 1 and "got no answer" in r.stderr  # the start is left to the next check: said, exit 1
+    r = site.watch("--timeout_sec", "0.2", env_extra=settle, timeout=240)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert "left to settle" in r.stdout and "missing from the ledger: adopted, not started again" in r.stderr
+    assert site.emu.calls()["calls"]["StartTaskExecution"] == 6  # one per chunk: the lost one never sent again
+    assert_exact_copy(site)
+    assert all(len(c["attempts"]) == 1 for c in chunks(site))
+
+
 @pytest.mark.parametrize("when", ["before_start", "after_start"])
 def test_a_watcher_killed_between_deciding_a_start_and_recording_it(site, when):
     agent = site.emu.agent_arns()[0]
@@ -105,12 +122,20 @@ def test_a_watcher_killed_between_deciding_a_start_and_recording_it(site, when):
     assert len(intents) == 1  # decided and saved, not recorded as started
     crashed = intents[0][0]
     assert starts(site) == before + (when == "after_start")
-    r = site.watch("--once")
+    r = site.watch("--once", env_extra={SETTLE: "60"})  # the killed watcher's start may still be on its way
     assert r.returncode == 0, r.stderr
+    def crashed_runs() -> list[dict]:
+        return [e for e in site.emu.state()["executions"] if e["includes"][0]["Value"] == "|".join(crashed["includes"])]
+
+    if when == "before_start":  # nothing shows, and nothing is sent until the decision has settled
+        assert "left to settle" in r.stdout
+        assert crashed_runs() == []
+        r = site.watch("--once", env_extra={SETTLE: "0"})
+        assert r.returncode == 0, r.stderr
     said = {"before_start": "start completed (an earlier check decided it)",
             "after_start": "missing from the ledger: adopted, not started again"}[when]  # found by its tag
     assert said in r.stdout + r.stderr
-    runs = [e for e in site.emu.state()["executions"] if e["includes"][0]["Value"] == "|".join(crashed["includes"])]
+    runs = crashed_runs()
     assert len(runs) == 1  # the crashed chunk started once, whichever side of the start the watcher died on
     assert [a["execution"] for c in chunks(site) if c["index"] == crashed["index"] for a in c["attempts"]] == \
         [runs[0]["arn"]]

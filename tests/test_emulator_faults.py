@@ -127,6 +127,22 @@ def test_before_loses_the_answer_without_carrying_the_call_out(emu, ds, task):
     assert emu.calls()["faulted"] == {"CreateLocationNfs": 1, "StartTaskExecution": 1}
 
 
+def test_late_loses_the_answer_and_carries_the_call_out_after_the_delay(emu, ds, task):
+    """A start still on its way when its sender gave up: looking at once finds nothing."""
+    assert emu.fault("StartTaskExecution", when="late", delay=0.5) == \
+        {"StartTaskExecution": {"fault": "500", "times": 1, "when": "late", "delay": 0.5}}
+    with pytest.raises(ds.exceptions.InternalException) as ei:
+        ds.start_task_execution(TaskArn=task)
+    assert "carried out later" in ei.value.response["Error"]["Message"]
+    assert executions(ds, task) == []
+    emu.wait_for(lambda st: [e for e in st["executions"] if e["task"] == task], timeout=10)
+    assert len(executions(ds, task)) == 1
+    for bad in ({"delay": 0.5}, {"when": "late", "delay": -1}, {"when": "late", "delay": "1"}):
+        status, _ = post_faults(emu, json.dumps({"operation": "StartTaskExecution", **bad}).encode())
+        assert status == 400, bad
+    assert emu.faults() == {}
+
+
 def test_an_answer_lost_after_the_call_is_lost_even_when_it_was_an_error(emu, ds, task):
     emu.fault("DescribeTask")
     with pytest.raises(ds.exceptions.InternalException):
