@@ -92,16 +92,17 @@ def test_two_watchers_at_once_start_each_chunk_once(site):
 
 
 def test_a_start_that_takes_effect_after_a_look_found_nothing_is_adopted_not_sent_again(site):
-    """A start's answer is lost and the start takes effect only later, after the first look
-    for it found nothing (a request still on its way, or a listing not yet showing it): it
-    is not sent again before it has settled, and the execution that shows is adopted."""
-    site.emu.fault("StartTaskExecution", fault="drop", when="late", delay=4.0)
-    settle = {SETTLE: "10"}
+    """A start's answer is lost and the start takes effect only 8 s later, after the
+    scheduler's look for it found nothing (a request still on its way, or a listing not yet
+    showing it): it is not sent again before it has settled, and the execution that shows
+    is adopted. Whether the watcher's first check comes before or after it shows, it is
+    left alone until then (the crash test below shows the "left to settle" step itself)."""
+    site.emu.fault("StartTaskExecution", fault="drop", when="late", delay=8.0)
+    settle = {SETTLE: "30"}
     r = site.schedule("--chunks_per_agent", "2", "--per_file_cost", "0", env_extra=settle)
-    assert r.returncode == 1 and "got no answer" in r.stderr  # the start is left to the next check: said, exit 1
+    assert r.returncode == 1 and "got no answer" in r.stderr  # its look found nothing: left to the next check
     r = site.watch("--timeout_sec", "0.2", env_extra=settle, timeout=240)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    assert "left to settle" in r.stdout and "missing from the ledger: adopted, not started again" in r.stderr
     assert site.emu.calls()["calls"]["StartTaskExecution"] == 6  # one per chunk: the lost one never sent again
     assert_exact_copy(site)
     assert all(len(c["attempts"]) == 1 for c in chunks(site))
