@@ -109,18 +109,18 @@ def _guarded(client):
 def once(what: str, make: Callable[[], Any], look: Callable[[], Any], defer: bool = False) -> tuple[Any, bool]:
     """Make something at most once: call ``make``; when its outcome is unknown, ``look`` for
     what it would have made, and adopt that. Only once nothing has shown for ``settle_seconds``
-    since the lost call was sent is it made again (up to UNKNOWN_OUTCOME_TRIES): a look can
+    since the lost call ended is it made again (up to UNKNOWN_OUTCOME_TRIES): a look can
     come before a late call takes effect. ``defer``: look once, and leave the rest to the
     caller's next check, whose record of the intent says how old it is (a check then holds
     no lock for minutes). Returns (the value, whether ``make`` answered it). Raises
     OutcomeUnknown when nothing was found: the caller's next check looks again."""
     for attempt in range(1, UNKNOWN_OUTCOME_TRIES + 1):
-        sent = time.monotonic()
         try:
             return make(), True
         except OutcomeUnknown as exc:
+            lost = time.monotonic()  # the request left no later than this (a wait before sending counts too)
             log.warning("%s: %s; looking whether it did (%d of %d)", what, exc, attempt, UNKNOWN_OUTCOME_TRIES)
-            found = _look_until_settled(look, sent, defer)
+            found = _look_until_settled(look, lost, defer)
             if found is not None:
                 log.info("%s: it had taken effect; adopted", what)
                 return found, False
@@ -129,14 +129,14 @@ def once(what: str, make: Callable[[], Any], look: Callable[[], Any], defer: boo
     raise AssertionError("unreachable")
 
 
-def _look_until_settled(look: Callable[[], Any], sent: float, once_only: bool) -> Any:
+def _look_until_settled(look: Callable[[], Any], lost: float, once_only: bool) -> Any:
     """What ``look`` finds, looking after a pause and again (each pause twice as long) until
-    something shows or the call sent at ``sent`` (monotonic) has settled; None if nothing did."""
+    something shows or the call lost at ``lost`` (monotonic) has settled; None if nothing did."""
     pause = UNKNOWN_OUTCOME_PAUSE
     while True:
         time.sleep(pause)
         found = look()
-        left = sent + settle_seconds() - time.monotonic()
+        left = lost + settle_seconds() - time.monotonic()
         if found is not None or once_only or left <= 0:
             return found
         pause = min(pause * 2, left)

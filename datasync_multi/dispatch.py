@@ -344,11 +344,11 @@ class Dispatcher(Observer):
     def _resume(self, chunk: ChunkRecord, attempt: ChunkAttempt, statuses: dict[str, str], now: float,
                 row: ChunkRow) -> None:
         """Finish a start an earlier check decided: adopt the execution tagged with its name;
-        while none shows and the start may still take effect (decided less than
-        ``ds.settle_seconds`` ago: its sender may have died with the request on its way, or
-        lost the answer), wait; then give the chunk back if its agent is gone, or start it."""
+        while none shows and the start may still take effect (sent, or if never sent decided,
+        less than ``ds.settle_seconds`` ago: its sender may have died with the request on its
+        way, or lost the answer), wait; then give the chunk back if its agent is gone, or start it."""
         found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.accounted())
-        age = now - attempt.decided
+        age = now - (attempt.sent or attempt.decided)
         if found:
             attempt.started(found)
             append_line(self.arn_file, found)
@@ -375,10 +375,16 @@ class Dispatcher(Observer):
         try:
             unfinished = [e for e, s in ds.list_executions(self.client, attempt.task).items()
                           if s not in ExecutionStatus.TERMINAL_STATES]
+            own = next((e for e in unfinished if ds.tags_of(self.client, e).get(ds.START_TAG) == attempt.tag), None)
+            if own:  # this very start, sent earlier, showing only now
+                self._record(chunk, attempt, own)
+                return
             if unfinished:
                 raise SetupError(f"task {attempt.task} still has {unfinished[0]} unfinished; the chunk waits "
                                  "for a free task")
             ds.set_task_includes(self.client, attempt.task, chunk.includes)
+            attempt.sending(time.time())
+            self.ledger.save()  # a lost send settles from now, whoever looks for it next
             execution = ds.start_execution(self.client, attempt.task, chunk.includes, [], attempt.tag,
                                            self.ledger.accounted(), defer=True)
         except CHECK_ERRORS as exc:
@@ -386,6 +392,9 @@ class Dispatcher(Observer):
                 attempt.taken_back()
                 self.ledger.save()
             raise
+        self._record(chunk, attempt, execution)
+
+    def _record(self, chunk: ChunkRecord, attempt: ChunkAttempt, execution: str) -> None:
         append_line(self.arn_file, execution)  # first: a crash before the save is resolved by the tag
         attempt.started(execution)
         self.ledger.save()

@@ -239,6 +239,7 @@ MOVES: dict[str, dict[Phase, Phase]] = {
     "taken_back": {Phase.INTENT: Phase.RETURNED, Phase.STARTED: Phase.RETURNED, Phase.RETURNED: Phase.RETURNED},
     "superseded": {Phase.INTENT: Phase.FAILED, Phase.STARTED: Phase.FAILED},
     "succeeded_after_all": {Phase.FAILED: Phase.STARTED, Phase.RETURNED: Phase.STARTED},
+    "sending": {Phase.INTENT: Phase.INTENT},
 }
 """Every move a start may make: move -> {phase before: phase after}; any other is refused.
 
@@ -247,7 +248,8 @@ already taken back or superseded learns its execution and stays as it was (the l
 them, taken back, is cancelled by the dispatcher's next check). ``failed`` may be said
 again as the execution is seen again (how it failed reads more exactly once it ends).
 ``succeeded_after_all``: an execution taken back, or
-stranded, that ended with SUCCESS by itself before the cancel landed is done, not failed."""
+stranded, that ended with SUCCESS by itself before the cancel landed is done, not failed.
+``sending``: an intent is about to be sent (again); a lost send settles from then."""
 
 
 class _Start:
@@ -552,9 +554,18 @@ class ChunkAttempt(_Start):
     returned: bool = False
     """Cancelled while still queued on a lost agent, or refused before it started: back in
     the pool, and not a failure."""
+    sent: float | None = None
+    """When its start was last about to be sent (epoch seconds): a start whose answer was lost
+    is not sent again before it has settled from then (``datasync.settle_seconds``)."""
+
+    def sending(self, at: float) -> None:
+        """Its start is about to be sent (again): saved first, so a lost send settles from now."""
+        self._move("sending", sent=at)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agent": self.agent, "task": self.task, "decided": self.decided, "tag": self.tag}
+        if self.sent is not None:
+            out["sent"] = self.sent
         if self.execution is not None:
             out["execution"] = self.execution
         if self.failure is not None:
@@ -565,8 +576,10 @@ class ChunkAttempt(_Start):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChunkAttempt:
+        sent = data.get("sent")
         return cls(str(data["agent"]), str(data["task"]), float(data["decided"]), str(data["tag"]),
-                   data.get("execution"), data.get("failed"), bool(data.get("returned", False)))
+                   data.get("execution"), data.get("failed"), bool(data.get("returned", False)),
+                   None if sent is None else float(sent))
 
 
 class ChunkState:

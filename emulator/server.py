@@ -68,6 +68,8 @@ def fault_spec(body) -> tuple[str, Fault | None]:
     delay = body.get("delay", 0.0)
     if type(delay) not in (int, float) or not 0 <= delay <= 60 or (delay and when != "late"):
         raise ValueError(f"delay must be seconds from 0 to 60, and only with when 'late', not {delay!r}")
+    if kind == "denied" and when != "before":
+        raise ValueError("a 'denied' call is refused, so it is never carried out: use it with when 'before'")
     return op, Fault(kind, times, when, float(delay)) if times else None
 
 

@@ -14,7 +14,7 @@ import pytest
 from commands import ROOT
 from datasync_multi.datasync import SETTLE_ENV as SETTLE
 from emulator.sample import differences
-from sites import SLOW, assert_exact_copy, chunks, make_site, run_to_the_end, starts, wait_transferring
+from sites import SLOW, assert_exact_copy, chunks, ledger, make_site, run_to_the_end, starts, wait_transferring
 
 
 def test_the_scheduler_starts_one_chunk_per_agent_largest_first_and_records_them(site):
@@ -106,6 +106,33 @@ def test_a_start_that_takes_effect_after_a_look_found_nothing_is_adopted_not_sen
     assert site.emu.calls()["calls"]["StartTaskExecution"] == 6  # one per chunk: the lost one never sent again
     assert_exact_copy(site)
     assert all(len(c["attempts"]) == 1 for c in chunks(site))
+
+
+def test_a_start_sent_again_settles_from_that_send_not_from_its_decision(site):
+    """An intent decided long ago (a killed watcher's, found later) is sent again, and that
+    answer is lost too, the start taking effect 20 s later: the next check counts the settle
+    time from the new send, so it leaves the start alone instead of sending a third."""
+    site.emu.set_agent(site.emu.agent_arns()[0], bytes_per_second=SLOW)  # the run outlives the kill
+    assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
+    assert site.run("tests/crash_watcher.py", "before_start", "--arn_file", "arn_file.txt", "--once").returncode == 137
+    record = ledger(site)
+    crashed, intent = next((c, a) for c in record["dispatch"]["chunks"] for a in c["attempts"] if "execution" not in a)
+    intent["decided"] = intent["sent"] = intent["decided"] - 3600  # as if its watcher died an hour ago
+    with open(os.path.join(site.work, "arn_file.txt.ledger.json"), "w") as fh:
+        json.dump(record, fh)
+    site.emu.set_agent(site.emu.agent_arns()[0], bytes_per_second=0)
+    site.emu.fault("StartTaskExecution", fault="drop", when="late", delay=20.0)  # long enough for two checks
+    settle = {SETTLE: "60"}
+    r = site.watch("--once", env_extra=settle)  # an hour old: sent again, and that answer lost
+    assert "got no answer" in r.stderr and "start completed" not in r.stdout
+    r = site.watch("--once", env_extra=settle)
+    assert "left to settle" in r.stdout, r.stdout[-2000:]
+    r = site.watch("--timeout_sec", "0.2", env_extra=settle, timeout=240)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert_exact_copy(site)
+    assert starts(site) == 9  # one call per chunk: the crashed one sent once, after the kill, never again
+    runs = [e for e in site.emu.state()["executions"] if e["includes"][0]["Value"] == "|".join(crashed["includes"])]
+    assert len(runs) == 1
 
 
 @pytest.mark.parametrize("when", ["before_start", "after_start"])

@@ -330,7 +330,7 @@ def test_a_live_run_through_lost_answers_a_failed_check_and_an_agent_away_starts
         gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
         site.emu.wait_for(lambda st: st["executions"], timeout=60)  # tasks made, the first chunks started
         site.emu.set_agent(away, status="OFFLINE")
-        site.emu.fault("ListAgents", "denied", times=1)  # the next check to begin: every later one sees it away
+        site.emu.fault("ListAgents", "denied", times=1, when="before")  # the next check: every later one sees it away
         poll(lambda: "this check failed" in site.output("scheduler"), "a check refused", timeout=60, interval=0.05)
         left = time.time()  # checks run one at a time: none that saw the agent ONLINE is still running
         site.emu.fault("StartTaskExecution", "500", times=2, when="after")

@@ -137,7 +137,8 @@ def test_late_loses_the_answer_and_carries_the_call_out_after_the_delay(emu, ds,
     assert executions(ds, task) == []
     emu.wait_for(lambda st: [e for e in st["executions"] if e["task"] == task], timeout=10)
     assert len(executions(ds, task)) == 1
-    for bad in ({"delay": 0.5}, {"when": "late", "delay": -1}, {"when": "late", "delay": "1"}):
+    for bad in ({"delay": 0.5}, {"when": "late", "delay": -1}, {"when": "late", "delay": "1"},
+                {"fault": "denied", "when": "late", "delay": 1}, {"fault": "denied"}):
         status, _ = post_faults(emu, json.dumps({"operation": "StartTaskExecution", **bad}).encode())
         assert status == 400, bad
     assert emu.faults() == {}

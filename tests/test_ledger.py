@@ -19,6 +19,7 @@ from datasync_multi.ledger import (
     ChunkState,
     Dispatch,
     Ledger,
+    MoveRefused,
     PlannedScope,
     Retry,
     Run,
@@ -232,3 +233,17 @@ def test_starts_adopted_in_any_order_leave_only_the_newest_active(order, known):
     assert [a.tag for a in chunk.attempts] == [f"run/chunk-0/{n}" for n in range(1, 6)]
     assert [a.active for a in chunk.attempts] == [False] * 4 + [True]
     assert next_number(chunk.attempts) == 6
+
+
+def test_an_intent_about_to_be_sent_keeps_when_and_only_an_intent_may_be_sent():
+    """The time a start was last about to be sent survives the ledger file (a lost send
+    settles from it); a start that has its execution is never sent again."""
+    intent = ChunkAttempt("a1", "t1", 100.0, "run/chunk-1/1")
+    assert "sent" not in intent.to_json()
+    intent.sending(160.0)
+    intent.sending(250.0)  # sent again, once the first had settled
+    again = ChunkAttempt.from_json(json.loads(json.dumps(intent.to_json())))
+    assert again == intent and again.sent == 250.0 and again.decided == 100.0
+    again.started("e1")
+    with pytest.raises(MoveRefused):
+        again.sending(300.0)
