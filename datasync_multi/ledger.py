@@ -261,6 +261,7 @@ class _Start:
     execution: str | None
     failure: str | None
     returned: bool
+    sent: float | None
 
     @property
     def phase(self) -> Phase:
@@ -293,6 +294,10 @@ class _Start:
         if self.execution is None:
             raise MoveRefused(f"start {self.tag or self.agent} cannot fail: it has no execution")
         self._move("failed", failure=how)
+
+    def sending(self, at: float) -> None:
+        """Its start is about to be sent (again): saved first, so a lost send settles from now."""
+        self._move("sending", sent=at)
 
     def taken_back(self) -> None:
         """It read nothing and goes back unfailed: queued on a lost agent, or refused before it ran."""
@@ -356,6 +361,8 @@ class Attempt(_Start):
     """Taken back unfailed: it was still queued or launching on a lost agent, so it read nothing."""
     tag: str | None = None
     """Its start tag (``datasync.START_TAG``), if this run started it."""
+    sent: float | None = None
+    """When a retry's start was last about to be sent (epoch seconds), as ``ChunkAttempt.sent``."""
 
     def task_created(self, task: str) -> None:
         """The retry's task exists: a later check reuses it rather than create another."""
@@ -366,7 +373,8 @@ class Attempt(_Start):
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agent": self.agent}
-        for key, value in (("execution", self.execution), ("failed", self.failure), ("tag", self.tag)):
+        for key, value in (("execution", self.execution), ("failed", self.failure), ("tag", self.tag),
+                           ("sent", self.sent)):
             if value is not None:
                 out[key] = value
         if self.returned:
@@ -391,8 +399,10 @@ class Attempt(_Start):
                           excludes=list(data["excludes"]), options=dict(data["options"]),
                           nfs_version=data.get("nfs_version", "AUTOMATIC"), task_mode=data.get("task_mode", "BASIC"),
                           task=data.get("task"))
+        sent = data.get("sent")
         return cls(agent=str(data["agent"]), execution=data.get("execution"), failure=data.get("failed"),
-                   retry=retry, returned=bool(data.get("returned", False)), tag=data.get("tag"))
+                   retry=retry, returned=bool(data.get("returned", False)), tag=data.get("tag"),
+                   sent=None if sent is None else float(sent))
 
 
 class _Starts:
@@ -557,10 +567,6 @@ class ChunkAttempt(_Start):
     sent: float | None = None
     """When its start was last about to be sent (epoch seconds): a start whose answer was lost
     is not sent again before it has settled from then (``datasync.settle_seconds``)."""
-
-    def sending(self, at: float) -> None:
-        """Its start is about to be sent (again): saved first, so a lost send settles from now."""
-        self._move("sending", sent=at)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"agent": self.agent, "task": self.task, "decided": self.decided, "tag": self.tag}

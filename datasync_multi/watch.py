@@ -352,10 +352,10 @@ class Watcher(Observer):
             tag=run.start_tag(scope.key, next_number(scope.attempts)) if run else None,
             spend=decision.kind != Kind.TAKE_BACK)
         self.ledger.save()  # the intent is durable before anything is created or started
-        new = self._carry_out(attempt, scope)
         busy[decision.target] = busy.get(decision.target, 0) + 1
+        new = self._carry_out(attempt, scope)
         result.unfinished += 1
-        row.action += f"moved to {short(decision.target)}: {short(new)}"
+        row.action += f"moved to {short(decision.target)}: {short(new or '')}"
 
     def _scope_of_record(self, scope: Scope, root: str, described: Execution) -> tuple[PlannedScope | None, str]:
         """What this scope must move, from the run's record; None and why if unknown."""
@@ -388,9 +388,12 @@ class Watcher(Observer):
         row.action += "ended by itself before it could be cancelled; "
         return True
 
-    def _carry_out(self, attempt: Attempt, scope: Scope) -> str:
+    def _carry_out(self, attempt: Attempt, scope: Scope, settling: bool = False) -> str | None:
         """Create or reuse the retry's location and task, then adopt or start its execution.
-        An agent DataSync refuses them for is barred for the run, and the retry given back."""
+        An agent DataSync refuses them for is barred for the run, and the retry given back.
+        A start whose answer was lost stays an intent (``datasync.once``, deferred); finishing
+        one (``settling``), None while it may still take effect (sent, or if never sent
+        decided, less than ``ds.settle_seconds`` ago): it is left to settle."""
         retry = attempt.retry
         assert retry is not None
         if not retry.task:
@@ -425,8 +428,13 @@ class Watcher(Observer):
             log.info("adopting retry execution %s started before a restart", execution)
         elif tag is None:
             raise SetupError("the ledger holds no run record, so a retry cannot be tagged and checked: not started")
+        elif settling and time.time() - (attempt.sent or retry.decided) < ds.settle_seconds():
+            return None
         else:
-            execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes, tag, known)
+            attempt.sending(time.time())
+            self.ledger.save()  # a lost send settles from now, whoever looks for it next
+            execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes, tag, known,
+                                           defer=True)
             log.info("retry of %s started on %s: %s", retry.of, attempt.agent, execution)
         append_line(self.arn_file, execution)  # first: a crash before the save is resolved by the tag
         attempt.started(execution)
@@ -454,8 +462,12 @@ class Watcher(Observer):
             row = Row(attempt.retry.task or "?", attempt.retry.task_name, attempt.agent, "STARTED")
             result.rows.append(row)
             try:
-                row.execution = self._carry_out(attempt, scope)
+                execution = self._carry_out(attempt, scope, settling=True)
                 result.unfinished += 1
+                if execution is None:
+                    row.action = f"retry of {short(attempt.retry.of)} decided, not seen yet: left to settle"
+                    continue
+                row.execution = execution
                 row.action = f"retry of {short(attempt.retry.of)} completed (an earlier check decided it)"
             except CHECK_ERRORS as exc:
                 row.status = "PENDING"

@@ -11,6 +11,7 @@ import time
 
 from commands import ROOT
 from datasync_multi import datasync as ds
+from datasync_multi.datasync import SETTLE_ENV as SETTLE
 from datasync_multi.ledger import Ledger
 from datasync_multi.records import patterns
 from datasync_multi.watch import Settings, Watcher
@@ -127,6 +128,24 @@ def test_a_watcher_killed_right_after_starting_a_retry_does_not_retry_again(site
     assert "missing from the ledger: adopted, not started again" in r.stderr  # found by its start tag
     assert retry_starts(site) == 1 and len(site.arns()) == 4
     assert site.emu.calls()["calls"]["CreateTask"] == 4
+
+
+def test_a_retry_whose_watcher_died_before_sending_it_settles_and_then_starts_once(site):
+    """The retry was about to be sent when its watcher died: whether the request left cannot
+    be known, so the next check leaves it until it has settled, and then starts it once."""
+    agent = schedule_with_one_slow_agent(site)
+    fail_mid_transfer(site, agent)
+    r = site.run("tests/crash_watcher.py", "before_start", "--arn_file", "arn_file.txt", "--once",
+                 "--offline_threshold_sec", "0")
+    assert r.returncode == 137, r.stderr
+    assert retry_starts(site) == 0
+    r = site.watch("--once", "--offline_threshold_sec", "0", env_extra={SETTLE: "60"})
+    assert r.returncode == 0, r.stderr
+    assert "not seen yet: left to settle" in r.stdout and retry_starts(site) == 0
+    r = site.watch("--once", "--offline_threshold_sec", "0", env_extra={SETTLE: "0"})
+    assert r.returncode == 0, r.stderr
+    assert "completed (an earlier check decided it)" in r.stdout and retry_starts(site) == 1
+    assert len(site.arns()) == 4
 
 
 def test_two_watchers_started_at_once_make_one_retry(site):
