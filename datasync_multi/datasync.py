@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from typing import Any
 from xml.etree import ElementTree
 
@@ -71,6 +71,12 @@ SETTLE_DEFAULT = 120.0
 """Seconds a call that makes something may still take effect, or stay out of the listings,
 after its answer was lost: twice botocore's read timeout (60 s), a request still on its way
 when its sender gave up. Nothing lost is made again before it is this old."""
+
+
+def settling(since: float, now: float) -> bool:
+    """Whether a start sent (or, never sent, decided) at ``since`` may still take effect at
+    ``now`` (epoch seconds): while it may, nothing sends it again or gives its scope away."""
+    return now - since < settle_seconds()
 
 
 def settle_seconds() -> float:
@@ -617,8 +623,15 @@ def find_started(client, task_arn: str, tag: str, known: Set[str] = frozenset())
 
     Calls: ListTaskExecutions (paginated), ListTagsForResource for each other execution. Raises: AWSError.
     """
-    return next((e for e in list_executions(client, task_arn)
-                 if e not in known and tags_of(client, e).get(START_TAG) == tag), None)
+    return carrying(client, (e for e in list_executions(client, task_arn) if e not in known), tag)
+
+
+def carrying(client, executions: Iterable[str], tag: str) -> str | None:
+    """The first of these executions that carries this start tag, if any.
+
+    Calls: ListTagsForResource for each execution looked at. Raises: AWSError.
+    """
+    return next((e for e in executions if tags_of(client, e).get(START_TAG) == tag), None)
 
 
 def set_task_includes(client, task_arn: str, includes: Sequence[str]) -> None:

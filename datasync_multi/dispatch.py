@@ -348,15 +348,15 @@ class Dispatcher(Observer):
         less than ``ds.settle_seconds`` ago: its sender may have died with the request on its
         way, or lost the answer), wait; then give the chunk back if its agent is gone, or start it."""
         found = ds.find_started(self.client, attempt.task, attempt.tag, self.ledger.accounted())
-        age = now - (attempt.sent or attempt.decided)
+        since = attempt.sent or attempt.decided
         if found:
             attempt.started(found)
             append_line(self.arn_file, found)
             self.ledger.save()
             row.add(f"start of {short(found)} recorded (an earlier check made it)")
             log.info("chunk %d: adopting %s, started before a restart", chunk.index, found)
-        elif age < ds.settle_seconds():
-            row.add(f"start decided {age:.0f}s ago not seen yet: left to settle ({ds.settle_seconds():.0f}s)")
+        elif ds.settling(since, now):
+            row.add(f"start {now - since:.0f}s old, not seen yet: left to settle ({ds.settle_seconds():.0f}s)")
         elif statuses.get(attempt.agent) != AgentStatus.ONLINE or attempt.agent not in self.usable:
             attempt.taken_back()
             row.add(f"start decided for {short(attempt.agent)}, which may not take it now: back to the pool")
@@ -375,7 +375,7 @@ class Dispatcher(Observer):
         try:
             unfinished = [e for e, s in ds.list_executions(self.client, attempt.task).items()
                           if s not in ExecutionStatus.TERMINAL_STATES]
-            own = next((e for e in unfinished if ds.tags_of(self.client, e).get(ds.START_TAG) == attempt.tag), None)
+            own = ds.carrying(self.client, unfinished, attempt.tag)
             if own:  # this very start, sent earlier, showing only now
                 self._record(chunk, attempt, own)
                 return

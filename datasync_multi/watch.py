@@ -428,7 +428,7 @@ class Watcher(Observer):
             log.info("adopting retry execution %s started before a restart", execution)
         elif tag is None:
             raise SetupError("the ledger holds no run record, so a retry cannot be tagged and checked: not started")
-        elif settling and time.time() - (attempt.sent or retry.decided) < ds.settle_seconds():
+        elif settling and ds.settling(attempt.sent or retry.decided, time.time()):
             return None
         else:
             attempt.sending(time.time())

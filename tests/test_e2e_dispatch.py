@@ -135,6 +135,32 @@ def test_a_start_sent_again_settles_from_that_send_not_from_its_decision(site):
     assert len(runs) == 1
 
 
+def test_a_start_left_to_settle_keeps_its_chunk_when_its_agent_leaves_then_the_chunk_moves(site):
+    """A killed watcher's start may still land on its agent, so while it settles its chunk
+    stays there even though that agent went OFFLINE; once it has settled, the chunk goes
+    back to the pool and another agent copies it, once."""
+    slow = site.emu.agent_arns()[0]
+    site.emu.set_agent(slow, bytes_per_second=SLOW)
+    assert site.schedule("--chunks_per_agent", "3", "--per_file_cost", "0").returncode == 0
+    others = [a for a in site.emu.agent_arns() if a != slow]
+    site.emu.wait_for(lambda st: all(e["status"] == "SUCCESS" for e in st["executions"] if e["agent"] in others),
+                      timeout=60)
+    assert site.run("tests/crash_watcher.py", "before_start", "--arn_file", "arn_file.txt", "--once").returncode == 137
+    crashed, intent = next((c, a) for c in chunks(site) for a in c["attempts"] if "execution" not in a)
+    site.emu.set_agent(intent["agent"], status="OFFLINE")
+    r = site.watch("--once", env_extra={SETTLE: "60"})
+    assert r.returncode == 0, r.stderr
+    assert "left to settle" in r.stdout
+    still = next(c for c in chunks(site) if c["index"] == crashed["index"])["attempts"]
+    assert len(still) == 1 and not still[0].get("returned")  # not given away while it may still land
+    site.emu.set_agent(slow, bytes_per_second=0)
+    r = site.watch("--timeout_sec", "0.2", env_extra={SETTLE: "0"}, timeout=240)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    moved = next(c for c in chunks(site) if c["index"] == crashed["index"])["attempts"]
+    assert moved[0].get("returned") and len(moved) == 2 and moved[1]["agent"] != intent["agent"]
+    assert_exact_copy(site)
+
+
 @pytest.mark.parametrize("when", ["before_start", "after_start"])
 def test_a_watcher_killed_between_deciding_a_start_and_recording_it(site, when):
     agent = site.emu.agent_arns()[0]
