@@ -392,10 +392,13 @@ class Watcher(Observer):
         """Create or reuse the retry's location and task, then adopt or start its execution.
         An agent DataSync refuses them for is barred for the run, and the retry given back.
         A start whose answer was lost stays an intent (``datasync.once``, deferred); finishing
-        one (``settling``), None while it may still take effect (sent, or if never sent
-        decided, less than ``ds.settle_seconds`` ago): it is left to settle."""
+        one (``settling``), None while it may still take effect (its task existed, and it was
+        sent, or if never sent decided, less than ``ds.settle_seconds`` ago): it is left to settle. Once it has
+        settled unseen, an intent for an agent that may not take it now (not ONLINE, or
+        drained) is withdrawn, None too: the scope moves as a failure does, its retry not spent."""
         retry = attempt.retry
         assert retry is not None
+        sendable = retry.task is not None  # a start needs its task: without one, nothing was sent
         if not retry.task:
             try:
                 loc, _ = ds.ensure_nfs_location(self.client, attempt.agent, retry.server, retry.subdir,
@@ -412,14 +415,6 @@ class Watcher(Observer):
             retry = attempt.retry
             self.ledger.save()
         assert retry is not None and retry.task is not None
-        try:
-            ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent "
-                                                          f"{short(attempt.agent)}"},
-                                timeout=self.settings.task_ready_timeout, on_wait=log.info)
-        except AgentRefused as exc:
-            if self.ledger.run is not None:
-                self._bar(attempt, scope, str(exc))
-            raise
         known = self.ledger.accounted()
         tag = attempt.tag
         found = ds.find_started(self.client, retry.task, tag, known) if tag else None
@@ -428,9 +423,23 @@ class Watcher(Observer):
             log.info("adopting retry execution %s started before a restart", execution)
         elif tag is None:
             raise SetupError("the ledger holds no run record, so a retry cannot be tagged and checked: not started")
-        elif settling and ds.settling(attempt.sent or retry.decided, time.time()):
+        elif settling and sendable and ds.settling(attempt.sent or retry.decided, time.time()):
+            return None
+        elif settling and not self._may_take(attempt.agent):
+            scope.withdraw(attempt)
+            self.ledger.save()
+            log.warning("the retry of %s decided for %s was never seen started, and that agent may not take it now: "
+                        "withdrawn", retry.of, attempt.agent)
             return None
         else:
+            try:
+                ds.wait_until_ready(self.client, {retry.task: f"retry task {retry.task_name} on agent "
+                                                              f"{short(attempt.agent)}"},
+                                    timeout=self.settings.task_ready_timeout, on_wait=log.info)
+            except AgentRefused as exc:
+                if self.ledger.run is not None:
+                    self._bar(attempt, scope, str(exc))
+                raise
             attempt.sending(time.time())
             self.ledger.save()  # a lost send settles from now, whoever looks for it next
             execution = ds.start_execution(self.client, retry.task, retry.includes, retry.excludes, tag, known,
@@ -440,6 +449,11 @@ class Watcher(Observer):
         attempt.started(execution)
         self.ledger.save()
         return execution
+
+    def _may_take(self, agent: str) -> bool:
+        """Whether the agent may be handed a retry now: ONLINE, and (in a run) not drained or barred."""
+        run = self.ledger.run
+        return self.statuses.get(agent) == AgentStatus.ONLINE and (run is None or agent in run.usable(self.statuses))
 
     def _bar(self, attempt: Attempt, scope: Scope, why: str) -> None:
         """DataSync refused the retry's location or task on its agent: bar the agent for the
@@ -464,6 +478,10 @@ class Watcher(Observer):
             try:
                 execution = self._carry_out(attempt, scope, settling=True)
                 result.unfinished += 1
+                if execution is None and scope.latest is not attempt:
+                    row.action = (f"retry of {short(attempt.retry.of)} never seen started, and its agent may not take "
+                                  "it now: withdrawn, it moves elsewhere")
+                    continue
                 if execution is None:
                     row.action = f"retry of {short(attempt.retry.of)} decided, not seen yet: left to settle"
                     continue

@@ -148,6 +148,46 @@ def test_a_retry_whose_watcher_died_before_sending_it_settles_and_then_starts_on
     assert len(site.arns()) == 4
 
 
+def test_a_retry_whose_start_lands_after_the_look_found_nothing_is_adopted_not_sent_again(site):
+    """The retry's answer is lost and its start takes effect 8 s later, after the watcher's
+    look found nothing: no check sends it again while it settles, and the execution that
+    shows is adopted, so the retry is sent once."""
+    agent = schedule_with_one_slow_agent(site)
+    fail_mid_transfer(site, agent)
+    site.emu.fault("StartTaskExecution", fault="drop", when="late", delay=8.0)
+    settle = {SETTLE: "60"}
+    r = site.watch("--once", "--offline_threshold_sec", "0", env_extra=settle)
+    assert "got no answer" in r.stderr and "Traceback" not in r.stderr
+    assert retry_starts(site) == 1 and len(site.arns()) == 3  # lost, not recorded, not sent again
+    landed = site.emu.wait_for(lambda st: len(st["executions"]) == 4 and st["executions"][-1], timeout=30)
+    r = site.watch("--once", "--offline_threshold_sec", "0", env_extra=settle)
+    assert r.returncode == 0, r.stderr
+    assert "missing from the ledger: adopted, not started again" in r.stderr and retry_starts(site) == 1
+    assert site.arns().count(landed["arn"]) == 1 and len(site.arns()) == 4
+
+
+def test_a_retry_that_settled_unseen_for_an_agent_gone_offline_moves_unspent(site):
+    """A killed watcher's retry intent, never sent, whose agent then goes OFFLINE: once it
+    has settled, the next check withdraws it (its retry not spent) and sends the retry to an
+    agent that is ONLINE, once; the copy is exact."""
+    agent = schedule_with_one_slow_agent(site)
+    fail_mid_transfer(site, agent)
+    r = site.run("tests/crash_watcher.py", "before_start", "--arn_file", "arn_file.txt", "--once",
+                 "--offline_threshold_sec", "0")
+    assert r.returncode == 137, r.stderr
+    intended = next(a["agent"] for s in ledger(site)["scopes"].values() for a in s["attempts"]
+                    if "execution" not in a)
+    site.emu.set_agent(intended, status="OFFLINE")
+    r = site.watch("--once", "--offline_threshold_sec", "0", env_extra={SETTLE: "0"})
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "withdrawn, it moves elsewhere" in r.stdout and retry_starts(site) == 1
+    retry = site.emu.state()["executions"][-1]
+    assert retry["agent"] not in (intended, agent)
+    r = site.watch("--timeout_sec", "0.2", "--offline_threshold_sec", "0", timeout=240)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert differences(site.share, site.dest_dir) == []
+
+
 def test_two_watchers_started_at_once_make_one_retry(site):
     agent = schedule_with_one_slow_agent(site)
     fail_mid_transfer(site, agent)
