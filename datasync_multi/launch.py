@@ -27,8 +27,8 @@ from .ledger import (
     Target,
     parse_start_tag,
 )
-from .live import Sizing
-from .live_run import CHECK_GAP, Hunger, LiveScan, check_loop, lanes, live_plan, move_aside, resumable, write_plan
+from .live import Demand, Sizing
+from .live_run import CHECK_GAP, LiveScan, check_loop, lanes, live_plan, move_aside, resumable, write_plan
 from .plan import Plan, TaskPlan
 from .report import DispatchResult
 from .scan import Progress, human_bytes
@@ -294,7 +294,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                                           journal_file)
         run_id = ledger.run.id if ledger.run else ""
     last: list[DispatchResult] = []
-    hunger = Hunger(0)
+    demand = Demand()
 
     def check(final: bool) -> tuple[tuple[float, ...], int]:
         """One check: when each busy agent should free, and how many chunks it started
@@ -312,7 +312,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                     ledger.dispatch.add_task(prepared.task.agent_arn, prepared.before["TaskArn"])
                     ledger.save()
             if not ledger.dispatch.lanes:
-                hunger.set(len(agents))  # no task yet: every agent waits for the first chunks
+                demand.set((1.0,) * len(agents), ())  # no task yet: every agent waits for the first chunks
                 return (), 0
             policy = ledger.run.policy
             settings = Settings(policy.max_retries, policy.offline_threshold)
@@ -324,12 +324,12 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                             ds.describe_error(exc))
                 return (), 0
         last[:] = [result]
-        hunger.set(result.idle_agents)
+        demand.set(result.appetites, result.reach)
         log.info("%s", result.summary())
         return result.frees, result.started
 
     with scanning(journal_file):
-        scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress(), hunger)
+        scan = LiveScan(live.mount, live.roots, journal, len(agents), live.workers, Progress(), demand)
         check_loop(scan, check, live.check_every)
         scan.join()
     if scan.outcome.failure is not None:

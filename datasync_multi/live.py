@@ -37,13 +37,15 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from . import scan
 from .filters import MAX_FILTER_BYTES, WHOLE_LOCATION, value_bytes
 from .names import NameCount
-from .pack import Limits, pack
+from .pack import Limits, pack_shares
 from .plan import Chunk
 from .scan import Dir, Loose, LooseReader, Progress, Tree, join
 from .split import DIR, GROUP, Item, Unit, cut_by_name
@@ -57,6 +59,11 @@ isolates it (a unit of its own) wherever its name allows."""
 UNITS_PER_CHUNK = 4
 """The unit threshold is the first chunk target over this: units small enough that chunks
 fill evenly and the last ones can be cut small."""
+
+POOL_CHUNKS = 2
+"""Even chunks per agent the packer may hold as loose units before the oldest go out as an even
+chunk: enough that the last chunks can be cut to end the agents together, few enough that
+a kill leaves little to walk again."""
 
 
 @dataclass(frozen=True)
@@ -228,13 +235,6 @@ class _Node:
 
 Emit = Callable[[Chunk], None]
 Journal = Callable[[CutRecord], None]
-Hungry = Callable[[], bool]
-"""Asked by the packer once a chunk holds a quarter of its target: whether an agent is idle
-with nothing waiting for it (so the chunk goes out now). True takes that agent's turn."""
-
-
-def never_hungry() -> bool:
-    return False
 
 
 class LivePlanner:
@@ -243,7 +243,7 @@ class LivePlanner:
 
     def __init__(self, roots: tuple[str, ...], sizing: Sizing, read_loose: LooseReader,
                  is_empty: Callable[[str], bool], on_chunk: Emit, on_cut: Journal, *, lone_roots: frozenset[str],
-                 tail_pieces: int = 1, resume: Resume | None = None, hungry: Hungry = never_hungry) -> None:
+                 tail_pieces: int = 1, resume: Resume | None = None, demand: Demand | None = None) -> None:
         self.roots = frozenset(roots)
         self.sizing = sizing
         self.is_empty = is_empty
@@ -265,7 +265,7 @@ class LivePlanner:
         """Entries that appeared after their directory was cut (on a resume): no unit carries them."""
         self.bare_empty_roots: list[str] = []
         self.packer = StreamPacker(sizing, on_chunk, self.resume.next_index, self.resume.emitted_cost,
-                                   lambda: self.seen, tail_pieces, hungry)
+                                   lambda: self.seen, tail_pieces, demand or Demand())
 
     # -- what the walk asks -------------------------------------------------------
 
@@ -335,6 +335,7 @@ class LivePlanner:
                 self._cut(n)
         if node.open == 0:
             self._close(node)
+        self.packer.serve()
 
     def finish(self) -> None:
         """The scan has ended: every directory is closed, so every unit is out; the last
@@ -577,64 +578,157 @@ def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
     return out
 
 
+class Demand:
+    """What the last check asked of the scan (the checks set it; the scan's thread takes from
+    it): a chunk for each agent it left idle with nothing waiting for it, sized to that agent
+    (``appetites``: its rate over the fleet's mean, fastest first), and how far each agent's
+    work reaches (``reach``: its rate, and the seconds until its work ends), so that the last
+    chunks can end the agents together."""
+
+    def __init__(self, appetites: tuple[float, ...] = (), reach: tuple[tuple[float, float], ...] = ()) -> None:
+        self._lock = threading.Lock()
+        self._appetites = list(appetites)
+        self._reach = reach
+
+    def set(self, appetites: tuple[float, ...], reach: tuple[tuple[float, float], ...]) -> None:
+        with self._lock:
+            self._appetites = list(appetites)
+            self._reach = reach
+
+    def take(self, target: int, pooled: int, scaled: bool) -> int | None:
+        """The cost of the chunk the next idle agent wants, if the pool holds a quarter of it
+        (that agent's turn is then taken); None if no agent waits or the pool is too small.
+        ``scaled``: the chunk follows the agent's rate (else every agent gets ``target``)."""
+        with self._lock:
+            if not self._appetites:
+                return None
+            want = max(int(target * self._appetites[0]) if scaled else target, 1)
+            if pooled < max(want // UNITS_PER_CHUNK, 1):
+                return None
+            self._appetites.pop(0)
+            return want
+
+    def shares(self, total: int, pieces: int) -> list[int]:
+        """How to cut the last ``total`` so that the agents end together (:func:`end_together`),
+        or in ``pieces`` even parts when no check has measured the agents."""
+        with self._lock:
+            reach = self._reach
+        if reach:
+            return [s for s in end_together(total, reach) if s > 0]
+        pieces = max(pieces, 1)
+        return [total // pieces + (1 if i < total % pieces else 0) for i in range(pieces)]
+
+
+def end_together(total: int, reach: Sequence[tuple[float, float]]) -> list[int]:
+    """Each agent's share of ``total`` (in its order) so that all that take a share end at once:
+    agent i, at ``rate`` cost per second and busy for ``busy`` seconds, takes
+    (T - busy) x rate for the one T that makes the shares add up to ``total``; an agent busy
+    past T takes nothing."""
+    order = sorted(range(len(reach)), key=lambda i: reach[i][1])
+    rates = [max(r, 1e-9) for r, _ in reach]
+    cost = speed = 0.0
+    end = 0.0
+    for k, i in enumerate(order):
+        cost += rates[i] * reach[i][1]
+        speed += rates[i]
+        end = (total + cost) / speed
+        if k + 1 == len(order) or end <= reach[order[k + 1]][1]:
+            break
+    raw = [max(end - busy, 0.0) * rates[i] for i, (_, busy) in enumerate(reach)]
+    shares = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: shares[i] - raw[i])[:total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
 class StreamPacker:
-    """Fills chunks from units as they come: a chunk goes out once it reaches the target,
-    or before a unit that would take it past the target or past a filter's limits, or once
-    it holds a quarter of the target while an agent idles with nothing to take (``hungry``):
-    an agent waiting for the scan moves a small chunk rather than nothing, and agents with
-    chunks still waiting for them never ask, so chunks stay whole where the agents are the
-    bottleneck (at most four times as many where the scan is)."""
+    """Keeps closed units in a pool, oldest first, and packs a chunk of them when it is wanted:
+
+    * for an agent left idle with nothing to take (``Demand.take``), as soon as the pool holds
+      a quarter of the chunk that agent wants: its even share of the work (``Sizing.target``)
+      scaled by its rate, so a slow agent takes a small chunk and a fast one a large chunk;
+    * past ``POOL_CHUNKS`` even chunks per agent (the agents are the bottleneck), an even chunk
+      of the oldest units, so the pool (what a kill loses and a rerun walks again) stays bounded;
+      with --chunk_size, a chunk of that size as soon as the pool holds one;
+    * when the scan ends, the rest in shares that end the agents together (``Demand.shares``).
+
+    Units are packed as they came, first in first out, so chunks follow the walk. Which units
+    share a chunk never touches what each selects: any packing is exactly-once."""
 
     def __init__(self, sizing: Sizing, on_chunk: Emit, first_index: int, emitted: int,
-                 seen: Callable[[], int], tail_pieces: int, hungry: Hungry = never_hungry) -> None:
+                 seen: Callable[[], int], tail_pieces: int, demand: Demand) -> None:
         self.sizing = sizing
-        self.hungry = hungry
+        self.demand = demand
         self.on_chunk = on_chunk
         self.index = first_index
         self.emitted = emitted
         self.seen = seen
         self.tail_pieces = max(tail_pieces, 1)
-        self.units: list[Unit] = []
+        self.pool: deque[Unit] = deque()
         self.cost = 0
-        self.length = -1
-        self.items = 0
 
     def add(self, unit: Unit) -> None:
-        size = value_bytes(unit.pattern) + 1
-        cap = self.sizing.item_cap
-        target = self.sizing.target(self.seen(), self.emitted)
-        if self.units and (self.cost + unit.cost > target or self.length + size > self.sizing.filter_limit
-                           or cap is not None and self.items + unit.items > cap):
-            self._out(self.units)
-        self.units.append(unit)
+        self.pool.append(unit)
         self.cost += unit.cost
-        self.length += size
-        self.items += unit.items
-        if self.cost >= target or self.cost >= max(target // UNITS_PER_CHUNK, 1) and self.hungry():
-            self._out(self.units)
+        self.serve()
+
+    def serve(self) -> None:
+        """Pack what the idle agents want, then what overflows the pool."""
+        while self.pool:
+            target = self.sizing.target(self.seen(), self.emitted)
+            want = self.demand.take(target, self.cost, scaled=self.sizing.fixed_target is None)
+            if want is not None:
+                self._out(self._oldest(want))
+            elif self.cost >= self._bound(target):
+                self._out(self._oldest(target))
+            else:
+                return
+
+    def _bound(self, target: int) -> int:
+        """What the pool may hold: ``POOL_CHUNKS`` even chunks per agent, or with --chunk_size
+        one chunk (chunks of the size asked go out as they fill)."""
+        if self.sizing.fixed_target is not None:
+            return target
+        return POOL_CHUNKS * max(self.sizing.agents, 1) * target + 1
 
     def finish(self) -> None:
-        """The last units, cut into as many chunks as the agents can take at once."""
-        if not self.units:
+        """The last units, in shares that end the agents together (even, where none is measured)."""
+        if not self.pool:
             return
+        units = list(self.pool)
+        self.pool.clear()
+        self.cost = 0
         limits = Limits(self.sizing.filter_limit, self.sizing.item_cap)
-        pieces = pack(self.units, min(self.tail_pieces, len(self.units)), limits) or [self.units]
-        for piece in sorted((p for p in pieces if p), key=lambda p: -sum(u.cost for u in p)):
+        shares = self.demand.shares(sum(u.cost for u in units), self.tail_pieces)[:len(units)] or [0]
+        for piece in sorted(pack_shares(units, shares, limits), key=lambda p: -sum(u.cost for u in p)):
             self._out(piece)
-        self.units = []
+
+    def _oldest(self, want: int) -> list[Unit]:
+        """The oldest units up to ``want`` in cost (at least one) and within the filter's limits."""
+        taken = [self.pool.popleft()]
+        cost, length, items = taken[0].cost, value_bytes(taken[0].pattern), taken[0].items
+        cap = self.sizing.item_cap
+        while self.pool:
+            unit = self.pool[0]
+            size = value_bytes(unit.pattern) + 1
+            if cost + unit.cost > want or length + size > self.sizing.filter_limit \
+                    or cap is not None and items + unit.items > cap:
+                break
+            taken.append(self.pool.popleft())
+            cost, length, items = cost + unit.cost, length + size, items + unit.items
+        self.cost -= cost
+        return taken
 
     def _out(self, units: list[Unit]) -> None:
         chunk = Chunk(tuple(sorted(units, key=lambda u: u.pattern)), index=self.index)
         self.index += 1
         self.emitted += chunk.cost
-        if units is self.units:
-            self.units, self.cost, self.length, self.items = [], 0, -1, 0
         self.on_chunk(chunk)
 
 
 def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: Emit, on_cut: Journal, *,
                   agents: int, workers: int | None = None, progress: Progress | None = None,
-                  resume: Resume | None = None, hungry: Hungry = never_hungry) -> tuple[Tree, LivePlanner]:
+                  resume: Resume | None = None, demand: Demand | None = None) -> tuple[Tree, LivePlanner]:
     """Walk the roots and plan as the walk goes: each chunk goes to ``on_chunk`` as it closes,
     each cut to ``on_cut`` before any of its units. Returns the scan's facts (for warnings)
     and the planner (what it held whole, what appeared late)."""
@@ -643,7 +737,7 @@ def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: 
     planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
                           lambda rel: not scan.has_entries(mount, rel), on_chunk, on_cut,
                           lone_roots=scan.lone_roots(mount, kept), tail_pieces=agents, resume=resume,
-                          hungry=hungry)
+                          demand=demand)
     tree = scan.scan_live(mount, roots, planner.listed, planner.covered, workers, progress)
     planner.finish()
     tree.lone_roots = planner.lone_roots

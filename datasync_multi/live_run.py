@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .errors import UserError
 from .files import write_json
 from .journal import Journal, ScanProgress
-from .live import CutRecord, Sizing, walk_and_plan
+from .live import CutRecord, Demand, Sizing, walk_and_plan
 from .plan import Chunk, Plan, TaskPlan, task_name_for
 from .scan import Progress, Tree, guess_size, human_bytes
 
@@ -75,36 +75,15 @@ class ScanOutcome:
     failure: BaseException | None = None
 
 
-class Hunger:
-    """How many agents the last check left idle with nothing waiting for them (all of them
-    before the first): the scan closes a chunk early for each (``live.StreamPacker``). The
-    checks set it; the scan's thread takes from it."""
-
-    def __init__(self, idle: int) -> None:
-        self._idle = idle
-        self._lock = threading.Lock()
-
-    def set(self, idle: int) -> None:
-        with self._lock:
-            self._idle = idle
-
-    def take(self) -> bool:
-        with self._lock:
-            if self._idle <= 0:
-                return False
-            self._idle -= 1
-            return True
-
-
 class LiveScan:
     """The scan and the planner on a thread of their own, writing into the journal; ``fresh``
     is set whenever a chunk has been journaled."""
 
     def __init__(self, mount: str, roots: tuple[str, ...], journal: Journal, agents: int,
-                 workers: int | None, progress: Progress, hunger: Hunger | None = None) -> None:
+                 workers: int | None, progress: Progress, demand: Demand | None = None) -> None:
         self.mount, self.roots, self.journal, self.agents = mount, roots, journal, agents
         self.workers, self.progress = workers, progress
-        self.hunger = hunger or Hunger(0)
+        self.demand = demand or Demand()
         self.fresh = threading.Event()
         self.done = threading.Event()
         self.outcome = ScanOutcome()
@@ -122,7 +101,7 @@ class LiveScan:
             assert self.journal.sizing is not None
             tree, planner = walk_and_plan(self.mount, self.roots, self.journal.sizing, self._chunk, self._cut,
                                           agents=self.agents, workers=self.workers, progress=self.progress,
-                                          resume=self.journal.resume(), hungry=self.hunger.take)
+                                          resume=self.journal.resume(), demand=self.demand)
             self.outcome.tree = tree
             self.outcome.warnings = tuple(live_warnings(tree, planner.held, planner.late, planner.bare_empty_roots))
             self.journal.end(self._read(), list(self.outcome.warnings))

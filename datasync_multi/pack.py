@@ -52,6 +52,12 @@ class _Bins:
         items = self.items[i] + unit.items - (leaving.items if leaving else 0)
         return length <= self.limits.filter_bytes and (self.limits.items is None or items <= self.limits.items)
 
+    def open(self) -> None:
+        self.members.append([])
+        self.cost.append(0)
+        self.length.append(-1)
+        self.items.append(0)
+
     def put(self, i: int, unit: Unit) -> None:
         self.members[i].append(unit)
         self.cost[i] += unit.cost
@@ -81,6 +87,21 @@ def pack(units: Sequence[Unit], n: int, limits: Limits) -> list[list[Unit]] | No
             heapq.heappush(lightest, entry)
     _improve(bins)
     return [sorted(m, key=lambda u: u.pattern) for m in bins.members]
+
+
+def pack_shares(units: Sequence[Unit], shares: Sequence[int], limits: Limits) -> list[list[Unit]]:
+    """Units in pieces of about the given costs: largest first, each into the piece furthest
+    below its share that still has room; a unit no piece has room for opens a piece of its own."""
+    bins = _Bins(len(shares), limits)
+    wanted = list(shares)
+    for unit in sorted(units, key=lambda u: (-u.cost, u.pattern)):
+        fits = [i for i in range(len(wanted)) if bins.room(i, unit)]
+        if not fits:
+            bins.open()
+            wanted.append(0)
+            fits = [len(wanted) - 1]
+        bins.put(max(fits, key=lambda i: (wanted[i] - bins.cost[i], -len(bins.members[i]), -i)), unit)
+    return [sorted(m, key=lambda u: u.pattern) for m in bins.members if m]
 
 
 def _improve(bins: _Bins) -> None:

@@ -207,9 +207,12 @@ class DispatchResult(Outcome):
     live scheduler checks again."""
     started: int = 0
     """Chunks this check started."""
-    idle_agents: int = 0
-    """Agents this check left running nothing, with no waiting chunk they may take
-    (``Assignment.idle``): how many chunks a live scan should close early (``live.StreamPacker``)."""
+    appetites: tuple[float, ...] = ()
+    """The chunks a live scan should pack now for the agents this check left idle
+    (``Assignment.appetites``)."""
+    reach: tuple[tuple[float, float], ...] = ()
+    """Each agent's rate and when its work ends (``Assignment.reach``): how a live scan cuts
+    its last chunks."""
 
     noun = error_noun = "chunk(s)"
     done_noun = "chunk"

@@ -28,12 +28,22 @@ from hypothesis import strategies as st
 from datasync_multi import scan
 from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_nameable, value_bytes
 from datasync_multi.journal import Journal
-from datasync_multi.live import UNITS_PER_CHUNK, CutRecord, LivePlanner, Resume, Sizing, walk_and_plan
-from datasync_multi.live_run import Hunger
+from datasync_multi.live import (
+    POOL_CHUNKS,
+    UNITS_PER_CHUNK,
+    CutRecord,
+    Demand,
+    LivePlanner,
+    Resume,
+    Sizing,
+    StreamPacker,
+    end_together,
+    walk_and_plan,
+)
 from datasync_multi.manifest import read_manifest
 from datasync_multi.plan import Chunk
 from datasync_multi.scan import Dir, Progress
-from datasync_multi.split import Unit
+from datasync_multi.split import DIR, Unit
 from profiles import examples
 from trees import (
     FAMILY,
@@ -222,17 +232,41 @@ def _priority(order: str, rel: str, rng: random.Random, costs: dict[str, int], l
     return (rng.random(),)
 
 
+class Checks:
+    """What the dispatcher's checks would ask of the scan, drawn at random: after a listing or a
+    chunk, that share of the time, a new :class:`Demand` (zero to three idle agents of drawn
+    rates, and drawn reaches for the last chunks, or none)."""
+
+    def __init__(self, seed: int, idle: float) -> None:
+        self.rng = random.Random(seed)
+        self.idle = idle
+        self.demand = Demand()
+        self.again()
+
+    def again(self) -> None:
+        if self.rng.random() >= self.idle:
+            return
+        rng = self.rng
+        appetites = sorted((rng.choice([0.25, 0.5, 1.0, 2.0, 3.0]) for _ in range(rng.randint(0, 3))), reverse=True)
+        reach = tuple((rng.choice([0.5, 1.0, 4.0]) * 1000, rng.choice([0.0, 1.0, 10.0, 100.0]))
+                      for _ in range(rng.randint(0, 4)))
+        self.demand.set(tuple(appetites), reach)
+
+
 def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str, seed: int,
                   resume: Resume | None = None, idle: float = 0.3) -> Run:
     """Plan ``roots`` of ``mount`` by feeding a :class:`LivePlanner`, built as ``walk_and_plan``
     builds it, each directory's listing in ``order`` (or by ``walk_and_plan`` itself, for WALK);
-    asked whether an agent idles, the answer is yes that share of the time."""
+    checks (:class:`Checks`) ask for chunks that share of the time."""
     run = Run()
+    checks = Checks(seed, idle)
     if order == WALK:
-        idle_now = random.Random(seed)
-        _, run.planner = walk_and_plan(mount, roots, sizing, run.events.append, run.events.append,
-                                       agents=sizing.agents, workers=1 + seed % 4, resume=resume,
-                                       hungry=lambda: idle_now.random() < idle)
+        def event(e: CutRecord | Chunk) -> None:
+            run.events.append(e)
+            checks.again()
+
+        _, run.planner = walk_and_plan(mount, roots, sizing, event, event, agents=sizing.agents,
+                                       workers=1 + seed % 4, resume=resume, demand=checks.demand)
         return run
     mount = os.path.realpath(mount)
     kept = tuple(r for r in roots if not scan.datasync_skips(r))
@@ -243,8 +277,7 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
     planner = run.planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
                                         lambda rel: not scan.has_entries(mount, rel), run.events.append,
                                         run.events.append, lone_roots=scan.lone_roots(mount, kept),
-                                        tail_pieces=sizing.agents, resume=resume,
-                                        hungry=lambda: rng.random() < idle)
+                                        tail_pieces=sizing.agents, resume=resume, demand=checks.demand)
     waiting: list[tuple[tuple, str]] = []
 
     def found(rel: str) -> None:
@@ -260,6 +293,7 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
         # a record of its own, as each read of the scan gives; its loose entries handed over
         # with it, or (as for a directory past LOOSE_HANDED_OVER) read again when it is cut
         planner.listed(rel, replace(d), far, loose if rng.random() < 0.5 else None)
+        checks.again()
         for child in d.children:
             found(child)
     planner.finish()
@@ -571,45 +605,103 @@ def test_the_last_units_are_shared_among_the_agents():
     assert [c.cost for c in run.chunks] == [3000] * 4
 
 
-def test_a_chunk_goes_out_at_a_quarter_of_its_target_when_an_agent_idles_and_only_then():
-    """Thirty-two directories of 1,000 bytes, target 8,000: whole chunks while no agent asks;
-    while one idles, a chunk goes out once it holds 2,000 (the agent's turn is taken, and
-    only asked for from there); then whole chunks again."""
-    spec = {f"d{i:02d}": ("dir", {"f": ("file", 1000)}) for i in range(32)}
-    asked: list[int] = []
-    idle = Hunger(0)
+def unit_dirs(count: int, cost: int = 1000, start: int = 0) -> list[Unit]:
+    return [Unit(f"/d{i:03d}/", DIR, cost, 0, 1, cost) for i in range(start, start + count)]
 
-    def hungry() -> bool:
-        asked.append(len(chunks))
-        return idle.take()
 
+def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quarter_of_it():
+    """Units of 1,000 against an even target of 8,000 (two agents, K = 4): nothing goes out
+    while no agent asks; a fast agent (twice the mean) asks for 16,000 and takes the pool as
+    soon as it holds 4,000; a slow one (half the mean) asks for 4,000 and takes 1,000; past
+    two even chunks per agent in the pool, the oldest 8,000 go out; at the end the rest is cut
+    so that both agents end together."""
     chunks: list[Chunk] = []
-    with scratch(spec) as share:
-        mount = os.path.realpath(share.mount)
+    demand = Demand()
+    packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 2, demand)
+    units = unit_dirs(80)
+    for unit in units[:3]:
+        packer.add(unit)
+    assert chunks == []
+    demand.set((2.0, 0.5), ())
+    packer.add(units[3])
+    assert [c.cost for c in chunks] == [4000]  # 16,000 wanted, a quarter of it pooled: all of it
+    packer.add(units[4])
+    assert [c.cost for c in chunks] == [4000, 1000]  # the slow agent's quarter of 4,000
+    for unit in units[5:38]:
+        packer.add(unit)
+        assert packer.cost <= POOL_CHUNKS * 2 * 8000
+    assert [c.cost for c in chunks] == [4000, 1000, 8000]  # the 33rd pooled unit overflowed the bound
+    demand.set((), ((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
+    packer.finish()
+    last = chunks[3:]
+    assert sum(c.cost for c in last) == 25_000 and len(last) == 2
+    fast_end, slow_end = last[0].cost / 4000, 2 + last[1].cost / 1000
+    assert abs(fast_end - slow_end) <= 1000 / 1000  # within one unit on the slower agent
+    order = [u.pattern for c in chunks for u in c.units]
+    assert sorted(order) == [u.pattern for u in units[:38]] and len(set(order)) == 38
+    assert [u.pattern for c in chunks[:3] for u in c.units] == [u.pattern for u in units[:13]]  # oldest first
 
-        def on_chunk(chunk: Chunk) -> None:
-            chunks.append(chunk)
-            if len(chunks) == 1:
-                idle.set(2)  # a check after the first chunk saw two agents with nothing to run
 
-        planner = LivePlanner(("",), Sizing.fixed(8000, 4, 1, 0), lambda rel: scan.loose_entries(mount, rel),
-                              lambda rel: False, on_chunk, lambda record: None, lone_roots=frozenset(),
-                              tail_pieces=1, hungry=hungry)
-        listed = listings(mount, ("",))
-        for rel in ["", *sorted(f"d{i:02d}" for i in range(32))]:
-            d, far, loose = listed[rel]
-            planner.listed(rel, replace(d), far, loose)
-        planner.finish()
-        check_chunks(chunks, share.mount, ("",))
-    assert [c.cost for c in chunks] == [8000, 2000, 2000, 8000, 8000, 4000]
-    assert set(asked) == set(range(6)) and asked.count(1) == asked.count(2) == 1  # from a quarter of a chunk on
+def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_out_as_it_fills():
+    chunks: list[Chunk] = []
+    packer = StreamPacker(Sizing.fixed(4000, 2, 1, 0), chunks.append, 0, 0, lambda: 0, 2,
+                          Demand((3.0, 0.25), ()))
+    for unit in unit_dirs(11):
+        packer.add(unit)
+    assert [c.cost for c in chunks] == [1000, 1000, 4000, 4000]  # a quarter of 4,000 each (scaled: 3,000 first)
+    packer.finish()
+    assert [c.cost for c in chunks] == [1000, 1000, 4000, 4000, 1000]
 
 
-def test_hunger_counts_the_idle_agents_a_check_saw_and_gives_each_one_turn():
-    hunger = Hunger(2)
-    assert [hunger.take() for _ in range(3)] == [True, True, False]
-    hunger.set(1)
-    assert hunger.take() and not hunger.take()
+@settings(max_examples=examples(200))
+@given(costs=st.lists(st.integers(0, 5000), max_size=60), steps=st.data(), fixed=st.booleans(),
+       agents=st.integers(1, 4), cap=st.none() | st.integers(1, 20), limit=st.sampled_from([40, 200, 10**6]))
+def test_the_pool_packs_each_unit_once_oldest_first_within_its_bound_and_limits(costs, steps, fixed, agents, cap,
+                                                                                limit):
+    units = [Unit(f"/u{i:03d}/", DIR, c, min(i % 7, (cap or 7) - 1), 1, c) for i, c in enumerate(costs)]
+    sizing = Sizing.fixed(3000, agents, 4, 0, item_cap=cap, filter_limit=limit) if fixed else \
+        Sizing.guided(20_000, agents, 4, 0, item_cap=cap, filter_limit=limit)
+    chunks: list[Chunk] = []
+    demand = Demand()
+    packer = StreamPacker(sizing, chunks.append, 0, 0, lambda: 0, agents, demand)
+    for unit in units:
+        if steps.draw(st.booleans(), label="a check asks"):
+            demand.set(tuple(sorted(steps.draw(st.lists(st.sampled_from([0.25, 1.0, 2.5]), max_size=3)),
+                                    reverse=True)), ())
+        packer.add(unit)
+        target = sizing.target(0, packer.emitted)
+        assert packer.cost <= POOL_CHUNKS * agents * target or len(packer.pool) == 1
+    sealed = len(chunks)
+    reach = steps.draw(st.lists(st.tuples(st.floats(1, 1e4), st.floats(0, 100)), max_size=4), label="reach")
+    demand.set((), tuple(reach))
+    packer.finish()
+    packed = [u.pattern for c in chunks for u in c.units]
+    assert sorted(packed) == sorted(u.pattern for u in units) and len(set(packed)) == len(units)
+    before = [u.pattern for c in chunks[:sealed] for u in sorted(c.units, key=lambda u: u.pattern)]
+    assert before == [u.pattern for u in units[:len(before)]]  # packed as they came, until the seal
+    for c in chunks:
+        assert len(c.units) == 1 or (value_bytes(filter_value(c.includes)) <= limit
+                                     and (cap is None or c.files + c.dirs <= cap))
+
+
+@settings(max_examples=examples(300))
+@given(total=st.integers(0, 10**9), reach=st.lists(st.tuples(st.floats(1e-2, 1e6), st.floats(0, 1e4)), min_size=1,
+                                                  max_size=6))
+def test_end_together_shares_the_total_so_that_the_agents_that_take_some_end_at_once(total, reach):
+    shares = end_together(total, reach)
+    assert sum(shares) == total and all(s >= 0 for s in shares)
+    ends = [busy + share / rate for share, (rate, busy) in zip(shares, reach, strict=True)]
+    taking = [i for i, s in enumerate(shares) if s > 0]
+    if taking:
+        last = max(ends[i] for i in taking)
+        slack = max(1 / rate for rate, _ in reach) + 1e-6 * (1 + last)  # rounding to whole cost units
+        assert all(abs(ends[i] - last) <= slack for i in taking)
+        assert all(reach[i][1] + slack >= last for i in range(len(reach)) if shares[i] == 0)
+
+
+def test_without_a_measure_of_the_agents_the_last_units_go_out_in_even_pieces():
+    assert Demand().shares(10, 4) == [3, 3, 2, 2]
+    assert Demand((), ((1.0, 0.0), (1.0, 10.0))).shares(4, 4) == [4]  # the busy agent takes nothing
 
 
 # -- 5. the real walk closes subtrees early -----------------------------------------
@@ -651,7 +743,7 @@ def test_the_walk_emits_the_first_chunk_before_a_third_of_the_tree_is_read(worke
 
     with scratch(spec) as share:
         walk_and_plan(share.mount, ("",), Sizing.guided(30 * 32_000, 2, 4, 0), on_chunk, lambda r: None, agents=2,
-                      workers=workers, progress=progress)
+                      workers=workers, progress=progress, demand=Demand((1.0, 1.0), ()))
         check_chunks(chunks, share.mount, ("",))
     assert progress.dirs == dirs or workers > 1  # threads count without a lock: exact on one
     assert read_at_first[0] < FIRST_CHUNK_BY * dirs, (read_at_first, dirs)
