@@ -34,9 +34,10 @@ def check_writable(path: str, flag: str) -> None:
         raise UserError(f"{flag} {path!r} is not writable")
 
 
-def append_line(path: str, line: str) -> None:
-    """Append one line and make it durable before returning. A write that fails is undone,
-    so no half line is left for the next append to run into (RecordError)."""
+def append_line(path: str, line: str, durable: bool = True) -> None:
+    """Append one line and make it durable before returning (``durable``: else it is only
+    written, and reaches the disk with the file's next durable line). A write that fails is
+    undone, so no half line is left for the next append to run into (RecordError)."""
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
@@ -49,7 +50,8 @@ def append_line(path: str, line: str) -> None:
             rest = memoryview(data)
             while rest:
                 rest = rest[os.write(fd, rest):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         except OSError as exc:
             os.ftruncate(fd, size)
             raise record_error(path, exc) from None

@@ -2,11 +2,13 @@
 anything depends on it.
 
 Lines, in order: ``begin`` (the run, the roots, how chunks are sized), then ``cut`` (a
-directory's cut, before any of its units), ``chunk`` (before it can be started: the
-dispatcher only starts chunks it reads here) and ``progress`` (what the scan has read)
-as they come, and ``end`` once the scan has finished. Every line is appended and
-flushed to disk (``files.append_line``); a line a kill cut short is ignored when read,
-and removed before the next append.
+directory's cut, before any of its units), ``unit`` (a unit closed, into the packer's
+pool), ``chunk`` (units packed, before they can be started: the dispatcher only starts
+chunks it reads here) and ``progress`` (what the scan has read) as they come, and ``end``
+once the scan has finished. Every line is appended and flushed to disk
+(``files.append_line``), but for ``unit`` lines, which reach the disk with the next line
+that is (a unit lost is walked again); a line a kill cut short is ignored when read, and
+removed before the next append.
 
 While a scheduler scans, it holds the journal's lock (:func:`scanning`); a watcher asks
 :func:`scan_alive` to tell a scan still running from one that stopped midway, which only
@@ -26,7 +28,8 @@ from typing import Any
 from .errors import UserError
 from .files import append_line, record_error
 from .live import CutRecord, Resume, Sizing
-from .plan import Chunk, chunk_from_json
+from .plan import Chunk, chunk_from_json, unit_from_json, unit_json
+from .split import Unit
 
 
 def journal_path(ledger_file: str) -> str:
@@ -61,6 +64,8 @@ class Journal:
     estimate_note: str = ""
     cuts: dict[str, CutRecord] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    """Every unit the scan has closed, in a chunk or still in the packer's pool."""
     progress: ScanProgress = field(default_factory=ScanProgress)
     ended: bool = False
     warnings: tuple[str, ...] = ()
@@ -97,6 +102,8 @@ class Journal:
             self.cuts[cut.rel] = cut
         elif kind == "chunk":
             self.chunks.append(chunk_from_json(record["chunk"]))
+        elif kind == "unit":
+            self.units.append(unit_from_json(record["unit"]))
         elif kind == "progress":
             self.progress = ScanProgress.from_json(record)
         elif kind == "end":
@@ -105,9 +112,12 @@ class Journal:
             self.warnings = tuple(str(w) for w in record.get("warnings", []))
 
     def resume(self) -> Resume:
-        """What a rerun keeps: the cuts as they were, and what the chunks carry."""
-        return Resume(dict(self.cuts), {p for c in self.chunks for p in c.includes},
-                      max((c.index for c in self.chunks), default=-1) + 1, sum(c.cost for c in self.chunks))
+        """What a rerun keeps: the cuts as they were, what the chunks carry, and the units
+        closed but in no chunk yet (the packer's pool when the run stopped)."""
+        packed = {p for c in self.chunks for p in c.includes}
+        pooled = [u for u in self.units if u.pattern not in packed]
+        return Resume(dict(self.cuts), packed | {u.pattern for u in pooled},
+                      max((c.index for c in self.chunks), default=-1) + 1, sum(c.cost for c in self.chunks), pooled)
 
     # -- writing ------------------------------------------------------------------
 
@@ -119,6 +129,12 @@ class Journal:
     def cut(self, record: CutRecord) -> None:
         self.cuts[record.rel] = record
         self._append({"kind": "cut", **record.to_json()})
+
+    def unit(self, unit: Unit) -> None:
+        """A unit closed: not forced to disk (a unit lost is only walked again), but on disk
+        before any chunk line after it."""
+        self._append({"kind": "unit", "unit": unit_json(unit)}, durable=False)
+        self.units.append(unit)
 
     def chunk(self, chunk: Chunk) -> None:
         self._append({"kind": "chunk", "chunk": chunk.to_json()})
@@ -132,8 +148,8 @@ class Journal:
         self._append({"kind": "end", **progress.to_json(), "warnings": warnings})
         self.ended, self.progress, self.warnings = True, progress, tuple(warnings)
 
-    def _append(self, record: dict[str, Any]) -> None:
-        append_line(self.path, json.dumps(record, ensure_ascii=False))
+    def _append(self, record: dict[str, Any], durable: bool = True) -> None:
+        append_line(self.path, json.dumps(record, ensure_ascii=False), durable)
 
     def mend(self) -> None:
         """Remove a last line a kill cut short, so the next append starts a line of its own."""

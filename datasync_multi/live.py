@@ -155,8 +155,11 @@ class Resume:
 
     cuts: dict[str, CutRecord] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)
+    """The patterns of the journaled chunks and of the pooled units: none is planned again."""
     next_index: int = 0
     emitted_cost: int = 0
+    pooled: list[Unit] = field(default_factory=list)
+    """Units journaled but in no chunk: back into the packer's pool, as they were."""
 
 
 class _Group:
@@ -243,7 +246,8 @@ class LivePlanner:
 
     def __init__(self, roots: tuple[str, ...], sizing: Sizing, read_loose: LooseReader,
                  is_empty: Callable[[str], bool], on_chunk: Emit, on_cut: Journal, *, lone_roots: frozenset[str],
-                 tail_pieces: int = 1, resume: Resume | None = None, demand: Demand | None = None) -> None:
+                 tail_pieces: int = 1, resume: Resume | None = None, demand: Demand | None = None,
+                 on_unit: Callable[[Unit], None] = lambda unit: None) -> None:
         self.roots = frozenset(roots)
         self.sizing = sizing
         self.is_empty = is_empty
@@ -258,14 +262,18 @@ class LivePlanner:
         self._listing: tuple[str, Loose] | None = None
         """The directory being listed, with the loose entries its listing read (when kept)."""
         self.nodes: dict[str, _Node] = {}
-        self.seen = self.resume.emitted_cost
-        """Cost listed so far, and what earlier runs' chunks carried."""
+        self.seen = self.resume.emitted_cost + sum(u.cost for u in self.resume.pooled)
+        """Cost listed so far, and what earlier runs' chunks and pool carried."""
+        self.on_unit = on_unit
         self.held: list[tuple[Unit, str]] = []
         self.late = 0
         """Entries that appeared after their directory was cut (on a resume): no unit carries them."""
         self.bare_empty_roots: list[str] = []
         self.packer = StreamPacker(sizing, on_chunk, self.resume.next_index, self.resume.emitted_cost,
                                    lambda: self.seen, tail_pieces, demand or Demand())
+        for unit in self.resume.pooled:
+            self.packer.pool.append(unit)
+            self.packer.cost += unit.cost
 
     # -- what the walk asks -------------------------------------------------------
 
@@ -562,6 +570,7 @@ class LivePlanner:
             over = f"it lists {unit.items:,} items, above the {cap:,} one execution may list, and " \
                 if cap is not None and unit.items > cap else ""
             self.held.append((unit, over + (why or "its names could not be cut more finely")))
+        self.on_unit(unit)
         self.packer.add(unit)
 
 
@@ -728,7 +737,8 @@ class StreamPacker:
 
 def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: Emit, on_cut: Journal, *,
                   agents: int, workers: int | None = None, progress: Progress | None = None,
-                  resume: Resume | None = None, demand: Demand | None = None) -> tuple[Tree, LivePlanner]:
+                  resume: Resume | None = None, demand: Demand | None = None,
+                  on_unit: Callable[[Unit], None] = lambda unit: None) -> tuple[Tree, LivePlanner]:
     """Walk the roots and plan as the walk goes: each chunk goes to ``on_chunk`` as it closes,
     each cut to ``on_cut`` before any of its units. Returns the scan's facts (for warnings)
     and the planner (what it held whole, what appeared late)."""
@@ -737,7 +747,7 @@ def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: 
     planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
                           lambda rel: not scan.has_entries(mount, rel), on_chunk, on_cut,
                           lone_roots=scan.lone_roots(mount, kept), tail_pieces=agents, resume=resume,
-                          demand=demand)
+                          demand=demand, on_unit=on_unit)
     tree = scan.scan_live(mount, roots, planner.listed, planner.covered, workers, progress)
     planner.finish()
     tree.lone_roots = planner.lone_roots

@@ -101,7 +101,8 @@ class LiveScan:
             assert self.journal.sizing is not None
             tree, planner = walk_and_plan(self.mount, self.roots, self.journal.sizing, self._chunk, self._cut,
                                           agents=self.agents, workers=self.workers, progress=self.progress,
-                                          resume=self.journal.resume(), demand=self.demand)
+                                          resume=self.journal.resume(), demand=self.demand,
+                                          on_unit=self.journal.unit)
             self.outcome.tree = tree
             self.outcome.warnings = tuple(live_warnings(tree, planner.held, planner.late, planner.bare_empty_roots))
             self.journal.end(self._read(), list(self.outcome.warnings))

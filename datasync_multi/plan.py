@@ -90,8 +90,7 @@ class Units:
         return sum(u.cost for u in self.units)
 
     def units_json(self) -> list[dict[str, Any]]:
-        return [{"pattern": u.pattern, "kind": u.kind, "bytes": u.bytes, "files": u.files, "dirs": u.dirs,
-                 "cost": u.cost} for u in self.units]
+        return [unit_json(u) for u in self.units]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,9 +254,16 @@ class Plan:
             raise UserError(f"not a plan this version wrote: {detail}") from None
 
 
+def unit_json(u: Unit) -> dict[str, Any]:
+    return {"pattern": u.pattern, "kind": u.kind, "bytes": u.bytes, "files": u.files, "dirs": u.dirs, "cost": u.cost}
+
+
+def unit_from_json(u: Mapping[str, Any]) -> Unit:
+    return Unit(str(u["pattern"]), _kind(u["kind"]), int(u["bytes"]), int(u["files"]), int(u["dirs"]), int(u["cost"]))
+
+
 def _units_from_json(scope: Mapping[str, Any]) -> tuple[Unit, ...]:
-    return tuple(Unit(str(u["pattern"]), _kind(u["kind"]), int(u["bytes"]), int(u["files"]), int(u["dirs"]),
-                      int(u["cost"])) for u in scope["units"])
+    return tuple(unit_from_json(u) for u in scope["units"])
 
 
 def chunk_from_json(chunk: Mapping[str, Any]) -> Chunk:

@@ -195,6 +195,36 @@ def test_a_live_run_killed_mid_scan_resumes_and_copies_each_chunk_once(site, whe
     assert sorted(record) == list(range(len(record)))
 
 
+GUIDED = ("--live", "--per_file_cost", "0", "--scan_workers", "1", "--live_check_sec", "0.5")
+"""Chunks sized from the share's estimate: units wait in the pool until an agent asks."""
+
+
+def test_a_guided_live_run_on_unequal_agents_killed_mid_scan_resumes_and_copies_each_chunk_once(tmp_path):
+    """Agents at 4:1:1, chunks packed when an idle agent asks (sized by its rate) and the rest
+    in shares at the end: killed once two chunks are journaled and started (its pool of units
+    not in a chunk is lost, and walked again), the rerun resumes, and the copy is exact."""
+    with make_site(tmp_path, agent_bytes_per_second=[400_000, 100_000, 100_000]) as site:
+        add_chain(site.share)
+        gate = ScanGate(site)
+        proc = site.spawn_schedule(*GUIDED)
+        with contextlib.ExitStack() as held:
+            held.callback(stop, proc, gate)
+            gate.begun(proc)
+            lines = gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
+            site.emu.wait_for(lambda st: st["executions"], timeout=60)
+            kill(proc)
+            before = open(site.journal, "rb").read()
+        assert "end" not in kinds(lines)
+        r = site.schedule(*GUIDED)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert open(site.journal, "rb").read().startswith(before)
+        run_to_the_end(site)
+        assert_exact_copy(site)
+        assert_each_chunk_once(site)
+        record = {c["index"]: c["includes"] for c in chunks(site)}
+        assert all(record[i] == includes for i, includes in journaled(lines).items())
+
+
 def test_a_live_run_killed_between_its_scan_and_its_last_check_is_finished_not_begun_again(site):
     """The scan has journaled every chunk and its end; no check has taken the last ones, and the
     ledger knows every chunk it took has ended: a rerun must leave the run to the watcher, not

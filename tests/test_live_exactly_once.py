@@ -41,7 +41,7 @@ from datasync_multi.live import (
     walk_and_plan,
 )
 from datasync_multi.manifest import read_manifest
-from datasync_multi.plan import Chunk
+from datasync_multi.plan import Chunk, unit_json
 from datasync_multi.scan import Dir, Progress
 from datasync_multi.split import DIR, Unit
 from profiles import examples
@@ -61,6 +61,8 @@ from trees import (
     within_limit,
 )
 
+Event = CutRecord | Chunk | Unit
+"""A journal line the planner makes."""
 ORDERS = ("random", "depth-first", "breadth-first", "heavy-last", "heaviest-deferred")
 """How the directories are handed to the planner (see :func:`_priority`)."""
 WALK = "walk"
@@ -198,7 +200,7 @@ def subtree_costs(listed: dict[str, Listing], per_file_cost: int) -> dict[str, i
 class Run:
     """One planning run: what it journaled and emitted, in order, and its planner."""
 
-    events: list[CutRecord | Chunk] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     """The directories in the order they were listed (not kept by the real walk)."""
     planner: LivePlanner | None = None
@@ -266,7 +268,8 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
             checks.again()
 
         _, run.planner = walk_and_plan(mount, roots, sizing, event, event, agents=sizing.agents,
-                                       workers=1 + seed % 4, resume=resume, demand=checks.demand)
+                                       workers=1 + seed % 4, resume=resume, demand=checks.demand,
+                                       on_unit=run.events.append)
         return run
     mount = os.path.realpath(mount)
     kept = tuple(r for r in roots if not scan.datasync_skips(r))
@@ -277,7 +280,8 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
     planner = run.planner = LivePlanner(kept, sizing, lambda rel: scan.loose_entries(mount, rel),
                                         lambda rel: not scan.has_entries(mount, rel), run.events.append,
                                         run.events.append, lone_roots=scan.lone_roots(mount, kept),
-                                        tail_pieces=sizing.agents, resume=resume, demand=checks.demand)
+                                        tail_pieces=sizing.agents, resume=resume, demand=checks.demand,
+                                        on_unit=run.events.append)
     waiting: list[tuple[tuple, str]] = []
 
     def found(rel: str) -> None:
@@ -300,20 +304,23 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
     return run
 
 
-def journal(path: str, events: list[CutRecord | Chunk]) -> None:
+def journal(path: str, events: list[Event]) -> None:
     """Append ``events`` to the journal at ``path``, as a live run does."""
     j = Journal.read(path)
     j.mend()
     for e in events:
         if isinstance(e, CutRecord):
             j.cut(e)
+        elif isinstance(e, Unit):
+            j.unit(e)
         else:
             j.chunk(e)
 
 
-def tear(path: str, e: CutRecord | Chunk) -> None:
+def tear(path: str, e: Event) -> None:
     """What a kill in the middle of appending ``e`` leaves: half its line."""
-    record = {"kind": "cut", **e.to_json()} if isinstance(e, CutRecord) else {"kind": "chunk", "chunk": e.to_json()}
+    record = {"kind": "cut", **e.to_json()} if isinstance(e, CutRecord) else \
+        {"kind": "unit", "unit": unit_json(e)} if isinstance(e, Unit) else {"kind": "chunk", "chunk": e.to_json()}
     line = json.dumps(record, ensure_ascii=False)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line[:len(line) // 2])
@@ -362,16 +369,26 @@ def check_chunks(chunks: list[Chunk], mount: str, roots: tuple[str, ...]) -> Non
         assert {f"chunk {c.index}": [c.files, c.bytes] for c in chunks} == selected, str(reading)
 
 
-def check_journal(events: list[CutRecord | Chunk]) -> None:
-    """Each directory is cut once, and its cut is journaled before any unit inside it."""
+def check_journal(events: list[Event]) -> None:
+    """Each directory is cut once, and its cut is journaled before any unit inside it; each
+    unit is journaled once, before the chunk that carries it, and no chunk carries it twice."""
     cut_at: dict[str, int] = {}
+    unit_at: dict[str, int] = {}
+    packed: set[str] = set()
     for i, e in enumerate(events):
         if isinstance(e, CutRecord):
             assert e.rel not in cut_at, f"/{e.rel} cut twice"
             cut_at[e.rel] = i
-    for i, e in enumerate(events):
+        if isinstance(e, Unit):
+            assert e.pattern not in unit_at, f"{e.pattern} journaled twice"
+            unit_at[e.pattern] = i
         if isinstance(e, Chunk):
-            for pattern in e.includes:
+            assert all(unit_at.get(p, i) < i for p in e.includes), f"chunk {e.index} before its units' lines"
+            assert not packed & set(e.includes)
+            packed |= set(e.includes)
+    for i, e in enumerate(events):
+        if isinstance(e, (Chunk, Unit)):
+            for pattern in e.includes if isinstance(e, Chunk) else (e.pattern,):
                 for rel, at in cut_at.items():
                     inside = not rel or pattern.startswith("/" + rel + "/")
                     assert not inside or at < i, f"{pattern} went out before /{rel} was journaled as cut"
@@ -532,7 +549,7 @@ def test_a_run_killed_anywhere_resumes_into_an_exactly_once_plan(spec, orders, s
     with scratch(spec) as share:
         roots = write_manifest(share, spec, data)
         Journal(share.journal).begin("run", roots, draw_sizing(data, share.mount, roots), "drawn")
-        kept: list[CutRecord | Chunk] = []
+        kept: list[Event] = []
         held: list[tuple[Unit, str]] = []
         for attempt, order in enumerate(orders):
             back = Journal.read(share.journal)
