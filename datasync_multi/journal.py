@@ -31,6 +31,10 @@ from .live import CutRecord, Resume, Sizing
 from .plan import Chunk, chunk_from_json, unit_from_json, unit_json
 from .split import Unit
 
+UNIT = "unit"
+UNIT_LINE = json.dumps({"kind": UNIT})[:-1]
+"""How a ``unit`` line begins (``kind`` is every line's first key): skipped unread where not needed."""
+
 
 def journal_path(ledger_file: str) -> str:
     return ledger_file + ".journal"
@@ -64,17 +68,19 @@ class Journal:
     estimate_note: str = ""
     cuts: dict[str, CutRecord] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
-    units: list[Unit] = field(default_factory=list)
-    """Every unit the scan has closed, in a chunk or still in the packer's pool."""
+    units: list[Unit] | None = field(default_factory=list)
+    """The units the journal held when read (each unit the scan closed, in a chunk or still in
+    the packer's pool; not those appended since); None when read without them."""
     progress: ScanProgress = field(default_factory=ScanProgress)
     ended: bool = False
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def read(cls, path: str) -> Journal:
+    def read(cls, path: str, units: bool = False) -> Journal:
         """The journal in ``path`` (empty if there is none); a last line without its end (a
-        kill during the append) is not read."""
-        journal = cls(path)
+        kill during the append) is not read. Its ``unit`` lines only with ``units`` (a resume
+        needs them; a check, which reads the journal each time, does not)."""
+        journal = cls(path, units=[] if units else None)
         try:
             with open(path, encoding="utf-8") as fh:
                 lines = fh.read().split("\n")[:-1]
@@ -83,6 +89,8 @@ class Journal:
         except OSError as exc:
             raise UserError(f"cannot read the scan's journal {path!r}: {exc.strerror or exc}") from None
         for number, line in enumerate(lines, 1):
+            if not units and line.startswith(UNIT_LINE):
+                continue
             try:
                 journal._add(json.loads(line))
             except (ValueError, KeyError, TypeError) as exc:
@@ -102,7 +110,7 @@ class Journal:
             self.cuts[cut.rel] = cut
         elif kind == "chunk":
             self.chunks.append(chunk_from_json(record["chunk"]))
-        elif kind == "unit":
+        elif kind == UNIT and self.units is not None:
             self.units.append(unit_from_json(record["unit"]))
         elif kind == "progress":
             self.progress = ScanProgress.from_json(record)
@@ -114,6 +122,7 @@ class Journal:
     def resume(self) -> Resume:
         """What a rerun keeps: the cuts as they were, what the chunks carry, and the units
         closed but in no chunk yet (the packer's pool when the run stopped)."""
+        assert self.units is not None, "a journal read without its units cannot be resumed"
         packed = {p for c in self.chunks for p in c.includes}
         pooled = [u for u in self.units if u.pattern not in packed]
         return Resume(dict(self.cuts), packed | {u.pattern for u in pooled},
@@ -133,8 +142,7 @@ class Journal:
     def unit(self, unit: Unit) -> None:
         """A unit closed: not forced to disk (a unit lost is only walked again), but on disk
         before any chunk line after it."""
-        self._append({"kind": "unit", "unit": unit_json(unit)}, durable=False)
-        self.units.append(unit)
+        self._append({"kind": UNIT, "unit": unit_json(unit)}, durable=False)
 
     def chunk(self, chunk: Chunk) -> None:
         self._append({"kind": "chunk", "chunk": chunk.to_json()})

@@ -274,12 +274,13 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
     skeleton = Plan(lanes(agents, live.task_name, live.slots), tuple(sorted(agents)), live.roots, 0, None, 1, 1)
     with _lock_run(arn_file):
         ledger = Ledger.read(ledger_file)
-        journal = Journal.read(journal_file)
+        journal = Journal.read(journal_file, units=True)
         if ledger.dispatch is not None and ledger.dispatch.live and ledger.run is not None:
             if resumable(journal, ledger.run.id):
                 journal.mend()
-                log.info("resuming the scan of run %s from %s: %d chunk(s) and %d cut(s) kept as they are",
-                         ledger.run.id, journal_file, len(journal.chunks), len(journal.cuts))
+                log.info("resuming the scan of run %s from %s: %d chunk(s), %d unit(s) waiting in the pool and "
+                         "%d cut(s) kept as they are", ledger.run.id, journal_file, len(journal.chunks),
+                         len(journal.resume().pooled), len(journal.cuts))
             elif journal.ended and (_unfinished_same_plan(ledger, None) or _untaken(journal, ledger)):
                 log.info("the live run recorded in %s has finished its scan and has chunks left: the watcher "
                          "hands them out", ledger_file)

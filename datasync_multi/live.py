@@ -60,11 +60,6 @@ UNITS_PER_CHUNK = 4
 """The unit threshold is the first chunk target over this: units small enough that chunks
 fill evenly and the last ones can be cut small."""
 
-POOL_CHUNKS = 2
-"""Even chunks per agent the packer may hold as loose units before the oldest go out as an even
-chunk: enough that the last chunks can be cut to end the agents together, few enough that
-a kill leaves little to walk again."""
-
 
 @dataclass(frozen=True)
 class Sizing:
@@ -656,13 +651,15 @@ class StreamPacker:
     * for an agent left idle with nothing to take (``Demand.take``), as soon as the pool holds
       a quarter of the chunk that agent wants: its even share of the work (``Sizing.target``)
       scaled by its rate, so a slow agent takes a small chunk and a fast one a large chunk;
-    * past ``POOL_CHUNKS`` even chunks per agent (the agents are the bottleneck), an even chunk
-      of the oldest units, so the pool (what a kill loses and a rerun walks again) stays bounded;
-      with --chunk_size, a chunk of that size as soon as the pool holds one;
+    * with --chunk_size, a chunk of that size as soon as the pool holds one;
     * when the scan ends, the rest in shares that end the agents together (``Demand.shares``).
 
-    Units are packed as they came, first in first out, so chunks follow the walk. Which units
-    share a chunk never touches what each selects: any packing is exactly-once."""
+    Nothing else packs: while every agent is busy, units wait, so the chunks still to come can
+    be sized for the agent that takes them and the last ones cut to end the agents together.
+    A pooled unit costs a small record (the subtree's are freed), and it is journaled as it
+    closes, so a kill loses none. Units are packed as they came, first in first out, so
+    chunks follow the walk. Which units share a chunk never touches what each selects: any
+    packing is exactly-once."""
 
     def __init__(self, sizing: Sizing, on_chunk: Emit, first_index: int, emitted: int,
                  seen: Callable[[], int], tail_pieces: int, demand: Demand) -> None:
@@ -688,17 +685,10 @@ class StreamPacker:
             want = self.demand.take(target, self.cost, scaled=self.sizing.fixed_target is None)
             if want is not None:
                 self._out(self._oldest(want))
-            elif self.cost >= self._bound(target):
+            elif self.sizing.fixed_target is not None and self.cost >= target:
                 self._out(self._oldest(target))
             else:
                 return
-
-    def _bound(self, target: int) -> int:
-        """What the pool may hold: ``POOL_CHUNKS`` even chunks per agent, or with --chunk_size
-        one chunk (chunks of the size asked go out as they fill)."""
-        if self.sizing.fixed_target is not None:
-            return target
-        return POOL_CHUNKS * max(self.sizing.agents, 1) * target + 1
 
     def finish(self) -> None:
         """The last units, in shares that end the agents together (even, where none is measured)."""

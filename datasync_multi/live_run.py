@@ -1,12 +1,14 @@
 """Live mode's run: the scan, the planner and the dispatcher at once.
 
 record the run and begin the journal (or resume the journal a killed run left) -> the scan
-walks in a thread of its own; each chunk is journaled as it closes -> meanwhile, at each new
-chunk, when an agent should free for a waiting chunk, and every ``--live_check_sec``, one
-dispatcher check under the arn file's lock, as the watcher's: it takes the journaled
-chunks into the ledger and starts them on the agents that are free; the first chunk
-also has the run's tasks made -> the scan ends: the journal says so, the plan file gets
-every chunk, a last check; the watcher hands out the rest.
+walks in a thread of its own; each unit is journaled as it closes, and each chunk as it is
+packed -> meanwhile, at each new chunk, when an agent should free for a waiting chunk, and
+every ``--live_check_sec``, one dispatcher check under the arn file's lock, as the
+watcher's: it takes the journaled chunks into the ledger and starts them on the agents
+that are free, and tells the scan (``live.Demand``) which agents it left idle, for which
+the scan packs chunks; the first chunk also has the run's tasks made -> the scan ends: the
+rest is packed to end the agents together, the journal says so, the plan file gets every
+chunk, a last check; the watcher hands out the rest.
 
 A chunk is on disk in the journal before any check can see it, and a check starts only
 chunks it has recorded in the ledger, so a kill at any point loses nothing and starts
@@ -170,7 +172,7 @@ def live_plan(journal: Journal, agents: tuple[str, ...], roots: tuple[str, ...],
 class Cadence:
     """When a live scheduler checks next, from what its last check saw: when the soonest busy
     agent should free a task slot (``DispatchResult.frees``; an idle agent takes what waits,
-    or has the scan close a chunk early), else in ``every`` seconds (a new chunk calls a check
+    or has the scan pack one for it), else in ``every`` seconds (a new chunk calls a check
     sooner: ``check_loop``). An agent that should have freed already (an execution verifying
     past its estimate, or no rate measured yet) is asked about after ``gap``, then twice as
     long each time, up to ``every``, unless a check starts something meanwhile: a late

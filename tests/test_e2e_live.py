@@ -199,10 +199,17 @@ GUIDED = ("--live", "--per_file_cost", "0", "--scan_workers", "1", "--live_check
 """Chunks sized from the share's estimate: units wait in the pool until an agent asks."""
 
 
+def pooled(lines: list[dict]) -> set[str]:
+    """The journaled units no journaled chunk carries: the packer's pool."""
+    packed = {p for includes in journaled(lines).values() for p in includes}
+    return {line["unit"]["pattern"] for line in lines if line["kind"] == "unit"} - packed
+
+
 def test_a_guided_live_run_on_unequal_agents_killed_mid_scan_resumes_and_copies_each_chunk_once(tmp_path):
     """Agents at 4:1:1, chunks packed when an idle agent asks (sized by its rate) and the rest
-    in shares at the end: killed once two chunks are journaled and started (its pool of units
-    not in a chunk is lost, and walked again), the rerun resumes, and the copy is exact."""
+    in shares at the end: killed once two chunks are journaled and started and units wait in
+    the pool, the rerun resumes with that pool as it was (its units are not walked again nor
+    journaled twice, and go out in chunks), and the copy is exact."""
     with make_site(tmp_path, agent_bytes_per_second=[400_000, 100_000, 100_000]) as site:
         add_chain(site.share)
         gate = ScanGate(site)
@@ -210,14 +217,19 @@ def test_a_guided_live_run_on_unequal_agents_killed_mid_scan_resumes_and_copies_
         with contextlib.ExitStack() as held:
             held.callback(stop, proc, gate)
             gate.begun(proc)
-            lines = gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
+            gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
             site.emu.wait_for(lambda st: st["executions"], timeout=60)
+            lines = gate.step_until(proc, pooled, "a unit in the pool")
             kill(proc)
             before = open(site.journal, "rb").read()
         assert "end" not in kinds(lines)
+        waiting = pooled(journal_lines(site.journal))
         r = site.schedule(*GUIDED)
         assert r.returncode == 0, r.stderr[-3000:]
+        assert f"{len(waiting)} unit(s) waiting in the pool" in r.stderr and waiting
         assert open(site.journal, "rb").read().startswith(before)
+        units = [line["unit"]["pattern"] for line in journal_lines(site.journal) if line["kind"] == "unit"]
+        assert len(units) == len(set(units)) and not pooled(journal_lines(site.journal))
         run_to_the_end(site)
         assert_exact_copy(site)
         assert_each_chunk_once(site)

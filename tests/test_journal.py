@@ -32,16 +32,24 @@ def test_a_journal_reads_back_what_was_appended_and_resumes_from_it(tmp_path):
     sizing = Sizing.guided(10_000, 2, 4, 100)
     j.begin("run1", ("", ), sizing, "a guess")
     j.cut(CutRecord("", ("a", "b"), (("c", False), ("u1", True))))
+    units = {u.pattern: u for u in chunk(0, "/a*", "/c/", "/b*", "/u1/").units}
+    for pattern in ("/a*", "/c/"):
+        j.unit(units[pattern])
     j.chunk(chunk(0, "/a*", "/c/"))
     j.note_progress(ScanProgress(3, 40, 500, 1.0))
+    j.unit(units["/b*"])
+    j.unit(units["/u1/"])
     j.chunk(chunk(1, "/b*"))
-    back = Journal.read(path)
+    back = Journal.read(path, units=True)
     assert (back.run, back.roots, back.sizing, back.estimate_note) == ("run1", ("",), sizing, "a guess")
     assert back.cuts == {"": CutRecord("", ("a", "b"), (("c", False), ("u1", True)))}
     assert [c.includes for c in back.chunks] == [("/a*", "/c/"), ("/b*",)]
     assert back.progress == ScanProgress(3, 40, 500, 1.0) and not back.ended
     resume = back.resume()
-    assert resume.emitted == {"/a*", "/c/", "/b*"} and resume.next_index == 2 and resume.emitted_cost == 30
+    assert resume.emitted == {"/a*", "/c/", "/b*", "/u1/"} and resume.next_index == 2 and resume.emitted_cost == 30
+    assert resume.pooled == [units["/u1/"]]  # closed, in no chunk: back into the pool
+    checked = Journal.read(path)  # as a check reads it: the chunks, not the units
+    assert [c.includes for c in checked.chunks] == [("/a*", "/c/"), ("/b*",)] and checked.units is None
     back.end(ScanProgress(9, 90, 900, 2.0), ["a warning"])
     again = Journal.read(path)
     assert again.ended and again.warnings == ("a warning",) and again.progress.dirs == 9

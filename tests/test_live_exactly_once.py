@@ -29,7 +29,6 @@ from datasync_multi import scan
 from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_nameable, value_bytes
 from datasync_multi.journal import Journal
 from datasync_multi.live import (
-    POOL_CHUNKS,
     UNITS_PER_CHUNK,
     CutRecord,
     Demand,
@@ -552,7 +551,7 @@ def test_a_run_killed_anywhere_resumes_into_an_exactly_once_plan(spec, orders, s
         kept: list[Event] = []
         held: list[tuple[Unit, str]] = []
         for attempt, order in enumerate(orders):
-            back = Journal.read(share.journal)
+            back = Journal.read(share.journal, units=True)
             assert back.sizing is not None
             resume = back.resume() if attempt else None
             run = plan_in_order(share.mount, roots, back.sizing, order, seed + attempt, resume)
@@ -629,9 +628,9 @@ def unit_dirs(count: int, cost: int = 1000, start: int = 0) -> list[Unit]:
 def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quarter_of_it():
     """Units of 1,000 against an even target of 8,000 (two agents, K = 4): nothing goes out
     while no agent asks; a fast agent (twice the mean) asks for 16,000 and takes the pool as
-    soon as it holds 4,000; a slow one (half the mean) asks for 4,000 and takes 1,000; past
-    two even chunks per agent in the pool, the oldest 8,000 go out; at the end the rest is cut
-    so that both agents end together."""
+    soon as it holds 4,000; a slow one (half the mean) asks for 4,000 and takes 1,000; while
+    no agent asks, units wait, however many; an agent at the mean rate takes the oldest 8,000;
+    at the end the rest is cut so that both agents end together."""
     chunks: list[Chunk] = []
     demand = Demand()
     packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 2, demand)
@@ -646,8 +645,10 @@ def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quar
     assert [c.cost for c in chunks] == [4000, 1000]  # the slow agent's quarter of 4,000
     for unit in units[5:38]:
         packer.add(unit)
-        assert packer.cost <= POOL_CHUNKS * 2 * 8000
-    assert [c.cost for c in chunks] == [4000, 1000, 8000]  # the 33rd pooled unit overflowed the bound
+    assert [c.cost for c in chunks] == [4000, 1000] and packer.cost == 33_000
+    demand.set((1.0,), ())
+    packer.serve()  # as after the next listing
+    assert [c.cost for c in chunks] == [4000, 1000, 8000]
     demand.set((), ((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
     packer.finish()
     last = chunks[3:]
@@ -673,21 +674,25 @@ def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_
 @settings(max_examples=examples(200))
 @given(costs=st.lists(st.integers(0, 5000), max_size=60), steps=st.data(), fixed=st.booleans(),
        agents=st.integers(1, 4), cap=st.none() | st.integers(1, 20), limit=st.sampled_from([40, 200, 10**6]))
-def test_the_pool_packs_each_unit_once_oldest_first_within_its_bound_and_limits(costs, steps, fixed, agents, cap,
-                                                                                limit):
+def test_the_pool_packs_each_unit_once_oldest_first_when_asked_and_within_limits(costs, steps, fixed, agents, cap,
+                                                                                 limit):
     units = [Unit(f"/u{i:03d}/", DIR, c, min(i % 7, (cap or 7) - 1), 1, c) for i, c in enumerate(costs)]
     sizing = Sizing.fixed(3000, agents, 4, 0, item_cap=cap, filter_limit=limit) if fixed else \
         Sizing.guided(20_000, agents, 4, 0, item_cap=cap, filter_limit=limit)
     chunks: list[Chunk] = []
     demand = Demand()
     packer = StreamPacker(sizing, chunks.append, 0, 0, lambda: 0, agents, demand)
+    asked = 0
     for unit in units:
         if steps.draw(st.booleans(), label="a check asks"):
-            demand.set(tuple(sorted(steps.draw(st.lists(st.sampled_from([0.25, 1.0, 2.5]), max_size=3)),
-                                    reverse=True)), ())
+            appetites = steps.draw(st.lists(st.sampled_from([0.25, 1.0, 2.5]), max_size=3))
+            demand.set(tuple(sorted(appetites, reverse=True)), ())
+            asked += len(appetites)
         packer.add(unit)
-        target = sizing.target(0, packer.emitted)
-        assert packer.cost <= POOL_CHUNKS * agents * target or len(packer.pool) == 1
+        if fixed:  # chunks of the size asked go out as they fill
+            assert packer.cost < sizing.target(0, packer.emitted)
+        else:  # only an agent's ask packs a chunk
+            assert len(chunks) <= asked
     sealed = len(chunks)
     reach = steps.draw(st.lists(st.tuples(st.floats(1, 1e4), st.floats(0, 100)), max_size=4), label="reach")
     demand.set((), tuple(reach))
