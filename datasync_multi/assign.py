@@ -70,9 +70,10 @@ class Assignment:
     """Seconds until each agent left without a free slot frees one (its soonest-ending
     execution's work over its measured rate; 0 while no rate is measured): when a live
     scheduler checks again."""
-    asking: tuple[int, ...] = ()
-    """The agents left running nothing that may take none of the chunks left waiting, by their
-    place in ``reach``, fastest first: a live scan packs a chunk for each (``live.Demand``)."""
+    appetites: tuple[float, ...] = ()
+    """For each agent left running nothing that may take none of the chunks left waiting, its
+    rate over the fleet's mean, fastest first: the chunks a live scan should pack now, each
+    sized to its agent (``live.Demand``)."""
     reach: tuple[tuple[float, float], ...] = ()
     """Each agent's rate and the seconds until the work this check gave it ends: how a live
     scan cuts its last chunks so that the agents end together (``live.end_together``)."""
@@ -142,7 +143,7 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_
         ends[best] += chunk.cost / rate[best]
     eta = max(ends.values(), default=0.0) if known and not unplaceable else None
     frees = tuple(sorted(soonest[a] / rate[a] if known else 0.0 for a in soonest if free[a] == 0))
-    asking = sorted((i for i, a in enumerate(agents) if a.arn in idle and all(a.arn in c.barred for c in left)),
-                    key=lambda i: (-rate[agents[i].arn], i))
+    mean = statistics.fmean(rate.values()) if rate else 1.0
+    appetites = sorted((rate[a] / mean for a in idle if all(a in c.barred for c in left)), reverse=True)
     reach = tuple((rate[a.arn], ends[a.arn]) for a in agents)
-    return Assignment(tuple(starts), eta, tuple(unplaceable), frees, tuple(asking), reach)
+    return Assignment(tuple(starts), eta, tuple(unplaceable), frees, tuple(appetites), reach)

@@ -276,7 +276,7 @@ class Dispatcher(Observer):
         scanning = result.scan is not None and not result.scan.ended  # more chunks to come: no agent waits
         assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
-        result.frees, result.asking, result.reach = assignment.frees, assignment.asking, assignment.reach
+        result.frees, result.appetites, result.reach = assignment.frees, assignment.appetites, assignment.reach
         for index, agent in assignment.starts:
             chunk = by_index[index]
             busy = self._busy_tasks(agent)

@@ -313,7 +313,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                     ledger.dispatch.add_task(prepared.task.agent_arn, prepared.before["TaskArn"])
                     ledger.save()
             if not ledger.dispatch.lanes:
-                demand.set(tuple(range(len(agents))), ((1.0, 0.0),) * len(agents))  # no task yet: all wait
+                demand.set((1.0,) * len(agents), ())  # no task yet: every agent waits for the first chunks
                 return (), 0
             policy = ledger.run.policy
             settings = Settings(policy.max_retries, policy.offline_threshold)
@@ -325,7 +325,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                             ds.describe_error(exc))
                 return (), 0
         last[:] = [result]
-        demand.set(result.asking, result.reach)
+        demand.set(result.appetites, result.reach)
         log.info("%s", result.summary())
         return result.frees, result.started
 

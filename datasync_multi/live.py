@@ -37,7 +37,6 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import statistics
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -585,49 +584,39 @@ def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
 
 class Demand:
     """What the last check asked of the scan (the checks set it; the scan's thread takes from
-    it): how far each agent's work reaches (``reach``: its rate, and the seconds until the
-    work it has ends), and which agents it left idle with nothing waiting for them
-    (``asking``: their places in ``reach``, fastest first), for each of which the scan packs
-    a chunk."""
+    it): a chunk for each agent it left idle with nothing waiting for it, sized to that agent
+    (``appetites``: its rate over the fleet's mean, fastest first), and how far each agent's
+    work reaches (``reach``: its rate, and the seconds until its work ends), so that the last
+    chunks can end the agents together."""
 
-    def __init__(self, asking: tuple[int, ...] = (), reach: tuple[tuple[float, float], ...] = ()) -> None:
+    def __init__(self, appetites: tuple[float, ...] = (), reach: tuple[tuple[float, float], ...] = ()) -> None:
         self._lock = threading.Lock()
-        self._asking = list(asking)
-        self._reach = list(reach)
+        self._appetites = list(appetites)
+        self._reach = reach
 
-    def set(self, asking: tuple[int, ...], reach: tuple[tuple[float, float], ...]) -> None:
+    def set(self, appetites: tuple[float, ...], reach: tuple[tuple[float, float], ...]) -> None:
         with self._lock:
-            self._asking = list(asking)
-            self._reach = list(reach)
+            self._appetites = list(appetites)
+            self._reach = reach
 
     def take(self, target: int, pooled: int, scaled: bool) -> int | None:
-        """The cost of the chunk for the next agent asking, or None if none asks or the pool
-        holds less than a quarter of its full chunk (then it waits for more). Its full chunk is
-        ``target`` times its rate over the fleet's mean (``scaled``; else ``target``), so every
-        agent's chunk takes it about as long; it takes less where the pool shared to end the
-        agents together (:func:`end_together`) gives it less, but never under that quarter: a
-        burst of units at the end of the scan is not all taken by one agent, however slow."""
+        """The cost of the chunk the next idle agent wants, if the pool holds a quarter of it
+        (that agent's turn is then taken); None if no agent waits or the pool is too small.
+        ``scaled``: the chunk follows the agent's rate (else every agent gets ``target``)."""
         with self._lock:
-            if not self._asking:
+            if not self._appetites:
                 return None
-            agent = self._asking[0]
-            rate, busy = self._reach[agent]
-            full = target
-            if scaled:
-                full = int(target * rate / statistics.fmean(r for r, _ in self._reach))
-            least = max(full // UNITS_PER_CHUNK, 1)
-            if pooled < least:
+            want = max(int(target * self._appetites[0]) if scaled else target, 1)
+            if pooled < max(want // UNITS_PER_CHUNK, 1):
                 return None
-            want = max(min(full, end_together(pooled, self._reach)[agent]), least) if scaled else full
-            self._asking.pop(0)
-            self._reach[agent] = (rate, busy + want / max(rate, 1e-9))
+            self._appetites.pop(0)
             return want
 
     def shares(self, total: int, pieces: int) -> list[int]:
         """How to cut the last ``total`` so that the agents end together (:func:`end_together`),
         or in ``pieces`` even parts when no check has measured the agents."""
         with self._lock:
-            reach = list(self._reach)
+            reach = self._reach
         if reach:
             return [s for s in end_together(total, reach) if s > 0]
         pieces = max(pieces, 1)

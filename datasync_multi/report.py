@@ -207,8 +207,9 @@ class DispatchResult(Outcome):
     live scheduler checks again."""
     started: int = 0
     """Chunks this check started."""
-    asking: tuple[int, ...] = ()
-    """The agents this check left idle, for which a live scan packs chunks (``Assignment.asking``)."""
+    appetites: tuple[float, ...] = ()
+    """The chunks a live scan should pack now for the agents this check left idle
+    (``Assignment.appetites``)."""
     reach: tuple[tuple[float, float], ...] = ()
     """Each agent's rate and when its work ends (``Assignment.reach``): how a live scan cuts
     its last chunks."""

@@ -38,19 +38,19 @@ def test_each_busy_agent_says_when_it_should_free_a_slot():
     assert assign([WaitingChunk(0, 10)], [AgentLoad("a", 0, 5, slots=1, next_free=5)]).frees == (0.0,)  # no rate yet
 
 
-def test_idle_agents_are_those_no_waiting_chunk_may_go_to_fastest_first():
+def test_idle_agents_are_those_no_waiting_chunk_may_go_to_each_asking_by_its_rate():
     busy = AgentLoad("busy", 0, backlog=10, rate=10.0, next_free=10)
     got = assign([WaitingChunk(0, 100, frozenset({"a", "b"}))], [busy, AgentLoad("a", 1), AgentLoad("b", 1)],
                  conserving=True)
-    assert got.starts == () and got.asking == (1, 2)  # barred from the one chunk that waits: the scan packs
+    assert got.starts == () and got.appetites == (1.0, 1.0)  # barred from the one chunk that waits: the scan packs
     got = assign([WaitingChunk(0, 100, frozenset({"a"}))], [busy, AgentLoad("a", 1), AgentLoad("b", 1)],
                  conserving=True)
-    assert got.starts == ((0, "b"),) and got.asking == (1,)
+    assert got.starts == ((0, "b"),) and got.appetites == (1.0,)
     half = AgentLoad("half", 1, backlog=10, rate=10.0, slots=2, next_free=10)  # runs one, a queue slot free
-    assert assign([], [half, AgentLoad("a", 1)]).asking == (1,)
+    assert assign([], [half, AgentLoad("a", 1)]).appetites == (1.0,)  # "a" not measured: the median, 10
     fleet = [AgentLoad("fast", 1, rate=40.0), AgentLoad("mid", 1, rate=20.0), AgentLoad("slow", 1, rate=10.0),
              AgentLoad("slower", 1, rate=10.0)]
-    assert assign([], fleet[::-1]).asking == (3, 2, 0, 1)  # fastest first
+    assert assign([], fleet).appetites == (2.0, 1.0, 0.5, 0.5)  # each over the mean, 20: fastest first
 
 
 def test_reach_says_each_agents_rate_and_when_the_work_it_was_given_ends():
@@ -121,9 +121,8 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
     assert len(got.frees) == sum(1 for n in free.values() if n == 0) and all(f >= 0 for f in got.frees)
     left = [c for c in waiting if c.index not in started and c.index not in got.unplaceable]
     idle = {a.arn for a in agents if a.free_slots >= a.slots} - {a for _, a in got.starts}
-    assert {agents[i].arn for i in got.asking} == {a for a in idle if all(a in c.barred for c in left)}
-    assert [got.reach[i][0] for i in got.asking] == sorted((got.reach[i][0] for i in got.asking), reverse=True)
-    assert len(got.reach) == len(agents)
+    assert len(got.appetites) == sum(1 for a in idle if all(a in c.barred for c in left))
+    assert list(got.appetites) == sorted(got.appetites, reverse=True) and len(got.reach) == len(agents)
     if conserving:  # no agent idles while a chunk it may take waits
         left_free = {a for a, n in free.items() if n > 0}
         assert all(not left_free - c.barred for c in left)

@@ -248,10 +248,10 @@ class Checks:
         if self.rng.random() >= self.idle:
             return
         rng = self.rng
+        appetites = sorted((rng.choice([0.25, 0.5, 1.0, 2.0, 3.0]) for _ in range(rng.randint(0, 3))), reverse=True)
         reach = tuple((rng.choice([0.5, 1.0, 4.0]) * 1000, rng.choice([0.0, 1.0, 10.0, 100.0]))
                       for _ in range(rng.randint(0, 4)))
-        asking = rng.sample(range(len(reach)), rng.randint(0, len(reach)))
-        self.demand.set(tuple(sorted(asking, key=lambda i: -reach[i][0])), reach)
+        self.demand.set(tuple(appetites), reach)
 
 
 def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str, seed: int,
@@ -625,63 +625,45 @@ def unit_dirs(count: int, cost: int = 1000, start: int = 0) -> list[Unit]:
     return [Unit(f"/d{i:03d}/", DIR, cost, 0, 1, cost) for i in range(start, start + count)]
 
 
-FLEET = ((2000.0, 0.0), (1000.0, 0.0), (500.0, 0.0), (500.0, 0.0))
-"""Four agents at 2:1:0.5:0.5 of the mean (1,000 a second), none busy."""
-
-
 def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quarter_of_it():
-    """Units of 1,000 against an even target of 8,000: nothing goes out while no agent asks; the
-    fast agent (twice the mean: 16,000 in full) waits for a quarter of that, 4,000; the slow
-    one for a quarter of 4,000. While no agent asks, units wait, however many."""
+    """Units of 1,000 against an even target of 8,000 (two agents, K = 4): nothing goes out
+    while no agent asks; a fast agent (twice the mean) asks for 16,000 and takes the pool as
+    soon as it holds 4,000; a slow one (half the mean) asks for 4,000 and takes 1,000; while
+    no agent asks, units wait, however many; an agent at the mean rate takes the oldest 8,000;
+    at the end the rest is cut so that both agents end together."""
     chunks: list[Chunk] = []
     demand = Demand()
-    packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 4, demand)
+    packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 2, demand)
     units = unit_dirs(80)
     for unit in units[:3]:
         packer.add(unit)
     assert chunks == []
-    demand.set((0, 2), FLEET)
+    demand.set((2.0, 0.5), ())
     packer.add(units[3])
-    assert [c.cost for c in chunks] == [4000]  # a quarter of 16,000
+    assert [c.cost for c in chunks] == [4000]  # 16,000 wanted, a quarter of it pooled: all of it
     packer.add(units[4])
-    assert [c.cost for c in chunks] == [4000, 1000]  # a quarter of 4,000
+    assert [c.cost for c in chunks] == [4000, 1000]  # the slow agent's quarter of 4,000
     for unit in units[5:38]:
         packer.add(unit)
     assert [c.cost for c in chunks] == [4000, 1000] and packer.cost == 33_000
-    assert [u.pattern for c in chunks for u in c.units] == [u.pattern for u in units[:5]]  # oldest first
-
-
-def test_a_burst_of_units_is_shared_among_the_agents_asking_so_that_they_end_together():
-    """Twelve units pooled while all four agents were busy; all four ask at once: the fast one
-    does not take all it would in full (16,000) but half the pool, 6,000 (3 s), the next
-    3,000 (3 s), the slow ones a unit each (2 s: a second unit would take them past 3 s)."""
-    chunks: list[Chunk] = []
-    demand = Demand()
-    packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 4, demand)
-    for unit in unit_dirs(12):
-        packer.add(unit)
-    assert chunks == []
-    demand.set((0, 1, 2, 3), FLEET)
+    demand.set((1.0,), ())
     packer.serve()  # as after the next listing
-    assert [c.cost for c in chunks] == [6000, 3000, 1000, 1000] and packer.cost == 1000
-
-
-def test_the_units_left_when_the_scan_ends_are_cut_so_that_the_agents_end_together():
-    chunks: list[Chunk] = []
-    demand = Demand((), ((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
-    packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 2, demand)
-    for unit in unit_dirs(25):
-        packer.add(unit)
+    assert [c.cost for c in chunks] == [4000, 1000, 8000]
+    demand.set((), ((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
     packer.finish()
-    assert sum(c.cost for c in chunks) == 25_000 and len(chunks) == 2
-    fast_end, slow_end = chunks[0].cost / 4000, 2 + chunks[1].cost / 1000
+    last = chunks[3:]
+    assert sum(c.cost for c in last) == 25_000 and len(last) == 2
+    fast_end, slow_end = last[0].cost / 4000, 2 + last[1].cost / 1000
     assert abs(fast_end - slow_end) <= 1000 / 1000  # within one unit on the slower agent
+    order = [u.pattern for c in chunks for u in c.units]
+    assert sorted(order) == [u.pattern for u in units[:38]] and len(set(order)) == 38
+    assert [u.pattern for c in chunks[:3] for u in c.units] == [u.pattern for u in units[:13]]  # oldest first
 
 
 def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_out_as_it_fills():
     chunks: list[Chunk] = []
     packer = StreamPacker(Sizing.fixed(4000, 2, 1, 0), chunks.append, 0, 0, lambda: 0, 2,
-                          Demand((0, 1), ((3000.0, 0.0), (250.0, 0.0))))
+                          Demand((3.0, 0.25), ()))
     for unit in unit_dirs(11):
         packer.add(unit)
     assert [c.cost for c in chunks] == [1000, 1000, 4000, 4000]  # a quarter of 4,000 each (scaled: 3,000 first)
@@ -703,11 +685,9 @@ def test_the_pool_packs_each_unit_once_oldest_first_when_asked_and_within_limits
     asked = 0
     for unit in units:
         if steps.draw(st.booleans(), label="a check asks"):
-            rates, busy = st.sampled_from([250.0, 1000.0, 2500.0]), st.sampled_from([0.0, 5.0])
-            reach = steps.draw(st.lists(st.tuples(rates, busy), max_size=4), label="reach")
-            asking = steps.draw(st.permutations(range(len(reach))), label="asking")[:steps.draw(st.integers(0, 4))]
-            demand.set(tuple(asking), tuple(reach))
-            asked += len(asking)
+            appetites = steps.draw(st.lists(st.sampled_from([0.25, 1.0, 2.5]), max_size=3))
+            demand.set(tuple(sorted(appetites, reverse=True)), ())
+            asked += len(appetites)
         packer.add(unit)
         if fixed:  # chunks of the size asked go out as they fill
             assert packer.cost < sizing.target(0, packer.emitted)
@@ -785,7 +765,7 @@ def test_the_walk_emits_the_first_chunk_before_a_third_of_the_tree_is_read(worke
 
     with scratch(spec) as share:
         walk_and_plan(share.mount, ("",), Sizing.guided(30 * 32_000, 2, 4, 0), on_chunk, lambda r: None, agents=2,
-                      workers=workers, progress=progress, demand=Demand((0, 1), ((1.0, 0.0), (1.0, 0.0))))
+                      workers=workers, progress=progress, demand=Demand((1.0, 1.0), ()))
         check_chunks(chunks, share.mount, ("",))
     assert progress.dirs == dirs or workers > 1  # threads count without a lock: exact on one
     assert read_at_first[0] < FIRST_CHUNK_BY * dirs, (read_at_first, dirs)
