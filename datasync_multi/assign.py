@@ -71,9 +71,9 @@ class Assignment:
     execution's work over its measured rate; 0 while no rate is measured): when a live
     scheduler checks again."""
     appetites: tuple[float, ...] = ()
-    """For each agent left running nothing that may take none of the chunks left waiting, its
-    rate over the fleet's mean, fastest first: the chunks a live scan should pack now, each
-    sized to its agent (``live.Demand``)."""
+    """For each agent left with a free task slot that may take none of the chunks left waiting
+    (one running nothing, or one with a queue slot free), its rate over the fleet's mean,
+    fastest first: the chunks a live scan should pack now, each sized to its agent (``live.Demand``)."""
     reach: tuple[tuple[float, float], ...] = ()
     """Each agent's rate and the seconds until the work this check gave it ends: how a live
     scan cuts its last chunks so that the agents end together (``live.end_together``)."""
@@ -144,6 +144,7 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_
     eta = max(ends.values(), default=0.0) if known and not unplaceable else None
     frees = tuple(sorted(soonest[a] / rate[a] if known else 0.0 for a in soonest if free[a] == 0))
     mean = statistics.fmean(rate.values()) if rate else 1.0
-    appetites = sorted((rate[a] / mean for a in idle if all(a in c.barred for c in left)), reverse=True)
+    appetites = sorted((rate[a] / mean for a in free if free[a] > 0 and all(a in c.barred for c in left)),
+                       reverse=True)
     reach = tuple((rate[a.arn], ends[a.arn]) for a in agents)
     return Assignment(tuple(starts), eta, tuple(unplaceable), frees, tuple(appetites), reach)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import statistics
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -612,15 +613,26 @@ class Demand:
             self._appetites.pop(0)
             return want
 
-    def shares(self, total: int, pieces: int) -> list[int]:
-        """How to cut the last ``total`` so that the agents end together (:func:`end_together`),
-        or in ``pieces`` even parts when no check has measured the agents."""
+    def shares(self, total: int, pieces: int, target: int) -> list[int]:
+        """How to cut the last ``total``: each agent's share so that the agents end together
+        (:func:`end_together`), or ``pieces`` even shares when no check has measured the
+        agents; each share in pieces no larger than its agent's full chunk (``target`` times
+        its rate over the mean), so that no last chunk is a quarter of the share, to retry
+        whole if it fails."""
         with self._lock:
             reach = self._reach
         if reach:
-            return [s for s in end_together(total, reach) if s > 0]
-        pieces = max(pieces, 1)
-        return [total // pieces + (1 if i < total % pieces else 0) for i in range(pieces)]
+            mean = statistics.fmean(max(r, 1e-9) for r, _ in reach)
+            split = [(s, max(int(target * max(r, 1e-9) / mean), 1)) for s, (r, _) in
+                     zip(end_together(total, reach), reach, strict=True)]
+        else:
+            pieces = max(pieces, 1)
+            split = [(total // pieces + (1 if i < total % pieces else 0), max(target, 1)) for i in range(pieces)]
+        return [part for share, most in split if share > 0 for part in _even(share, -(-share // most))]
+
+
+def _even(total: int, pieces: int) -> list[int]:
+    return [total // pieces + (1 if i < total % pieces else 0) for i in range(pieces)]
 
 
 def end_together(total: int, reach: Sequence[tuple[float, float]]) -> list[int]:
@@ -640,8 +652,11 @@ def end_together(total: int, reach: Sequence[tuple[float, float]]) -> list[int]:
             break
     raw = [max(end - busy, 0.0) * rates[i] for i, (_, busy) in enumerate(reach)]
     shares = [int(r) for r in raw]
-    for i in sorted(range(len(raw)), key=lambda i: shares[i] - raw[i])[:total - sum(shares)]:
+    for i in sorted(range(len(raw)), key=lambda i: shares[i] - raw[i])[:max(total - sum(shares), 0)]:
         shares[i] += 1
+    if sum(shares) > total:  # float error past the total: off the largest share
+        largest = max(range(len(shares)), key=lambda i: shares[i])
+        shares[largest] -= sum(shares) - total
     return shares
 
 
@@ -698,7 +713,8 @@ class StreamPacker:
         self.pool.clear()
         self.cost = 0
         limits = Limits(self.sizing.filter_limit, self.sizing.item_cap)
-        shares = self.demand.shares(sum(u.cost for u in units), self.tail_pieces)[:len(units)] or [0]
+        target = self.sizing.target(self.seen(), self.emitted)
+        shares = self.demand.shares(sum(u.cost for u in units), self.tail_pieces, target)[:len(units)] or [0]
         for piece in sorted(pack_shares(units, shares, limits), key=lambda p: -sum(u.cost for u in p)):
             self._out(piece)
 

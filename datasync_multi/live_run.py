@@ -31,6 +31,7 @@ from .journal import Journal, ScanProgress
 from .live import CutRecord, Demand, Sizing, walk_and_plan
 from .plan import Chunk, Plan, TaskPlan, task_name_for
 from .scan import Progress, Tree, guess_size, human_bytes
+from .split import Unit
 
 log = logging.getLogger("scheduler")
 
@@ -104,7 +105,7 @@ class LiveScan:
             tree, planner = walk_and_plan(self.mount, self.roots, self.journal.sizing, self._chunk, self._cut,
                                           agents=self.agents, workers=self.workers, progress=self.progress,
                                           resume=self.journal.resume(), demand=self.demand,
-                                          on_unit=self.journal.unit)
+                                          on_unit=self._unit)
             self.outcome.tree = tree
             self.outcome.warnings = tuple(live_warnings(tree, planner.held, planner.late, planner.bare_empty_roots))
             self.journal.end(self._read(), list(self.outcome.warnings))
@@ -121,14 +122,22 @@ class LiveScan:
     def _cut(self, record: CutRecord) -> None:
         self.journal.cut(record)
 
+    def _unit(self, unit: Unit) -> None:
+        self.journal.unit(unit)
+        self._note_progress()
+
     def _chunk(self, chunk: Chunk) -> None:
         self.journal.chunk(chunk)
         log.info("chunk %d closed: %s in %d unit(s)", chunk.index, human_bytes(chunk.bytes), len(chunk.units))
+        self._note_progress()
+        self.fresh.set()
+
+    def _note_progress(self) -> None:
+        """What the scan has read, in the journal every ``PROGRESS_EVERY`` seconds at most (for the watcher)."""
         now = time.monotonic()
         if now - self._noted >= PROGRESS_EVERY:
             self._noted = now
             self.journal.note_progress(self._read())
-        self.fresh.set()
 
 
 def live_warnings(tree: Tree, held: list, late: int, bare_empty_roots: list[str]) -> list[str]:

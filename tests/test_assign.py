@@ -47,7 +47,7 @@ def test_idle_agents_are_those_no_waiting_chunk_may_go_to_each_asking_by_its_rat
                  conserving=True)
     assert got.starts == ((0, "b"),) and got.appetites == (1.0,)
     half = AgentLoad("half", 1, backlog=10, rate=10.0, slots=2, next_free=10)  # runs one, a queue slot free
-    assert assign([], [half, AgentLoad("a", 1)]).appetites == (1.0,)  # "a" not measured: the median, 10
+    assert assign([], [half, AgentLoad("a", 1)]).appetites == (1.0, 1.0)  # a queue slot asks too; "a": the median
     fleet = [AgentLoad("fast", 1, rate=40.0), AgentLoad("mid", 1, rate=20.0), AgentLoad("slow", 1, rate=10.0),
              AgentLoad("slower", 1, rate=10.0)]
     assert assign([], fleet).appetites == (2.0, 1.0, 0.5, 0.5)  # each over the mean, 20: fastest first
@@ -120,8 +120,7 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
         assert len(got.starts) == min(len(waiting), sum(a.free_slots for a in agents))
     assert len(got.frees) == sum(1 for n in free.values() if n == 0) and all(f >= 0 for f in got.frees)
     left = [c for c in waiting if c.index not in started and c.index not in got.unplaceable]
-    idle = {a.arn for a in agents if a.free_slots >= a.slots} - {a for _, a in got.starts}
-    assert len(got.appetites) == sum(1 for a in idle if all(a in c.barred for c in left))
+    assert len(got.appetites) == sum(1 for a, n in free.items() if n > 0 and all(a in c.barred for c in left))
     assert list(got.appetites) == sorted(got.appetites, reverse=True) and len(got.reach) == len(agents)
     if conserving:  # no agent idles while a chunk it may take waits
         left_free = {a for a, n in free.items() if n > 0}

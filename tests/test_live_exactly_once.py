@@ -651,9 +651,9 @@ def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quar
     assert [c.cost for c in chunks] == [4000, 1000, 8000]
     demand.set((), ((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
     packer.finish()
-    last = chunks[3:]
-    assert sum(c.cost for c in last) == 25_000 and len(last) == 2
-    fast_end, slow_end = last[0].cost / 4000, 2 + last[1].cost / 1000
+    last = sorted((c.cost for c in chunks[3:]), reverse=True)
+    assert sum(last) == 25_000 and len(last) == 4  # each share in two: over 12,800 and 3,200, the full chunks
+    fast_end, slow_end = sum(last[:2]) / 4000, 2 + sum(last[2:]) / 1000
     assert abs(fast_end - slow_end) <= 1000 / 1000  # within one unit on the slower agent
     order = [u.pattern for c in chunks for u in c.units]
     assert sorted(order) == [u.pattern for u in units[:38]] and len(set(order)) == 38
@@ -710,6 +710,16 @@ def test_the_pool_packs_each_unit_once_oldest_first_when_asked_and_within_limits
 @given(total=st.integers(0, 10**9), reach=st.lists(st.tuples(st.floats(1e-2, 1e6), st.floats(0, 1e4)), min_size=1,
                                                   max_size=6))
 def test_end_together_shares_the_total_so_that_the_agents_that_take_some_end_at_once(total, reach):
+    check_end_together(total, reach)
+
+
+def test_end_together_keeps_to_the_total_when_float_error_passes_it():
+    reach = ((1e9, 83604450.0), (1e9, 34285249.0), (1e9, 99560964.0))
+    shares = end_together(10**6, reach)
+    assert sum(shares) == 10**6 and shares[1] == 10**6
+
+
+def check_end_together(total: int, reach) -> None:
     shares = end_together(total, reach)
     assert sum(shares) == total and all(s >= 0 for s in shares)
     ends = [busy + share / rate for share, (rate, busy) in zip(shares, reach, strict=True)]
@@ -722,8 +732,16 @@ def test_end_together_shares_the_total_so_that_the_agents_that_take_some_end_at_
 
 
 def test_without_a_measure_of_the_agents_the_last_units_go_out_in_even_pieces():
-    assert Demand().shares(10, 4) == [3, 3, 2, 2]
-    assert Demand((), ((1.0, 0.0), (1.0, 10.0))).shares(4, 4) == [4]  # the busy agent takes nothing
+    assert Demand().shares(10, 4, 10) == [3, 3, 2, 2]
+    assert Demand((), ((1.0, 0.0), (1.0, 10.0))).shares(4, 4, 10) == [4]  # the busy agent takes nothing
+
+
+def test_no_last_share_is_larger_than_its_agents_full_chunk():
+    """A share past its agent's full chunk (the target times its rate over the mean) is cut in
+    even pieces under it: a pool left large by busy agents does not end as a few huge chunks."""
+    assert Demand().shares(10, 2, 2) == [2, 2, 1, 2, 2, 1]
+    shares = Demand((), ((3000.0, 0.0), (1000.0, 0.0))).shares(40_000, 2, 5000)  # full chunks 7,500 and 2,500
+    assert sum(shares) == 40_000 and shares == [7500] * 4 + [2500] * 4
 
 
 # -- 5. the real walk closes subtrees early -----------------------------------------
