@@ -44,9 +44,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from . import scan
-from .filters import MAX_FILTER_BYTES, WHOLE_LOCATION, value_bytes
+from .filters import MAX_FILTER_BYTES, WHOLE_LOCATION
 from .names import NameCount
-from .pack import Limits, pack_shares
+from .pack import Limits, pack_shares, take_oldest
 from .plan import Chunk
 from .scan import Dir, Loose, LooseReader, Progress, Tree, join
 from .split import DIR, GROUP, Item, Unit, cut_by_name
@@ -585,7 +585,7 @@ def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
 
 class Demand:
     """What the last check asked of the scan (the checks set it; the scan's thread takes from
-    it): a chunk for each agent it left idle with nothing waiting for it, sized to that agent
+    it): a chunk for each agent it left with a free slot and nothing waiting for it, sized to that agent
     (``appetites``: its rate over the fleet's mean, fastest first), and how far each agent's
     work reaches (``reach``: its rate, and the seconds until its work ends), so that the last
     chunks can end the agents together."""
@@ -626,8 +626,7 @@ class Demand:
             split = [(s, max(int(target * max(r, 1e-9) / mean), 1)) for s, (r, _) in
                      zip(end_together(total, reach), reach, strict=True)]
         else:
-            pieces = max(pieces, 1)
-            split = [(total // pieces + (1 if i < total % pieces else 0), max(target, 1)) for i in range(pieces)]
+            split = [(s, max(target, 1)) for s in _even(total, max(pieces, 1))]
         return [part for share, most in split if share > 0 for part in _even(share, -(-share // most))]
 
 
@@ -685,8 +684,10 @@ class StreamPacker:
         self.emitted = emitted
         self.seen = seen
         self.tail_pieces = max(tail_pieces, 1)
+        self.limits = Limits(sizing.filter_limit, sizing.item_cap)
         self.pool: deque[Unit] = deque()
         self.cost = 0
+        """What the pool holds."""
 
     def add(self, unit: Unit) -> None:
         self.pool.append(unit)
@@ -694,14 +695,14 @@ class StreamPacker:
         self.serve()
 
     def serve(self) -> None:
-        """Pack what the idle agents want, then what overflows the pool."""
+        """Pack what the agents asking want; with --chunk_size, every full chunk."""
         while self.pool:
             target = self.sizing.target(self.seen(), self.emitted)
             want = self.demand.take(target, self.cost, scaled=self.sizing.fixed_target is None)
             if want is not None:
-                self._out(self._oldest(want))
+                self._out(take_oldest(self.pool, want, self.limits))
             elif self.sizing.fixed_target is not None and self.cost >= target:
-                self._out(self._oldest(target))
+                self._out(take_oldest(self.pool, target, self.limits))
             else:
                 return
 
@@ -711,33 +712,17 @@ class StreamPacker:
             return
         units = list(self.pool)
         self.pool.clear()
-        self.cost = 0
-        limits = Limits(self.sizing.filter_limit, self.sizing.item_cap)
         target = self.sizing.target(self.seen(), self.emitted)
-        shares = self.demand.shares(sum(u.cost for u in units), self.tail_pieces, target)[:len(units)] or [0]
-        for piece in sorted(pack_shares(units, shares, limits), key=lambda p: -sum(u.cost for u in p)):
+        shares = self.demand.shares(self.cost, self.tail_pieces, target)[:len(units)] or [0]
+        for piece in sorted(pack_shares(units, shares, self.limits), key=lambda p: -sum(u.cost for u in p)):
             self._out(piece)
 
-    def _oldest(self, want: int) -> list[Unit]:
-        """The oldest units up to ``want`` in cost (at least one) and within the filter's limits."""
-        taken = [self.pool.popleft()]
-        cost, length, items = taken[0].cost, value_bytes(taken[0].pattern), taken[0].items
-        cap = self.sizing.item_cap
-        while self.pool:
-            unit = self.pool[0]
-            size = value_bytes(unit.pattern) + 1
-            if cost + unit.cost > want or length + size > self.sizing.filter_limit \
-                    or cap is not None and items + unit.items > cap:
-                break
-            taken.append(self.pool.popleft())
-            cost, length, items = cost + unit.cost, length + size, items + unit.items
-        self.cost -= cost
-        return taken
-
     def _out(self, units: list[Unit]) -> None:
+        """A chunk of ``units``, taken from the pool."""
         chunk = Chunk(tuple(sorted(units, key=lambda u: u.pattern)), index=self.index)
         self.index += 1
         self.emitted += chunk.cost
+        self.cost -= chunk.cost
         self.on_chunk(chunk)
 
 

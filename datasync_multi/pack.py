@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -102,6 +103,16 @@ def pack_shares(units: Sequence[Unit], shares: Sequence[int], limits: Limits) ->
             fits = [len(wanted) - 1]
         bins.put(max(fits, key=lambda i: (wanted[i] - bins.cost[i], -len(bins.members[i]), -i)), unit)
     return [sorted(m, key=lambda u: u.pattern) for m in bins.members if m]
+
+
+def take_oldest(pool: deque[Unit], want: int, limits: Limits) -> list[Unit]:
+    """Take from the front of ``pool`` the oldest units up to ``want`` in cost (at least one)
+    that one filter holds within the limits."""
+    bins = _Bins(1, limits)
+    bins.put(0, pool.popleft())
+    while pool and bins.cost[0] + pool[0].cost <= want and bins.room(0, pool[0]):
+        bins.put(0, pool.popleft())
+    return bins.members[0]
 
 
 def _improve(bins: _Bins) -> None:
