@@ -274,7 +274,9 @@ class Dispatcher(Observer):
                    if self.state(c) == ChunkState.WAITING]
         loads = self._loads(statuses, now)
         scanning = result.scan is not None and not result.scan.ended  # more chunks to come: no agent waits
-        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
+        joining = self._joining(statuses)
+        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning,
+                            joining=len(joining))
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
         result.frees, result.appetites, result.reach = assignment.frees, assignment.appetites, assignment.reach
         for index, agent in assignment.starts:
@@ -291,9 +293,12 @@ class Dispatcher(Observer):
                 rows[index].action = failed_check(result.errors, rows[index].action, f"chunk {index}",
                                                   f"starting it on {short(agent)} failed: {ds.describe_error(exc)}")
         if not any(self.state(c) == ChunkState.RUNNING for c in self.dispatch.chunks):
-            joining = [a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE and a not in self.dispatch.lanes]
             result.waiting = [f"chunk {c.index}" for c in waiting
                               if (c.index in assignment.unplaceable or not loads) and not joining]
+
+    def _joining(self, statuses: dict[str, str]) -> list[str]:
+        """The ONLINE agents that may serve the run and have no task for it yet, in order."""
+        return sorted(a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE and a not in self.dispatch.lanes)
 
     def _add_lanes(self, statuses: dict[str, str], result: DispatchResult) -> None:
         """Give each ONLINE agent that may serve the run and has no lane yet its tasks (one per
@@ -301,8 +306,7 @@ class Dispatcher(Observer):
         one activated during the migration. DataSync refusing its location or task for it
         (``AgentRefused``) bars the agent for the run, with the reason; the account's task
         quota is checked first. Anything else is an error this check, tried again at the next."""
-        joining = sorted(a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE
-                         and a not in self.dispatch.lanes)
+        joining = self._joining(statuses)
         if not joining or not any(self.state(c) == ChunkState.WAITING for c in self.dispatch.chunks):
             return
         target = self.run.target

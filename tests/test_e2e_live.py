@@ -237,6 +237,43 @@ def test_a_guided_live_run_on_unequal_agents_killed_mid_scan_resumes_and_copies_
         assert all(record[i] == includes for i, includes in journaled(lines).items())
 
 
+def test_an_agent_that_comes_online_mid_scan_asks_for_a_chunk_gets_its_tasks_and_runs_it(tmp_path):
+    """An agent OFFLINE when the live run begins has no task. Once a check has seen it ONLINE
+    (the scan held meanwhile), it asks as an idle agent does: the scan packs a chunk for it
+    while the walk goes on and the other two agents are busy with their first chunks (no
+    ask of theirs), the check that finds it waiting gives the agent its tasks, and the agent
+    runs chunks. Each chunk once, the copy exact."""
+    with make_site(tmp_path, agent_bytes_per_second=[2_000, 2_000, 400_000]) as site:
+        add_chain(site.share)
+        slow, late = site.emu.agent_arns()[:2], site.emu.agent_arns()[-1]
+        site.emu.set_agent(late, status="OFFLINE")
+        gate = ScanGate(site)
+        proc = site.spawn_schedule(*GUIDED)
+        with contextlib.ExitStack() as held:
+            held.callback(stop, proc, gate)
+            gate.begun(proc)
+            gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
+            site.emu.wait_for(lambda st: len(st["executions"]) >= 2, timeout=60)  # busy for seconds at 2 kB/s
+            assert late not in ledger(site)["dispatch"]["lanes"]
+            checks = site.output("scheduler").count(" waiting; ")
+            site.emu.set_agent(late, status="ONLINE")
+            poll(lambda: site.output("scheduler").count(" waiting; ") >= checks + 2, "a check that sees it online",
+                 timeout=60)
+            gate.release()
+            assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+        lines = journal_lines(site.journal)
+        walked = max(i for i, line in enumerate(lines) if line["kind"] == "unit")
+        packed = [line["chunk"]["index"] for line in lines[:walked] if line["kind"] == "chunk"]
+        assert packed[2:], "no chunk packed for the agent that came online while the walk went on"
+        assert late in ledger(site)["dispatch"]["lanes"]
+        for agent in slow:
+            site.emu.set_agent(agent, bytes_per_second=0)  # the rest at full speed
+        run_to_the_end(site)
+        assert_exact_copy(site)
+        assert_each_chunk_once(site)
+        assert any(c["attempts"][0]["agent"] == late for c in chunks(site))
+
+
 def test_a_live_run_killed_between_its_scan_and_its_last_check_is_finished_not_begun_again(site):
     """The scan has journaled every chunk and its end; no check has taken the last ones, and the
     ledger knows every chunk it took has ended: a rerun must leave the run to the watcher, not
