@@ -43,6 +43,9 @@ records share the clock):
 * ideal transfer: agent i moving a share x_i of the bytes B and entries E takes
   x_i (B / b_i + E f), so all four end together at 1 / sum_i 1 / (B / b_i + E f); plus
   one start overhead.
+* ideal as closed (live): the ideal transfer of the work as the scan closed it, each unit
+  moved by the whole fleet from the time its journal line gives (``closed_ideal``): where
+  the walk puts the ideal, which no packing of its units can move.
 And, to tell the scheduler's part from the machine's: each execution's duration over its
 model (start overhead, phases, entries x f, bytes / its agent's bandwidth); agent-seconds
 idle while a closed chunk waited (the dispatch's latency), while none had closed yet and
@@ -136,6 +139,26 @@ def batch_scan_end(lines: list[tuple[float, str]]) -> tuple[float, float]:
 def journal_lines(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(ln) for ln in fh if ln.endswith("\n")]
+
+
+def closed_ideal(journal: list[dict], s: Setup, t0: float) -> float | None:
+    """The ideal transfer of the work as the scan closed it, seconds from ``t0``: each unit
+    moved from the moment its line says it closed, by the whole fleet at once as the ideal
+    transfer moves the share (every agent a part of it, all ending together), behind what
+    closed before it; plus one start overhead. The ideal transfer, had the work been free
+    to start only as this walk closed it: packing decides how near a run comes to it, the
+    walk decides where it lies (a heavy directory whose listing ends late holds back all
+    its files). None for a journal whose unit lines carry no time (code before they did)."""
+    units = [ln for ln in journal if ln["kind"] == "unit"]
+    if not units or "at" not in units[0]:
+        return None
+    end = t0
+    for ln in units:
+        u = ln["unit"]
+        entries = u["files"] + u["dirs"]
+        work = 1 / sum(1 / (u["bytes"] / b + entries * s.file_delay) for b in s.rates) if u["bytes"] or entries else 0.0
+        end = max(end, ln["at"]) + work
+    return end + s.launch_delay - t0
 
 
 def read_at(points: list[tuple[float, int]], t: float) -> float:
@@ -334,6 +357,7 @@ def run_one(s: Setup, mode: str, extra: list[str], watched: bool, keep: str | No
                 r["chunks"] = sum(1 for ln in journal if ln["kind"] == "chunk")
                 r["progress"] = [(round(t - t0, 2), e) for t, e in points]
                 r["estimate"] = journal[0].get("estimate", "")
+                r["closed_ideal"] = closed_ideal(journal, s, t0)
                 closed = [t for t, text in lines if re.search(r" - chunk \d+ closed", text)]
             r["idle_latency"], r["idle_starved"], r["idle_tail"] = idle(execs, closed, len(agents), t0 + r["scan"])
             ends = [max((e["end_time"] for e in execs if e["agent"] == agent), default=first) for agent in agents]
@@ -540,6 +564,15 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
              "(the parts add up to the makespan):\n\n"
              + table(["#", "mode", "makespan s", "busy", "before the first launch", "between executions",
                       "after the last", "busy / ideal"], spent) + "\n")
+    closing = [[i, label(r), r["scan"], f"{r['closed_ideal']:.1f}",
+                f"{r['closed_ideal'] / max(r['scan'], s.ideal):.2f}", r["makespan"],
+                f"{r['makespan'] / r['closed_ideal']:.2f}"]
+               for i, r in enumerate(runs, 1) if r.get("closed_ideal")]
+    body += ("\n\nThe ideal transfer of the work as each live run's scan closed it (`closed_ideal`: each unit moved by "
+             "the whole fleet, as the ideal transfer moves the share, from the moment its journal line says it "
+             "closed), against the target's max(scan, ideal) and against the makespan:\n\n"
+             + table(["#", "mode", "scan s", "ideal as closed s", "ideal as closed / max(scan, ideal)", "makespan s",
+                      "makespan / ideal as closed"], closing) + "\n") if closing else ""
     threads = f", {s.scan_workers} scan thread{'s' if s.scan_workers > 1 else ''}" if s.scan_workers else ""
     append_results("10. Live mode against batch dynamic dispatch" + threads, body)
 

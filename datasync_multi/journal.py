@@ -3,7 +3,7 @@ anything depends on it.
 
 Lines, in order: ``begin`` (the run, the roots, how chunks are sized), then ``cut`` (a
 directory's cut, before any of its units), ``unit`` (a unit closed, into the packer's
-pool), ``chunk`` (units packed, before they can be started: the dispatcher only starts
+pool, and when), ``chunk`` (units packed, before they can be started: the dispatcher only starts
 chunks it reads here) and ``progress`` (what the scan has read) as they come, and ``end``
 once the scan has finished. Every line is appended and flushed to disk
 (``files.append_line``), but for ``unit`` lines, which reach the disk with the next line
@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,9 +141,10 @@ class Journal:
         self._append({"kind": "cut", **record.to_json()})
 
     def unit(self, unit: Unit) -> None:
-        """A unit closed: not forced to disk (a unit lost is only walked again), but on disk
-        before any chunk line after it."""
-        self._append({"kind": UNIT, "unit": unit_json(unit)}, durable=False)
+        """A unit closed, and when (``at``: what a run's work could have become, had it been
+        moved as soon as it closed; ``bench/live.py`` bounds the makespan by it). Not forced to
+        disk (a unit lost is only walked again), but on disk before any chunk line after it."""
+        self._append({"kind": UNIT, "unit": unit_json(unit), "at": time.time()}, durable=False)
 
     def chunk(self, chunk: Chunk) -> None:
         self._append({"kind": "chunk", "chunk": chunk.to_json()})

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -30,6 +31,7 @@ def test_a_journal_reads_back_what_was_appended_and_resumes_from_it(tmp_path):
     path = str(tmp_path / "j")
     j = Journal(path)
     sizing = Sizing.guided(10_000, 2, 4, 100)
+    before = time.time()
     j.begin("run1", ("", ), sizing, "a guess")
     j.cut(CutRecord("", ("a", "b"), (("c", False), ("u1", True))))
     units = {u.pattern: u for u in chunk(0, "/a*", "/c/", "/b*", "/u1/").units}
@@ -40,6 +42,10 @@ def test_a_journal_reads_back_what_was_appended_and_resumes_from_it(tmp_path):
     j.unit(units["/b*"])
     j.unit(units["/u1/"])
     j.chunk(chunk(1, "/b*"))
+    after = time.time()
+    with open(path) as fh:  # each unit line says when its unit closed, in the order they closed
+        closed = [line["at"] for line in map(json.loads, fh) if line["kind"] == "unit"]
+    assert len(closed) == 4 and before <= closed[0] and closed == sorted(closed) and closed[-1] <= after
     back = Journal.read(path, units=True)
     assert (back.run, back.roots, back.sizing, back.estimate_note) == ("run1", ("",), sizing, "a guess")
     assert back.cuts == {"": CutRecord("", ("a", "b"), (("c", False), ("u1", True)))}
