@@ -43,9 +43,10 @@ records share the clock):
 * ideal transfer: agent i moving a share x_i of the bytes B and entries E takes
   x_i (B / b_i + E f), so all four end together at 1 / sum_i 1 / (B / b_i + E f); plus
   one start overhead.
-* ideal as closed (live): the ideal transfer of the work as the scan closed it, each unit
-  moved by the whole fleet from the time its journal line gives (``closed_ideal``): where
-  the walk puts the ideal, which no packing of its units can move.
+* ideal as closed (live): the ideal transfer of the work as the scan closed it, each agent
+  taking its ideal share of each unit from the time the unit's journal line gives
+  (``closed_ideal``): where the walk puts the ideal, which packing its units differently
+  cannot move far.
 And, to tell the scheduler's part from the machine's: each execution's duration over its
 model (start overhead, phases, entries x f, bytes / its agent's bandwidth); agent-seconds
 idle while a closed chunk waited (the dispatch's latency), while none had closed yet and
@@ -142,23 +143,24 @@ def journal_lines(path: str) -> list[dict]:
 
 
 def closed_ideal(journal: list[dict], s: Setup, t0: float) -> float | None:
-    """The ideal transfer of the work as the scan closed it, seconds from ``t0``: each unit
-    moved from the moment its line says it closed, by the whole fleet at once as the ideal
-    transfer moves the share (every agent a part of it, all ending together), behind what
-    closed before it; plus one start overhead. The ideal transfer, had the work been free
-    to start only as this walk closed it: packing decides how near a run comes to it, the
-    walk decides where it lies (a heavy directory whose listing ends late holds back all
-    its files). None for a journal whose unit lines carry no time (code before they did)."""
+    """The ideal transfer of the work as the scan closed it, seconds from ``t0``: each agent
+    takes its share of every unit (``Setup.shares``, the ideal transfer's split, so that with
+    every unit closed at ``t0`` this is ``Setup.ideal``) from the moment the unit's journal
+    line says it closed, behind what it took before; plus one start overhead. Where the walk
+    puts the ideal transfer: a heavy directory whose listing ends late holds all its files
+    back. A reference, not a bound: a packer that sends heavy files to fast agents and
+    many small ones to slow agents (the per-entry overhead being the same on all) can beat
+    this split. None for a journal whose unit lines carry no time (code before they did)."""
     units = [ln for ln in journal if ln["kind"] == "unit"]
     if not units or "at" not in units[0]:
         return None
-    end = t0
+    ends = [t0] * len(s.rates)
     for ln in units:
         u = ln["unit"]
-        entries = u["files"] + u["dirs"]
-        work = 1 / sum(1 / (u["bytes"] / b + entries * s.file_delay) for b in s.rates) if u["bytes"] or entries else 0.0
-        end = max(end, ln["at"]) + work
-    return end + s.launch_delay - t0
+        work = [x * (u["bytes"] / b + (u["files"] + u["dirs"]) * s.file_delay) for x, b in zip(s.shares, s.rates,
+                                                                                            strict=True)]
+        ends = [max(end, ln["at"]) + w for end, w in zip(ends, work, strict=True)]
+    return max(ends) + s.launch_delay - t0
 
 
 def read_at(points: list[tuple[float, int]], t: float) -> float:
@@ -569,8 +571,8 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
                 f"{r['makespan'] / r['closed_ideal']:.2f}"]
                for i, r in enumerate(runs, 1) if r.get("closed_ideal")]
     body += ("\n\nThe ideal transfer of the work as each live run's scan closed it (`closed_ideal`: each unit moved by "
-             "the whole fleet, as the ideal transfer moves the share, from the moment its journal line says it "
-             "closed), against the target's max(scan, ideal) and against the makespan:\n\n"
+             "the whole fleet, each agent its share of it as in the ideal transfer, from the moment its journal line "
+             "says it closed), against the target's max(scan, ideal) and against the makespan:\n\n"
              + table(["#", "mode", "scan s", "ideal as closed s", "ideal as closed / max(scan, ideal)", "makespan s",
                       "makespan / ideal as closed"], closing) + "\n") if closing else ""
     threads = f", {s.scan_workers} scan thread{'s' if s.scan_workers > 1 else ''}" if s.scan_workers else ""

@@ -112,14 +112,10 @@ def rate_samples(starts: Iterable[tuple[ChunkRecord, ChunkAttempt, Execution | N
 
 
 def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_delay: float = 0.0,
-           conserving: bool = False, joining: int = 0) -> Assignment:
+           conserving: bool = False) -> Assignment:
     """Start what should start now (see the module's docstring). ``pickup_delay`` is how
     long after its work ends an agent with no free slot is expected to be handed more
-    (half the polling interval). ``joining``: ONLINE agents that may serve the run but have
-    no task yet; while no chunk is left waiting, each asks as an agent of the median rate
-    (a chunk left waiting is what gets a joining agent its tasks, ``Dispatcher._add_lanes``,
-    and a live scan packs chunks only when asked). Every order is total, so the same view
-    gives the same answer."""
+    (half the polling interval). Every order is total, so the same view gives the same answer."""
     known = [a.rate for a in agents if a.rate]
     fallback = statistics.median(known) if known else 1.0
     rate = {a.arn: a.rate or fallback for a in agents}
@@ -148,7 +144,7 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_
     eta = max(ends.values(), default=0.0) if known and not unplaceable else None
     frees = tuple(sorted(soonest[a] / rate[a] if known else 0.0 for a in soonest if free[a] == 0))
     mean = statistics.fmean(rate.values()) if rate else 1.0
-    appetites = sorted([rate[a] / mean for a in free if free[a] > 0 and all(a in c.barred for c in left)]
-                       + ([] if left or unplaceable else [fallback / mean] * joining), reverse=True)
+    appetites = sorted((rate[a] / mean for a in free if free[a] > 0 and all(a in c.barred for c in left)),
+                       reverse=True)
     reach = tuple((rate[a.arn], ends[a.arn]) for a in agents)
     return Assignment(tuple(starts), eta, tuple(unplaceable), frees, tuple(appetites), reach)

@@ -87,8 +87,12 @@ class Dispatcher(Observer):
                 row.action = failed_check(result.errors, row.action, f"chunk {chunk.index}",
                                           f"{ds.describe_error(exc)}; the next check tries again")
         if may_act:
-            self._dispatch(statuses, now, rows, result)
-            self._add_lanes(statuses, result)
+            scanning = result.scan is not None and not result.scan.ended
+            if scanning:  # more chunks come: a joining agent gets its tasks now, and asks in this check
+                self._add_lanes(statuses, result, scanning)
+            self._dispatch(statuses, now, rows, result, scanning)
+            if not scanning:
+                self._add_lanes(statuses, result, scanning)
         states = {c.index: self.state(c) for c in self.dispatch.chunks}  # a chunk given up now is saved with it
         self.ledger.save()
         summarize(result, self.dispatch, self.run, rows, states, self._described, self._attempts_on, statuses,
@@ -268,15 +272,14 @@ class Dispatcher(Observer):
         return loads
 
     def _dispatch(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
-                  result: DispatchResult) -> None:
+                  result: DispatchResult, scanning: bool) -> None:
+        """Start what ``assign`` says; ``scanning``: a live scan still runs (more chunks come, so
+        no agent is left idle while a chunk it may take waits)."""
         by_index = {c.index: c for c in self.dispatch.chunks}
         waiting = [WaitingChunk(c.index, c.cost, c.barred) for c in self.dispatch.chunks
                    if self.state(c) == ChunkState.WAITING]
         loads = self._loads(statuses, now)
-        scanning = result.scan is not None and not result.scan.ended  # more chunks to come: no agent waits
-        joining = self._joining(statuses)
-        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning,
-                            joining=len(joining))
+        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
         result.frees, result.appetites, result.reach = assignment.frees, assignment.appetites, assignment.reach
         for index, agent in assignment.starts:
@@ -293,6 +296,7 @@ class Dispatcher(Observer):
                 rows[index].action = failed_check(result.errors, rows[index].action, f"chunk {index}",
                                                   f"starting it on {short(agent)} failed: {ds.describe_error(exc)}")
         if not any(self.state(c) == ChunkState.RUNNING for c in self.dispatch.chunks):
+            joining = self._joining(statuses)
             result.waiting = [f"chunk {c.index}" for c in waiting
                               if (c.index in assignment.unplaceable or not loads) and not joining]
 
@@ -300,14 +304,19 @@ class Dispatcher(Observer):
         """The ONLINE agents that may serve the run and have no task for it yet, in order."""
         return sorted(a for a in self.usable if statuses.get(a) == AgentStatus.ONLINE and a not in self.dispatch.lanes)
 
-    def _add_lanes(self, statuses: dict[str, str], result: DispatchResult) -> None:
+    def _add_lanes(self, statuses: dict[str, str], result: DispatchResult, scanning: bool) -> None:
         """Give each ONLINE agent that may serve the run and has no lane yet its tasks (one per
-        queue slot), so it takes chunks from the next check: an agent OFFLINE at planning, or
-        one activated during the migration. DataSync refusing its location or task for it
-        (``AgentRefused``) bars the agent for the run, with the reason; the account's task
-        quota is checked first. Anything else is an error this check, tried again at the next."""
+        queue slot): an agent OFFLINE at planning, or one activated during the migration. Once
+        a chunk waits, after the dispatch, so it takes chunks from the next check; while a live
+        scan runs (``scanning``), before it, once the run has a chunk (a task is made with a
+        chunk's filter), waiting or not: the scan packs a chunk only for an agent that asks,
+        and one with no task cannot. DataSync refusing its location or
+        task for it (``AgentRefused``) bars the agent for the run, with the reason; the
+        account's task quota is checked first. Anything else is an error this check, tried
+        again at the next."""
         joining = self._joining(statuses)
-        if not joining or not any(self.state(c) == ChunkState.WAITING for c in self.dispatch.chunks):
+        waits = any(self.state(c) == ChunkState.WAITING for c in self.dispatch.chunks)
+        if not joining or not self.dispatch.chunks or not (scanning or waits):
             return
         target = self.run.target
         for agent in joining:

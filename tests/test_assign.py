@@ -51,9 +51,6 @@ def test_idle_agents_are_those_no_waiting_chunk_may_go_to_each_asking_by_its_rat
     fleet = [AgentLoad("fast", 1, rate=40.0), AgentLoad("mid", 1, rate=20.0), AgentLoad("slow", 1, rate=10.0),
              AgentLoad("slower", 1, rate=10.0)]
     assert assign([], fleet).appetites == (2.0, 1.0, 0.5, 0.5)  # each over the mean, 20: fastest first
-    # two agents with no task yet ask as the median (15) would; not while a chunk waits for tasks to be made
-    assert assign([], fleet, joining=2).appetites == (2.0, 1.0, 0.75, 0.75, 0.5, 0.5)
-    assert assign([WaitingChunk(0, 100)], [busy], conserving=True, joining=1).appetites == ()
 
 
 def test_reach_says_each_agents_rate_and_when_the_work_it_was_given_ends():
@@ -104,9 +101,9 @@ chunks = st.lists(st.builds(WaitingChunk, index=st.integers(0, 10**6), cost=st.i
 
 
 @settings(max_examples=examples(300))
-@given(chunks, loads, st.booleans(), st.integers(0, 2))
-def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, agents, conserving, joining):
-    got = assign(waiting, agents, conserving=conserving, joining=joining)
+@given(chunks, loads, st.booleans())
+def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, agents, conserving):
+    got = assign(waiting, agents, conserving=conserving)
     started = [i for i, _ in got.starts]
     assert len(started) == len(set(started))
     by_index = {c.index: c for c in waiting}
@@ -123,8 +120,7 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
         assert len(got.starts) == min(len(waiting), sum(a.free_slots for a in agents))
     assert len(got.frees) == sum(1 for n in free.values() if n == 0) and all(f >= 0 for f in got.frees)
     left = [c for c in waiting if c.index not in started and c.index not in got.unplaceable]
-    assert len(got.appetites) == sum(1 for a, n in free.items() if n > 0 and all(a in c.barred for c in left)) \
-        + (0 if left or got.unplaceable else joining)  # a joining agent asks only while nothing waits
+    assert len(got.appetites) == sum(1 for a, n in free.items() if n > 0 and all(a in c.barred for c in left))
     assert list(got.appetites) == sorted(got.appetites, reverse=True) and len(got.reach) == len(agents)
     if conserving:  # no agent idles while a chunk it may take waits
         left_free = {a for a, n in free.items() if n > 0}

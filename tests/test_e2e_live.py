@@ -237,12 +237,12 @@ def test_a_guided_live_run_on_unequal_agents_killed_mid_scan_resumes_and_copies_
         assert all(record[i] == includes for i, includes in journaled(lines).items())
 
 
-def test_an_agent_that_comes_online_mid_scan_asks_for_a_chunk_gets_its_tasks_and_runs_it(tmp_path):
-    """An agent OFFLINE when the live run begins has no task. Once a check has seen it ONLINE
-    (the scan held meanwhile), it asks as an idle agent does: the scan packs a chunk for it
-    while the walk goes on and the other two agents are busy with their first chunks (no
-    ask of theirs), the check that finds it waiting gives the agent its tasks, and the agent
-    runs chunks. Each chunk once, the copy exact."""
+def test_an_agent_that_comes_online_mid_scan_gets_its_tasks_and_a_chunk_packed_for_it_during_the_walk(tmp_path):
+    """An agent OFFLINE when the live run begins has no task. The first check that sees it
+    ONLINE (the scan held meanwhile) gives it its tasks, and it asks as an idle agent does:
+    the scan packs a chunk for it while the walk goes on (the other two agents are busy with
+    their first chunks and ask nothing), and it runs that chunk, not only one of the last
+    shares cut when the walk ends. Each chunk once, the copy exact."""
     with make_site(tmp_path, agent_bytes_per_second=[2_000, 2_000, 400_000]) as site:
         add_chain(site.share)
         slow, late = site.emu.agent_arns()[:2], site.emu.agent_arns()[-1]
@@ -264,14 +264,13 @@ def test_an_agent_that_comes_online_mid_scan_asks_for_a_chunk_gets_its_tasks_and
         lines = journal_lines(site.journal)
         walked = max(i for i, line in enumerate(lines) if line["kind"] == "unit")
         packed = [line["chunk"]["index"] for line in lines[:walked] if line["kind"] == "chunk"]
-        assert packed[2:], "no chunk packed for the agent that came online while the walk went on"
-        assert late in ledger(site)["dispatch"]["lanes"]
         for agent in slow:
             site.emu.set_agent(agent, bytes_per_second=0)  # the rest at full speed
         run_to_the_end(site)
         assert_exact_copy(site)
         assert_each_chunk_once(site)
-        assert any(c["attempts"][0]["agent"] == late for c in chunks(site))
+        ran = {c["index"] for c in chunks(site) if c["attempts"][0]["agent"] == late}
+        assert ran & set(packed[2:]), f"it ran {sorted(ran)}; chunks packed during the walk: {packed}"
 
 
 def test_a_live_run_killed_between_its_scan_and_its_last_check_is_finished_not_begun_again(site):
