@@ -310,10 +310,9 @@ class Dispatcher(Observer):
         a chunk waits, after the dispatch, so it takes chunks from the next check; while a live
         scan runs (``scanning``), before it, once the run has a chunk (a task is made with a
         chunk's filter), waiting or not: the scan packs a chunk only for an agent that asks,
-        and one with no task cannot. DataSync refusing its location or
-        task for it (``AgentRefused``) bars the agent for the run, with the reason; the
-        account's task quota is checked first. Anything else is an error this check, tried
-        again at the next."""
+        and one with no task cannot. DataSync refusing its location or task for it
+        (``AgentRefused``) bars the agent for the run, with the reason; the account's task
+        quota is checked first. Anything else is an error this check, tried again at the next."""
         joining = self._joining(statuses)
         waits = any(self.state(c) == ChunkState.WAITING for c in self.dispatch.chunks)
         if not joining or not self.dispatch.chunks or not (scanning or waits):

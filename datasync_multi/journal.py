@@ -3,9 +3,9 @@ anything depends on it.
 
 Lines, in order: ``begin`` (the run, the roots, how chunks are sized), then ``cut`` (a
 directory's cut, before any of its units), ``unit`` (a unit closed, into the packer's
-pool, and when), ``chunk`` (units packed, before they can be started: the dispatcher only starts
-chunks it reads here) and ``progress`` (what the scan has read) as they come, and ``end``
-once the scan has finished. Every line is appended and flushed to disk
+pool, and when), ``chunk`` (units packed, before they can be started: the dispatcher only
+starts chunks it reads here) and ``progress`` (what the scan has read) as they come, and
+``end`` once the scan has finished. Every line is appended and flushed to disk
 (``files.append_line``), but for ``unit`` lines, which reach the disk with the next line
 that is (a unit lost is walked again); a line a kill cut short is ignored when read, and
 removed before the next append.
@@ -141,9 +141,10 @@ class Journal:
         self._append({"kind": "cut", **record.to_json()})
 
     def unit(self, unit: Unit) -> None:
-        """A unit closed, and when (``at``: what a run's work could have become, had it been
-        moved as soon as it closed; ``bench/live.py`` bounds the makespan by it). Not forced to
-        disk (a unit lost is only walked again), but on disk before any chunk line after it."""
+        """A unit closed, and when (``at``: when its work could have started at the earliest;
+        ``bench/live.py`` sets each run's makespan beside the ideal transfer of the work as it
+        closed). Not forced to disk (a unit lost is only walked again), but on disk before any
+        chunk line after it."""
         self._append({"kind": UNIT, "unit": unit_json(unit), "at": time.time()}, durable=False)
 
     def chunk(self, chunk: Chunk) -> None:
