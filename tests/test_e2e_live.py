@@ -252,29 +252,45 @@ def test_an_agent_that_comes_online_mid_scan_gets_its_tasks_and_a_chunk_packed_f
     the scan packs a chunk for it while the walk goes on (the other two agents are busy with
     their first chunks for seconds and ask nothing; before, no chunk was packed until the
     walk ended), and it runs chunks (which ones is the dispatcher's choice, largest
-    first). Each chunk once, the copy exact."""
+    first). Meanwhile a watcher checks the same run beside the scheduler (either may be the
+    one that gives it its tasks), and the answers to its location's and its task's creation
+    are lost after they took effect: both are found by name, none made twice. Each chunk
+    once, the copy exact."""
     with make_site(tmp_path, agent_bytes_per_second=[2_000, 2_000, 400_000]) as site:
         add_chain(site.share)
         slow, late = site.emu.agent_arns()[:2], site.emu.agent_arns()[-1]
         site.emu.set_agent(late, status="OFFLINE")
         with guided_with_two_chunks_started(site) as (gate, proc):  # the slow two, busy for seconds at 2 kB/s
             assert late not in ledger(site)["dispatch"]["lanes"]
-            checks = site.output("scheduler").count(" waiting; ")
-            site.emu.set_agent(late, status="ONLINE")
-            poll(lambda: site.output("scheduler").count(" waiting; ") >= checks + 2, "a check that sees it online",
-                 timeout=60)
-            gate.release()
-            assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+            watcher = site.spawn_watch("--timeout_sec", "0.2")
+            try:
+                for op in ("CreateLocationNfs", "CreateTask"):  # the late agent's, the next ones made
+                    site.emu.fault(op, "drop")
+                checks = site.output("scheduler").count(" waiting; ")
+                site.emu.set_agent(late, status="ONLINE")
+                poll(lambda: site.output("scheduler").count(" waiting; ") >= checks + 2,
+                     "a check that sees it online", timeout=60)
+                gate.release()
+                assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+                for agent in slow:
+                    site.emu.set_agent(agent, bytes_per_second=0)  # the rest at full speed
+                assert watcher.wait(timeout=240) == 0, site.output("watcher")[-3000:]
+            finally:
+                if watcher.poll() is None:
+                    watcher.kill()
+                    watcher.wait()
+        assert "every chunk has succeeded" in site.output("watcher")
         lines = journal_lines(site.journal)
         walked = max(i for i, line in enumerate(lines) if line["kind"] == "unit")
         packed = [line["chunk"]["index"] for line in lines[:walked] if line["kind"] == "chunk"]
-        for agent in slow:
-            site.emu.set_agent(agent, bytes_per_second=0)  # the rest at full speed
-        run_to_the_end(site)
         assert_exact_copy(site)
         assert_each_chunk_once(site)
         assert packed[2:], f"no chunk packed for it while the walk went on: {packed}"
         assert any(c["attempts"][0]["agent"] == late for c in chunks(site))
+        state = site.emu.state()
+        assert not site.emu.faults() and site.emu.calls()["faulted"] == {"CreateLocationNfs": 1, "CreateTask": 1}
+        assert len(state["tasks"]) == 3  # one lane each, the late agent's made once
+        assert len([loc for loc in state["locations"] if loc["uri"].startswith("nfs://")]) == 3
 
 
 def test_a_live_run_killed_between_its_scan_and_its_last_check_is_finished_not_begun_again(site):
