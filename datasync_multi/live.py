@@ -182,8 +182,10 @@ class _Cut:
     """A cut directory: its groups (by prefix) and isolated subdirectories (name -> whether
     a sibling's name extends it)."""
 
-    def __init__(self, record: CutRecord, whys: dict[str, str] | None = None) -> None:
+    def __init__(self, record: CutRecord, whys: dict[str, str] | None = None, guessed: bool = False) -> None:
         self.record = record
+        self.guessed = guessed
+        """Cut by names whose weights were guessed (``LivePlanner.opened``)."""
         self.groups = {p: _Group(p) for p in record.groups}
         for prefix, why in (whys or {}).items():
             self.groups[prefix].why = why
@@ -199,6 +201,11 @@ class _Cut:
             return self.groups[self.prefixes[i]]
         return None
 
+
+UNMEASURED = "\0"
+"""In a group's open set: loose entries of its not measured yet (no path is this string)."""
+Parts = list[tuple[str, list[str]]]
+"""A directory's loose names by part: (its group's prefix, or '' for a directory kept whole; the names)."""
 
 OPEN, CUT, WHOLE = "open", "cut", "whole"
 """A node's state: not decided (light so far), cut by name, or heavy and kept whole."""
@@ -302,6 +309,86 @@ class LivePlanner:
         finally:
             self._listing = None
 
+    def opened(self, rel: str, d: Dir, far_names: list[str], names: list[str], guess: int) -> Parts | None:
+        """A directory whose names are read but not yet measured: ``d`` holds its subdirectories
+        and, in ``own_files``, how many loose entries it names (``names``, sorted); ``guess`` is
+        the bytes of one of them, from a sample. Where those entries alone would pass the unit
+        threshold, it is cut now, by its names weighed at ``guess`` each, and its loose entries
+        are then measured one part at a time (:meth:`part_listed`, then :meth:`listing_done`):
+        each group goes out once measured (and its subdirectories closed) rather than when the
+        whole listing ends, so a heavy directory read late does not hold its bytes back to the
+        end of the scan. Which names a group holds does not depend on the weights, so the cut
+        is exactly-once as any other; what each group claims is what its part measured.
+
+        Returns the names by part (a group's, or all of them for a directory kept whole), or
+        None: nothing is decided, and the directory is listed whole (:meth:`listed`)."""
+        parent = None if rel in self.roots else self.nodes[rel.rpartition("/")[0]]
+        if rel in self.resume.cuts or d.note or not self.sizing.too_heavy(guess * len(names), len(names),
+                                                                          self.sizing.threshold):
+            return None
+        up = parent
+        chain = []
+        while up is not None:
+            chain.append(up)
+            up = up.parent
+        for n in reversed(chain):  # as a listing cuts the ancestors it makes heavy, top down
+            if n.state == OPEN and self._cuttable(n) and self.sizing.too_heavy(
+                    n.bytes + guess * len(names), n.files + n.dirs + len(names), self.sizing.threshold):
+                self._cut(n)
+        node = _Node(rel, parent, d)
+        if self._place(node) not in (ROOT, ISOLATED) or self._why_whole(node):
+            return None
+        self.nodes[rel] = node
+        self.tree.dirs[rel] = d
+        if far_names:
+            self.tree.past_limit.names[rel] = list(far_names)
+        node.open = 1 + sum(1 for c in d.children if not self.covered(c))
+        self.seen += self.sizing.cost(0, 1)
+        for n in (node, *chain):
+            n.dirs += 1
+        self._listing = (rel, [(name, guess) for name in names])
+        try:
+            self._cut(node, unmeasured=names)
+        finally:
+            self._listing = None
+            self.tree._names.pop(rel, None)
+        if node.state != CUT:
+            return [("", names)]
+        assert node.cut is not None
+        parts: dict[str, list[str]] = {}
+        for name in names:
+            group = node.cut.place(name)
+            assert isinstance(group, _Group), f"/{join(rel, name)} is in no group of the cut by its own names"
+            parts.setdefault(group.prefix, []).append(name)
+        return list(parts.items())
+
+    def part_listed(self, rel: str, key: str, nbytes: int, files: int) -> None:
+        """One part of a directory :meth:`opened` cut early, measured: its group goes out once
+        nothing in it is open."""
+        node = self.nodes[rel]
+        self.seen += self.sizing.cost(nbytes, files)
+        up: _Node | None = node
+        while up is not None:
+            up.bytes += nbytes
+            up.files += files
+            up = up.parent
+        if node.state == CUT:
+            assert node.cut is not None
+            group = node.cut.groups[key]
+            group.add(nbytes, files, 0)
+            group.open.discard(UNMEASURED)
+            self._group_ready(node, group)
+        self.packer.serve()
+
+    def listing_done(self, rel: str, d: Dir) -> None:
+        """Every part of a directory :meth:`opened` cut early is measured (``d``: its record)."""
+        node = self.nodes[rel]
+        node.d.own_files, node.d.bytes, node.d.hardlinked = d.own_files, d.bytes, d.hardlinked
+        node.open -= 1
+        if node.open == 0:
+            self._close(node)
+        self.packer.serve()
+
     def _read_loose(self, rel: str) -> Iterator[tuple[str, int]]:
         if self._listing is not None and self._listing[0] == rel:
             return iter(self._listing[1])
@@ -368,9 +455,10 @@ class LivePlanner:
     def _cuttable(self, node: _Node) -> bool:
         return self._place(node) in (ROOT, ISOLATED)
 
-    def _cut(self, node: _Node) -> None:
+    def _cut(self, node: _Node, unmeasured: list[str] | None = None) -> None:
         """``node`` has grown past the threshold: cut it by name, or keep it whole if it cannot be cut.
-        An empty directory is never cut: it is its own unit."""
+        An empty directory is never cut: it is its own unit. ``unmeasured``: its loose entries'
+        names, whose weights are only guessed; each group counts its own as they are measured."""
         if not node.d.own_files and not node.d.children and node.rel not in self.tree.past_limit.names:
             return
         why = self._why_whole(node)
@@ -393,7 +481,8 @@ class LivePlanner:
         record = CutRecord(node.rel, tuple(prefix for prefix, _, _ in groups),
                            tuple((name, name in extended) for name in subdirs))
         self.on_cut(record)
-        self._apply(node, record, journaled=False, loose=loose, whys={prefix: why for prefix, _, why in groups})
+        self._apply(node, record, journaled=False, loose=loose if unmeasured is None else [],
+                    whys={prefix: why for prefix, _, why in groups}, unmeasured=unmeasured or ())
 
     def _why_whole(self, node: _Node) -> str:
         if node.d.note:
@@ -435,19 +524,16 @@ class LivePlanner:
         except OSError:
             return True  # not known to hold anything: it stays in a group, which carries it either way
 
-    def _apply(self, node: _Node, record: CutRecord, journaled: bool,
-               loose: list[NameCount] | None = None, whys: dict[str, str] | None = None) -> None:
+    def _apply(self, node: _Node, record: CutRecord, journaled: bool, loose: list[NameCount] | None = None,
+               whys: dict[str, str] | None = None, unmeasured: Iterable[str] = ()) -> None:
         """Make ``record`` the node's cut: its loose entries and closed subdirectories go to
-        their groups or out as units; groups with nothing open go out."""
-        cut = _Cut(record, whys)
+        their groups or out as units; groups with nothing open (nothing ``unmeasured``) go out."""
+        cut = _Cut(record, whys, guessed=bool(unmeasured))
         node.state, node.cut = CUT, cut
         if journaled:
             loose = self._loose_by_group(node, cut)
         assert loose is not None
-        for c in loose:  # a bucket's key starts with the prefix of the group that holds it
-            group = cut.place(c.key)
-            if isinstance(group, _Group):
-                group.add(c.bytes, c.files, 0)
+        _count_loose(node.rel, cut, loose, unmeasured)
         for child in node.d.children:
             name = child.rpartition("/")[2]
             place = cut.place(name)
@@ -497,7 +583,8 @@ class LivePlanner:
         if pattern in self.resume.emitted:
             return
         self._emit(Unit(pattern, GROUP, group.bytes, group.files, group.dirs,
-                        self.sizing.cost(group.bytes, group.files + group.dirs)), group.why)
+                        self.sizing.cost(group.bytes, group.files + group.dirs)), group.why,
+                   weighed=node.cut is not None and not node.cut.guessed)
 
     # -- closing ------------------------------------------------------------------
 
@@ -556,18 +643,34 @@ class LivePlanner:
             return WHOLE_LOCATION
         return "/" + rel + ("" if empty and rel in self.lone_roots else "/")
 
-    def _emit(self, unit: Unit, why: str = "") -> None:
+    def _emit(self, unit: Unit, why: str = "", weighed: bool = True) -> None:
         """Hand ``unit`` to the packer; a group above the threshold (in cost, or in items past
         the cap: then no chunk can carry it within the cap) is held, with why (the cut's
-        reason where it gave one)."""
+        reason where it gave one). A group of a cut whose weights were guessed (not
+        ``weighed``) and that the cut did not find too heavy is not held for its cost: a cut
+        by its real weights might have split it."""
+        cap = self.sizing.item_cap
+        over_cap = cap is not None and unit.items > cap
         if unit.kind == GROUP and unit.items > 1 and self.sizing.too_heavy(unit.bytes, unit.items,
-                                                                             self.sizing.threshold):
-            cap = self.sizing.item_cap
-            over = f"it lists {unit.items:,} items, above the {cap:,} one execution may list, and " \
-                if cap is not None and unit.items > cap else ""
+                                                                             self.sizing.threshold) \
+                and (weighed or why or over_cap):
+            over = f"it lists {unit.items:,} items, above the {cap:,} one execution may list, and " if over_cap else ""
             self.held.append((unit, over + (why or "its names could not be cut more finely")))
         self.on_unit(unit)
         self.packer.add(unit)
+
+
+def _count_loose(rel: str, cut: _Cut, loose: list[NameCount], unmeasured: Iterable[str]) -> None:
+    """Count a cut directory's loose entries into their groups; a group holding an entry
+    not measured yet waits for it."""
+    for c in loose:  # a bucket's key starts with the prefix of the group that holds it
+        group = cut.place(c.key)
+        if isinstance(group, _Group):
+            group.add(c.bytes, c.files, 0)
+    for name in unmeasured:
+        group = cut.place(name)
+        assert isinstance(group, _Group), f"/{join(rel, name)} is in no group of the cut by its own names"
+        group.open.add(UNMEASURED)
 
 
 def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
@@ -739,7 +842,8 @@ def walk_and_plan(mount: str, roots: tuple[str, ...], sizing: Sizing, on_chunk: 
                           lambda rel: not scan.has_entries(mount, rel), on_chunk, on_cut,
                           lone_roots=scan.lone_roots(mount, kept), tail_pieces=agents, resume=resume,
                           demand=demand, on_unit=on_unit)
-    tree = scan.scan_live(mount, roots, planner.listed, planner.covered, workers, progress)
+    tree = scan.scan_live(mount, roots, planner.listed, planner.covered, workers, progress,
+                          scan.InParts(planner.opened, planner.part_listed, planner.listing_done))
     planner.finish()
     tree.lone_roots = planner.lone_roots
     return tree, planner

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import logging
 import os
 import random
@@ -28,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TextIO
 
 from .names import NameCount, histogram, refine
@@ -195,8 +197,8 @@ class Progress:
         self._started = time.monotonic()
         self._shown = 0.0
 
-    def add(self, d: Dir) -> None:
-        self.dirs += 1
+    def add(self, d: Dir, dirs: int = 1) -> None:
+        self.dirs += dirs
         self.files += d.own_files
         self.bytes += d.bytes
 
@@ -244,16 +246,39 @@ limit, its loose entries where there are at most :data:`LOOSE_HANDED_OVER`)."""
 LOOSE_HANDED_OVER = 50_000
 """Loose entries a live scan hands over with a directory's listing, so that cutting it by name
 needs no second read (on a slow mount, a fifth of the scan's time went to such reads). A
-directory with more is read again; each walk thread holds at most one such list (about 7 MB)."""
+directory with more is read again. A live scan also reads up to this many entries of each
+directory before measuring any (to offer it :class:`InParts`): each walk thread holds at
+most those entries and one such list (about 150 bytes an entry each, 15 MB in all)."""
+
+
+PARTS_MIN = 256
+"""Loose entries from which a live scan offers a directory to be read in parts (:class:`InParts`)."""
+
+
+@dataclass(frozen=True)
+class InParts:
+    """live mode's planner, for a directory of many loose entries: told its names first
+    (``opened``), it may cut it by them at once and have each part measured and handed over
+    on its own (``part_listed``, then ``listing_done``), as ``LivePlanner.opened`` says."""
+
+    opened: Callable[[str, Dir, list[str], list[str], int], list[tuple[str, list[str]]] | None]
+    part_listed: Callable[[str, str, int, int], None]
+    listing_done: Callable[[str, Dir], None]
 
 
 def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable[[str], bool],
-              workers: int | None = None, progress: Progress | None = None) -> Tree:
+              workers: int | None = None, progress: Progress | None = None, in_parts: InParts | None = None) -> Tree:
     """Walk each root as :func:`scan` does, handing each directory to ``listed`` as soon as
     it is read (before any of its subdirectories) instead of keeping it: memory follows
     the walk's frontier. Subdirectories ``skip`` names are not entered. Returns what the
     plan's warnings need (skips, errors, what lies past the path limit); its ``dirs`` stay
-    empty. ``listed`` is called from the walk's threads, one call at a time."""
+    empty. ``listed`` (and ``in_parts``) are called from the walk's threads, one call at a time.
+
+    With ``in_parts``, a directory of at least :data:`PARTS_MIN` loose entries (and at most
+    :data:`LOOSE_HANDED_OVER`) is offered to it by name before any entry is measured; if it
+    takes it, its entries are measured part by part, in the order given, each part handed
+    over as it is done: the planner can send a heavy directory's first groups while the
+    walk is still measuring the rest."""
     def hand_over(tree: Tree, rel: str, d: Dir, within: bool, far: list[tuple[str, bool, int]],
                   loose: Loose | None) -> None:
         tree.past_limit.names.pop(rel, None)  # the planner holds them while the directory is open
@@ -263,7 +288,8 @@ def scan_live(mount: str, roots: tuple[str, ...], listed: Listed, skip: Callable
                 if child in tree.dirs:
                     listed(child, tree.dirs.pop(child), [], None)
 
-    tree = _walk_tree(mount, roots, workers, progress, hand_over, skip, keep_loose=LOOSE_HANDED_OVER)
+    tree = _walk_tree(mount, roots, workers, progress, hand_over, skip, keep_loose=LOOSE_HANDED_OVER,
+                      in_parts=_PartsReader(in_parts, listed) if in_parts else None)
     tree.skipped.sort()
     return tree
 
@@ -274,10 +300,11 @@ limit, entries past it, its loose entries if kept), called under the walk's lock
 
 
 def _walk_tree(mount: str, roots: tuple[str, ...], workers: int | None, progress: Progress | None, take: Take,
-               skip: Callable[[str], bool] = lambda rel: False, keep_loose: int = 0) -> Tree:
+               skip: Callable[[str], bool] = lambda rel: False, keep_loose: int = 0,
+               in_parts: _PartsReader | None = None) -> Tree:
     """Read every directory under the roots (but those ``skip`` names) on the walk's threads,
     counting what every scan counts into a new Tree, and handing each to ``take`` (with its
-    loose entries where there are at most ``keep_loose``)."""
+    loose entries where there are at most ``keep_loose``), or to ``in_parts`` where it takes it."""
     mount = os.path.realpath(mount)
     workers = workers or default_workers(mount)
     mount_dev = os.lstat(mount).st_dev
@@ -286,10 +313,15 @@ def _walk_tree(mount: str, roots: tuple[str, ...], workers: int | None, progress
                 skipped_roots=tuple(r for r in roots if datasync_skips(r)))
     lock = threading.Lock()
 
-    def measure(rel: str) -> list[str]:
-        """Read one directory; return its subdirectories, to be read next."""
-        d, todo, largest, errors, far, loose = _read_dir(mount, rel, mount_dev, tree, keep_loose)
+    def measure(rel: str) -> list[WalkItem]:
+        """Read one directory; return its subdirectories, to be read next (and its parts, if
+        it is read in parts)."""
         within = path_bytes(rel) <= DATASYNC_MAX_PATH
+        read = _read_dir(mount, rel, mount_dev, tree, keep_loose,
+                         partial(in_parts.read, tree, mount_dev, lock, progress) if in_parts and within else None)
+        if isinstance(read, list):  # read in parts: each part is handed over as it is measured
+            return [item for item in read if not isinstance(item, str) or not skip(item)]
+        d, todo, largest, errors, far, loose = read
         if progress:
             progress.add(d)
         with lock:
@@ -319,27 +351,44 @@ def has_entries(mount: str, rel: str) -> bool:
         os.close(fd)
 
 
+class Part:
+    """Work for the walk beside directories: one part of a directory read in parts, measured
+    on whichever thread is free, before the directories that follow it in the walk's order."""
+
+    __slots__ = ("rel", "measure")
+
+    def __init__(self, rel: str, measure: Callable[[], None]) -> None:
+        self.rel = rel
+        self.measure = measure
+
+
+WalkItem = str | Part
+"""What the walk's threads take: a directory to read, or a part of one to measure."""
+
+
 class _ParallelWalk:
     """Directories handed to worker threads until none is left, apart from what is read in
-    each: a visit returns the subdirectories to visit next. Workers take the waiting
-    directory first in depth-first order (:func:`preorder`), so the walk finishes one
-    subtree after another, as one depth-first walk would, while ``workers`` directories
-    are read at once: live mode's planner can then close subtrees long before the end.
-    An exception in a visit (a bug, not an I/O error) keeps the pool alive, and waits in
-    ``failures`` for the caller to raise."""
+    each: a visit returns the subdirectories to visit next (and, for a directory read in
+    parts, its parts). Workers take the waiting item first in depth-first order
+    (:func:`preorder`; a directory's parts before its subdirectories), so the walk finishes
+    one subtree after another, as one depth-first walk would, while ``workers`` items are
+    read at once: live mode's planner can then close subtrees long before the end, and a
+    large directory's parts are measured by every thread free. An exception in a visit
+    (a bug, not an I/O error) keeps the pool alive, and waits in ``failures`` for the
+    caller to raise."""
 
-    def __init__(self, visit: Callable[[str], list[str]], roots: tuple[str, ...]) -> None:
+    def __init__(self, visit: Callable[[str], list[WalkItem]], roots: tuple[str, ...]) -> None:
         self.visit = visit
         self.roots = roots
-        self.waiting: list[tuple[str, str]] = []
+        self.waiting: list[tuple[str, int, WalkItem]] = []
+        self.pushed = 0
         self.ready = threading.Condition()
         self.pending = len(roots)
         self.failures: list[BaseException] = []
 
     def run(self, workers: int, progress: Progress | None) -> None:
         """Visit every directory on ``workers`` threads; show progress while they run."""
-        for rel in self.roots:
-            heapq.heappush(self.waiting, (preorder(rel), rel))
+        self._push(list(self.roots))
         threads = [threading.Thread(target=self._worker, daemon=True, name=f"scan-{i}") for i in range(workers)]
         for t in threads:
             t.start()
@@ -350,24 +399,31 @@ class _ParallelWalk:
         for t in threads:
             t.join()
 
-    def _next(self) -> str | None:
+    def _push(self, items: list[WalkItem]) -> None:
+        for item in items:
+            self.pushed += 1  # ties (a directory's parts) in the order given
+            heapq.heappush(self.waiting, (preorder(item if isinstance(item, str) else item.rel), self.pushed, item))
+
+    def _next(self) -> WalkItem | None:
         with self.ready:
             while not self.waiting:
                 if not self.pending:
                     return None
                 self.ready.wait()
-            return heapq.heappop(self.waiting)[1]
+            return heapq.heappop(self.waiting)[2]
 
     def _worker(self) -> None:
-        while (rel := self._next()) is not None:
-            todo: list[str] = []
+        while (item := self._next()) is not None:
+            todo: list[WalkItem] = []
             try:
-                todo = self.visit(rel)
+                if isinstance(item, str):
+                    todo = self.visit(item)
+                else:
+                    item.measure()
             except BaseException as exc:  # a bug, not an I/O error: keep the pool alive, raise it once it is done
                 self.failures.append(exc)
             with self.ready:
-                for child in todo:
-                    heapq.heappush(self.waiting, (preorder(child), child))
+                self._push(todo)
                 self.pending += len(todo) - 1
                 self.ready.notify_all()
 
@@ -474,11 +530,18 @@ def _room(rel: str) -> int:
     return DATASYNC_MAX_PATH - path_bytes(rel) - 1
 
 
-def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree,
-              keep_loose: int = 0) -> tuple[Dir, list[str], int, int, list[tuple[str, bool, int]], Loose | None]:
+ReadInParts = Callable[[int, str, list[os.DirEntry]], list[WalkItem] | None]
+
+
+def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree, keep_loose: int = 0,
+              in_parts: ReadInParts | None = None
+              ) -> tuple[Dir, list[str], int, int, list[tuple[str, bool, int]], Loose | None] | list[WalkItem]:
     """Read one directory: its record, the child directories still to scan, its largest
     loose file, how many entries could not be measured, its entries past the limit, and its
-    loose entries if there are at most ``keep_loose`` (else None)."""
+    loose entries if there are at most ``keep_loose`` (else None). With ``in_parts``, a
+    directory of up to LOOSE_HANDED_OVER entries is offered to it first (fd, path, entries
+    read): where it takes the directory, what the walk does next comes back (its child
+    directories, its parts)."""
     d = Dir()
     todo: list[str] = []
     far: list[tuple[str, bool, int]] = []
@@ -490,7 +553,15 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree,
         return d, todo, 0, 0, far, None
     loose: Loose = []
     try:
-        largest, errors = _tally(d, todo, far, os.scandir(fd), rel, mount_dev, tree, loose, keep_loose)
+        with os.scandir(fd) as it:
+            head: list[os.DirEntry] = []
+            if in_parts is not None:
+                head = list(itertools.islice(it, LOOSE_HANDED_OVER + 1))
+                todo_in_parts = in_parts(fd, rel, head) if len(head) <= LOOSE_HANDED_OVER else None
+                if todo_in_parts is not None:
+                    return todo_in_parts
+            largest, errors = _tally(d, todo, far, itertools.chain(head, it), rel, mount_dev, tree, loose,
+                                     keep_loose)
     finally:
         os.close(fd)
     return d, todo, largest, errors, far, loose if keep_loose and d.own_files <= keep_loose else None
@@ -512,37 +583,184 @@ def _tally(d: Dir, todo: list[str], far: list[tuple[str, bool, int]], it, rel: s
     at_root = not rel
     room = _room(rel)
     near = room < NAME_MAX
-    with it:
-        for entry in it:
-            name = entry.name
-            if _skipped_by_datasync(name, at_root):
-                tree.skipped.append(join(rel, name))
-                continue
-            try:
-                st = _stat(entry, rel)
-            except OSError:
-                errors += 1
-                continue
-            if st is None:
-                continue
-            kind = st.st_mode & _S_IFMT
-            if near and len(os.fsencode(name)) > room:
-                _past_limit(far, todo, rel, name, st, mount_dev)
-                continue
-            if kind == _S_IFDIR:
-                child = join(rel, name)
-                children.append(child)
-                _subdirectory(todo, tree, child, st.st_dev != mount_dev)
-                continue
-            files += 1
-            size = st.st_size if kind == _S_IFREG else 0
-            nbytes += size
-            largest = size if size > largest else largest  # no call per entry: the hot loop
-            linked += kind == _S_IFREG and st.st_nlink > 1
-            if files <= keep_loose:
-                loose.append((name, size))
+    for entry in it:
+        name = entry.name
+        if _skipped_by_datasync(name, at_root):
+            tree.skipped.append(join(rel, name))
+            continue
+        try:
+            st = _stat(entry, rel)
+        except OSError:
+            errors += 1
+            continue
+        if st is None:
+            continue
+        kind = st.st_mode & _S_IFMT
+        if near and len(os.fsencode(name)) > room:
+            _past_limit(far, todo, rel, name, st, mount_dev)
+            continue
+        if kind == _S_IFDIR:
+            child = join(rel, name)
+            children.append(child)
+            _subdirectory(todo, tree, child, st.st_dev != mount_dev)
+            continue
+        files += 1
+        size = st.st_size if kind == _S_IFREG else 0
+        nbytes += size
+        largest = size if size > largest else largest  # no call per entry: the hot loop
+        linked += kind == _S_IFREG and st.st_nlink > 1
+        if files <= keep_loose:
+            loose.append((name, size))
     d.own_files, d.bytes, d.hardlinked = files, nbytes, linked
     d.children = tuple(sorted(children))
+    return largest, errors
+
+
+SAMPLED = 64
+"""Loose entries measured first in a directory read in parts, to guess what one weighs."""
+
+
+class _PartsReader:
+    """Reads a directory of many loose entries in parts, for live mode (:class:`InParts`):
+    names first, sorting out subdirectories by the type readdir gives; then, once the
+    planner has cut it by them, each part is measured on whichever walk thread is free and
+    handed over as it is done. The directory's subdirectories are in its record from the
+    start, and the walk reads them as usual, while its parts are measured or after."""
+
+    def __init__(self, hooks: InParts, listed: Listed) -> None:
+        self.hooks = hooks
+        self.listed = listed
+
+    def read(self, tree: Tree, mount_dev: int, lock: threading.Lock, progress: Progress | None,
+             fd: int, rel: str, head: list[os.DirEntry]) -> list[WalkItem] | None:
+        """The child directories to scan and the parts to measure (each hands itself over);
+        None where the directory has too few loose entries or the planner does not take it
+        (nothing is counted then: the caller reads ``head`` as any directory)."""
+        at_root, room = not rel, _room(rel)
+        near = room < NAME_MAX
+        skipped = [join(rel, e.name) for e in head if _skipped_by_datasync(e.name, at_root)]
+        kept = [e for e in head if not _skipped_by_datasync(e.name, at_root)]
+        far_entries = [e for e in kept if near and len(os.fsencode(e.name)) > room]
+        inside = [e for e in kept if not near or len(os.fsencode(e.name)) <= room]
+        subdirs = [e for e in inside if e.is_dir(follow_symlinks=False)]
+        loose = sorted((e for e in inside if not e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+        if len(loose) < PARTS_MIN:
+            return None
+        sample = loose[::max(len(loose) // SAMPLED, 1)]
+        stats = {e.name: _quiet_stat(e) for e in (*subdirs, *far_entries, *sample)}
+        guess = _bulk_mean([st.st_size if st.st_mode & _S_IFMT == _S_IFREG else 0
+                            for st in (stats[e.name] for e in sample) if st is not None])
+        d = Dir(own_files=len(loose), children=tuple(sorted(join(rel, e.name) for e in subdirs)))
+        todo: list[str] = []
+        with lock:
+            parts = self.hooks.opened(rel, d, [e.name for e in far_entries], [e.name for e in loose], guess)
+            if parts is None:
+                return None
+            assert parts, f"/{rel} taken in no part"
+            tree.skipped.extend(skipped)
+            self._commit(tree, mount_dev, rel, todo, subdirs, far_entries, stats)
+        measuring = _Measuring(self.hooks, tree, lock, progress, os.dup(fd), rel, d.children, len(parts), stats)
+        return [*todo, *(Part(rel, partial(measuring.part, key, names)) for key, names in parts)]
+
+    def _commit(self, tree: Tree, mount_dev: int, rel: str, todo: list[str], subdirs: list[os.DirEntry],
+                far_entries: list[os.DirEntry], stats: dict[str, os.stat_result | None]) -> None:
+        """What a listing records beside its counts, for a directory the planner took: its
+        entries past the path limit, its subdirectories to scan, and those on another file
+        system (listed at once, as the walk lists them after their parent)."""
+        far: list[tuple[str, bool, int]] = []
+        for e in far_entries:
+            st = stats[e.name]
+            if st is not None:
+                _past_limit(far, todo, rel, e.name, st, mount_dev)
+        if far:
+            _count_past_limit(tree.past_limit, rel, far, True)
+            tree.past_limit.names.pop(rel, None)  # the planner holds them while the directory is open
+        for e in subdirs:
+            st = stats[e.name]  # gone or unreadable: the walk's read of it says so
+            _subdirectory(todo, tree, join(rel, e.name), st is not None and st.st_dev != mount_dev)
+        for e in subdirs:
+            child = join(rel, e.name)
+            if child in tree.dirs:
+                self.listed(child, tree.dirs.pop(child), [], None)
+
+
+class _Measuring:
+    """A directory read in parts while its parts are measured: its own fd (closed with the
+    last part), and its totals so far."""
+
+    def __init__(self, hooks: InParts, tree: Tree, lock: threading.Lock, progress: Progress | None, fd: int,
+                 rel: str, children: tuple[str, ...], parts: int, known: dict[str, os.stat_result | None]) -> None:
+        self.hooks, self.tree, self.lock, self.progress = hooks, tree, lock, progress
+        self.fd, self.rel, self.left, self.known = fd, rel, parts, known
+        self.total = Dir(children=children)
+        self.largest = self.errors = 0
+
+    def part(self, key: str, names: list[str]) -> None:
+        """Measure one part and hand it over; the last one ends the directory's listing."""
+        d = Dir()
+        largest, errors = _measure(d, self.fd, names, self.rel, self.known)
+        with self.lock:
+            self.hooks.part_listed(self.rel, key, d.bytes, d.own_files)
+            t = self.total
+            t.own_files, t.bytes = t.own_files + d.own_files, t.bytes + d.bytes
+            t.hardlinked += d.hardlinked
+            self.largest, self.errors = max(self.largest, largest), self.errors + errors
+            self.left -= 1
+            last = not self.left
+            if last:
+                self.tree.largest_file = max(self.tree.largest_file, self.largest)
+                self.tree.stat_errors += self.errors
+                self.hooks.listing_done(self.rel, t)
+        if self.progress:
+            self.progress.add(d, dirs=int(last))
+        if last:
+            os.close(self.fd)
+
+
+def _bulk_mean(sizes: list[int]) -> int:
+    """The mean of ``sizes`` without its largest sixteenth: on sizes with a heavy tail, one
+    large file in a small sample would otherwise weigh every name as if it were large, and
+    the cut would cut the directory many times finer than its bytes need."""
+    bulk = sorted(sizes)[:len(sizes) - len(sizes) // 16]
+    return sum(bulk) // len(bulk) if bulk else 0
+
+
+def _quiet_stat(entry: os.DirEntry) -> os.stat_result | None:
+    """The entry's lstat, or None: measured again where it counts (and reported there)."""
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def _measure(d: Dir, fd: int, names: list[str], rel: str, known: dict[str, os.stat_result | None]) -> tuple[int, int]:
+    """Count loose entries of the directory open at ``fd`` into ``d`` (own_files, bytes,
+    hardlinked), as :func:`_tally` counts them (an lstat already ``known`` is not taken
+    again); returns the largest file and the entries that could not be measured, an entry
+    that has become a directory since it was listed among them."""
+    files = nbytes = linked = largest = errors = 0
+    for name in names:
+        st = known.get(name)
+        if st is None:
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot stat /%s (%s)", join(rel, name), exc.strerror)
+                errors += 1
+                continue
+        kind = st.st_mode & _S_IFMT
+        if kind == _S_IFDIR:
+            log.warning("/%s became a directory while it was scanned; it is not counted", join(rel, name))
+            errors += 1
+            continue
+        files += 1
+        size = st.st_size if kind == _S_IFREG else 0
+        nbytes += size
+        largest = max(largest, size)
+        linked += kind == _S_IFREG and st.st_nlink > 1
+    d.own_files, d.bytes, d.hardlinked = files, nbytes, linked
     return largest, errors
 
 
@@ -703,7 +921,9 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
 
     def listing(rel: str) -> tuple[int, int, tuple[str, ...]]:
         if rel not in listings:
-            d, _, _, _, _, _ = _read_dir(mount, rel, mount_dev, Tree({}, (), lambda _: iter(())))
+            read = _read_dir(mount, rel, mount_dev, Tree({}, (), lambda _: iter(())))
+            assert not isinstance(read, list)  # not read in parts
+            d = read[0]
             listings[rel] = (d.bytes, d.own_files, d.children)
         return listings[rel]
 

@@ -195,6 +195,41 @@ def test_a_live_run_killed_mid_scan_resumes_and_copies_each_chunk_once(site, whe
     assert sorted(record) == list(range(len(record)))
 
 
+def flat_units(lines: list[dict]) -> list[str]:
+    """The journaled units of projects/flat (see the test below)."""
+    return [line["unit"]["pattern"] for line in lines
+            if line["kind"] == "unit" and line["unit"]["pattern"].startswith("/projects/flat/")]
+
+
+def test_a_live_run_killed_while_a_large_directory_is_measured_in_parts_resumes_and_copies_each_file_once(site):
+    """projects/flat, 600 files heavier than a unit together, is read in parts: cut by its names
+    as soon as they are read, each group journaled as its part is measured. Killed once two of
+    its groups are journaled, with more of the cut's groups to come, the rerun reads it whole,
+    keeps the journaled cut and groups as they were, and sends the rest: the copy is exact."""
+    rng = random.Random(11)
+    flat = os.path.join(site.share, "projects", "flat")
+    os.makedirs(flat)
+    for i in range(600):
+        with open(os.path.join(flat, f"f{i:03d}"), "wb") as fh:
+            fh.write(rng.randbytes(rng.randint(1000, 2000)))
+    gate, proc = gated(site)
+    with contextlib.ExitStack() as held:
+        held.callback(stop, proc, gate)
+        lines = gate.step_until(proc, lambda lines: len(flat_units(lines)) >= 2, "two groups of projects/flat")
+        kill(proc)
+    [cut] = [line for line in lines if line["kind"] == "cut" and line["dir"] == "projects/flat"]
+    assert len(cut["groups"]) > len(flat_units(lines)), (cut, flat_units(lines))
+    r = site.schedule(*LIVE)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming the scan of run {ledger(site)['run']['id']}" in r.stderr
+    after = journal_lines(site.journal)
+    assert [line for line in after if line["kind"] == "cut" and line["dir"] == "projects/flat"] == [cut]
+    assert sorted(flat_units(after)) == sorted("/projects/flat/" + g + "*" for g in cut["groups"])
+    run_to_the_end(site)
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+
+
 GUIDED = ("--live", "--per_file_cost", "0", "--scan_workers", "1", "--live_check_sec", "0.5")
 """Chunks sized from the share's estimate: units wait in the pool until an agent asks."""
 

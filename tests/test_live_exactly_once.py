@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import json
 import os
 import random
@@ -262,14 +263,7 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
     run = Run()
     checks = Checks(seed, idle)
     if order == WALK:
-        def event(e: CutRecord | Chunk) -> None:
-            run.events.append(e)
-            checks.again()
-
-        _, run.planner = walk_and_plan(mount, roots, sizing, event, event, agents=sizing.agents,
-                                       workers=1 + seed % 4, resume=resume, demand=checks.demand,
-                                       on_unit=run.events.append)
-        return run
+        return walk_run(run, checks, mount, roots, sizing, seed, resume)
     mount = os.path.realpath(mount)
     kept = tuple(r for r in roots if not scan.datasync_skips(r))
     listed = listings(mount, kept)
@@ -281,26 +275,88 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
                                         run.events.append, lone_roots=scan.lone_roots(mount, kept),
                                         tail_pieces=sizing.agents, resume=resume, demand=checks.demand,
                                         on_unit=run.events.append)
-    waiting: list[tuple[tuple, str]] = []
+    in_parts = InPartsFeed(planner, mount, rng, rng.choice([0.0, 0.5, 1.0]))
+    waiting: list[tuple[tuple, int, str, tuple[str, list[str]] | None]] = []
+    pushed = itertools.count()
 
-    def found(rel: str) -> None:
-        if not planner.covered(rel):  # as the walk skips what journaled chunks carry
-            heapq.heappush(waiting, (_priority(order, rel, rng, costs, late, len(run.order) + len(waiting)), rel))
+    def found(rel: str, part: tuple[str, list[str]] | None = None) -> None:
+        if part is not None or not planner.covered(rel):  # as the walk skips what journaled chunks carry
+            key = _priority(order, rel, rng, costs, late, len(run.order) + len(waiting))
+            heapq.heappush(waiting, (key, next(pushed), rel, part))
 
     for root in kept:
         found(root)
     while waiting:
-        rel = heapq.heappop(waiting)[1]
+        _, _, rel, part = heapq.heappop(waiting)
         d, far, loose = listed[rel]
-        run.order.append(rel)
-        # a record of its own, as each read of the scan gives; its loose entries handed over
-        # with it, or (as for a directory past LOOSE_HANDED_OVER) read again when it is cut
-        planner.listed(rel, replace(d), far, loose if rng.random() < 0.5 else None)
+        if part is not None:
+            in_parts.measure(rel, *part)
+        else:
+            run.order.append(rel)
+            for p in in_parts.offer(rel, d, far) or []:
+                found(rel, p)
+            if rel not in in_parts.left:
+                # a record of its own, as each read of the scan gives; its loose entries handed over
+                # with it, or (as for a directory past LOOSE_HANDED_OVER) read again when it is cut
+                planner.listed(rel, replace(d), far, loose if rng.random() < 0.5 else None)
+            for child in d.children:
+                found(child)
         checks.again()
-        for child in d.children:
-            found(child)
     planner.finish()
     return run
+
+
+def walk_run(run: Run, checks: Checks, mount: str, roots: tuple[str, ...], sizing: Sizing, seed: int,
+             resume: Resume | None) -> Run:
+    """Plan by ``walk_and_plan`` itself, on one to four threads; at times every directory with a
+    loose entry is offered in parts, not only the large ones."""
+    def event(e: CutRecord | Chunk) -> None:
+        run.events.append(e)
+        checks.again()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scan, "PARTS_MIN", (1, 2, scan.PARTS_MIN)[seed % 3])
+        _, run.planner = walk_and_plan(mount, roots, sizing, event, event, agents=sizing.agents,
+                                       workers=1 + seed % 4, resume=resume, demand=checks.demand,
+                                       on_unit=run.events.append)
+    return run
+
+
+class InPartsFeed:
+    """Offers the planner a directory in parts (``LivePlanner.opened``), as the scan does for a
+    large one, that share of the time, with a guess of an entry's size off by a drawn factor;
+    each part it takes is then measured (``part_listed``) when the order pops it, in any order
+    among the other directories and parts, its subdirectories possibly listed before; the last
+    part ends the listing (``listing_done``)."""
+
+    def __init__(self, planner: LivePlanner, mount: str, rng: random.Random, share: float) -> None:
+        self.planner, self.mount, self.rng, self.share = planner, mount, rng, share
+        self.left: dict[str, int] = {}
+        self.measured: dict[str, Dir] = {}
+        self.sizes: dict[str, dict[str, int]] = {}
+
+    def offer(self, rel: str, d: Dir, far: list[str]) -> list[tuple[str, list[str]]] | None:
+        if not d.own_files or self.rng.random() >= self.share:
+            return None
+        sizes = dict(scan.loose_entries(self.mount, rel))
+        names = sorted(sizes)
+        guess = int(d.bytes // d.own_files * self.rng.choice([0, 0.1, 1, 10]))
+        parts = self.planner.opened(rel, Dir(own_files=len(names), children=d.children), far, names, guess)
+        if parts is not None:
+            assert sorted(n for _, part in parts for n in part) == names, rel
+            self.left[rel] = len(parts)
+            self.measured[rel] = Dir(children=d.children)
+            self.sizes[rel] = sizes
+        return parts
+
+    def measure(self, rel: str, key: str, names: list[str]) -> None:
+        nbytes = sum(self.sizes[rel][n] for n in names)
+        self.planner.part_listed(rel, key, nbytes, len(names))
+        total = self.measured[rel]
+        total.own_files, total.bytes = total.own_files + len(names), total.bytes + nbytes
+        self.left[rel] -= 1
+        if not self.left[rel]:
+            self.planner.listing_done(rel, total)
 
 
 def journal(path: str, events: list[Event]) -> None:
@@ -787,3 +843,27 @@ def test_the_walk_emits_the_first_chunk_before_a_third_of_the_tree_is_read(worke
         check_chunks(chunks, share.mount, ("",))
     assert progress.dirs == dirs or workers > 1  # threads count without a lock: exact on one
     assert read_at_first[0] < FIRST_CHUNK_BY * dirs, (read_at_first, dirs)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_heavy_directory_is_read_in_parts_and_its_groups_go_out_before_its_last_entry_is_measured(workers):
+    """A flat directory holding most of the share (its files of unequal sizes, a subdirectory
+    beside them) is cut by its names once they are read, and each group goes out as soon as its
+    part is measured: the first groups leave while most of the directory is still unmeasured,
+    measured on every thread of the walk; the plan is exactly-once, each group claiming what
+    its pattern selects."""
+    names = [f"f{i:04d}" for i in range(3000)]
+    spec = {"big": ("dir", {**{n: ("file", (i * 7919) % 5000) for i, n in enumerate(names)},
+                            "f05sub": ("dir", {"in": ("file", 100)})})}
+    measured_at_unit: list[tuple[str, int]] = []
+    progress = Progress(StringIO())  # counts what the walk has measured; silent off a terminal
+    chunks: list[Chunk] = []
+    with scratch(spec) as share:
+        walk_and_plan(share.mount, ("big",), Sizing.guided(8_000_000, 2, 4, 100), chunks.append, lambda r: None,
+                      agents=2, workers=workers, progress=progress, demand=Demand((1.0, 1.0), ()),
+                      on_unit=lambda u: measured_at_unit.append((u.pattern, progress.files)))
+        check_chunks(chunks, share.mount, ("big",))
+    groups = [(p, files) for p, files in measured_at_unit if p.endswith("*")]
+    assert len(groups) >= 8, measured_at_unit
+    assert groups[0][1] < len(names) // 2, groups[:3]  # out before half the entries were measured
+    assert sum(1 for _, files in groups if files < len(names)) >= len(groups) // 2, groups
