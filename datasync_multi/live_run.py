@@ -183,24 +183,30 @@ class Cadence:
     agent should free a task slot (``DispatchResult.frees``; an idle agent takes what waits,
     or has the scan pack one for it), else in ``every`` seconds (a new chunk calls a check
     sooner: ``check_loop``). An agent that should have freed already (an execution verifying
-    past its estimate, or no rate measured yet) is asked about after ``gap``, then twice as
-    long each time, up to ``every``, unless a check starts something meanwhile: a late
-    execution is not asked about every quarter second, and it hides no other agent's free."""
+    past its estimate, or no rate measured yet) is asked about after ``gap``, then after as
+    long as it has been late (so about twice as long each time), up to ``every``, unless a
+    check starts something meanwhile: a late execution is not asked about every quarter
+    second, and it hides no other agent's free. The backing off follows the clock, not the
+    checks: checks called by chunks closing meanwhile do not push the next one further off.
+    (Counted per check, seven checks called by chunks closing while the first executions ran
+    put it 30 s away; under late packing nothing else wakes the loop once the agents idle.)"""
 
-    def __init__(self, every: float, gap: float = CHECK_GAP) -> None:
-        self.every, self.gap = every, gap
-        self.late = 0
+    def __init__(self, every: float, gap: float = CHECK_GAP, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.gap, self.clock = every, gap, clock
+        self.late_since: float | None = None
 
     def wait(self, frees: tuple[float, ...], started: int) -> float:
         """Seconds from the start of the check that saw ``frees`` and started ``started``
         chunks to the next one."""
+        now = self.clock()
         overdue = any(f <= self.gap for f in frees)
         if started or not overdue:
-            self.late = 0
+            self.late_since = None
         wait = min((f for f in frees if f > self.gap), default=self.every)
         if overdue:
-            wait = min(wait, self.gap * 2 ** self.late)
-            self.late += 1
+            if self.late_since is None:
+                self.late_since = now
+            wait = min(wait, max(self.gap, now - self.late_since))
         return min(wait, self.every)
 
 

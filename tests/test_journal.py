@@ -112,15 +112,43 @@ def test_chunks_keep_an_even_share_then_shrink_toward_the_end_never_below_a_unit
     assert Sizing.from_json(json.loads(json.dumps(s.to_json()))) == s
 
 
+class Clock:
+    """A clock the test moves: each check is taken when the last one said."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def after(self, seconds: float) -> float:
+        self.now += seconds
+        return seconds
+
+
 def test_a_live_scheduler_checks_when_an_agent_should_free_and_backs_off_when_it_does_not():
-    cadence = Cadence(every=30, gap=1)
+    clock = Clock()
+    cadence = Cadence(every=30, gap=1, clock=clock)
     assert cadence.wait((), 0) == 30  # every agent idle, or none known
     assert cadence.wait((7.5, 9), 0) == 7.5 and cadence.wait((120,), 1) == 30
-    late = [cadence.wait((0.0,), 0) for _ in range(7)]  # an agent's execution runs past its estimate
-    assert late == [1, 2, 4, 8, 16, 30, 30]
+    late = [clock.after(cadence.wait((0.0,), 0)) for _ in range(8)]  # an execution runs past its estimate
+    assert late == [1, 1, 2, 4, 8, 16, 30, 30]  # asked again after as long as it has been late
     assert cadence.wait((0.4, 12), 0) == 12  # still late, still backed off; another agent's free is kept
     assert cadence.wait((5,), 0) == 5 and cadence.wait((0.2,), 0) == 1  # none late: from the gap again
-    assert cadence.wait((0.2,), 0) == 2 and cadence.wait((0.3,), 1) == 1  # a start since: from the gap
+    clock.after(1)
+    assert cadence.wait((0.2,), 0) == 1 and clock.after(1) and cadence.wait((0.3,), 1) == 1  # a start since
+
+
+def test_checks_called_by_closing_chunks_do_not_push_a_late_agents_next_check_further_off():
+    """While the first executions run (no rate measured: every agent late), chunks close and
+    each calls a check that starts nothing; the next check still comes a gap after the agents
+    became late, not after a wait doubled by each of those checks."""
+    clock = Clock()
+    cadence = Cadence(every=30, gap=0.25, clock=clock)
+    waits = [cadence.wait((0.0, 0.0), 0) for _ in range(8)]  # eight chunks closing within the same moment
+    assert waits == [0.25] * 8
+    clock.after(0.5)
+    assert cadence.wait((0.0,), 0) == 0.5
 
 
 def run_check_loop(answers: list, every: float = 60.0) -> list:
