@@ -130,19 +130,22 @@ class Sizing:
 @dataclass(frozen=True)
 class CutRecord:
     """A directory's cut as the journal keeps it: its group prefixes, and its isolated
-    subdirectories' names, each with whether a sibling's name extends it."""
+    subdirectories' names, each with whether a sibling's name extends it; whether its loose
+    entries were weighed by a guess (``LivePlanner.opened``; absent from older journals)."""
 
     rel: str
     groups: tuple[str, ...]
     isolated: tuple[tuple[str, bool], ...]
+    guessed: bool = False
 
     def to_json(self) -> dict:
-        return {"dir": self.rel, "groups": list(self.groups), "isolated": [list(i) for i in self.isolated]}
+        return {"dir": self.rel, "groups": list(self.groups), "isolated": [list(i) for i in self.isolated],
+                **({"guessed": True} if self.guessed else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> CutRecord:
         return cls(str(data["dir"]), tuple(str(g) for g in data["groups"]),
-                   tuple((str(n), bool(e)) for n, e in data["isolated"]))
+                   tuple((str(n), bool(e)) for n, e in data["isolated"]), bool(data.get("guessed", False)))
 
 
 @dataclass
@@ -182,10 +185,8 @@ class _Cut:
     """A cut directory: its groups (by prefix) and isolated subdirectories (name -> whether
     a sibling's name extends it)."""
 
-    def __init__(self, record: CutRecord, whys: dict[str, str] | None = None, guessed: bool = False) -> None:
+    def __init__(self, record: CutRecord, whys: dict[str, str] | None = None) -> None:
         self.record = record
-        self.guessed = guessed
-        """Cut by names whose weights were guessed (``LivePlanner.opened``)."""
         self.groups = {p: _Group(p) for p in record.groups}
         for prefix, why in (whys or {}).items():
             self.groups[prefix].why = why
@@ -479,7 +480,7 @@ class LivePlanner:
             return
         groups, subdirs = cut
         record = CutRecord(node.rel, tuple(prefix for prefix, _, _ in groups),
-                           tuple((name, name in extended) for name in subdirs))
+                           tuple((name, name in extended) for name in subdirs), guessed=unmeasured is not None)
         self.on_cut(record)
         self._apply(node, record, journaled=False, loose=loose if unmeasured is None else [],
                     whys={prefix: why for prefix, _, why in groups}, unmeasured=unmeasured or ())
@@ -528,7 +529,7 @@ class LivePlanner:
                whys: dict[str, str] | None = None, unmeasured: Iterable[str] = ()) -> None:
         """Make ``record`` the node's cut: its loose entries and closed subdirectories go to
         their groups or out as units; groups with nothing open (nothing ``unmeasured``) go out."""
-        cut = _Cut(record, whys, guessed=bool(unmeasured))
+        cut = _Cut(record, whys)
         node.state, node.cut = CUT, cut
         if journaled:
             loose = self._loose_by_group(node, cut)
@@ -584,7 +585,7 @@ class LivePlanner:
             return
         self._emit(Unit(pattern, GROUP, group.bytes, group.files, group.dirs,
                         self.sizing.cost(group.bytes, group.files + group.dirs)), group.why,
-                   weighed=node.cut is not None and not node.cut.guessed)
+                   weighed=node.cut is not None and not node.cut.record.guessed)
 
     # -- closing ------------------------------------------------------------------
 

@@ -552,18 +552,21 @@ def _read_dir(mount: str, rel: str, mount_dev: int, tree: Tree, keep_loose: int 
         d.note = UNREADABLE
         return d, todo, 0, 0, far, None
     loose: Loose = []
+    handed_over = False
     try:
         with os.scandir(fd) as it:
             head: list[os.DirEntry] = []
             if in_parts is not None:
                 head = list(itertools.islice(it, LOOSE_HANDED_OVER + 1))
-                todo_in_parts = in_parts(fd, rel, head) if len(head) <= LOOSE_HANDED_OVER else None
-                if todo_in_parts is not None:
-                    return todo_in_parts
+                in_parts_next = in_parts(fd, rel, head) if len(head) <= LOOSE_HANDED_OVER else None
+                if in_parts_next is not None:
+                    handed_over = True  # its parts measure through fd, and close it
+                    return in_parts_next
             largest, errors = _tally(d, todo, far, itertools.chain(head, it), rel, mount_dev, tree, loose,
                                      keep_loose)
     finally:
-        os.close(fd)
+        if not handed_over:
+            os.close(fd)
     return d, todo, largest, errors, far, loose if keep_loose and d.own_files <= keep_loose else None
 
 
@@ -633,21 +636,20 @@ class _PartsReader:
 
     def read(self, tree: Tree, mount_dev: int, lock: threading.Lock, progress: Progress | None,
              fd: int, rel: str, head: list[os.DirEntry]) -> list[WalkItem] | None:
-        """The child directories to scan and the parts to measure (each hands itself over);
-        None where the directory has too few loose entries or the planner does not take it
-        (nothing is counted then: the caller reads ``head`` as any directory)."""
-        at_root, room = not rel, _room(rel)
-        near = room < NAME_MAX
-        skipped = [join(rel, e.name) for e in head if _skipped_by_datasync(e.name, at_root)]
-        kept = [e for e in head if not _skipped_by_datasync(e.name, at_root)]
-        far_entries = [e for e in kept if near and len(os.fsencode(e.name)) > room]
-        inside = [e for e in kept if not near or len(os.fsencode(e.name)) <= room]
-        subdirs = [e for e in inside if e.is_dir(follow_symlinks=False)]
-        loose = sorted((e for e in inside if not e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+        """The child directories to scan and the parts to measure (each hands itself over;
+        ``fd`` is theirs from then on, closed with the last); None where the directory has
+        too few loose entries, an entry's type cannot be read, or the planner does not take
+        it (nothing is counted then: the caller reads ``head`` as any directory)."""
+        if len(head) < PARTS_MIN:
+            return None
+        sorted_out = _sort_out(head, rel)
+        if sorted_out is None:
+            return None
+        skipped, far_entries, subdirs, loose = sorted_out
         if len(loose) < PARTS_MIN:
             return None
         sample = loose[::max(len(loose) // SAMPLED, 1)]
-        stats = {e.name: _quiet_stat(e) for e in (*subdirs, *far_entries, *sample)}
+        stats = {e.name: _quiet_stat(e) for e in (*subdirs, *sample)}
         guess = _bulk_mean([st.st_size if st.st_mode & _S_IFMT == _S_IFREG else 0
                             for st in (stats[e.name] for e in sample) if st is not None])
         d = Dir(own_files=len(loose), children=tuple(sorted(join(rel, e.name) for e in subdirs)))
@@ -659,8 +661,9 @@ class _PartsReader:
             assert parts, f"/{rel} taken in no part"
             tree.skipped.extend(skipped)
             self._commit(tree, mount_dev, rel, todo, subdirs, far_entries, stats)
-        measuring = _Measuring(self.hooks, tree, lock, progress, os.dup(fd), rel, d.children, len(parts), stats)
-        return [*todo, *(Part(rel, partial(measuring.part, key, names)) for key, names in parts)]
+        by_name = {e.name: e for e in loose}
+        measuring = _Measuring(self.hooks, tree, lock, progress, fd, rel, d.children, len(parts))
+        return [*todo, *(Part(rel, partial(measuring.part, key, [by_name[n] for n in names])) for key, names in parts)]
 
     def _commit(self, tree: Tree, mount_dev: int, rel: str, todo: list[str], subdirs: list[os.DirEntry],
                 far_entries: list[os.DirEntry], stats: dict[str, os.stat_result | None]) -> None:
@@ -669,7 +672,11 @@ class _PartsReader:
         system (listed at once, as the walk lists them after their parent)."""
         far: list[tuple[str, bool, int]] = []
         for e in far_entries:
-            st = stats[e.name]
+            try:
+                st = _stat(e, rel)
+            except OSError:
+                tree.stat_errors += 1
+                continue
             if st is not None:
                 _past_limit(far, todo, rel, e.name, st, mount_dev)
         if far:
@@ -684,21 +691,48 @@ class _PartsReader:
                 self.listed(child, tree.dirs.pop(child), [], None)
 
 
+def _sort_out(head: list[os.DirEntry],
+              rel: str) -> tuple[list[str], list[os.DirEntry], list[os.DirEntry], list[os.DirEntry]] | None:
+    """A directory's entries by what readdir says they are: the paths DataSync skips, the
+    entries past its path limit, the subdirectories and the loose entries (by name); None
+    where an entry's type had to be read and could not be (the directory is then read as
+    any other, which reports it)."""
+    at_root, room = not rel, _room(rel)
+    near = room < NAME_MAX
+    skipped: list[str] = []
+    far: list[os.DirEntry] = []
+    subdirs: list[os.DirEntry] = []
+    loose: list[os.DirEntry] = []
+    for e in head:
+        if _skipped_by_datasync(e.name, at_root):
+            skipped.append(join(rel, e.name))
+        elif near and len(os.fsencode(e.name)) > room:
+            far.append(e)
+        else:
+            try:  # readdir's type; an lstat where it gives none (cached by the entry for its part)
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                return None
+            (subdirs if is_dir else loose).append(e)
+    loose.sort(key=lambda e: e.name)
+    return skipped, far, subdirs, loose
+
+
 class _Measuring:
-    """A directory read in parts while its parts are measured: its own fd (closed with the
-    last part), and its totals so far."""
+    """A directory read in parts while its parts are measured: its fd (closed with the last
+    part, once no entry is measured through it), and its totals so far."""
 
     def __init__(self, hooks: InParts, tree: Tree, lock: threading.Lock, progress: Progress | None, fd: int,
-                 rel: str, children: tuple[str, ...], parts: int, known: dict[str, os.stat_result | None]) -> None:
+                 rel: str, children: tuple[str, ...], parts: int) -> None:
         self.hooks, self.tree, self.lock, self.progress = hooks, tree, lock, progress
-        self.fd, self.rel, self.left, self.known = fd, rel, parts, known
+        self.fd, self.rel, self.left = fd, rel, parts
         self.total = Dir(children=children)
         self.largest = self.errors = 0
 
-    def part(self, key: str, names: list[str]) -> None:
+    def part(self, key: str, entries: list[os.DirEntry]) -> None:
         """Measure one part and hand it over; the last one ends the directory's listing."""
         d = Dir()
-        largest, errors = _measure(d, self.fd, names, self.rel, self.known)
+        largest, errors = _measure(d, entries, self.rel)
         with self.lock:
             self.hooks.part_listed(self.rel, key, d.bytes, d.own_files)
             t = self.total
@@ -733,26 +767,23 @@ def _quiet_stat(entry: os.DirEntry) -> os.stat_result | None:
         return None
 
 
-def _measure(d: Dir, fd: int, names: list[str], rel: str, known: dict[str, os.stat_result | None]) -> tuple[int, int]:
-    """Count loose entries of the directory open at ``fd`` into ``d`` (own_files, bytes,
-    hardlinked), as :func:`_tally` counts them (an lstat already ``known`` is not taken
-    again); returns the largest file and the entries that could not be measured, an entry
+def _measure(d: Dir, entries: list[os.DirEntry], rel: str) -> tuple[int, int]:
+    """Count loose entries into ``d`` (own_files, bytes, hardlinked), as :func:`_tally` counts
+    them, each lstat'ed through its directory's fd (still open) unless the entry has it
+    already; returns the largest file and the entries that could not be measured, an entry
     that has become a directory since it was listed among them."""
     files = nbytes = linked = largest = errors = 0
-    for name in names:
-        st = known.get(name)
+    for entry in entries:
+        try:
+            st = _stat(entry, rel)
+        except OSError:
+            errors += 1
+            continue
         if st is None:
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.warning("cannot stat /%s (%s)", join(rel, name), exc.strerror)
-                errors += 1
-                continue
+            continue
         kind = st.st_mode & _S_IFMT
         if kind == _S_IFDIR:
-            log.warning("/%s became a directory while it was scanned; it is not counted", join(rel, name))
+            log.warning("/%s became a directory while it was scanned; it is not counted", join(rel, entry.name))
             errors += 1
             continue
         files += 1
