@@ -725,12 +725,25 @@ class _Measuring:
     def __init__(self, hooks: InParts, tree: Tree, lock: threading.Lock, progress: Progress | None, fd: int,
                  rel: str, children: tuple[str, ...], parts: int) -> None:
         self.hooks, self.tree, self.lock, self.progress = hooks, tree, lock, progress
-        self.fd, self.rel, self.left = fd, rel, parts
+        self.fd, self.rel, self.parts = fd, rel, parts
+        self.measured = self.ended = 0
         self.total = Dir(children=children)
         self.largest = self.errors = 0
 
     def part(self, key: str, entries: list[os.DirEntry]) -> None:
-        """Measure one part and hand it over; the last one ends the directory's listing."""
+        """Measure one part and hand it over; the last one measured ends the directory's
+        listing. The fd is closed once every part has ended, even one that raised (a bug:
+        the walk raises it), so that its number is never reused under an entry still to stat."""
+        try:
+            self._measure(key, entries)
+        finally:
+            with self.lock:
+                self.ended += 1
+                last = self.ended == self.parts
+            if last:
+                os.close(self.fd)
+
+    def _measure(self, key: str, entries: list[os.DirEntry]) -> None:
         d = Dir()
         largest, errors = _measure(d, entries, self.rel)
         with self.lock:
@@ -739,16 +752,14 @@ class _Measuring:
             t.own_files, t.bytes = t.own_files + d.own_files, t.bytes + d.bytes
             t.hardlinked += d.hardlinked
             self.largest, self.errors = max(self.largest, largest), self.errors + errors
-            self.left -= 1
-            last = not self.left
-            if last:
+            self.measured += 1
+            done = self.measured == self.parts
+            if done:
                 self.tree.largest_file = max(self.tree.largest_file, self.largest)
                 self.tree.stat_errors += self.errors
                 self.hooks.listing_done(self.rel, t)
         if self.progress:
-            self.progress.add(d, dirs=int(last))
-        if last:
-            os.close(self.fd)
+            self.progress.add(d, dirs=int(done))
 
 
 def _bulk_mean(sizes: list[int]) -> int:
