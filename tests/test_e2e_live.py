@@ -213,7 +213,9 @@ def test_a_large_directory_is_cut_by_its_names_before_it_is_measured_and_a_kill_
     part is measured. A file of the eleventh group deleted right after the cut line is not
     claimed by that group (measured later, it was gone; had the cut waited for the listing's
     end, as before, it would be claimed). Killed there, with groups still to come, the rerun
-    keeps the cut and the groups as they were and sends the rest: each group once, the copy exact."""
+    keeps the cut and the groups as they were and sends the rest, while a watcher checks the
+    same run beside it and one start's answer is lost after it took effect: each group
+    journaled once, each chunk run once, the copy exact."""
     rng = random.Random(11)
     flat = os.path.join(site.share, "projects", "flat")
     os.makedirs(flat)
@@ -238,13 +240,22 @@ def test_a_large_directory_is_cut_by_its_names_before_it_is_measured_and_a_kill_
                  if line["kind"] == "unit" and line["unit"]["pattern"] == pattern]
     assert claimed == sum(1 for n in os.listdir(flat) if n.startswith(prefix)), (pattern, claimed, gone)
     assert len(cut["groups"]) > len(flat_units(lines)) and cut.get("guessed") is True
-    r = site.schedule(*LIVE)
-    assert r.returncode == 0, r.stderr[-3000:]
+    site.emu.fault("StartTaskExecution", "drop")  # the rerun's (or the watcher's) next start: made, answer lost
+    watcher = site.spawn_watch("--timeout_sec", "0.2")  # checks the same run beside the rerun, to the end
+    try:
+        r = site.schedule(*LIVE)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert watcher.wait(timeout=240) == 0, site.output("watcher")[-3000:]
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
     assert f"resuming the scan of run {ledger(site)['run']['id']}" in r.stderr
+    assert "every chunk has succeeded" in site.output("watcher")
     after = journal_lines(site.journal)
     assert flat_cut(after) == cut and [line for line in after if line["kind"] == "cut"].count(cut) == 1
     assert sorted(flat_units(after)) == sorted("/projects/flat/" + g + "*" for g in cut["groups"])
-    run_to_the_end(site)
+    assert not site.emu.faults() and site.emu.calls()["faulted"] == {"StartTaskExecution": 1}
     assert_exact_copy(site)
     assert_each_chunk_once(site)
 
