@@ -327,15 +327,8 @@ class LivePlanner:
         if rel in self.resume.cuts or d.note or not self.sizing.too_heavy(guess * len(names), len(names),
                                                                           self.sizing.threshold):
             return None
-        up = parent
-        chain = []
-        while up is not None:
-            chain.append(up)
-            up = up.parent
-        for n in reversed(chain):  # as a listing cuts the ancestors it makes heavy, top down
-            if n.state == OPEN and self._cuttable(n) and self.sizing.too_heavy(
-                    n.bytes + guess * len(names), n.files + n.dirs + len(names), self.sizing.threshold):
-                self._cut(n)
+        chain = _up_from(parent)
+        self._cut_heavy(chain, guess * len(names), len(names))  # as a listing cuts the ancestors it makes heavy
         node = _Node(rel, parent, d)
         if self._place(node) not in (ROOT, ISOLATED) or self._why_whole(node):
             return None
@@ -368,11 +361,9 @@ class LivePlanner:
         nothing in it is open."""
         node = self.nodes[rel]
         self.seen += self.sizing.cost(nbytes, files)
-        up: _Node | None = node
-        while up is not None:
+        for up in _up_from(node):
             up.bytes += nbytes
             up.files += files
-            up = up.parent
         if node.state == CUT:
             assert node.cut is not None
             group = node.cut.groups[key]
@@ -410,21 +401,15 @@ class LivePlanner:
             self.late += sum(1 for c in skipped if cut.place(c.rpartition("/")[2]) is None)
         cost = self.sizing.cost(d.bytes, d.own_files + 1)
         self.seen += cost
-        chain = []
-        up: _Node | None = node
-        while up is not None:
+        chain = _up_from(node)
+        for up in chain:
             up.bytes += d.bytes
             up.files += d.own_files
             up.dirs += 1
-            chain.append(up)
-            up = up.parent
         record = self.resume.cuts.get(rel)
         if record is not None:
             self._apply(node, record, journaled=True)
-        for n in reversed(chain):
-            if n.state == OPEN and self._cuttable(n) and self.sizing.too_heavy(n.bytes, n.files + n.dirs,
-                                                                               self.sizing.threshold):
-                self._cut(n)
+        self._cut_heavy(chain)
         if node.open == 0:
             self._close(node)
         self.packer.serve()
@@ -452,6 +437,14 @@ class LivePlanner:
             return ABSORBED
         above = self._place(parent)
         return ABSORBED if above == ABSORBED or isinstance(above, _Group) else PENDING
+
+    def _cut_heavy(self, chain: list[_Node], nbytes: int = 0, items: int = 0) -> None:
+        """Cut, top down, each directory of ``chain`` (nearest first) not decided yet, and
+        cuttable, that is past the unit threshold with ``nbytes`` and ``items`` more."""
+        for n in reversed(chain):
+            if n.state == OPEN and self._cuttable(n) and self.sizing.too_heavy(
+                    n.bytes + nbytes, n.files + n.dirs + items, self.sizing.threshold):
+                self._cut(n)
 
     def _cuttable(self, node: _Node) -> bool:
         return self._place(node) in (ROOT, ISOLATED)
@@ -659,6 +652,15 @@ class LivePlanner:
             self.held.append((unit, over + (why or "its names could not be cut more finely")))
         self.on_unit(unit)
         self.packer.add(unit)
+
+
+def _up_from(node: _Node | None) -> list[_Node]:
+    """``node`` and the directories above it, nearest first."""
+    chain = []
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    return chain
 
 
 def _count_loose(rel: str, cut: _Cut, loose: list[NameCount], unmeasured: Iterable[str]) -> None:

@@ -312,13 +312,13 @@ def _walk_tree(mount: str, roots: tuple[str, ...], workers: int | None, progress
     tree = Tree({}, kept, lambda rel: loose_entries(mount, rel),
                 skipped_roots=tuple(r for r in roots if datasync_skips(r)))
     lock = threading.Lock()
+    offer = partial(in_parts.read, tree, mount_dev, lock, progress) if in_parts else None
 
     def measure(rel: str) -> list[WalkItem]:
         """Read one directory; return its subdirectories, to be read next (and its parts, if
         it is read in parts)."""
         within = path_bytes(rel) <= DATASYNC_MAX_PATH
-        read = _read_dir(mount, rel, mount_dev, tree, keep_loose,
-                         partial(in_parts.read, tree, mount_dev, lock, progress) if in_parts and within else None)
+        read = _read_dir(mount, rel, mount_dev, tree, keep_loose, offer if within else None)
         if isinstance(read, list):  # read in parts: each part is handed over as it is measured
             return [item for item in read if not isinstance(item, str) or not skip(item)]
         d, todo, largest, errors, far, loose = read
