@@ -143,10 +143,13 @@ def agent_arns(n: int) -> list[str]:
 
 
 class Sshfs:
-    """A private sshd on 127.0.0.1 and an sshfs mount of ``path`` through it."""
+    """A private sshd on 127.0.0.1 and an sshfs mount of ``path`` through it; with ``delay``
+    (seconds), every byte between sshfs and sshd waits that long each way
+    (``delay_proxy.py``): a mount far away, where ``tc netem`` is not at hand."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, delay: float = 0.0):
         self.path = path
+        self.delay = delay
         self.tmp = tempfile.mkdtemp(prefix="bench-sshfs-")
         self.mnt = os.path.join(self.tmp, "mnt")
         self.sshd: subprocess.Popen | None = None
@@ -190,6 +193,9 @@ class Sshfs:
         os.mkdir(self.mnt)
         opts = (f"IdentityFile={t}/user_key,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,"
                 "BatchMode=yes,cache=no,attr_timeout=0,entry_timeout=0,negative_timeout=0,dir_cache=no")
+        if self.delay:
+            proxy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delay_proxy.py")
+            opts += f",ProxyCommand={sys.executable} {proxy} %h %p {self.delay}"
         r = subprocess.run(["sshfs", "-p", str(port), "-o", opts, f"root@127.0.0.1:{self.path}", self.mnt],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
         if r.returncode != 0:

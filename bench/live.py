@@ -13,7 +13,7 @@ overhead (1% of the ideal transfer) and each entry a per-file overhead, sized fr
 of the mount alone (the fastest of three) so that the ideal transfer takes about as long.
 
     python3 bench/live.py [--files 100000] [--rounds 2] [--live-extra '--live_check_sec 1'] [--watched]
-                          [--scan-workers 1]
+                          [--scan-workers 1] [--mount-delay 2]
     python3 bench/live.py --estimates
 
 ``--live-extra FLAGS`` adds a live run with more scheduler flags to each round; ``--old DIR``
@@ -21,7 +21,10 @@ a live run of another checkout's scripts (a change side by side with what it cha
 ``--watched`` a live run whose watcher starts as soon as it can (once the first chunk has
 started) and hands out chunks during the scan too, as the README's live example runs it
 ("meanwhile and afterwards"); in the other runs the watcher starts when the scheduler
-has exited. ``--scan-workers`` sets the scheduler's threads in every run (and
+has exited. ``--mount-delay MS`` holds every byte between sshfs and sshd that long each way
+(``delay_proxy.py``, as ssh's ProxyCommand): a mount far away, whose scan waits on round
+trips rather than on this machine's CPUs, which the emulator then has to itself.
+``--scan-workers`` sets the scheduler's threads in every run (and
 in the scan alone). ``--estimates`` instead runs only the live planner, in this process,
 on the share's local path, fed size estimates off by several factors: when the first chunk
 closes, how many chunks there are.
@@ -447,6 +450,8 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=0.25, help="the watcher's --timeout_sec")
     ap.add_argument("--scan-workers", type=int,
                     help="the scheduler's --scan_workers in every run (default: its own, 16 on sshfs)")
+    ap.add_argument("--mount-delay", type=float, default=0.0, metavar="MS",
+                    help="each way's delay between sshfs and sshd, in ms (bench/delay_proxy.py): a mount far away")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of batch and live, alternating their order")
     ap.add_argument("--live-extra", action="append", default=[],
                     help="one more live run per round with these scheduler flags (e.g. '--live_check_sec 1')")
@@ -471,7 +476,7 @@ def main() -> None:
     try:
         tree = ensure_tree("skewed", a.files, 1, outdir=os.path.join(share.path, "gen"), size_scale=a.size_scale)
         totals = totals_of(tree)
-        fs = Sshfs(tree)
+        fs = Sshfs(tree, a.mount_delay / 1000)
         with fs as mnt:
             assert fs.sshd is not None
             alone, rates, file_delay, launch_delay = calibrate(a, mnt, totals)
@@ -545,7 +550,8 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
     t = s.totals
     body = (f"{t['files']:,} files in {t['dirs']:,} directories ({t['bytes'] / 1e6:,.0f} MB, `gen_tree.py` "
             f"skewed, sizes x{a.size_scale:g}) on a tmpfs, read by the scheduler through sshfs over loopback with "
-            f"caches off ({f'--scan_workers {s.scan_workers}' if s.scan_workers else 'the default 16 scan threads'}); "
+            f"caches off{f', {a.mount_delay:g} ms added each way (`delay_proxy.py`)' if a.mount_delay else ''} "
+            f"({f'--scan_workers {s.scan_workers}' if s.scan_workers else 'the default 16 scan threads'}); "
             f"scan of the mount alone {alone:.1f} s (the fastest of three). Agents at "
             f"{', '.join(f'{r / 1e6:.2f}' for r in s.rates)} MB/s, {s.file_delay * 1000:.3f} ms per entry, "
             f"{s.launch_delay:g} s per execution; `--per_file_cost {s.per_file_cost}` (an entry's overhead at the "

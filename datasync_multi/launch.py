@@ -302,8 +302,10 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
         (``Cadence``). The last one leaves the rest to the watcher, so a busy agent's pickup
         is charged the watcher's default interval, not the scheduler's next check. An AWS
         error in the dispatcher's check is logged, and the scan goes on: the next check tries
-        again. One while the run's tasks are made ends the run, as in batch: the rerun resumes
-        the scan and finds by name what was made."""
+        again, as soon as for an agent overdue (an idle fleet packs nothing until a check
+        asks, so waiting the full interval would leave it idle that long). One while the
+        run's tasks are made ends the run, as in batch: the rerun resumes the scan and finds
+        by name what was made."""
         with _lock_run(arn_file):
             ledger = Ledger.read(ledger_file)
             assert ledger.dispatch is not None and ledger.run is not None
@@ -323,7 +325,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
             except ds.AWSError as exc:
                 log.warning("this check failed (%s); the scan goes on and the next check tries again",
                             ds.describe_error(exc))
-                return (), 0
+                return (0.0,), 0  # as an agent overdue: asked again soon, backing off (Cadence)
         last[:] = [result]
         demand.set(result.appetites, result.reach)
         log.info("%s", result.summary())

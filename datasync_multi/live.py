@@ -57,9 +57,17 @@ OPEN_WEIGHT = 1 << 62
 """What a subdirectory still open weighs in a cut: more than any threshold, so the cut
 isolates it (a unit of its own) wherever its name allows."""
 
-UNITS_PER_CHUNK = 4
+UNITS_PER_CHUNK = 16
 """The unit threshold is the first chunk target over this: units small enough that chunks
-fill evenly and the last ones can be cut small."""
+fill evenly and the last ones can be cut small, and that each closes soon after its last
+entry is read. The work the walk has read but not closed is up to about one unit per walk
+thread: with a quarter chunk, that was an eighth of the share on 16 threads, and the last
+eighth of the scan closed a fifth of the work (bench/RESULTS.md, question 10)."""
+SERVED_AT = 4
+"""An agent left idle gets its chunk once the pool holds this fraction of it (1/4)."""
+SMALLEST_CHUNK = 4
+"""Chunks shrink toward the end of a guided run to the first chunk target over this, no
+smaller: each execution pays a start of its own."""
 
 
 @dataclass(frozen=True)
@@ -102,16 +110,17 @@ class Sizing:
     def target(self, seen: int, emitted: int) -> int:
         """The next chunk's cost: fixed, or an even share of the estimate over the scopes until
         the work left is two such chunks per agent, then half the work left per agent, never
-        below a unit threshold: the last chunks shrink, so the agents end together. Once the scan
-        has seen more than the estimate, what is left cannot be known: chunks are then cut as if
-        the share were what has been seen, and the last ones are cut small when the scan ends."""
+        below a quarter of the first (:data:`SMALLEST_CHUNK`) nor a unit: the last chunks
+        shrink, so the agents end together. Once the scan has seen more than the estimate,
+        what is left cannot be known: chunks are then cut as if the share were what has been
+        seen, and the last ones are cut small when the scan ends."""
         if self.fixed_target is not None:
             return self.fixed_target
         scopes = max(self.scopes, 1)
+        smallest = max(self.estimate // scopes // SMALLEST_CHUNK, self.threshold)
         if seen > self.estimate:
-            return max(seen // scopes, self.threshold)
-        return max(min(self.estimate // scopes, (self.estimate - emitted) // (2 * max(self.agents, 1))),
-                   self.threshold)
+            return max(seen // scopes, smallest)
+        return max(min(self.estimate // scopes, (self.estimate - emitted) // (2 * max(self.agents, 1))), smallest)
 
     def to_json(self) -> dict:
         return {"estimate": self.estimate, "scopes": self.scopes, "per_file_cost": self.per_file_cost,
@@ -707,17 +716,18 @@ class Demand:
             self._reach = reach
 
     def take(self, target: int, pooled: int, scaled: bool) -> int | None:
-        """The cost of the chunk the next idle agent wants, if the pool holds a quarter of it
-        (that agent's turn is then taken); None if no agent waits or the pool is too small.
-        ``scaled``: the chunk follows the agent's rate (else every agent gets ``target``)."""
+        """The cost of the chunk the first idle agent wants (fastest first) of which the pool
+        holds a quarter (that agent's turn is then taken); None if no agent waits or the pool
+        is too small for each. A slower agent is not kept idle while the pool fills for a
+        faster one's larger chunk. ``scaled``: the chunk follows the agent's rate (else every
+        agent gets ``target``)."""
         with self._lock:
-            if not self._appetites:
-                return None
-            want = max(int(target * self._appetites[0]) if scaled else target, 1)
-            if pooled < max(want // UNITS_PER_CHUNK, 1):
-                return None
-            self._appetites.pop(0)
-            return want
+            for i, appetite in enumerate(self._appetites):
+                want = max(int(target * appetite) if scaled else target, 1)
+                if pooled >= max(want // SERVED_AT, 1):
+                    del self._appetites[i]
+                    return want
+            return None
 
     def shares(self, total: int, pieces: int, target: int) -> list[int]:
         """How to cut the last ``total``: each agent's share so that the agents end together

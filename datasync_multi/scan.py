@@ -18,6 +18,7 @@ bounded histogram (``names.py``), rather than every file name of the share held 
 from __future__ import annotations
 
 import bisect
+import collections
 import heapq
 import itertools
 import logging
@@ -333,7 +334,7 @@ def _walk_tree(mount: str, roots: tuple[str, ...], workers: int | None, progress
         return [child for child in todo if not skip(child)]
 
     walk = _ParallelWalk(measure, tuple(r for r in kept if not skip(r)))
-    walk.run(max(1, workers), progress)
+    walk.run(max(1, workers), progress, Scout(mount, mount_dev, skip) if in_parts else None)
     if progress:
         progress.show(final=True)
     if walk.failures:
@@ -370,26 +371,36 @@ class _ParallelWalk:
     """Directories handed to worker threads until none is left, apart from what is read in
     each: a visit returns the subdirectories to visit next (and, for a directory read in
     parts, its parts). Workers take the waiting item first in depth-first order
-    (:func:`preorder`; a directory's parts before its subdirectories), so the walk finishes
-    one subtree after another, as one depth-first walk would, while ``workers`` items are
-    read at once: live mode's planner can then close subtrees long before the end, and a
-    large directory's parts are measured by every thread free. An exception in a visit
-    (a bug, not an I/O error) keeps the pool alive, and waits in ``failures`` for the
-    caller to raise."""
+    (:func:`preorder`), so the walk finishes one subtree after another, as one depth-first
+    walk would, while ``workers`` items are read at once: live mode's planner can then close
+    subtrees long before the end. Urgent items go first: parts (each closes its group at
+    once, and a large directory's parts are measured by every thread free), and the
+    directories a :class:`Scout` found large ahead of the walk, with the directories above
+    them. An exception in a visit (a bug, not an I/O error) keeps the pool alive, and waits
+    in ``failures`` for the caller to raise."""
 
     def __init__(self, visit: Callable[[str], list[WalkItem]], roots: tuple[str, ...]) -> None:
         self.visit = visit
         self.roots = roots
         self.waiting: list[tuple[str, int, WalkItem]] = []
+        self.urgent: list[tuple[str, int, WalkItem]] = []
+        self.waiting_dirs: set[str] = set()
+        self.wanted: set[str] = set()
         self.pushed = 0
+        self.on_urgent = 0
+        self.urgent_share = 1
         self.ready = threading.Condition()
         self.pending = len(roots)
         self.failures: list[BaseException] = []
 
-    def run(self, workers: int, progress: Progress | None) -> None:
-        """Visit every directory on ``workers`` threads; show progress while they run."""
+    def run(self, workers: int, progress: Progress | None, scout: Scout | None = None) -> None:
+        """Visit every directory on ``workers`` threads (and ``scout`` on :data:`SCOUTS` more); show
+        progress while they run."""
         self._push(list(self.roots))
+        self.urgent_share = max(1, workers // 2)
         threads = [threading.Thread(target=self._worker, daemon=True, name=f"scan-{i}") for i in range(workers)]
+        if scout:
+            scout.start(self, SCOUTS)
         for t in threads:
             t.start()
         with self.ready:
@@ -399,21 +410,61 @@ class _ParallelWalk:
         for t in threads:
             t.join()
 
+    def promote(self, rel: str) -> None:
+        """Make ``rel`` urgent, and the directories above it up to its root: each is visited
+        as soon as a thread is free, if not visited yet, and its parts (if read in parts)
+        measured."""
+        chain = [rel]
+        while chain[-1] not in self.roots and chain[-1]:
+            chain.append(chain[-1].rpartition("/")[0])
+        with self.ready:
+            self.wanted.update(chain)
+            for up in chain:
+                if up in self.waiting_dirs:  # visited when first taken, from either heap
+                    self.pushed += 1
+                    heapq.heappush(self.urgent, ("", self.pushed, up))
+                    self.ready.notify()
+
+    def passed(self, rel: str) -> bool:
+        """Whether the walk has taken ``rel`` and every directory below it already: the
+        first directory waiting in depth-first order comes after its subtree (the share's
+        top, whose subtree is everything, only once the walk has ended)."""
+        with self.ready:
+            if not self.pending:
+                return True
+            return bool(rel) and bool(self.waiting) and preorder(rel) + "\x01" <= self.waiting[0][0]
+
     def _push(self, items: list[WalkItem]) -> None:
         for item in items:
             self.pushed += 1  # ties (a directory's parts) in the order given
-            heapq.heappush(self.waiting, (preorder(item if isinstance(item, str) else item.rel), self.pushed, item))
+            if isinstance(item, str) and item not in self.wanted:
+                self.waiting_dirs.add(item)
+                heapq.heappush(self.waiting, (preorder(item), self.pushed, item))
+            else:  # urgent: first come, first taken
+                if isinstance(item, str):
+                    self.waiting_dirs.add(item)
+                heapq.heappush(self.urgent, ("", self.pushed, item))
 
-    def _next(self) -> WalkItem | None:
+    def _next(self) -> tuple[WalkItem, bool] | None:
+        """The item to take next, and whether it is urgent."""
         with self.ready:
-            while not self.waiting:
-                if not self.pending:
-                    return None
-                self.ready.wait()
-            return heapq.heappop(self.waiting)[2]
+            while True:
+                while not self.waiting and not self.urgent:
+                    if not self.pending:
+                        return None
+                    self.ready.wait()
+                urgent = bool(self.urgent) and (self.on_urgent < self.urgent_share or not self.waiting)
+                item = heapq.heappop(self.urgent if urgent else self.waiting)[2]
+                if isinstance(item, str):
+                    if item not in self.waiting_dirs:  # the second entry of a directory promoted while it waited
+                        continue
+                    self.waiting_dirs.discard(item)
+                self.on_urgent += urgent
+                return item, urgent
 
     def _worker(self) -> None:
-        while (item := self._next()) is not None:
+        while (taken := self._next()) is not None:
+            item, urgent = taken
             todo: list[WalkItem] = []
             try:
                 if isinstance(item, str):
@@ -425,7 +476,104 @@ class _ParallelWalk:
             with self.ready:
                 self._push(todo)
                 self.pending += len(todo) - 1
+                self.on_urgent -= urgent
                 self.ready.notify_all()
+
+
+SCOUTS = 2
+"""Threads of a :class:`Scout`: it reads names only, a few round trips a directory, and has
+to keep ahead of the walk's many threads."""
+SCOUTED = 100_000
+"""Directories a :class:`Scout` keeps waiting to be read at most (about 100 bytes each):
+past that, it leaves out those the walk will reach first."""
+
+
+class Scout:
+    """Reads directory names ahead of a live walk, on threads of its own, to find large
+    directories before the depth-first walk reaches them: one of at least :data:`PARTS_MIN`
+    loose entries is made urgent (:meth:`_ParallelWalk.promote`). A large directory late in
+    the walk's order would otherwise be read near the end of the scan, and its bytes could
+    not move before. The scout walks depth first from the other end (the last
+    subdirectory first), so it finds first what the walk would reach last, and stops where
+    it meets the walk. Only names and types are read (so each directory ahead of the walk
+    is read twice: once here, once by the walk); another file system is not entered.
+    Nothing it reads is counted: it only orders the walk, so a directory it misses or
+    misjudges is read as any other."""
+
+    def __init__(self, mount: str, mount_dev: int, skip: Callable[[str], bool]) -> None:
+        self.mount = mount
+        self.mount_dev = mount_dev
+        self.skip = skip
+        self.todo: list[str] = []
+        self.looking = 0
+        self.turn = threading.Condition()
+
+    def start(self, walk: _ParallelWalk, threads: int) -> None:
+        """Look ahead of ``walk`` on ``threads`` threads of the scout's own, which end once
+        they have met the walk (or the walk has ended)."""
+        self.todo = sorted(walk.roots, key=preorder)
+        for i in range(threads):
+            threading.Thread(target=self._run, args=(walk,), daemon=True, name=f"scan-scout-{i}").start()
+
+    def _run(self, walk: _ParallelWalk) -> None:
+        while (rel := self._next(walk)) is not None:
+            subdirs: list[str] = []
+            try:
+                look = self._look(rel)
+                if look is not None:
+                    subdirs, loose = look
+                    if loose >= PARTS_MIN:
+                        walk.promote(rel)
+                    subdirs = sorted((c for c in subdirs if not self.skip(c)), key=preorder)
+            finally:
+                with self.turn:
+                    self.todo.extend(subdirs)
+                    del self.todo[:len(self.todo) - SCOUTED]
+                    self.looking -= 1
+                    self.turn.notify_all()
+
+    def _next(self, walk: _ParallelWalk) -> str | None:
+        """The directory to look at next, the last in the walk's order; None once the walk
+        has passed it (and so every one still to look at: each comes before it)."""
+        with self.turn:
+            while not self.todo:
+                if not self.looking:
+                    return None
+                self.turn.wait()
+            rel = self.todo.pop()
+            if walk.passed(rel):
+                self.todo.clear()
+                self.turn.notify_all()
+                return None
+            self.looking += 1
+            return rel
+
+    def _look(self, rel: str) -> tuple[list[str], int] | None:
+        """A directory's subdirectories on this file system and how many loose entries it
+        names; None where it cannot be read. An entry whose type cannot be read is left out."""
+        subdirs: list[str] = []
+        loose = 0
+        try:
+            fd = _open_dir(self.mount, rel)
+        except OSError:
+            return None
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if _skipped_by_datasync(entry.name, not rel):
+                        continue
+                    try:
+                        if not entry.is_dir(follow_symlinks=False):
+                            loose += 1
+                        elif entry.stat(follow_symlinks=False).st_dev == self.mount_dev:
+                            subdirs.append(join(rel, entry.name))
+                    except OSError:
+                        continue
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return subdirs, loose
 
 
 def preorder(rel: str) -> str:
@@ -621,6 +769,9 @@ def _tally(d: Dir, todo: list[str], far: list[tuple[str, bool, int]], it, rel: s
 
 SAMPLED = 64
 """Loose entries measured first in a directory read in parts, to guess what one weighs."""
+SLICE = 128
+"""Entries of a part measured on one thread at a time: a part of a thousand entries is
+measured by eight threads at once where they are free."""
 
 
 class _PartsReader:
@@ -662,8 +813,10 @@ class _PartsReader:
             tree.skipped.extend(skipped)
             self._commit(tree, mount_dev, rel, todo, subdirs, far_entries, stats)
         by_name = {e.name: e for e in loose}
-        measuring = _Measuring(self.hooks, tree, lock, progress, fd, rel, d.children, len(parts))
-        return [*todo, *(Part(rel, partial(measuring.part, key, [by_name[n] for n in names])) for key, names in parts)]
+        slices = [(key, [by_name[n] for n in names[i:i + SLICE]]) for key, names in parts
+                  for i in range(0, len(names), SLICE)]
+        measuring = _Measuring(self.hooks, tree, lock, progress, fd, rel, d.children, [key for key, _ in slices])
+        return [*todo, *(Part(rel, partial(measuring.part, key, entries)) for key, entries in slices)]
 
     def _commit(self, tree: Tree, mount_dev: int, rel: str, todo: list[str], subdirs: list[os.DirEntry],
                 far_entries: list[os.DirEntry], stats: dict[str, os.stat_result | None]) -> None:
@@ -719,27 +872,32 @@ def _sort_out(head: list[os.DirEntry],
 
 
 class _Measuring:
-    """A directory read in parts while its parts are measured: its fd (closed with the last
-    part, once no entry is measured through it), and its totals so far."""
+    """A directory read in parts while its parts are measured, each in slices (so that every
+    thread free measures one part's entries, and the part is handed over sooner): its fd
+    (closed with the last slice, once no entry is measured through it), each part's totals
+    until its last slice is measured, and the directory's."""
 
     def __init__(self, hooks: InParts, tree: Tree, lock: threading.Lock, progress: Progress | None, fd: int,
-                 rel: str, children: tuple[str, ...], parts: int) -> None:
+                 rel: str, children: tuple[str, ...], slices: list[str]) -> None:
         self.hooks, self.tree, self.lock, self.progress = hooks, tree, lock, progress
-        self.fd, self.rel, self.parts = fd, rel, parts
+        self.fd, self.rel, self.slices = fd, rel, len(slices)
+        self.to_measure = collections.Counter(slices)
+        self.parts: dict[str, Dir] = {key: Dir() for key in self.to_measure}
         self.measured = self.ended = 0
         self.total = Dir(children=children)
         self.largest = self.errors = 0
 
     def part(self, key: str, entries: list[os.DirEntry]) -> None:
-        """Measure one part and hand it over; the last one measured ends the directory's
-        listing. The fd is closed once every part has ended, even one that raised (a bug:
-        the walk raises it), so that its number is never reused under an entry still to stat."""
+        """Measure one slice of part ``key``; its last slice hands the part over, and the last
+        one measured ends the directory's listing. The fd is closed once every slice has
+        ended, even one that raised (a bug: the walk raises it), so that its number is never
+        reused under an entry still to stat."""
         try:
             self._measure(key, entries)
         finally:
             with self.lock:
                 self.ended += 1
-                last = self.ended == self.parts
+                last = self.ended == self.slices
             if last:
                 os.close(self.fd)
 
@@ -747,13 +905,16 @@ class _Measuring:
         d = Dir()
         largest, errors = _measure(d, entries, self.rel)
         with self.lock:
-            self.hooks.part_listed(self.rel, key, d.bytes, d.own_files)
-            t = self.total
-            t.own_files, t.bytes = t.own_files + d.own_files, t.bytes + d.bytes
-            t.hardlinked += d.hardlinked
+            part, t = self.parts[key], self.total
+            for acc in (part, t):
+                acc.own_files, acc.bytes, acc.hardlinked = (acc.own_files + d.own_files, acc.bytes + d.bytes,
+                                                            acc.hardlinked + d.hardlinked)
+            self.to_measure[key] -= 1
+            if not self.to_measure[key]:
+                self.hooks.part_listed(self.rel, key, part.bytes, part.own_files)
             self.largest, self.errors = max(self.largest, largest), self.errors + errors
             self.measured += 1
-            done = self.measured == self.parts
+            done = self.measured == self.slices
             if done:
                 self.tree.largest_file = max(self.tree.largest_file, self.largest)
                 self.tree.stat_errors += self.errors

@@ -513,6 +513,32 @@ def test_a_live_run_through_lost_answers_a_failed_check_and_an_agent_away_starts
     assert not [e for e in site.emu.state()["executions"] if e["agent"] == away and left < e["start_time"] < back]
 
 
+def test_a_failed_check_is_tried_again_within_seconds_not_after_the_check_interval(site):
+    """A check refused (ListAgents denied) while the scan is held, so that no chunk closes
+    to call the next one: the scheduler asks again within seconds, not after
+    --live_check_sec (300 s here), as for an agent overdue; an idle fleet packs nothing
+    until a check asks. The run then ends with an exact copy."""
+    assert LIVE[-2] == "--live_check_sec"
+    gate = ScanGate(site)
+    proc = site.spawn_schedule(*LIVE[:-1], "300")
+    try:
+        gate.begun(proc)
+        gate.step_until(proc, lambda lines: len(journaled(lines)) >= 1, "a chunk line")
+        site.emu.wait_for(lambda st: st["executions"], timeout=60)  # tasks made, the first chunk started
+        site.emu.fault("ListAgents", "denied", times=1, when="before")
+        poll(lambda: "this check failed" in site.output("scheduler"), "a check refused", timeout=60, interval=0.05)
+        asked = site.emu.calls()["calls"].get("ListAgents", 0)
+        poll(lambda: site.emu.calls()["calls"].get("ListAgents", 0) > asked, "the next check", timeout=15,
+             interval=0.05)
+        gate.release()
+        assert proc.wait(timeout=120) == 0, site.output("scheduler")[-3000:]
+    finally:
+        stop(proc, gate)
+    run_to_the_end(site)
+    assert_exact_copy(site)
+    assert_each_chunk_once(site)
+
+
 def test_a_live_run_whose_create_answers_are_lost_makes_each_location_and_task_once(site):
     """Every CreateLocationNfs and CreateTask answer is lost after the call took effect: each
     is found by its name and used, none made twice, and the run copies exactly."""

@@ -309,13 +309,15 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
 def walk_run(run: Run, checks: Checks, mount: str, roots: tuple[str, ...], sizing: Sizing, seed: int,
              resume: Resume | None) -> Run:
     """Plan by ``walk_and_plan`` itself, on one to four threads; at times every directory with a
-    loose entry is offered in parts, not only the large ones."""
+    loose entry is offered in parts, not only the large ones (and the scout then makes each
+    urgent), and a part is measured in slices of one or three entries."""
     def event(e: CutRecord | Chunk) -> None:
         run.events.append(e)
         checks.again()
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(scan, "PARTS_MIN", (1, 2, scan.PARTS_MIN)[seed % 3])
+        mp.setattr(scan, "SLICE", (1, 3, scan.SLICE)[seed // 3 % 3])
         _, run.planner = walk_and_plan(mount, roots, sizing, event, event, agents=sizing.agents,
                                        workers=1 + seed % 4, resume=resume, demand=checks.demand,
                                        on_unit=run.events.append)
@@ -716,6 +718,26 @@ def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quar
     assert [u.pattern for c in chunks[:3] for u in c.units] == [u.pattern for u in units[:13]]  # oldest first
 
 
+def test_a_slow_idle_agent_is_not_kept_waiting_while_the_pool_fills_for_a_faster_ones_larger_chunk():
+    """Two agents idle, the fast one first: a pool of a quarter of the slow one's chunk but
+    not of the fast one's goes to the slow one at once; the fast one's turn waits for its own
+    quarter."""
+    chunks: list[Chunk] = []
+    demand = Demand()
+    packer = StreamPacker(Sizing.guided(64_000, 2, 4, 0), chunks.append, 0, 0, lambda: 0, 2, demand)
+    units = unit_dirs(8)
+    demand.set((2.0, 0.5), ())
+    packer.add(units[0])
+    assert [c.cost for c in chunks] == [1000]  # the slow agent's quarter of 4,000
+    for unit in units[1:4]:
+        packer.add(unit)
+    assert [c.cost for c in chunks] == [1000]  # 3,000 pooled: under a quarter of the fast one's 16,000
+    packer.add(units[4])
+    assert [c.cost for c in chunks] == [1000, 4000]
+    packer.add(units[5])
+    assert [c.cost for c in chunks] == [1000, 4000] and packer.cost == 1000  # no agent asks any more
+
+
 def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_out_as_it_fills():
     chunks: list[Chunk] = []
     packer = StreamPacker(Sizing.fixed(4000, 2, 1, 0), chunks.append, 0, 0, lambda: 0, 2,
@@ -843,6 +865,30 @@ def test_the_walk_emits_the_first_chunk_before_a_third_of_the_tree_is_read(worke
         check_chunks(chunks, share.mount, ("",))
     assert progress.dirs == dirs or workers > 1  # threads count without a lock: exact on one
     assert read_at_first[0] < FIRST_CHUNK_BY * dirs, (read_at_first, dirs)
+
+
+def test_the_scout_finds_a_large_directory_late_in_the_walks_order_and_the_walk_reads_it_first():
+    """A directory of many loose entries under the last top-level directory is found by the
+    scout, reading names ahead of the walk; the walk then reads it, and the directory above
+    it, before the directories that come first in its depth-first order. The walk's first
+    visit waits until the scout has ended, so the order does not depend on which thread
+    is faster."""
+    spec = {"a": ("dir", {"f": ("file", 1)}), "b": ("dir", {}), "y": ("dir", {"f": ("file", 1)}),
+            "z": ("dir", {"big": ("dir", {f"f{i:03d}": ("file", 1) for i in range(scan.PARTS_MIN)})})}
+    visited: list[str] = []
+    with scratch(spec) as share:
+        scout = scan.Scout(share.mount, os.lstat(share.mount).st_dev, lambda rel: False)
+
+        def visit(rel: str) -> list[scan.WalkItem]:
+            if not rel:
+                with scout.turn:
+                    assert scout.turn.wait_for(lambda: not scout.todo and not scout.looking, timeout=60)
+            visited.append(rel)
+            with os.scandir(os.path.join(share.mount, rel)) as it:
+                return sorted(os.path.join(rel, e.name) if rel else e.name for e in it if e.is_dir())
+
+        scan._ParallelWalk(visit, ("",)).run(1, None, scout)
+    assert visited == ["", "z", "z/big", "a", "b", "y"]
 
 
 @pytest.mark.parametrize("workers", [1, 4])
