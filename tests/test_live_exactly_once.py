@@ -309,14 +309,15 @@ def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str
 def walk_run(run: Run, checks: Checks, mount: str, roots: tuple[str, ...], sizing: Sizing, seed: int,
              resume: Resume | None) -> Run:
     """Plan by ``walk_and_plan`` itself, on one to four threads; at times every directory with a
-    loose entry is offered in parts, not only the large ones (and the scout then makes each
-    urgent), and a part is measured in slices of one or three entries."""
+    loose entry is offered in parts, not only the large ones, and the scout makes each such
+    directory it finds urgent; a part is measured in slices of one or three entries."""
     def event(e: CutRecord | Chunk) -> None:
         run.events.append(e)
         checks.again()
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(scan, "PARTS_MIN", (1, 2, scan.PARTS_MIN)[seed % 3])
+        mp.setattr(scan, "SCOUT_MIN", (1, 2, scan.SCOUT_MIN)[seed % 3])
         mp.setattr(scan, "SLICE", (1, 3, scan.SLICE)[seed // 3 % 3])
         _, run.planner = walk_and_plan(mount, roots, sizing, event, event, agents=sizing.agents,
                                        workers=1 + seed % 4, resume=resume, demand=checks.demand,
@@ -874,7 +875,7 @@ def test_the_scout_finds_a_large_directory_late_in_the_walks_order_and_the_walk_
     visit waits until the scout has ended, so the order does not depend on which thread
     is faster."""
     spec = {"a": ("dir", {"f": ("file", 1)}), "b": ("dir", {}), "y": ("dir", {"f": ("file", 1)}),
-            "z": ("dir", {"big": ("dir", {f"f{i:03d}": ("file", 1) for i in range(scan.PARTS_MIN)})})}
+            "z": ("dir", {"big": ("dir", {f"f{i:03d}": ("file", 1) for i in range(scan.SCOUT_MIN)})})}
     visited: list[str] = []
     with scratch(spec) as share:
         scout = scan.Scout(share.mount, os.lstat(share.mount).st_dev, lambda rel: False)
