@@ -452,6 +452,8 @@ def main() -> None:
                     help="the scheduler's --scan_workers in every run (default: its own, 16 on sshfs)")
     ap.add_argument("--mount-delay", type=float, default=0.0, metavar="MS",
                     help="each way's delay between sshfs and sshd, in ms (bench/delay_proxy.py): a mount far away")
+    ap.add_argument("--no-batch", action="store_true",
+                    help="live runs only (the batch run's scan is the longest part of a round)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of batch and live, alternating their order")
     ap.add_argument("--live-extra", action="append", default=[],
                     help="one more live run per round with these scheduler flags (e.g. '--live_check_sec 1')")
@@ -487,7 +489,8 @@ def main() -> None:
                   f"agents at {', '.join(f'{r / 1e6:.2f}' for r in rates)} MB/s, {file_delay * 1000:.3f} ms per "
                   f"entry, {launch_delay:g} s per execution; ideal transfer {s.ideal:.1f} s",
                   file=sys.stderr, flush=True)
-            variants = [("batch", [], False, REPO), ("live", [], False, REPO)]
+            variants = [("batch", [], False, REPO)] if not a.no_batch else []
+            variants += [("live", [], False, REPO)]
             variants += [("live", x.split(), False, REPO) for x in a.live_extra]
             variants += [("live", [], True, REPO)] if a.watched else []
             variants += [("live", [], False, os.path.abspath(a.old))] if a.old else []
@@ -534,12 +537,14 @@ def label(r: dict) -> str:
 
 def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]) -> None:
     rows, diag = [], []
-    batch = statistics.mean(r["transfer"] for r in runs if r["mode"] == "batch")
+    transfers = [r["transfer"] for r in runs if r["mode"] == "batch"]
+    batch = statistics.mean(transfers) if transfers else None
     for i, r in enumerate(runs, 1):
         ok = r["exact"] and r["all_success"] and r["max_writes"] == 1 and r["max_selections"] == 1
         rows.append([i, label(r), r["first"], f"{100 * r['read_at_first']:.0f}%", r["scan"], r["transfer"],
                      r["makespan"], f"{r['makespan'] / max(r['scan'], s.ideal):.2f}",
-                     f"{r['makespan'] / (r['scan'] + s.ideal):.2f}", f"{r['makespan'] / max(r['scan'], batch):.2f}",
+                     f"{r['makespan'] / (r['scan'] + s.ideal):.2f}",
+                     f"{r['makespan'] / max(r['scan'], batch):.2f}" if batch else "—",
                      "yes" if ok else "NO"])
         c = r["cpu"]
         diag.append([i, label(r), r["executions"], f"{r['over_model']:.2f}", f"{r['idle_latency']:.0f}",
@@ -556,8 +561,9 @@ def print_tables(a: argparse.Namespace, s: Setup, alone: float, runs: list[dict]
             f"{', '.join(f'{r / 1e6:.2f}' for r in s.rates)} MB/s, {s.file_delay * 1000:.3f} ms per entry, "
             f"{s.launch_delay:g} s per execution; `--per_file_cost {s.per_file_cost}` (an entry's overhead at the "
             f"agents' mean bandwidth) in every run; watcher every {s.poll:g} s. Ideal transfer {s.ideal:.1f} s. "
-            "Batch and live side by side in this run, rounds alternating the order. Batch's transfer (first start "
-            f"to last end, the scan over): {batch:.1f} s on average.\n\n")
+            + ("Batch and live side by side in this run, rounds alternating the order. Batch's transfer (first "
+               f"start to last end, the scan over): {batch:.1f} s on average.\n\n" if batch else
+               "Live runs only (`--no-batch`), side by side, rounds alternating the order.\n\n"))
     body += table(["#", "mode", "first start s", "share read at first start", "scan s", "transfer s", "makespan s",
                    "makespan / max(scan, ideal)", "makespan / (scan + ideal)",
                    "makespan / max(scan, batch's transfer)", "exact copy"], rows)

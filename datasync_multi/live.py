@@ -57,17 +57,17 @@ OPEN_WEIGHT = 1 << 62
 """What a subdirectory still open weighs in a cut: more than any threshold, so the cut
 isolates it (a unit of its own) wherever its name allows."""
 
-UNITS_PER_CHUNK = 16
+UNITS_PER_CHUNK = 4
 """The unit threshold is the first chunk target over this: units small enough that chunks
-fill evenly and the last ones can be cut small, and that each closes soon after its last
-entry is read. The work the walk has read but not closed is up to about one unit per walk
-thread: with a quarter chunk, that was an eighth of the share on 16 threads, and the last
-eighth of the scan closed a fifth of the work (bench/RESULTS.md, question 10)."""
+fill evenly and the last ones can be cut small. A unit closes only once all of it is read,
+so with each walk thread inside a unit of its own, up to about one unit per thread is read
+but not closed: finer units close the work sooner, but list more patterns per chunk. On the
+bench's tree through a slow mount (bench/RESULTS.md, question 10, 2026-12-01 13:00 to 14:15),
+the work as it closed could end within 1.12, 1.10 and 1.07 of the scan at 4, 8 and 16 units
+a chunk, but the emulator, matching every path against every pattern, took 52, 58 and 74
+CPU-s, slowing the scan beside it: the makespans were 176, 188 and 208 s."""
 SERVED_AT = 4
 """An agent left idle gets its chunk once the pool holds this fraction of it (1/4)."""
-SMALLEST_CHUNK = 4
-"""Chunks shrink toward the end of a guided run to the first chunk target over this, no
-smaller: each execution pays a start of its own."""
 
 
 @dataclass(frozen=True)
@@ -110,17 +110,17 @@ class Sizing:
     def target(self, seen: int, emitted: int) -> int:
         """The next chunk's cost: fixed, or an even share of the estimate over the scopes until
         the work left is two such chunks per agent, then half the work left per agent, never
-        below a quarter of the first (:data:`SMALLEST_CHUNK`) nor a unit: the last chunks
-        shrink, so the agents end together. Once the scan has seen more than the estimate,
-        what is left cannot be known: chunks are then cut as if the share were what has been
-        seen, and the last ones are cut small when the scan ends."""
+        below a unit threshold: the last chunks shrink, so the agents end together. Once the
+        scan has seen more than the estimate, what is left cannot be known: chunks are then
+        cut as if the share were what has been seen, and the last ones are cut small when
+        the scan ends."""
         if self.fixed_target is not None:
             return self.fixed_target
         scopes = max(self.scopes, 1)
-        smallest = max(self.estimate // scopes // SMALLEST_CHUNK, self.threshold)
         if seen > self.estimate:
-            return max(seen // scopes, smallest)
-        return max(min(self.estimate // scopes, (self.estimate - emitted) // (2 * max(self.agents, 1))), smallest)
+            return max(seen // scopes, self.threshold)
+        return max(min(self.estimate // scopes, (self.estimate - emitted) // (2 * max(self.agents, 1))),
+                   self.threshold)
 
     def to_json(self) -> dict:
         return {"estimate": self.estimate, "scopes": self.scopes, "per_file_cost": self.per_file_cost,

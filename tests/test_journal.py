@@ -99,16 +99,16 @@ def test_chunk_size_refuses_anything_else_in_one_line(text):
     assert "\n" not in str(err.value) and "--chunk_size" in str(err.value)
 
 
-def test_chunks_keep_an_even_share_then_shrink_toward_the_end_never_below_a_quarter_of_the_first():
-    s = Sizing.guided(16_000, 4, 4, 0)  # 16 scopes: 1,000 each; units cut at 62
-    assert s.threshold == 62
+def test_chunks_keep_an_even_share_then_shrink_toward_the_end_never_below_a_unit():
+    s = Sizing.guided(16_000, 4, 4, 0)  # 16 scopes: 1,000 each; units cut at 250
+    assert s.threshold == 250
     assert s.target(seen=100, emitted=0) == 1000
     assert s.target(seen=9000, emitted=8000) == 1000  # 8,000 left: two chunks per agent
     assert s.target(seen=14000, emitted=12000) == 500  # 4,000 left: half of it per agent
-    assert s.target(seen=16000, emitted=15900) == 250  # never below a quarter of the first
+    assert s.target(seen=16000, emitted=15900) == 250  # never below the unit threshold
     assert s.target(seen=32000, emitted=30000) == 2000  # the estimate was low: as if the share were what is seen
     fixed = Sizing.fixed(700, 4, 4, 0)
-    assert fixed.target(seen=10**9, emitted=10**9 - 1) == 700 and fixed.threshold == 43
+    assert fixed.target(seen=10**9, emitted=10**9 - 1) == 700 and fixed.threshold == 175
     assert Sizing.from_json(json.loads(json.dumps(s.to_json()))) == s
 
 
