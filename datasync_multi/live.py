@@ -62,10 +62,11 @@ UNITS_PER_CHUNK = 4
 fill evenly and the last ones can be cut small. A unit closes only once all of it is read,
 so with each walk thread inside a unit of its own, up to about one unit per thread is read
 but not closed: finer units close the work sooner, but list more patterns per chunk. On the
-bench's tree through a slow mount (bench/RESULTS.md, question 10, 2026-12-01 13:00 to 14:15),
-the work as it closed could end within 1.12, 1.10 and 1.07 of the scan at 4, 8 and 16 units
-a chunk, but the emulator, matching every path against every pattern, took 52, 58 and 74
-CPU-s, slowing the scan beside it: the makespans were 176, 188 and 208 s."""
+bench's tree through a slow mount (``bench/live.py --mount-delay 1``; bench/RESULTS.md,
+question 10, 2026-12-01 13:53 and 14:13), the ideal transfer of the work as it closed came
+to 1.10 to 1.12, 1.10 and 1.01 of max(scan, ideal) at 4, 8 and 16 units a chunk, but the
+emulator, matching every path against every pattern, took 49 to 52, 58 and 74 CPU-s,
+slowing the scan beside it: the makespans were 176 and 186, 188, and 208 s."""
 SERVED_AT = 4
 """An agent left idle gets its chunk once the pool holds this fraction of it (1/4)."""
 

@@ -513,10 +513,11 @@ class _ParallelWalk:
 
 
 URGENT_SHARE = 0.5
-"""Of the walk's threads, the share that may take urgent work while other work waits. On the
-bench's tree over sshfs, all of them closed the work sooner (the fluid bound 1.07 against
-1.09 to 1.10 of the scan) but scanned 3 to 12% slower, its threads then mostly stat'ing in one
-directory: the makespans came out even; half keeps the depth-first walk going."""
+"""Of the walk's threads, the share that may take urgent work while other work waits. In a
+trial on the bench's tree over sshfs (units then a sixteenth of a chunk; the planner timed
+alone, not by a command of the repo), all of them closed the work sooner but scanned 3 to
+12% slower, its threads then mostly stat'ing in one directory; half keeps the depth-first
+walk going."""
 SCOUTS = 2
 """Threads of a :class:`Scout`: it reads names only, a few round trips a directory, and has
 to keep ahead of the walk's many threads."""
