@@ -74,6 +74,8 @@ class Assignment:
     """For each agent left with a free task slot that may take none of the chunks left waiting
     (one running nothing, or one with a queue slot free), its rate over the fleet's mean,
     fastest first: the chunks a live scan should pack now, each sized to its agent (``live.Demand``)."""
+    askers: tuple[int, ...] = ()
+    """Where each agent of ``appetites`` is in ``reach``, in the same order."""
     reach: tuple[tuple[float, float], ...] = ()
     """Each agent's rate and the seconds until the work this check gave it ends: how a live
     scan cuts its last chunks so that the agents end together (``live.end_together``)."""
@@ -96,10 +98,18 @@ def progress(chunk: ChunkRecord, described: Execution) -> float:
     return min(described.files_transferred / max(chunk.files + chunk.dirs, 1), 1.0)
 
 
+RUNNING_SAMPLE_FROM = 0.5
+"""A running execution counts towards its agent's rate once it has moved this share of its
+chunk. Before, its time is mostly its start (launching, preparing): a check that saw 0.3%
+moved 1.2 s after launch measured the bench's agents at a hundredth of their rate, put their
+next free minutes away, and they idled 19 s before the next check."""
+
+
 def rate_samples(starts: Iterable[tuple[ChunkRecord, ChunkAttempt, Execution | None]], now: float,
                  by_bytes: bool) -> Iterator[tuple[float, float]]:
     """(moved, seconds) for each chunk an agent ran or runs, from launch to end (or now): in
-    bytes, or in cost units. Starts taken back, failed, or not launched yet say nothing."""
+    bytes, or in cost units. Starts taken back, failed, not launched yet, or running but
+    short of ``RUNNING_SAMPLE_FROM`` say nothing."""
     for chunk, attempt, described in starts:
         if described is None or described.launch_time is None or not attempt.active:
             continue
@@ -107,6 +117,8 @@ def rate_samples(starts: Iterable[tuple[ChunkRecord, ChunkAttempt, Execution | N
         if not done and described.status in ExecutionStatus.TERMINAL_STATES:
             continue
         share = 1.0 if done else progress(chunk, described)
+        if share < RUNNING_SAMPLE_FROM:
+            continue
         end = described.end_time if done and described.end_time else now
         yield (described.bytes_transferred if by_bytes else chunk.cost * share), end - described.launch_time
 
@@ -144,7 +156,8 @@ def assign(waiting: Sequence[WaitingChunk], agents: Sequence[AgentLoad], pickup_
     eta = max(ends.values(), default=0.0) if known and not unplaceable else None
     frees = tuple(sorted(soonest[a] / rate[a] if known else 0.0 for a in soonest if free[a] == 0))
     mean = statistics.fmean(rate.values()) if rate else 1.0
-    appetites = sorted((rate[a] / mean for a in free if free[a] > 0 and all(a in c.barred for c in left)),
-                       reverse=True)
+    asking = sorted(((rate[a.arn] / mean, i) for i, a in enumerate(agents)
+                     if free[a.arn] > 0 and all(a.arn in c.barred for c in left)), key=lambda p: (-p[0], p[1]))
     reach = tuple((rate[a.arn], ends[a.arn]) for a in agents)
-    return Assignment(tuple(starts), eta, tuple(unplaceable), frees, tuple(appetites), reach)
+    return Assignment(tuple(starts), eta, tuple(unplaceable), frees, appetites=tuple(s for s, _ in asking),
+                      askers=tuple(i for _, i in asking), reach=reach)

@@ -282,6 +282,7 @@ class Dispatcher(Observer):
         assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
         result.frees, result.appetites, result.reach = assignment.frees, assignment.appetites, assignment.reach
+        result.askers = assignment.askers
         for index, agent in assignment.starts:
             chunk = by_index[index]
             busy = self._busy_tasks(agent)

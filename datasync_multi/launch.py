@@ -327,7 +327,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                             ds.describe_error(exc))
                 return (0.0,), 0  # as an agent overdue: asked again soon, backing off (Cadence)
         last[:] = [result]
-        demand.set(result.appetites, result.reach)
+        demand.set(result.appetites, result.reach, result.askers)
         log.info("%s", result.summary())
         return result.frees, result.started
 

@@ -39,6 +39,7 @@ import logging
 import os
 import statistics
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -68,7 +69,8 @@ to 1.10 to 1.12, 1.10 and 1.01 of max(scan, ideal) at 4, 8 and 16 units a chunk,
 emulator, matching every path against every pattern, took 49 to 52, 58 and 74 CPU-s,
 slowing the scan beside it: the makespans were 176 and 186, 188, and 208 s."""
 SERVED_AT = 4
-"""An agent left idle gets its chunk once the pool holds this fraction of it (1/4)."""
+"""An agent left idle gets its chunk once the pool holds this fraction of it (1/4); where
+more waits, it takes up to this many times its chunk (``Demand.take``)."""
 
 
 @dataclass(frozen=True)
@@ -702,33 +704,72 @@ def _extended(names: list[str], loose: list[NameCount]) -> set[str]:
 class Demand:
     """What the last check asked of the scan (the checks set it; the scan's thread takes from
     it): a chunk for each agent it left with a free slot and nothing waiting for it, sized to that agent
-    (``appetites``: its rate over the fleet's mean, fastest first), and how far each agent's
-    work reaches (``reach``: its rate, and the seconds until its work ends), so that the last
+    (``appetites``: its rate over the fleet's mean, fastest first; ``askers``: where each of those
+    agents is in ``reach``), and how far each agent's work reaches (``reach``: its rate, and the
+    seconds until its work ends), so that chunks grow with the work waiting and the last
     chunks can end the agents together."""
 
-    def __init__(self, appetites: tuple[float, ...] = (), reach: tuple[tuple[float, float], ...] = ()) -> None:
+    def __init__(self, appetites: tuple[float, ...] = (), reach: tuple[tuple[float, float], ...] = (),
+                 askers: tuple[int, ...] = (), clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._appetites = list(appetites)
-        self._reach = reach
+        self._clock = clock
+        self._appetites: list[float] = []
+        self._askers: list[int | None] = []
+        self._reach: tuple[tuple[float, float], ...] = ()
+        self._reach_at = 0.0
+        self.set(appetites, reach, askers)
 
-    def set(self, appetites: tuple[float, ...], reach: tuple[tuple[float, float], ...]) -> None:
+    def set(self, appetites: tuple[float, ...], reach: tuple[tuple[float, float], ...],
+            askers: tuple[int, ...] = ()) -> None:
         with self._lock:
             self._appetites = list(appetites)
-            self._reach = reach
+            known = len(askers) == len(appetites) and all(0 <= i < len(reach) for i in askers)
+            self._askers = list(askers) if known else [None] * len(appetites)
+            self._reach, self._reach_at = reach, self._clock()
+
+    def asking(self) -> bool:
+        """Whether an agent the last check left idle still waits for its chunk."""
+        with self._lock:
+            return bool(self._appetites)
 
     def take(self, target: int, pooled: int, scaled: bool) -> int | None:
         """The cost of the chunk the first idle agent wants (fastest first) of which the pool
         holds a quarter (that agent's turn is then taken); None if no agent waits or the pool
         is too small for each. A slower agent is not kept idle while the pool fills for a
-        faster one's larger chunk. ``scaled``: the chunk follows the agent's rate (else every
-        agent gets ``target``)."""
+        faster one's larger chunk. An agent still running something asks for a chunk to queue
+        behind it: it gets it once the pool holds all of it, so that it pays one start for a
+        full chunk rather than one for each quarter. ``scaled``: the chunk follows the agent's rate (else every
+        agent gets ``target``), and where the pool holds more than the agents can take in
+        chunks of the target, the agent takes its share of the pool as if the scan ended now
+        (:func:`end_together`), up to four times its chunk: a backlog is moved in fewer
+        executions, each paying its start once, and no agent is given more than would end it
+        after the others."""
         with self._lock:
             for i, appetite in enumerate(self._appetites):
                 want = max(int(target * appetite) if scaled else target, 1)
-                if pooled >= max(want // SERVED_AT, 1):
-                    del self._appetites[i]
+                agent = self._askers[i]
+                running = agent is not None and self._reach_now()[agent][1] > 0
+                if pooled >= (want if running else max(want // SERVED_AT, 1)):
+                    del self._appetites[i], self._askers[i]
+                    if scaled and agent is not None:
+                        want = min(max(want, self._share_of(agent, pooled)), want * SERVED_AT)
                     return want
             return None
+
+    def _share_of(self, agent: int, pooled: int) -> int:
+        """``agent``'s end-together share of ``pooled``, its work counted from now; the agent is
+        then taken as busy with it, for the next agent asking before the next check."""
+        reach = self._reach_now()
+        share = end_together(pooled, reach)[agent]
+        rate, busy = reach[agent]
+        reach[agent] = (rate, busy + share / max(rate, 1e-9))
+        self._reach, self._reach_at = tuple(reach), self._clock()
+        return share
+
+    def _reach_now(self) -> list[tuple[float, float]]:
+        """``reach`` with the time since the check taken off each agent's work."""
+        gone = self._clock() - self._reach_at
+        return [(rate, max(busy - gone, 0.0)) for rate, busy in self._reach]
 
     def shares(self, total: int, pieces: int, target: int) -> list[int]:
         """How to cut the last ``total``: each agent's share so that the agents end together
@@ -737,7 +778,7 @@ class Demand:
         its rate over the mean), so that no last chunk is a quarter of the share, to retry
         whole if it fails."""
         with self._lock:
-            reach = self._reach
+            reach = self._reach_now()
         if reach:
             mean = statistics.fmean(max(r, 1e-9) for r, _ in reach)
             split = [(s, max(int(target * max(r, 1e-9) / mean), 1)) for s, (r, _) in

@@ -37,6 +37,12 @@ log = logging.getLogger("scheduler")
 
 LIVE_CHUNKS_PER_AGENT = 4
 """K in live mode when --chunks_per_agent is left at 1."""
+CLOSE_IN = 3
+"""A live scheduler's next check comes at this fraction (a third) of the time until the
+soonest busy agent should free a task slot, and each check predicts again from the
+executions' progress, closing in on the free. A rate measured on small chunks carries
+their start overheads and puts a large chunk's end too late: an agent that frees before
+the check sees it idles until then (on the bench, agents freed up to 10 s before it)."""
 CHECK_GAP = 0.25
 """Seconds at least between the starts of two of a live scheduler's checks."""
 PROGRESS_EVERY = 10.0
@@ -179,8 +185,9 @@ def live_plan(journal: Journal, agents: tuple[str, ...], roots: tuple[str, ...],
 
 
 class Cadence:
-    """When a live scheduler checks next, from what its last check saw: when the soonest busy
-    agent should free a task slot (``DispatchResult.frees``; an idle agent takes what waits,
+    """When a live scheduler checks next, from what its last check saw: a third of the way to
+    when the soonest busy agent should free a task slot (``DispatchResult.frees``,
+    ``CLOSE_IN``; an idle agent takes what waits,
     or has the scan pack one for it), else in ``every`` seconds (a new chunk calls a check
     sooner: ``check_loop``). An agent that should have freed already (an execution verifying
     past its estimate, or no rate measured yet) is asked about after ``gap``, then after as
@@ -202,7 +209,7 @@ class Cadence:
         overdue = any(f <= self.gap for f in frees)
         if started or not overdue:
             self.late_since = None
-        wait = min((f for f in frees if f > self.gap), default=self.every)
+        wait = max(min((f for f in frees if f > self.gap), default=self.every * CLOSE_IN) / CLOSE_IN, self.gap)
         if overdue:
             if self.late_since is None:
                 self.late_since = now
@@ -215,8 +222,10 @@ def check_loop(scan: LiveScan, check: Callable[[bool], tuple[tuple[float, ...], 
     """Check once, then start the scan (so a resumed run's agents are known, busy or idle,
     before it closes anything); then check at each new chunk, when a busy agent should free
     (``Cadence``), and every ``every`` seconds, never sooner than ``gap`` after the last check
-    began, until the scan ends; then once more, the last (``check(True)``). ``check``
-    returns the frees it saw and how many chunks it started."""
+    began unless that check left an agent asking the scan for a chunk (the chunk it packs is
+    started at once: a gap per chunk was 0.25 s of an agent's idle time each), until the scan
+    ends; then once more, the last (``check(True)``). ``check`` returns the frees it saw and
+    how many chunks it started."""
     cadence = Cadence(every, gap)
     due = time.monotonic() + cadence.wait(*check(False))
     scan.start()
@@ -227,7 +236,8 @@ def check_loop(scan: LiveScan, check: Callable[[bool], tuple[tuple[float, ...], 
             break
         began = time.monotonic()
         due = began + cadence.wait(*check(False))
-        scan.done.wait(max(began + gap - time.monotonic(), 0.0))  # chunks closing together start together
+        if not scan.demand.asking():  # an agent left idle: its chunk starts as soon as the scan packs it
+            scan.done.wait(max(began + gap - time.monotonic(), 0.0))  # chunks closing together start together
     check(True)
 
 

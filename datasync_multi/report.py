@@ -211,8 +211,10 @@ class DispatchResult(Outcome):
     """The chunks a live scan should pack now for the agents this check left idle
     (``Assignment.appetites``)."""
     reach: tuple[tuple[float, float], ...] = ()
-    """Each agent's rate and when its work ends (``Assignment.reach``): how a live scan cuts
-    its last chunks."""
+    """Each agent's rate and when its work ends (``Assignment.reach``): how a live scan sizes
+    its chunks."""
+    askers: tuple[int, ...] = ()
+    """Where each agent of ``appetites`` is in ``reach`` (``Assignment.askers``)."""
 
     noun = error_noun = "chunk(s)"
     done_noun = "chunk"

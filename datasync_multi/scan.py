@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
@@ -1165,30 +1166,46 @@ STATVFS_TRUSTED = 4
 
 
 def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -> SizeGuess:
-    rng = random.Random(seed)
+    """The probes run side by side, on as many threads as the walk would use (each listing a
+    round trip or more on a network mount, and nothing to start the chunks until this ends),
+    each directory listed once however many probes pass it; each probe draws from its own
+    seed, so the estimate does not depend on the threads."""
     mount_dev = os.lstat(mount).st_dev
-    listings: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+    lock = threading.Lock()
+    listings: dict[str, Future[tuple[int, int, tuple[str, ...]]]] = {}
 
     def listing(rel: str) -> tuple[int, int, tuple[str, ...]]:
-        if rel not in listings:
+        with lock:
+            known = listings.get(rel)
+            if known is None:
+                listings[rel] = mine = Future()
+        if known is not None:
+            return known.result()
+        try:
             read = _read_dir(mount, rel, mount_dev, Tree({}, (), lambda _: iter(())))
             assert not isinstance(read, list)  # not read in parts
-            d = read[0]
-            listings[rel] = (d.bytes, d.own_files, d.children)
-        return listings[rel]
+            mine.set_result((read[0].bytes, read[0].own_files, read[0].children))
+        except BaseException as exc:
+            mine.set_exception(exc)
+        return mine.result()
 
-    nbytes = entries = 0.0
+    def probe(root: str, number: int) -> tuple[float, float]:
+        rng = random.Random(f"{seed}/{root}/{number}")
+        rel, weight, nbytes, entries = root, 1.0, 0.0, 0.0
+        while True:
+            own_bytes, own_files, children = listing(rel)
+            nbytes += weight * own_bytes
+            entries += weight * (own_files + 1)
+            if not children:
+                return nbytes, entries
+            weight *= len(children)
+            rel = rng.choice(children)
+
     per_root = max(probes // max(len(kept), 1), 1)
-    for root in kept:
-        for _ in range(per_root):
-            rel, weight = root, 1.0
-            while True:
-                own_bytes, own_files, children = listing(rel)
-                nbytes += weight * own_bytes / per_root
-                entries += weight * (own_files + 1) / per_root
-                if not children:
-                    break
-                weight *= len(children)
-                rel = rng.choice(children)
+    with ThreadPoolExecutor(max_workers=default_workers(mount)) as pool:
+        drawn = list(pool.map(probe, [r for r in kept for _ in range(per_root)],
+                              [n for _ in kept for n in range(per_root)]))
+    nbytes = sum(b for b, _ in drawn) / per_root
+    entries = sum(e for _, e in drawn) / per_root
     return SizeGuess(int(nbytes), int(entries), f"a sample of {per_root * len(kept)} random paths "
                                                 f"({len(listings):,} directories listed), Knuth's estimate")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datasync_multi.assign import AgentLoad, WaitingChunk, assign, measured_rate
+from datasync_multi.assign import RUNNING_SAMPLE_FROM, AgentLoad, WaitingChunk, assign, measured_rate, rate_samples
+from datasync_multi.ledger import ChunkAttempt, ChunkRecord
+from datasync_multi.records import Execution
 from profiles import examples
 
 
@@ -51,6 +53,7 @@ def test_idle_agents_are_those_no_waiting_chunk_may_go_to_each_asking_by_its_rat
     fleet = [AgentLoad("fast", 1, rate=40.0), AgentLoad("mid", 1, rate=20.0), AgentLoad("slow", 1, rate=10.0),
              AgentLoad("slower", 1, rate=10.0)]
     assert assign([], fleet).appetites == (2.0, 1.0, 0.5, 0.5)  # each over the mean, 20: fastest first
+    assert assign([], fleet[::-1]).askers == (3, 2, 0, 1)  # where each is in reach
 
 
 def test_reach_says_each_agents_rate_and_when_the_work_it_was_given_ends():
@@ -84,6 +87,23 @@ def test_a_chunk_never_goes_back_to_an_agent_that_failed_it():
 def test_a_free_second_slot_takes_a_chunk_to_queue_behind_the_running_one():
     got = assign([WaitingChunk(0, 10), WaitingChunk(1, 10)], [AgentLoad("a", 1, backlog=5, rate=1.0)])
     assert got.starts == ((0, "a"),)
+
+
+def test_a_running_execution_counts_towards_its_agents_rate_only_once_half_its_chunk_has_moved():
+    """Two seconds into an execution that has moved 1% of its chunk, nearly all that time was
+    its start: a rate from it would be a hundredth of the agent's. Done, or past half, it counts."""
+    chunk = ChunkRecord(0, ("/d/",), bytes=10_000, files=10, dirs=1, cost=20_000)
+    attempt = ChunkAttempt("a", "t", 0.0, "r/chunk-0/1", "e1")
+
+    def sample(status: str, moved: int, end: float | None = None) -> list[tuple[float, float]]:
+        execution = Execution(status, bytes_transferred=moved, start_time=100.0, launch_time=100.0, end_time=end)
+        return list(rate_samples([(chunk, attempt, execution)], 102.0, by_bytes=False))
+
+    assert sample("TRANSFERRING", 100) == []
+    half = int(10_000 * RUNNING_SAMPLE_FROM)
+    assert sample("TRANSFERRING", half) == [(20_000 * RUNNING_SAMPLE_FROM, 2.0)]
+    assert sample("SUCCESS", 10_000, end=104.0) == [(20_000, 4.0)]
+    assert sample("ERROR", 9_000, end=104.0) == []
 
 
 def test_measured_rate_ignores_empty_samples():
@@ -122,6 +142,10 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
     left = [c for c in waiting if c.index not in started and c.index not in got.unplaceable]
     assert len(got.appetites) == sum(1 for a, n in free.items() if n > 0 and all(a in c.barred for c in left))
     assert list(got.appetites) == sorted(got.appetites, reverse=True) and len(got.reach) == len(agents)
+    mean = sum(rate for rate, _ in got.reach) / max(len(got.reach), 1)
+    asking = [a for a, n in free.items() if n > 0 and all(a in c.barred for c in left)]
+    assert sorted(agents[i].arn for i in got.askers) == sorted(asking) and len(set(got.askers)) == len(asking)
+    assert all(abs(got.reach[i][0] / mean - scale) <= 1e-9 * scale for i, scale in zip(got.askers, got.appetites))
     if conserving:  # no agent idles while a chunk it may take waits
         left_free = {a for a, n in free.items() if n > 0}
         assert all(not left_free - c.barred for c in left)

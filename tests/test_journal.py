@@ -16,7 +16,7 @@ import pytest
 
 from datasync_multi.errors import UserError
 from datasync_multi.journal import Journal, ScanProgress, scan_alive, scanning
-from datasync_multi.live import CutRecord, Sizing
+from datasync_multi.live import CutRecord, Demand, Sizing
 from datasync_multi.live_run import Cadence, check_loop, chunk_cost
 from datasync_multi.plan import Chunk
 from datasync_multi.report import DispatchResult, ScanState
@@ -126,15 +126,16 @@ class Clock:
         return seconds
 
 
-def test_a_live_scheduler_checks_when_an_agent_should_free_and_backs_off_when_it_does_not():
+def test_a_live_scheduler_closes_in_on_when_an_agent_should_free_and_backs_off_when_it_does_not():
     clock = Clock()
     cadence = Cadence(every=30, gap=1, clock=clock)
     assert cadence.wait((), 0) == 30  # every agent idle, or none known
-    assert cadence.wait((7.5, 9), 0) == 7.5 and cadence.wait((120,), 1) == 30
+    assert cadence.wait((7.5, 9), 0) == 2.5 and cadence.wait((120,), 1) == 30  # a third of the way to it
+    assert cadence.wait((2.4,), 0) == 1  # never sooner than the gap
     late = [clock.after(cadence.wait((0.0,), 0)) for _ in range(8)]  # an execution runs past its estimate
     assert late == [1, 1, 2, 4, 8, 16, 30, 30]  # asked again after as long as it has been late
-    assert cadence.wait((0.4, 12), 0) == 12  # still late, still backed off; another agent's free is kept
-    assert cadence.wait((5,), 0) == 5 and cadence.wait((0.2,), 0) == 1  # none late: from the gap again
+    assert cadence.wait((0.4, 12), 0) == 4  # still late, still backed off; another agent's free is kept
+    assert cadence.wait((6,), 0) == 2 and cadence.wait((0.2,), 0) == 1  # none late: from the gap again
     clock.after(1)
     assert cadence.wait((0.2,), 0) == 1 and clock.after(1) and cadence.wait((0.3,), 1) == 1  # a start since
 
@@ -151,13 +152,13 @@ def test_checks_called_by_closing_chunks_do_not_push_a_late_agents_next_check_fu
     assert cadence.wait((0.0,), 0) == 0.5
 
 
-def run_check_loop(answers: list, every: float = 60.0) -> list:
+def run_check_loop(answers: list, every: float = 60.0, gap: float = 0.01, demand: Demand | None = None) -> list:
     """``check_loop`` over a scan whose chunks close when a check says so: each answer is
     (frees, started, what happens meanwhile: 'chunk', 'end' or nothing); the checks' ``final``
     flags and the scan's start, in order, once the loop has returned (within 20 s; ``every``
     is longer)."""
     calls: list[bool] = []
-    scan = SimpleNamespace(fresh=threading.Event(), done=threading.Event(),
+    scan = SimpleNamespace(fresh=threading.Event(), done=threading.Event(), demand=demand or Demand(),
                            start=lambda: calls.append("scan"))  # the scan starts after the first check
 
     def check(final: bool):
@@ -171,7 +172,7 @@ def run_check_loop(answers: list, every: float = 60.0) -> list:
             scan.fresh.set()
         return frees, started
 
-    loop = threading.Thread(target=check_loop, args=(scan, check, every, 0.01), daemon=True)
+    loop = threading.Thread(target=check_loop, args=(scan, check, every, gap), daemon=True)
     loop.start()
     loop.join(timeout=20)
     assert not loop.is_alive(), f"still waiting after {calls}"
@@ -183,6 +184,15 @@ def test_the_check_loop_checks_before_the_scan_at_each_chunk_when_an_agent_frees
     assert checked == [False, "scan", False, False, True]
     # no chunk closes, but an agent should free in 0.05 s: checked then, not a minute later
     checked = run_check_loop([((0.05,), 1, None), ((0.05,), 0, None), ((), 0, "end")])
+    assert checked == [False, "scan", False, False, True]
+
+
+def test_a_chunk_packed_for_an_agent_left_asking_is_checked_at_once_not_a_gap_later():
+    """The gap between checks lets chunks closing together start together; a chunk the scan
+    packs for an agent the last check left idle is started at once. With a gap of a minute,
+    three checks end within the loop's 20 s only if none waited for it."""
+    checked = run_check_loop([((), 0, "chunk"), ((), 0, "chunk"), ((), 0, "end")], gap=60.0,
+                             demand=Demand((1.0,), ()))
     assert checked == [False, "scan", False, False, True]
 
 

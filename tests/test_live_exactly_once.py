@@ -237,7 +237,7 @@ def _priority(order: str, rel: str, rng: random.Random, costs: dict[str, int], l
 class Checks:
     """What the dispatcher's checks would ask of the scan, drawn at random: after a listing or a
     chunk, that share of the time, a new :class:`Demand` (zero to three idle agents of drawn
-    rates, and drawn reaches for the last chunks, or none)."""
+    rates, and drawn reaches, by which chunks grow with the pool and the last ones are cut, or none)."""
 
     def __init__(self, seed: int, idle: float) -> None:
         self.rng = random.Random(seed)
@@ -252,7 +252,8 @@ class Checks:
         appetites = sorted((rng.choice([0.25, 0.5, 1.0, 2.0, 3.0]) for _ in range(rng.randint(0, 3))), reverse=True)
         reach = tuple((rng.choice([0.5, 1.0, 4.0]) * 1000, rng.choice([0.0, 1.0, 10.0, 100.0]))
                       for _ in range(rng.randint(0, 4)))
-        self.demand.set(tuple(appetites), reach)
+        askers = tuple(rng.randrange(len(reach)) for _ in appetites) if reach else ()
+        self.demand.set(tuple(appetites), reach, askers)
 
 
 def plan_in_order(mount: str, roots: tuple[str, ...], sizing: Sizing, order: str, seed: int,
@@ -739,6 +740,39 @@ def test_a_slow_idle_agent_is_not_kept_waiting_while_the_pool_fills_for_a_faster
     assert [c.cost for c in chunks] == [1000, 4000] and packer.cost == 1000  # no agent asks any more
 
 
+def test_an_idle_agent_takes_its_share_of_a_backlog_as_if_the_scan_ended_now_up_to_four_of_its_chunks():
+    """Agents at 3,000 and 1,000 a second (mean 2,000), a target of 8,000: the fast one's chunk
+    is 12,000, the slow one's 4,000. With 40,000 pooled and the slow one busy 10 s more at the
+    check, 2 s ago, the agents would end together 12 s from now had the scan ended: the fast
+    one takes 36,000. The slow one asks for a chunk to queue behind its running one: it waits
+    for its whole chunk (4,000) to be pooled, and, counted busy with its 8 s left, takes its
+    share of 6,000 (ending with the fast one at 12.5 s). Pooled past four of its chunks, an
+    agent takes four."""
+    now = [100.0]
+    demand = Demand((1.5, 0.5), ((3000.0, 0.0), (1000.0, 10.0)), (0, 1), clock=lambda: now[0])
+    now[0] += 2.0
+    assert demand.take(8000, 40_000, scaled=True) == 36_000  # (40,000 + 8 s x 1,000) / 4,000 = 12 s
+    assert demand.take(8000, 2_500, scaled=True) is None
+    assert demand.take(8000, 6_000, scaled=True) == 4_500
+    demand.set((1.5,), ((3000.0, 0.0), (1000.0, 0.0)), (0,))
+    assert demand.take(8000, 10**6, scaled=True) == 4 * 12_000
+    demand.set((1.5,), ((3000.0, 0.0),), ())  # a check that does not say who asks: its chunk only
+    assert demand.take(8000, 10**6, scaled=True) == 12_000
+
+
+def test_an_agent_asking_for_a_chunk_to_queue_gets_it_once_the_pool_holds_all_of_it():
+    """An agent running something asks for a chunk to queue (a free queue slot): a quarter of
+    its chunk pooled is not enough, since it pays a start for each chunk; once its running
+    work is over by the check's measure, a quarter is, as for any idle agent."""
+    now = [0.0]
+    demand = Demand((1.0,), ((2000.0, 5.0),), (0,), clock=lambda: now[0])
+    assert demand.take(8000, 7999, scaled=True) is None
+    assert demand.take(8000, 8000, scaled=True) == 8000
+    demand.set((1.0,), ((2000.0, 5.0),), (0,))
+    now[0] += 5.0
+    assert demand.take(8000, 2000, scaled=True) == 8000  # its running chunk should have ended: a quarter
+
+
 def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_out_as_it_fills():
     chunks: list[Chunk] = []
     packer = StreamPacker(Sizing.fixed(4000, 2, 1, 0), chunks.append, 0, 0, lambda: 0, 2,
@@ -765,7 +799,9 @@ def test_the_pool_packs_each_unit_once_oldest_first_when_asked_and_within_limits
     for unit in units:
         if steps.draw(st.booleans(), label="a check asks"):
             appetites = steps.draw(st.lists(st.sampled_from([0.25, 1.0, 2.5]), max_size=3))
-            demand.set(tuple(sorted(appetites, reverse=True)), ())
+            reach = steps.draw(st.lists(st.tuples(st.floats(1, 1e4), st.floats(0, 100)), max_size=4), label="reach")
+            askers = tuple(steps.draw(st.integers(0, len(reach) - 1)) for _ in appetites) if reach else ()
+            demand.set(tuple(sorted(appetites, reverse=True)), tuple(reach), askers)
             asked += len(appetites)
         packer.add(unit)
         if fixed:  # chunks of the size asked go out as they fill

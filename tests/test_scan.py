@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pathlib
+import random
 import subprocess
 import tempfile
 
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arns
+from datasync_multi import scan as scan_module
 from datasync_multi.plan import make_plan
 from datasync_multi.scan import STATVFS_TRUSTED, Progress, SizeGuess, guess_size, scan, weigh_statvfs
 from profiles import examples
@@ -175,3 +177,25 @@ def test_the_file_system_s_use_is_taken_only_where_the_sample_agrees():
     sparse = weigh_statvfs(sample, 4096, 1200)
     assert (sparse.bytes, sparse.entries) == (10**9, 1200) and "sparse" in sparse.how
     assert weigh_statvfs(sample, 0, 0) == sample
+
+
+def test_the_size_guess_is_the_same_however_many_threads_draw_its_paths(tmp_path, monkeypatch):
+    """The probes run side by side on a network mount; each draws from its own seed, and a
+    directory two probes pass at once is listed once: the threads change neither the guess
+    nor how many directories it lists."""
+    rng = random.Random(7)
+    share = tmp_path / "share"
+
+    def build(at, level):
+        at.mkdir()
+        for f in range(rng.randint(0, 6)):
+            (at / f"f{f}").write_bytes(b"x" * rng.randint(0, 500))
+        for d in range(rng.randint(0, 4) if level < 4 else 0):
+            build(at / f"d{d}", level + 1)
+    build(share, 0)
+    guesses = []
+    for threads in (1, 8):
+        monkeypatch.setattr(scan_module, "default_workers", lambda path, n=threads: n)
+        guesses.append(guess_size(str(tmp_path), ("share",), probes=64))
+    assert guesses[0] == guesses[1]
+    assert guesses[0].entries > 1
