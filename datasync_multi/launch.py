@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -319,6 +320,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                 return (), 0
             policy = ledger.run.policy
             settings = Settings(policy.max_retries, policy.offline_threshold)
+            began = time.monotonic()  # what the check measures is as of its start
             try:
                 result = Dispatcher(client, ledger, arn_file,
                                     settings if final else dataclasses.replace(settings, poll=CHECK_GAP)).check()
@@ -327,7 +329,7 @@ def start_live(client, agents: tuple[str, ...], target: Target, arn_file: str, l
                             ds.describe_error(exc))
                 return (0.0,), 0  # as an agent overdue: asked again soon, backing off (Cadence)
         last[:] = [result]
-        demand.set(result.appetites, result.reach, result.askers)
+        demand.set(result.appetites, result.reach, result.askers, at=began)
         log.info("%s", result.summary())
         return result.frees, result.started
 

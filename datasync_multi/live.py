@@ -720,17 +720,21 @@ class Demand:
         self.set(appetites, reach, askers)
 
     def set(self, appetites: tuple[float, ...], reach: tuple[tuple[float, float], ...],
-            askers: tuple[int, ...] = ()) -> None:
+            askers: tuple[int, ...] = (), at: float | None = None) -> None:
+        """A check's asks; ``at``: when it measured ``reach`` (on this clock; now if None)."""
         with self._lock:
             self._appetites = list(appetites)
             known = len(askers) == len(appetites) and all(0 <= i < len(reach) for i in askers)
             self._askers = list(askers) if known else [None] * len(appetites)
-            self._reach, self._reach_at = reach, self._clock()
+            self._reach, self._reach_at = reach, self._clock() if at is None else at
 
     def asking(self) -> bool:
-        """Whether an agent the last check left idle still waits for its chunk."""
+        """Whether an agent the last check left idle (running nothing) still waits for its chunk."""
         with self._lock:
-            return bool(self._appetites)
+            return any(not self._running(agent) for agent in self._askers)
+
+    def _running(self, agent: int | None) -> bool:
+        return agent is not None and self._reach_now()[agent][1] > 0
 
     def take(self, target: int, pooled: int, scaled: bool) -> int | None:
         """The cost of the chunk the first idle agent wants (fastest first) of which the pool
@@ -748,23 +752,22 @@ class Demand:
             for i, appetite in enumerate(self._appetites):
                 want = max(int(target * appetite) if scaled else target, 1)
                 agent = self._askers[i]
-                running = agent is not None and self._reach_now()[agent][1] > 0
-                if pooled >= (want if running else max(want // SERVED_AT, 1)):
+                if pooled >= (want if self._running(agent) else max(want // SERVED_AT, 1)):
                     del self._appetites[i], self._askers[i]
-                    if scaled and agent is not None:
-                        want = min(max(want, self._share_of(agent, pooled)), want * SERVED_AT)
-                    return want
+                    return want if agent is None else self._serve(agent, want, pooled, grow=scaled)
             return None
 
-    def _share_of(self, agent: int, pooled: int) -> int:
-        """``agent``'s end-together share of ``pooled``, its work counted from now; the agent is
-        then taken as busy with it, for the next agent asking before the next check."""
+    def _serve(self, agent: int, want: int, pooled: int, grow: bool) -> int:
+        """The chunk ``agent`` gets: ``want``, or (``grow``) its end-together share of ``pooled``
+        where larger, up to SERVED_AT times ``want``; the agent is then taken as busy with what
+        it gets, for the next agent asking before the next check and for the last shares."""
         reach = self._reach_now()
-        share = end_together(pooled, reach)[agent]
+        if grow:
+            want = min(max(want, end_together(pooled, reach)[agent]), want * SERVED_AT)
         rate, busy = reach[agent]
-        reach[agent] = (rate, busy + share / max(rate, 1e-9))
+        reach[agent] = (rate, busy + min(want, pooled) / max(rate, 1e-9))
         self._reach, self._reach_at = tuple(reach), self._clock()
-        return share
+        return want
 
     def _reach_now(self) -> list[tuple[float, float]]:
         """``reach`` with the time since the check taken off each agent's work."""

@@ -1172,14 +1172,14 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
     seed, so the estimate does not depend on the threads."""
     mount_dev = os.lstat(mount).st_dev
     lock = threading.Lock()
-    listings: dict[str, Future[tuple[int, int, tuple[str, ...]]]] = {}
+    Listing = tuple[int, int, tuple[str, ...]]
+    listings: dict[str, Future[Listing]] = {}
 
-    def listing(rel: str) -> tuple[int, int, tuple[str, ...]]:
+    def listing(rel: str) -> Listing:
+        mine: Future[Listing] = Future()
         with lock:
-            known = listings.get(rel)
-            if known is None:
-                listings[rel] = mine = Future()
-        if known is not None:
+            known = listings.setdefault(rel, mine)
+        if known is not mine:
             return known.result()
         try:
             read = _read_dir(mount, rel, mount_dev, Tree({}, (), lambda _: iter(())))
@@ -1202,9 +1202,12 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
             rel = rng.choice(children)
 
     per_root = max(probes // max(len(kept), 1), 1)
-    with ThreadPoolExecutor(max_workers=default_workers(mount)) as pool:
+    pool = ThreadPoolExecutor(max_workers=default_workers(mount))
+    try:
         drawn = list(pool.map(probe, [r for r in kept for _ in range(per_root)],
                               [n for _ in kept for n in range(per_root)]))
+    finally:  # a probe that failed fails the guess at once: the probes not begun are dropped
+        pool.shutdown(cancel_futures=True)
     nbytes = sum(b for b, _ in drawn) / per_root
     entries = sum(e for _, e in drawn) / per_root
     return SizeGuess(int(nbytes), int(entries), f"a sample of {per_root * len(kept)} random paths "

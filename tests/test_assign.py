@@ -145,7 +145,8 @@ def test_starts_respect_slots_bars_and_start_each_chunk_at_most_once(waiting, ag
     mean = sum(rate for rate, _ in got.reach) / max(len(got.reach), 1)
     asking = [a for a, n in free.items() if n > 0 and all(a in c.barred for c in left)]
     assert sorted(agents[i].arn for i in got.askers) == sorted(asking) and len(set(got.askers)) == len(asking)
-    assert all(abs(got.reach[i][0] / mean - scale) <= 1e-9 * scale for i, scale in zip(got.askers, got.appetites))
+    assert all(abs(got.reach[i][0] / mean - scale) <= 1e-9 * scale
+               for i, scale in zip(got.askers, got.appetites, strict=True))
     if conserving:  # no agent idles while a chunk it may take waits
         left_free = {a for a, n in free.items() if n > 0}
         assert all(not left_free - c.barred for c in left)

@@ -196,6 +196,15 @@ def test_a_chunk_packed_for_an_agent_left_asking_is_checked_at_once_not_a_gap_la
     assert checked == [False, "scan", False, False, True]
 
 
+def test_the_check_gap_is_kept_when_no_agent_waits_idle_for_a_chunk():
+    """Nothing asks, or only a queue slot (its agent runs something): the check after a new
+    chunk still waits the gap, so chunks closing together start together."""
+    for demand in (Demand(), Demand((1.0,), ((1000.0, 100.0),), (0,))):
+        began = time.monotonic()
+        checked = run_check_loop([((), 0, "chunk"), ((), 0, "chunk"), ((), 0, "end")], gap=0.5, demand=demand)
+        assert checked == [False, "scan", False, False, True] and time.monotonic() - began >= 0.5
+
+
 def test_a_live_run_is_finished_only_once_its_scan_has_ended():
     result = DispatchResult(counts={"done": 3})
     assert result.finished

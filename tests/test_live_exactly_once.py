@@ -760,6 +760,25 @@ def test_an_idle_agent_takes_its_share_of_a_backlog_as_if_the_scan_ended_now_up_
     assert demand.take(8000, 10**6, scaled=True) == 12_000
 
 
+def test_an_agent_served_is_counted_busy_with_what_it_got_when_the_last_shares_are_cut():
+    """Two idle agents at 1,000 a second: the first takes its chunk, 8,000, though its
+    end-together share of the 10,000 pooled was 5,000; the last 12,000 are then cut so that
+    both end together, the first counted busy 8 s: it takes 2,000, the other 10,000 (in
+    pieces of its full chunk or less)."""
+    demand = Demand((1.0, 1.0), ((1000.0, 0.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
+    assert demand.take(8000, 10_000, scaled=True) == 8000
+    assert demand.shares(12_000, 2, 8000) == [2000, 5000, 5000]
+
+
+def test_only_an_agent_running_nothing_makes_the_scheduler_skip_the_check_gap():
+    now = [10.0]
+    demand = Demand((1.0,), ((1000.0, 5.0),), (0,), clock=lambda: now[0])
+    assert not demand.asking()  # a queue slot: it loses nothing by waiting the gap
+    demand.set((1.0,), ((1000.0, 5.0),), (0,), at=4.0)  # measured 6 s ago, by a check that took that long
+    assert demand.asking()
+    assert Demand((1.0,), ()).asking() and not Demand().asking()
+
+
 def test_an_agent_asking_for_a_chunk_to_queue_gets_it_once_the_pool_holds_all_of_it():
     """An agent running something asks for a chunk to queue (a free queue slot): a quarter of
     its chunk pooled is not enough, since it pays a start for each chunk; once its running
