@@ -207,38 +207,58 @@ def flat_cut(lines: list[dict]) -> dict | None:
     return next((line for line in lines if line["kind"] == "cut" and line["dir"] == "projects/flat"), None)
 
 
+def holds_open(proc, directory: str) -> bool:
+    """Whether the process has ``directory`` open (a directory being read in parts stays open
+    until its parts are measured)."""
+    fds = f"/proc/{proc.pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(os.path.join(fds, fd)) == directory:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
 def test_a_large_directory_is_cut_by_its_names_before_it_is_measured_and_a_kill_among_its_parts_resumes(site):
     """projects/flat, 600 files heavier than a unit together, is read in parts: its cut is
     journaled once its names are read, before its files are measured, and each group as its
-    part is measured. A file of the eleventh group deleted right after the cut line is not
-    claimed by that group (measured later, it was gone; had the cut waited for the listing's
-    end, as before, it would be claimed). Killed there, with groups still to come, the rerun
-    keeps the cut and the groups as they were and sends the rest, while a watcher checks the
-    same run beside it and one start's answer is lost after it took effect: each group
-    journaled once, each chunk run once, the copy exact."""
+    part is measured. A file deleted while the directory is open and its cut not yet
+    journaled (the scan held at the journal) is not claimed by its group: its part is
+    measured only once the cut is journaled (had the cut waited for the listing's end, as
+    before, every file would have been measured first, and it would be claimed). Killed
+    once that group is journaled, with groups still to come, the rerun keeps the cut and
+    the groups as they were and sends the rest, while a watcher checks the same run beside
+    it and one start's answer is lost after it took effect: each group journaled once, each
+    chunk run once, the copy exact."""
     rng = random.Random(11)
     flat = os.path.join(site.share, "projects", "flat")
     os.makedirs(flat)
     for i in range(600):
         with open(os.path.join(flat, f"f{i:03d}"), "wb") as fh:
             fh.write(rng.randbytes(rng.randint(1000, 2000)))
+    names = sorted(os.listdir(flat))
+    sampled = set(names[::max(len(names) // scan.SAMPLED, 1)])  # measured before the cut, to weigh the names
+    gone = next(n for n in names[len(names) // 2:] if n not in sampled)
     gate, proc = gated(site)
     with contextlib.ExitStack() as held:
         held.callback(stop, proc, gate)
+        real = os.path.realpath(flat)
+        lines = gate.step_until(proc, lambda lines: flat_cut(lines) is not None or holds_open(proc, real),
+                                "projects/flat open")
+        caught = flat_cut(lines) is None  # else its cut slipped through with the line before: nothing is deleted
+        if caught:
+            os.remove(os.path.join(flat, gone))
         lines = gate.step_until(proc, lambda lines: flat_cut(lines) is not None, "the cut of projects/flat")
         cut = flat_cut(lines)
         assert cut is not None and len(cut["groups"]) > 12, cut
-        prefix = sorted(cut["groups"])[10]
-        names = sorted(os.listdir(flat))
-        sampled = set(names[::max(len(names) // scan.SAMPLED, 1)])  # measured before the cut, to weigh the names
-        gone = next(n for n in names if n.startswith(prefix) and n not in sampled)
-        os.remove(os.path.join(flat, gone))
+        prefix = max((g for g in cut["groups"] if gone.startswith(g)), key=len)
         pattern = f"/projects/flat/{prefix}*"
         lines = gate.step_until(proc, lambda lines: pattern in flat_units(lines), f"the unit {pattern}")
         kill(proc)
     [claimed] = [line["unit"]["files"] for line in lines
                  if line["kind"] == "unit" and line["unit"]["pattern"] == pattern]
-    assert claimed == sum(1 for n in os.listdir(flat) if n.startswith(prefix)), (pattern, claimed, gone)
+    assert claimed == sum(1 for n in os.listdir(flat) if n.startswith(prefix)), (pattern, claimed, gone, caught)
     assert len(cut["groups"]) > len(flat_units(lines)) and cut.get("guessed") is True
     site.emu.fault("StartTaskExecution", "drop")  # the rerun's (or the watcher's) next start: made, answer lost
     watcher = site.spawn_watch("--timeout_sec", "0.2")  # checks the same run beside the rerun, to the end
