@@ -209,7 +209,8 @@ class Cadence:
         overdue = any(f <= self.gap for f in frees)
         if started or not overdue:
             self.late_since = None
-        wait = max(min((f for f in frees if f > self.gap), default=self.every * CLOSE_IN) / CLOSE_IN, self.gap)
+        soonest = min((f for f in frees if f > self.gap), default=None)
+        wait = self.every if soonest is None else max(soonest / CLOSE_IN, self.gap)
         if overdue:
             if self.late_since is None:
                 self.late_since = now

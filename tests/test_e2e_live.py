@@ -65,10 +65,10 @@ def site(tmp_path):
         yield s
 
 
-def gated(site) -> tuple[ScanGate, object]:
+def gated(site, flags: tuple[str, ...] = LIVE) -> tuple[ScanGate, object]:
     """A live scheduler started behind a gate; the scan waits before its first line."""
     gate = ScanGate(site)
-    proc = site.spawn_schedule(*LIVE)
+    proc = site.spawn_schedule(*flags)
     try:
         gate.begun(proc)
     except BaseException:
@@ -502,12 +502,15 @@ def test_a_watcher_dispatching_beside_the_live_scheduler_starts_each_chunk_once(
     assert len(site.arns()) == len(set(site.arns())) == len(chunks(site))
 
 
-def test_a_live_run_through_lost_answers_a_failed_check_and_an_agent_away_starts_each_chunk_once(site):
+@pytest.mark.parametrize("flags", [LIVE, GUIDED], ids=["fixed", "guided"])
+def test_a_live_run_through_lost_answers_a_failed_check_and_an_agent_away_starts_each_chunk_once(site, flags):
     """Two starts whose answers are lost after they took effect (each found by its tag and
     adopted, not started again, by the scheduler or the watcher), a check whose ListAgents is
     refused while the scan is held (logged; the scan and the checks go on), and an agent
-    OFFLINE while chunks close (nothing starts on it meanwhile). The copy is exact, each chunk once."""
-    gate, proc = gated(site)
+    OFFLINE while chunks close (nothing starts on it meanwhile). The copy is exact, each chunk once.
+    Guided, chunks are packed as agents ask and grow with the pool (``live.Demand``) while
+    all this goes on."""
+    gate, proc = gated(site, flags)
     away = site.emu.agent_arns()[-1]
     try:
         gate.step_until(proc, lambda lines: len(journaled(lines)) >= 2, "two chunk lines")
