@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 
 from . import datasync as ds
-from .assign import AgentLoad, WaitingChunk, assign, measured_rate, progress, rate_samples
+from .assign import AgentLoad, Speed, WaitingChunk, Work, assign, fit_speed, progress, work_of, work_samples
 from .decisions import short
 from .dispatch_rules import ChunkSeen, Step, after_take_back, follow, give_up_reason
 from .errors import AgentRefused, SetupError
@@ -255,20 +255,28 @@ class Dispatcher(Observer):
 
     # -- handing out chunks -----------------------------------------------------------
 
-    def _loads(self, statuses: dict[str, str], now: float) -> list[AgentLoad]:
+    def _per_file_cost(self) -> float:
+        """The weight the plan gave an entry, as its chunks carry it (each chunk's cost is its
+        bytes plus that much per entry)."""
+        entries = sum(c.files + c.dirs for c in self.dispatch.chunks)
+        return sum(c.cost - c.bytes for c in self.dispatch.chunks) / entries if entries else 0.0
+
+    def _loads(self, statuses: dict[str, str], now: float, per_file_cost: float) -> list[AgentLoad]:
         """Each ONLINE agent with a lane that may serve the run (not drained, not barred):
-        its free tasks, the work it has left, its measured rate."""
+        its free tasks, the work it has left, its measured speed."""
+        unmeasured = Speed.of_cost(1.0, per_file_cost)
         loads = []
         for agent, tasks in sorted(self.dispatch.lanes.items()):
             if statuses.get(agent) != AgentStatus.ONLINE or agent not in self.usable:
                 continue
-            left = [chunk.cost * (1 - (progress(chunk, described) if described else 0.0))
+            left = [work_of(chunk).scaled(1 - (progress(chunk, described) if described else 0.0))
                     for chunk, attempt, described in self._attempts_on(agent)
                     if attempt.active and self._unfinished(attempt)]
             busy = self._busy_tasks(agent)
-            loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), sum(left),
-                                   measured_rate(rate_samples(self._attempts_on(agent), now, by_bytes=False)),
-                                   len(tasks), min(left, default=0.0)))
+            speed = fit_speed(work_samples(self._attempts_on(agent), now), per_file_cost)
+            soonest = min(left, key=(speed or unmeasured).seconds, default=Work())
+            loads.append(AgentLoad(agent, sum(1 for t in tasks if t not in busy), sum(left, Work()), speed,
+                                   len(tasks), soonest))
         return loads
 
     def _dispatch(self, statuses: dict[str, str], now: float, rows: dict[int, ChunkRow],
@@ -276,10 +284,13 @@ class Dispatcher(Observer):
         """Start what ``assign`` says; ``scanning``: a live scan still runs (more chunks come, so
         no agent is left idle while a chunk it may take waits)."""
         by_index = {c.index: c for c in self.dispatch.chunks}
-        waiting = [WaitingChunk(c.index, c.cost, c.barred) for c in self.dispatch.chunks
+        waiting = [WaitingChunk(c.index, work_of(c), c.barred) for c in self.dispatch.chunks
                    if self.state(c) == ChunkState.WAITING]
-        loads = self._loads(statuses, now)
-        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning)
+        per_file_cost = self._per_file_cost()
+        loads = self._loads(statuses, now, per_file_cost)
+        assignment = assign(waiting, loads, pickup_delay=self.settings.poll / 2, conserving=scanning,
+                            per_file_cost=per_file_cost,
+                            mix=sum(map(work_of, self.dispatch.chunks), Work()))
         result.eta = assignment.eta if result.scan is None or result.scan.ended else None
         result.frees, result.appetites, result.reach = assignment.frees, assignment.appetites, assignment.reach
         result.askers = assignment.askers

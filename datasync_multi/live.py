@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from . import scan
+from .assign import Speed, Work
 from .filters import MAX_FILTER_BYTES, WHOLE_LOCATION
 from .names import NameCount
 from .pack import Limits, pack_shares, take_oldest
@@ -705,21 +706,22 @@ class Demand:
     """What the last check asked of the scan (the checks set it; the scan's thread takes from
     it): a chunk for each agent it left with a free slot and nothing waiting for it, sized to that agent
     (``appetites``: its rate over the fleet's mean, fastest first; ``askers``: where each of those
-    agents is in ``reach``), and how far each agent's work reaches (``reach``: its rate, and the
+    agents is in ``reach``), and how far each agent's work reaches (``reach``: its speed, and the
     seconds until its work ends), so that chunks grow with the work waiting and the last
-    chunks can end the agents together."""
+    chunks can end the agents together. Each agent's rate in cost units is taken on the mix
+    of what the pool holds (``Speed.rate``): an agent fast on bytes is not fast on entries."""
 
-    def __init__(self, appetites: tuple[float, ...] = (), reach: tuple[tuple[float, float], ...] = (),
+    def __init__(self, appetites: tuple[float, ...] = (), reach: tuple[tuple[Speed, float], ...] = (),
                  askers: tuple[int, ...] = (), clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
         self._appetites: list[float] = []
         self._askers: list[int | None] = []
-        self._reach: tuple[tuple[float, float], ...] = ()
+        self._reach: tuple[tuple[Speed, float], ...] = ()
         self._reach_at = 0.0
         self.set(appetites, reach, askers)
 
-    def set(self, appetites: tuple[float, ...], reach: tuple[tuple[float, float], ...],
+    def set(self, appetites: tuple[float, ...], reach: tuple[tuple[Speed, float], ...],
             askers: tuple[int, ...] = (), at: float | None = None) -> None:
         """A check's asks; ``at``: when it measured ``reach`` (on this clock; now if None)."""
         with self._lock:
@@ -736,7 +738,7 @@ class Demand:
     def _running(self, agent: int | None) -> bool:
         return agent is not None and self._reach_now()[agent][1] > 0
 
-    def take(self, target: int, pooled: int, scaled: bool) -> int | None:
+    def take(self, target: int, pooled: int, mix: Work, scaled: bool) -> int | None:
         """The cost of the chunk the first idle agent wants (fastest first) of which the pool
         holds a quarter (that agent's turn is then taken); None if no agent waits or the pool
         is too small for each. A slower agent is not kept idle while the pool fills for a
@@ -747,48 +749,54 @@ class Demand:
         chunks of the target, the agent takes its share of the pool as if the scan ended now
         (:func:`end_together`), up to four times its chunk: a backlog is moved in fewer
         executions, each paying its start once, and no agent is given more than would end it
-        after the others."""
+        after the others. ``mix``: the work the pool holds."""
         with self._lock:
             for i, appetite in enumerate(self._appetites):
                 want = max(int(target * appetite) if scaled else target, 1)
                 agent = self._askers[i]
                 if pooled >= (want if self._running(agent) else max(want // SERVED_AT, 1)):
                     del self._appetites[i], self._askers[i]
-                    return want if agent is None else self._serve(agent, want, pooled, grow=scaled)
+                    return want if agent is None else self._serve(agent, want, pooled, mix, grow=scaled)
             return None
 
-    def _serve(self, agent: int, want: int, pooled: int, grow: bool) -> int:
+    def _serve(self, agent: int, want: int, pooled: int, mix: Work, grow: bool) -> int:
         """The chunk ``agent`` gets: ``want``, or (``grow``) its end-together share of ``pooled``
         where larger, up to SERVED_AT times ``want``; the agent is then taken as busy with what
         it gets, for the next agent asking before the next check and for the last shares."""
         reach = self._reach_now()
+        rated = _rated(reach, mix, pooled)
         if grow:
-            want = min(max(want, end_together(pooled, reach)[agent]), want * SERVED_AT)
-        rate, busy = reach[agent]
-        reach[agent] = (rate, busy + min(want, pooled) / max(rate, 1e-9))
+            want = min(max(want, end_together(pooled, rated)[agent]), want * SERVED_AT)
+        speed, busy = reach[agent]
+        reach[agent] = (speed, busy + min(want, pooled) / max(rated[agent][0], 1e-9))
         self._reach, self._reach_at = tuple(reach), self._clock()
         return want
 
-    def _reach_now(self) -> list[tuple[float, float]]:
+    def _reach_now(self) -> list[tuple[Speed, float]]:
         """``reach`` with the time since the check taken off each agent's work."""
         gone = self._clock() - self._reach_at
-        return [(rate, max(busy - gone, 0.0)) for rate, busy in self._reach]
+        return [(speed, max(busy - gone, 0.0)) for speed, busy in self._reach]
 
-    def shares(self, total: int, pieces: int, target: int) -> list[int]:
-        """How to cut the last ``total``: each agent's share so that the agents end together
-        (:func:`end_together`), or ``pieces`` even shares when no check has measured the
-        agents; each share in pieces no larger than its agent's full chunk (``target`` times
-        its rate over the mean), so that no last chunk is a quarter of the share, to retry
-        whole if it fails."""
+    def shares(self, total: int, mix: Work, pieces: int, target: int) -> list[int]:
+        """How to cut the last ``total`` (holding ``mix``): each agent's share so that the
+        agents end together (:func:`end_together`), or ``pieces`` even shares when no check
+        has measured the agents; each share in pieces no larger than its agent's full chunk
+        (``target`` times its rate over the mean), so that no last chunk is a quarter of the
+        share, to retry whole if it fails."""
         with self._lock:
-            reach = self._reach_now()
+            reach = _rated(self._reach_now(), mix, total)
         if reach:
             mean = statistics.fmean(max(r, 1e-9) for r, _ in reach)
-            split = [(s, max(int(target * max(r, 1e-9) / mean), 1)) for s, (r, _) in
+            split = [(s, max(round(target * max(r, 1e-9) / mean), 1)) for s, (r, _) in
                      zip(end_together(total, reach), reach, strict=True)]
         else:
             split = [(s, max(target, 1)) for s in _even(total, max(pieces, 1))]
         return [part for share, most in split if share > 0 for part in _even(share, -(-share // most))]
+
+
+def _rated(reach: Sequence[tuple[Speed, float]], mix: Work, cost: float) -> list[tuple[float, float]]:
+    """Each agent's rate in cost units on work of ``mix`` (weighing ``cost``), and its busy time."""
+    return [(speed.rate(mix, cost), busy) for speed, busy in reach]
 
 
 def _even(total: int, pieces: int) -> list[int]:
@@ -848,18 +856,20 @@ class StreamPacker:
         self.limits = Limits(sizing.filter_limit, sizing.item_cap)
         self.pool: deque[Unit] = deque()
         self.cost = 0
+        self.work = Work()
         """What the pool holds."""
 
     def add(self, unit: Unit) -> None:
         self.pool.append(unit)
         self.cost += unit.cost
+        self.work += Work(unit.bytes, unit.items)
         self.serve()
 
     def serve(self) -> None:
         """Pack what the agents asking want; with --chunk_size, every full chunk."""
         while self.pool:
             target = self.sizing.target(self.seen(), self.emitted)
-            want = self.demand.take(target, self.cost, scaled=self.sizing.fixed_target is None)
+            want = self.demand.take(target, self.cost, self.work, scaled=self.sizing.fixed_target is None)
             if want is not None:
                 self._out(take_oldest(self.pool, want, self.limits))
             elif self.sizing.fixed_target is not None and self.cost >= target:
@@ -874,7 +884,7 @@ class StreamPacker:
         units = list(self.pool)
         self.pool.clear()
         target = self.sizing.target(self.seen(), self.emitted)
-        shares = self.demand.shares(self.cost, self.tail_pieces, target)[:len(units)] or [0]
+        shares = self.demand.shares(self.cost, self.work, self.tail_pieces, target)[:len(units)] or [0]
         for piece in sorted(pack_shares(units, shares, self.limits), key=lambda p: -sum(u.cost for u in p)):
             self._out(piece)
 
@@ -884,6 +894,7 @@ class StreamPacker:
         self.index += 1
         self.emitted += chunk.cost
         self.cost -= chunk.cost
+        self.work += Work(-chunk.bytes, -chunk.items)
         self.on_chunk(chunk)
 
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .assign import measured_rate, rate_samples
+from .assign import Speed, byte_samples, measured_rate
 from .errors import EXIT_AWS, EXIT_EXHAUSTED, EXIT_NO_HEALTHY_AGENT, EXIT_OK, EXIT_OVERSIZED
 from .ledger import ChunkState, Dispatch, Run
 from .plan import Plan
@@ -210,8 +210,8 @@ class DispatchResult(Outcome):
     appetites: tuple[float, ...] = ()
     """The chunks a live scan should pack now for the agents this check left idle
     (``Assignment.appetites``)."""
-    reach: tuple[tuple[float, float], ...] = ()
-    """Each agent's rate and when its work ends (``Assignment.reach``): how a live scan sizes
+    reach: tuple[tuple[Speed, float], ...] = ()
+    """Each agent's speed and when its work ends (``Assignment.reach``): how a live scan sizes
     its chunks."""
     askers: tuple[int, ...] = ()
     """Where each agent of ``appetites`` is in ``reach`` (``Assignment.askers``)."""
@@ -279,7 +279,7 @@ def summarize(result: DispatchResult, dispatch: Dispatch, run: Run, rows: dict[i
         elif agent not in dispatch.lanes:
             status += " (joining)"
         result.agents.append(AgentRow(agent, status, done,
-                                      measured_rate(rate_samples(starts_on(agent), now, by_bytes=True))))
+                                      measured_rate(byte_samples(starts_on(agent), now))))
     rates = [a.bytes_per_second for a in result.agents if a.bytes_per_second]
     result.rate = sum(rates) if rates else None
 

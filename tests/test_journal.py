@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from datasync_multi.assign import Speed
 from datasync_multi.errors import UserError
 from datasync_multi.journal import Journal, ScanProgress, scan_alive, scanning
 from datasync_multi.live import CutRecord, Demand, Sizing
@@ -199,7 +200,7 @@ def test_a_chunk_packed_for_an_agent_left_asking_is_checked_at_once_not_a_gap_la
 def test_the_check_gap_is_kept_when_no_agent_waits_idle_for_a_chunk():
     """Nothing asks, or only a queue slot (its agent runs something): the check after a new
     chunk still waits the gap, so chunks closing together start together."""
-    for demand in (Demand(), Demand((1.0,), ((1000.0, 100.0),), (0,))):
+    for demand in (Demand(), Demand((1.0,), ((Speed.of_cost(1000.0, 0), 100.0),), (0,))):
         began = time.monotonic()
         checked = run_check_loop([((), 0, "chunk"), ((), 0, "chunk"), ((), 0, "end")], gap=0.5, demand=demand)
         assert checked == [False, "scan", False, False, True] and time.monotonic() - began >= 0.5

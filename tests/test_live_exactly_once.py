@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from datasync_multi import scan
+from datasync_multi.assign import Speed, Work
 from datasync_multi.filters import MAX_FILTER_BYTES, READINGS, filter_value, is_nameable, value_bytes
 from datasync_multi.journal import Journal
 from datasync_multi.live import (
@@ -250,8 +251,8 @@ class Checks:
             return
         rng = self.rng
         appetites = sorted((rng.choice([0.25, 0.5, 1.0, 2.0, 3.0]) for _ in range(rng.randint(0, 3))), reverse=True)
-        reach = tuple((rng.choice([0.5, 1.0, 4.0]) * 1000, rng.choice([0.0, 1.0, 10.0, 100.0]))
-                      for _ in range(rng.randint(0, 4)))
+        reach = tuple((Speed(rng.choice([0.25, 1.0, 2.0]) / 1000, rng.choice([0.0, 1.0, 10.0])),
+                       rng.choice([0.0, 1.0, 10.0, 100.0])) for _ in range(rng.randint(0, 4)))
         askers = tuple(rng.randrange(len(reach)) for _ in appetites) if reach else ()
         self.demand.set(tuple(appetites), reach, askers)
 
@@ -681,6 +682,11 @@ def test_the_last_units_are_shared_among_the_agents():
     assert [c.cost for c in run.chunks] == [3000] * 4
 
 
+def rated(*reach: tuple[float, float]) -> tuple[tuple[Speed, float], ...]:
+    """(rate, busy) pairs as a check's reach, each agent at ``rate`` bytes a second (entries free)."""
+    return tuple((Speed.of_cost(rate, 0), busy) for rate, busy in reach)
+
+
 def unit_dirs(count: int, cost: int = 1000, start: int = 0) -> list[Unit]:
     return [Unit(f"/d{i:03d}/", DIR, cost, 0, 1, cost) for i in range(start, start + count)]
 
@@ -709,7 +715,7 @@ def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quar
     demand.set((1.0,), ())
     packer.serve()  # as after the next listing
     assert [c.cost for c in chunks] == [4000, 1000, 8000]
-    demand.set((), ((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
+    demand.set((), rated((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
     packer.finish()
     last = sorted((c.cost for c in chunks[3:]), reverse=True)
     assert sum(last) == 25_000 and len(last) == 4  # each share in two: over 12,800 and 3,200, the full chunks
@@ -749,15 +755,31 @@ def test_an_idle_agent_takes_its_share_of_a_backlog_as_if_the_scan_ended_now_up_
     share of 6,000 (ending with the fast one at 12.5 s). Pooled past four of its chunks, an
     agent takes four."""
     now = [100.0]
-    demand = Demand((1.5, 0.5), ((3000.0, 0.0), (1000.0, 10.0)), (0, 1), clock=lambda: now[0])
+    demand = Demand((1.5, 0.5), rated((3000.0, 0.0), (1000.0, 10.0)), (0, 1), clock=lambda: now[0])
     now[0] += 2.0
-    assert demand.take(8000, 40_000, scaled=True) == 36_000  # (40,000 + 8 s x 1,000) / 4,000 = 12 s
-    assert demand.take(8000, 2_500, scaled=True) is None
-    assert demand.take(8000, 6_000, scaled=True) == 4_500
-    demand.set((1.5,), ((3000.0, 0.0), (1000.0, 0.0)), (0,))
-    assert demand.take(8000, 10**6, scaled=True) == 4 * 12_000
-    demand.set((1.5,), ((3000.0, 0.0),), ())  # a check that does not say who asks: its chunk only
-    assert demand.take(8000, 10**6, scaled=True) == 12_000
+    assert demand.take(8000, 40_000, Work(40_000), scaled=True) == 36_000  # (40,000 + 8 s x 1,000) / 4,000 = 12 s
+    assert demand.take(8000, 2_500, Work(2_500), scaled=True) is None
+    assert demand.take(8000, 6_000, Work(6_000), scaled=True) == 4_500
+    demand.set((1.5,), rated((3000.0, 0.0), (1000.0, 0.0)), (0,))
+    assert demand.take(8000, 10**6, Work(10**6), scaled=True) == 4 * 12_000
+    demand.set((1.5,), rated((3000.0, 0.0)), ())  # a check that does not say who asks: its chunk only
+    assert demand.take(8000, 10**6, Work(10**6), scaled=True) == 12_000
+
+
+def test_the_last_shares_end_the_agents_together_on_the_mix_the_pool_holds():
+    """Two idle agents alike on entries (10 ms each), the first four times faster on bytes; an
+    entry weighs 10 cost units. A pool of entries only is shared evenly, one of bytes only 4:1,
+    and a mixed one in between: the agents end together on each (one rate per agent in cost
+    units would share all three 4:1, and the fast agent would end the entries 2.5 times later)."""
+    reach = ((Speed(1 / 4000, 0.01), 0.0), (Speed(1 / 1000, 0.01), 0.0))
+    entries, nbytes, mixed = Work(0, 1000), Work(40_000, 0), Work(20_000, 1000)
+    assert Demand((), reach).shares(10_000, entries, 2, 10**6) == [5000, 5000]
+    assert Demand((), reach).shares(40_000, nbytes, 2, 10**6) == [32_000, 8000]
+    assert Demand((), reach).shares(30_000, mixed, 2, 10**6) == [20_000, 10_000]  # all of it: 15 s against 30 s
+    # served during the scan, each is counted busy at its rate on the pool's mix
+    demand = Demand((2.0,), reach, (0,), clock=lambda: 0.0)
+    assert demand.take(2000, 10_000, entries, scaled=True) == 5000  # its end-together share
+    assert demand.shares(5000, Work(0, 500), 2, 10**6) == [5000]  # busy 5 s already: the other takes all the rest
 
 
 def test_an_agent_served_is_counted_busy_with_what_it_got_when_the_last_shares_are_cut():
@@ -765,16 +787,16 @@ def test_an_agent_served_is_counted_busy_with_what_it_got_when_the_last_shares_a
     end-together share of the 10,000 pooled was 5,000; the last 12,000 are then cut so that
     both end together, the first counted busy 8 s: it takes 2,000, the other 10,000 (in
     pieces of its full chunk or less)."""
-    demand = Demand((1.0, 1.0), ((1000.0, 0.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
-    assert demand.take(8000, 10_000, scaled=True) == 8000
-    assert demand.shares(12_000, 2, 8000) == [2000, 5000, 5000]
+    demand = Demand((1.0, 1.0), rated((1000.0, 0.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
+    assert demand.take(8000, 10_000, Work(10_000), scaled=True) == 8000
+    assert demand.shares(12_000, Work(12_000), 2, 8000) == [2000, 5000, 5000]
 
 
 def test_only_an_agent_running_nothing_makes_the_scheduler_skip_the_check_gap():
     now = [10.0]
-    demand = Demand((1.0,), ((1000.0, 5.0),), (0,), clock=lambda: now[0])
+    demand = Demand((1.0,), rated((1000.0, 5.0)), (0,), clock=lambda: now[0])
     assert not demand.asking()  # a queue slot: it loses nothing by waiting the gap
-    demand.set((1.0,), ((1000.0, 5.0),), (0,), at=4.0)  # measured 6 s ago, by a check that took that long
+    demand.set((1.0,), rated((1000.0, 5.0)), (0,), at=4.0)  # measured 6 s ago, by a check that took that long
     assert demand.asking()
     assert Demand((1.0,), ()).asking() and not Demand().asking()
 
@@ -784,12 +806,12 @@ def test_an_agent_asking_for_a_chunk_to_queue_gets_it_once_the_pool_holds_all_of
     its chunk pooled is not enough, since it pays a start for each chunk; once its running
     work is over by the check's measure, a quarter is, as for any idle agent."""
     now = [0.0]
-    demand = Demand((1.0,), ((2000.0, 5.0),), (0,), clock=lambda: now[0])
-    assert demand.take(8000, 7999, scaled=True) is None
-    assert demand.take(8000, 8000, scaled=True) == 8000
-    demand.set((1.0,), ((2000.0, 5.0),), (0,))
+    demand = Demand((1.0,), rated((2000.0, 5.0)), (0,), clock=lambda: now[0])
+    assert demand.take(8000, 7999, Work(7999), scaled=True) is None
+    assert demand.take(8000, 8000, Work(8000), scaled=True) == 8000
+    demand.set((1.0,), rated((2000.0, 5.0)), (0,))
     now[0] += 5.0
-    assert demand.take(8000, 2000, scaled=True) == 8000  # its running chunk should have ended: a quarter
+    assert demand.take(8000, 2000, Work(2000), scaled=True) == 8000  # its running chunk should have ended: a quarter
 
 
 def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_out_as_it_fills():
@@ -801,6 +823,10 @@ def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_
     assert [c.cost for c in chunks] == [1000, 1000, 4000, 4000]  # a quarter of 4,000 each (scaled: 3,000 first)
     packer.finish()
     assert [c.cost for c in chunks] == [1000, 1000, 4000, 4000, 1000]
+
+
+speeds = st.builds(Speed, st.floats(1e-4, 1), st.floats(0, 10))
+"""An agent's seconds per byte and per entry."""
 
 
 @settings(max_examples=examples(200))
@@ -818,7 +844,7 @@ def test_the_pool_packs_each_unit_once_oldest_first_when_asked_and_within_limits
     for unit in units:
         if steps.draw(st.booleans(), label="a check asks"):
             appetites = steps.draw(st.lists(st.sampled_from([0.25, 1.0, 2.5]), max_size=3))
-            reach = steps.draw(st.lists(st.tuples(st.floats(1, 1e4), st.floats(0, 100)), max_size=4), label="reach")
+            reach = steps.draw(st.lists(st.tuples(speeds, st.floats(0, 100)), max_size=4), label="reach")
             askers = tuple(steps.draw(st.integers(0, len(reach) - 1)) for _ in appetites) if reach else ()
             demand.set(tuple(sorted(appetites, reverse=True)), tuple(reach), askers)
             asked += len(appetites)
@@ -828,7 +854,7 @@ def test_the_pool_packs_each_unit_once_oldest_first_when_asked_and_within_limits
         else:  # only an agent's ask packs a chunk
             assert len(chunks) <= asked
     sealed = len(chunks)
-    reach = steps.draw(st.lists(st.tuples(st.floats(1, 1e4), st.floats(0, 100)), max_size=4), label="reach")
+    reach = steps.draw(st.lists(st.tuples(speeds, st.floats(0, 100)), max_size=4), label="reach")
     demand.set((), tuple(reach))
     packer.finish()
     packed = [u.pattern for c in chunks for u in c.units]
@@ -866,15 +892,16 @@ def check_end_together(total: int, reach) -> None:
 
 
 def test_without_a_measure_of_the_agents_the_last_units_go_out_in_even_pieces():
-    assert Demand().shares(10, 4, 10) == [3, 3, 2, 2]
-    assert Demand((), ((1.0, 0.0), (1.0, 10.0))).shares(4, 4, 10) == [4]  # the busy agent takes nothing
+    assert Demand().shares(10, Work(10), 4, 10) == [3, 3, 2, 2]
+    assert Demand((), rated((1.0, 0.0), (1.0, 10.0))).shares(4, Work(4), 4, 10) == [4]  # the busy agent takes nothing
 
 
 def test_no_last_share_is_larger_than_its_agents_full_chunk():
     """A share past its agent's full chunk (the target times its rate over the mean) is cut in
     even pieces under it: a pool left large by busy agents does not end as a few huge chunks."""
-    assert Demand().shares(10, 2, 2) == [2, 2, 1, 2, 2, 1]
-    shares = Demand((), ((3000.0, 0.0), (1000.0, 0.0))).shares(40_000, 2, 5000)  # full chunks 7,500 and 2,500
+    assert Demand().shares(10, Work(10), 2, 2) == [2, 2, 1, 2, 2, 1]
+    two = Demand((), rated((3000.0, 0.0), (1000.0, 0.0)))
+    shares = two.shares(40_000, Work(40_000), 2, 5000)  # full chunks 7,500 and 2,500
     assert sum(shares) == 40_000 and shares == [7500] * 4 + [2500] * 4
 
 
