@@ -744,12 +744,12 @@ class Demand:
         is too small for each. A slower agent is not kept idle while the pool fills for a
         faster one's larger chunk. An agent still running something asks for a chunk to queue
         behind it: it gets it once the pool holds all of it, so that it pays one start for a
-        full chunk rather than one for each quarter. ``scaled``: the chunk follows the agent's rate (else every
-        agent gets ``target``), and where the pool holds more than the agents can take in
-        chunks of the target, the agent takes its share of the pool as if the scan ended now
-        (:func:`end_together`), up to four times its chunk: a backlog is moved in fewer
-        executions, each paying its start once, and no agent is given more than would end it
-        after the others. ``mix``: the work the pool holds."""
+        full chunk rather than one for each quarter. ``scaled``: the chunk follows the agent's
+        rate (else every agent gets ``target``), and an agent the check measured takes its
+        share of the pool as if the scan ended now (:func:`end_together`), up to four times
+        its chunk: a backlog is moved in fewer executions, each paying its start once, and no
+        agent is given more than would end it after the others (see :meth:`_serve`). ``mix``:
+        the work the pool holds."""
         with self._lock:
             for i, appetite in enumerate(self._appetites):
                 want = max(int(target * appetite) if scaled else target, 1)
@@ -760,13 +760,19 @@ class Demand:
             return None
 
     def _serve(self, agent: int, want: int, pooled: int, mix: Work, grow: bool) -> int:
-        """The chunk ``agent`` gets: ``want``, or (``grow``) its end-together share of ``pooled``
-        where larger, up to SERVED_AT times ``want``; the agent is then taken as busy with what
-        it gets, for the next agent asking before the next check and for the last shares."""
+        """The chunk ``agent`` gets: ``want``, or (``grow``) its end-together share of
+        ``pooled``, up to SERVED_AT times ``want``: for an agent running nothing, that share
+        even where smaller than ``want`` (the scan may end now, and the rest of the pool is
+        the other agents' share), for a queue slot the larger of the two. The agent is then
+        taken as busy with what it gets, for the next agent asking before the next check and
+        for the last shares. Where the share was not the cap, a chunk as large as ``want``
+        took the whole pool as the bench's scan was ending, and its fast agent ended 7 s after
+        the others."""
         reach = self._reach_now()
         rated = _rated(reach, mix, pooled)
         if grow:
-            want = min(max(want, end_together(pooled, rated)[agent]), want * SERVED_AT)
+            share = end_together(pooled, rated)[agent]
+            want = min(max(want, share) if self._running(agent) else max(share, 1), want * SERVED_AT)
         speed, busy = reach[agent]
         reach[agent] = (speed, busy + min(want, pooled) / max(rated[agent][0], 1e-9))
         self._reach, self._reach_at = tuple(reach), self._clock()

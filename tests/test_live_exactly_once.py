@@ -783,13 +783,23 @@ def test_the_last_shares_end_the_agents_together_on_the_mix_the_pool_holds():
 
 
 def test_an_agent_served_is_counted_busy_with_what_it_got_when_the_last_shares_are_cut():
-    """Two idle agents at 1,000 a second: the first takes its chunk, 8,000, though its
-    end-together share of the 10,000 pooled was 5,000; the last 12,000 are then cut so that
-    both end together, the first counted busy 8 s: it takes 2,000, the other 10,000 (in
-    pieces of its full chunk or less)."""
-    demand = Demand((1.0, 1.0), rated((1000.0, 0.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
+    """Two agents at 1,000 a second, the first with 1 s of work left, asking for a chunk to
+    queue: it takes its whole chunk, 8,000, though its end-together share of the 10,000
+    pooled was 4,500; the last 12,000 are then cut so that both end together, the first
+    counted busy 9 s: it takes 1,500, the other 10,500 (in pieces of its full chunk or less)."""
+    demand = Demand((1.0, 1.0), rated((1000.0, 1.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
     assert demand.take(8000, 10_000, Work(10_000), scaled=True) == 8000
-    assert demand.shares(12_000, Work(12_000), 2, 8000) == [2000, 5000, 5000]
+    assert demand.shares(12_000, Work(12_000), 2, 8000) == [1500, 5250, 5250]
+
+
+def test_an_agent_running_nothing_takes_no_more_than_its_end_together_share_however_large_its_chunk():
+    """Two idle agents at 1,000 a second, each wanting 8,000, and 10,000 pooled: had the scan
+    ended now, 5,000 each would end them together, so the first takes 5,000, not 8,000 (a
+    chunk as large as the target took the whole pool as the bench's scan ended, and its
+    agent ended 7 s after the rest); the second then takes the other 5,000."""
+    demand = Demand((1.0, 1.0), rated((1000.0, 0.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
+    assert demand.take(8000, 10_000, Work(10_000), scaled=True) == 5000
+    assert demand.take(8000, 5000, Work(5000), scaled=True) == 5000
 
 
 def test_only_an_agent_running_nothing_makes_the_scheduler_skip_the_check_gap():
@@ -811,7 +821,8 @@ def test_an_agent_asking_for_a_chunk_to_queue_gets_it_once_the_pool_holds_all_of
     assert demand.take(8000, 8000, Work(8000), scaled=True) == 8000
     demand.set((1.0,), rated((2000.0, 5.0)), (0,))
     now[0] += 5.0
-    assert demand.take(8000, 2000, Work(2000), scaled=True) == 8000  # its running chunk should have ended: a quarter
+    # its running chunk should have ended: a quarter will do, and as the one agent it takes all the pool holds
+    assert demand.take(8000, 2000, Work(2000), scaled=True) == 2000
 
 
 def test_a_fixed_chunk_size_is_what_every_agent_gets_whatever_its_rate_and_goes_out_as_it_fills():
