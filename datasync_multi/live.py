@@ -783,17 +783,21 @@ class Demand:
         gone = self._clock() - self._reach_at
         return [(speed, max(busy - gone, 0.0)) for speed, busy in self._reach]
 
-    def shares(self, total: int, mix: Work, pieces: int, target: int) -> list[int]:
+    def shares(self, total: int, mix: Work, pieces: int, target: int, grown: bool) -> list[int]:
         """How to cut the last ``total`` (holding ``mix``): each agent's share so that the
-        agents end together (:func:`end_together`), or ``pieces`` even shares when no check
-        has measured the agents; each share in pieces no larger than its agent's full chunk
-        (``target`` times its rate over the mean), so that no last chunk is a quarter of the
-        share, to retry whole if it fails."""
+        agents end together (:func:`end_together`), or ``pieces`` even shares of at most
+        ``target`` when no check has measured the agents. A share is cut in even pieces no
+        larger than its agent's full chunk (``target`` times its rate over the mean), or
+        (``grown``: chunks follow the agents) than SERVED_AT of them, as a chunk grows
+        during the scan, so that a failed piece is retried in bounded time. With one full
+        chunk as the bound, the bench's last shares came in five pieces for four agents: the
+        watcher handed the fifth to the fast agent, which ended 9 s after the rest."""
         with self._lock:
             reach = _rated(self._reach_now(), mix, total)
         if reach:
             mean = statistics.fmean(max(r, 1e-9) for r, _ in reach)
-            split = [(s, max(round(target * max(r, 1e-9) / mean), 1)) for s, (r, _) in
+            chunks = SERVED_AT if grown else 1
+            split = [(s, max(round(target * chunks * max(r, 1e-9) / mean), 1)) for s, (r, _) in
                      zip(end_together(total, reach), reach, strict=True)]
         else:
             split = [(s, max(target, 1)) for s in _even(total, max(pieces, 1))]
@@ -890,7 +894,8 @@ class StreamPacker:
         units = list(self.pool)
         self.pool.clear()
         target = self.sizing.target(self.seen(), self.emitted)
-        shares = self.demand.shares(self.cost, self.work, self.tail_pieces, target)[:len(units)] or [0]
+        shares = self.demand.shares(self.cost, self.work, self.tail_pieces, target,
+                                    grown=self.sizing.fixed_target is None)[:len(units)] or [0]
         for piece in sorted(pack_shares(units, shares, self.limits), key=lambda p: -sum(u.cost for u in p)):
             self._out(piece)
 

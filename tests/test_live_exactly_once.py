@@ -718,8 +718,8 @@ def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quar
     demand.set((), rated((4000.0, 0.0), (1000.0, 2.0)))  # a fast agent idle, a slow one busy 2 s more
     packer.finish()
     last = sorted((c.cost for c in chunks[3:]), reverse=True)
-    assert sum(last) == 25_000 and len(last) == 4  # each share in two: over 12,800 and 3,200, the full chunks
-    fast_end, slow_end = sum(last[:2]) / 4000, 2 + sum(last[2:]) / 1000
+    assert sum(last) == 25_000 and len(last) == 2  # each share whole: under four full chunks (12,800 and 3,200)
+    fast_end, slow_end = last[0] / 4000, 2 + last[1] / 1000
     assert abs(fast_end - slow_end) <= 1000 / 1000  # within one unit on the slower agent
     order = [u.pattern for c in chunks for u in c.units]
     assert sorted(order) == [u.pattern for u in units[:38]] and len(set(order)) == 38
@@ -773,13 +773,15 @@ def test_the_last_shares_end_the_agents_together_on_the_mix_the_pool_holds():
     units would share all three 4:1, and the fast agent would end the entries 2.5 times later)."""
     reach = ((Speed(1 / 4000, 0.01), 0.0), (Speed(1 / 1000, 0.01), 0.0))
     entries, nbytes, mixed = Work(0, 1000), Work(40_000, 0), Work(20_000, 1000)
-    assert Demand((), reach).shares(10_000, entries, 2, 10**6) == [5000, 5000]
-    assert Demand((), reach).shares(40_000, nbytes, 2, 10**6) == [32_000, 8000]
-    assert Demand((), reach).shares(30_000, mixed, 2, 10**6) == [20_000, 10_000]  # all of it: 15 s against 30 s
+    assert Demand((), reach).shares(10_000, entries, 2, 10**6, grown=False) == [5000, 5000]
+    assert Demand((), reach).shares(40_000, nbytes, 2, 10**6, grown=False) == [32_000, 8000]
+    # all of it: 15 s against 30 s
+    assert Demand((), reach).shares(30_000, mixed, 2, 10**6, grown=False) == [20_000, 10_000]
     # served during the scan, each is counted busy at its rate on the pool's mix
     demand = Demand((2.0,), reach, (0,), clock=lambda: 0.0)
     assert demand.take(2000, 10_000, entries, scaled=True) == 5000  # its end-together share
-    assert demand.shares(5000, Work(0, 500), 2, 10**6) == [5000]  # busy 5 s already: the other takes all the rest
+    # busy 5 s already: the other takes all the rest
+    assert demand.shares(5000, Work(0, 500), 2, 10**6, grown=False) == [5000]
 
 
 def test_an_agent_served_is_counted_busy_with_what_it_got_when_the_last_shares_are_cut():
@@ -789,7 +791,7 @@ def test_an_agent_served_is_counted_busy_with_what_it_got_when_the_last_shares_a
     counted busy 9 s: it takes 1,500, the other 10,500 (in pieces of its full chunk or less)."""
     demand = Demand((1.0, 1.0), rated((1000.0, 1.0), (1000.0, 0.0)), (0, 1), clock=lambda: 0.0)
     assert demand.take(8000, 10_000, Work(10_000), scaled=True) == 8000
-    assert demand.shares(12_000, Work(12_000), 2, 8000) == [1500, 5250, 5250]
+    assert demand.shares(12_000, Work(12_000), 2, 8000, grown=False) == [1500, 5250, 5250]
 
 
 def test_an_agent_running_nothing_takes_no_more_than_its_end_together_share_however_large_its_chunk():
@@ -903,17 +905,23 @@ def check_end_together(total: int, reach) -> None:
 
 
 def test_without_a_measure_of_the_agents_the_last_units_go_out_in_even_pieces():
-    assert Demand().shares(10, Work(10), 4, 10) == [3, 3, 2, 2]
-    assert Demand((), rated((1.0, 0.0), (1.0, 10.0))).shares(4, Work(4), 4, 10) == [4]  # the busy agent takes nothing
+    assert Demand().shares(10, Work(10), 4, 10, grown=False) == [3, 3, 2, 2]
+    busy = Demand((), rated((1.0, 0.0), (1.0, 10.0)))
+    assert busy.shares(4, Work(4), 4, 10, grown=False) == [4]  # the busy agent takes nothing
 
 
-def test_no_last_share_is_larger_than_its_agents_full_chunk():
+def test_no_last_share_is_larger_than_its_agents_full_chunk_or_four_of_them_where_chunks_grow():
     """A share past its agent's full chunk (the target times its rate over the mean) is cut in
-    even pieces under it: a pool left large by busy agents does not end as a few huge chunks."""
-    assert Demand().shares(10, Work(10), 2, 2) == [2, 2, 1, 2, 2, 1]
+    even pieces under it: a pool left large by busy agents does not end as a few huge chunks.
+    Where chunks follow the agents (no --chunk_size), the bound is four full chunks, as for a
+    chunk grown during the scan: each agent then takes its share in one piece where it can,
+    so that the watcher cannot hand an agent a second piece meant for another."""
+    assert Demand().shares(10, Work(10), 2, 2, grown=False) == [2, 2, 1, 2, 2, 1]
     two = Demand((), rated((3000.0, 0.0), (1000.0, 0.0)))
-    shares = two.shares(40_000, Work(40_000), 2, 5000)  # full chunks 7,500 and 2,500
+    shares = two.shares(40_000, Work(40_000), 2, 5000, grown=False)  # full chunks 7,500 and 2,500
     assert sum(shares) == 40_000 and shares == [7500] * 4 + [2500] * 4
+    assert two.shares(40_000, Work(40_000), 2, 5000, grown=True) == [30_000, 10_000]  # under 30,000 and 10,000
+    assert two.shares(80_000, Work(80_000), 2, 5000, grown=True) == [30_000, 30_000, 10_000, 10_000]
 
 
 # -- 5. the real walk closes subtrees early -----------------------------------------
