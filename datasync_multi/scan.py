@@ -1172,7 +1172,7 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
     seed, so the estimate does not depend on the threads."""
     mount_dev = os.lstat(mount).st_dev
     lock = threading.Lock()
-    Listing = tuple[int, int, tuple[str, ...]]
+    Listing = tuple[int, int, tuple[str, ...], bool]
     listings: dict[str, Future[Listing]] = {}
 
     def listing(rel: str) -> Listing:
@@ -1182,9 +1182,7 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
         if known is not mine:
             return known.result()
         try:
-            read = _read_dir(mount, rel, mount_dev, Tree({}, (), lambda _: iter(())))
-            assert not isinstance(read, list)  # not read in parts
-            mine.set_result((read[0].bytes, read[0].own_files, read[0].children))
+            mine.set_result(_sampled_listing(mount, rel, mount_dev, random.Random(f"{seed}/{rel}")))
         except BaseException as exc:
             mine.set_exception(exc)
         return mine.result()
@@ -1193,7 +1191,7 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
         rng = random.Random(f"{seed}/{root}/{number}")
         rel, weight, nbytes, entries = root, 1.0, 0.0, 0.0
         while True:
-            own_bytes, own_files, children = listing(rel)
+            own_bytes, own_files, children, _ = listing(rel)
             nbytes += weight * own_bytes
             entries += weight * (own_files + 1)
             if not children:
@@ -1210,5 +1208,35 @@ def _knuth_estimate(mount: str, kept: tuple[str, ...], probes: int, seed: int) -
         pool.shutdown(cancel_futures=True)
     nbytes = sum(b for b, _ in drawn) / per_root
     entries = sum(e for _, e in drawn) / per_root
+    large = sum(1 for f in listings.values() if f.result()[3])
+    measured = f", {large:,} of them weighed from {SIZE_SAMPLE_STATS:,} of their entries" if large else ""
     return SizeGuess(int(nbytes), int(entries), f"a sample of {per_root * len(kept)} random paths "
-                                                f"({len(listings):,} directories listed), Knuth's estimate")
+                                                f"({len(listings):,} directories listed{measured}), Knuth's estimate")
+
+
+SIZE_SAMPLE_STATS = 1024
+"""Entries besides subdirectories the size sample measures in one directory: a directory of
+millions of files on a path would otherwise cost an lstat each (minutes over NFS) before
+the scan begins. Its files are counted from the listing; their bytes are those of a random
+draw of this many, scaled up."""
+
+
+def _sampled_listing(mount: str, rel: str, mount_dev: int,
+                     rng: random.Random) -> tuple[int, int, tuple[str, ...], bool]:
+    """A directory's bytes, files (estimated past SIZE_SAMPLE_STATS entries besides its
+    subdirectories), child directories, and whether it was estimated. Subdirectories are
+    told by the type readdir gives (an lstat where it gives none), and all measured."""
+    d, tree = Dir(), Tree({}, (), lambda _: iter(()))
+    fd = _open_dir(mount, rel)
+    try:
+        with os.scandir(fd) as it:
+            dirs: list[os.DirEntry] = []
+            others: list[os.DirEntry] = []
+            for entry in it:
+                (dirs if entry.is_dir(follow_symlinks=False) else others).append(entry)
+        drawn = rng.sample(others, SIZE_SAMPLE_STATS) if len(others) > SIZE_SAMPLE_STATS else others
+        _tally(d, [], [], iter(dirs + drawn), rel, mount_dev, tree, [])
+    finally:
+        os.close(fd)
+    scale = len(others) / len(drawn) if drawn else 1.0
+    return round(d.bytes * scale), round(d.own_files * scale), d.children, len(drawn) < len(others)

@@ -167,6 +167,25 @@ def test_the_size_guess_is_exact_on_a_tree_of_even_shape(tmp_path):
     assert "Knuth's estimate" in guess.how
 
 
+def test_the_size_guess_weighs_a_large_directory_from_a_sample_of_its_files(tmp_path, monkeypatch):
+    """A directory of more entries than the sample measures (a flat directory of millions, on
+    NFS an lstat each) is counted from its listing and weighed from a random draw of its
+    files: with files of one size the guess is still exact, and it says so."""
+    monkeypatch.setattr(scan_module, "SIZE_SAMPLE_STATS", 50)
+    share = tmp_path / "share"
+    (share / "flat").mkdir(parents=True)
+    for f in range(400):
+        (share / "flat" / f"f{f:03d}").write_bytes(b"x" * 100)
+    for d in range(3):
+        (share / "flat" / f"d{d}").mkdir()
+        (share / "flat" / f"d{d}" / "g").write_bytes(b"y" * 10)
+    guess = guess_size(str(tmp_path), ("share",), probes=16)
+    assert (guess.bytes, guess.entries) == (400 * 100 + 3 * 10, 1 + 1 + 400 + 3 * 2)
+    assert "1 of them weighed from 50 of their entries" in guess.how
+    monkeypatch.setattr(scan_module, "SIZE_SAMPLE_STATS", 1000)
+    assert "weighed" not in guess_size(str(tmp_path), ("share",), probes=16).how
+
+
 def test_the_file_system_s_use_is_taken_only_where_the_sample_agrees():
     sample = SizeGuess(10**9, 1000, "Knuth's estimate")
     agreeing = weigh_statvfs(sample, 2 * 10**9, 1200)
