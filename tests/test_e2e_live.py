@@ -226,8 +226,10 @@ def test_a_large_directory_is_cut_by_its_names_before_it_is_measured_and_a_kill_
     part is measured. A file deleted while the directory is open and its cut not yet
     journaled (the scan held at the journal) is not claimed by its group: its part is
     measured only once the cut is journaled (had the cut waited for the listing's end, as
-    before, every file would have been measured first, and it would be claimed). Killed
-    once that group is journaled, with groups still to come, the rerun keeps the cut and
+    before, every file would have been measured first, and it would be claimed). One file
+    is deleted in each fifth of the names, and the scheduler is killed once the first group
+    holding one is journaled: with groups still to come (the parts are measured side by
+    side, in no set order, and a single deleted file's group came last under load), the rerun keeps the cut and
     the groups as they were and sends the rest, while a watcher checks the same run beside
     it and one start's answer is lost after it took effect: each group journaled once, each
     chunk run once, the copy exact."""
@@ -239,7 +241,8 @@ def test_a_large_directory_is_cut_by_its_names_before_it_is_measured_and_a_kill_
             fh.write(rng.randbytes(rng.randint(1000, 2000)))
     names = sorted(os.listdir(flat))
     sampled = set(names[::max(len(names) // scan.SAMPLED, 1)])  # measured before the cut, to weigh the names
-    gone = next(n for n in names[len(names) // 2:] if n not in sampled)
+    fifth = len(names) // 5
+    gone = [next(n for n in names[k * fifth:] if n not in sampled) for k in range(5)]
     gate, proc = gated(site)
     with contextlib.ExitStack() as held:
         held.callback(stop, proc, gate)
@@ -248,17 +251,22 @@ def test_a_large_directory_is_cut_by_its_names_before_it_is_measured_and_a_kill_
                                 "projects/flat open")
         caught = flat_cut(lines) is None  # else its cut slipped through with the line before: nothing is deleted
         if caught:
-            os.remove(os.path.join(flat, gone))
+            for name in gone:
+                os.remove(os.path.join(flat, name))
         lines = gate.step_until(proc, lambda lines: flat_cut(lines) is not None, "the cut of projects/flat")
         cut = flat_cut(lines)
         assert cut is not None and len(cut["groups"]) > 12, cut
-        prefix = max((g for g in cut["groups"] if gone.startswith(g)), key=len)
-        pattern = f"/projects/flat/{prefix}*"
-        lines = gate.step_until(proc, lambda lines: pattern in flat_units(lines), f"the unit {pattern}")
+        prefixes = {max((g for g in cut["groups"] if name.startswith(g)), key=len) for name in gone}
+        patterns = {f"/projects/flat/{prefix}*" for prefix in prefixes}
+        lines = gate.step_until(proc, lambda lines: bool(patterns & set(flat_units(lines))),
+                                f"a unit of {sorted(patterns)}")
         kill(proc)
-    [claimed] = [line["unit"]["files"] for line in lines
-                 if line["kind"] == "unit" and line["unit"]["pattern"] == pattern]
-    assert claimed == sum(1 for n in os.listdir(flat) if n.startswith(prefix)), (pattern, claimed, gone, caught)
+    claims = {line["unit"]["pattern"]: line["unit"]["files"] for line in lines
+              if line["kind"] == "unit" and line["unit"]["pattern"] in patterns}
+    assert claims
+    for pattern, claimed in claims.items():
+        prefix = pattern.removeprefix("/projects/flat/").removesuffix("*")
+        assert claimed == sum(1 for n in os.listdir(flat) if n.startswith(prefix)), (pattern, claimed, gone, caught)
     assert len(cut["groups"]) > len(flat_units(lines)) and cut.get("guessed") is True
     site.emu.fault("StartTaskExecution", "drop")  # the rerun's (or the watcher's) next start: made, answer lost
     watcher = site.spawn_watch("--timeout_sec", "0.2")  # checks the same run beside the rerun, to the end
