@@ -289,8 +289,7 @@ class LivePlanner:
         self.packer = StreamPacker(sizing, on_chunk, self.resume.next_index, self.resume.emitted_cost,
                                    lambda: self.seen, tail_pieces, demand or Demand())
         for unit in self.resume.pooled:
-            self.packer.pool.append(unit)
-            self.packer.cost += unit.cost
+            self.packer.keep(unit)
 
     # -- what the walk asks -------------------------------------------------------
 
@@ -870,10 +869,14 @@ class StreamPacker:
         """What the pool holds."""
 
     def add(self, unit: Unit) -> None:
+        self.keep(unit)
+        self.serve()
+
+    def keep(self, unit: Unit) -> None:
+        """Pool ``unit`` without packing (a resumed run's pool goes back as it was)."""
         self.pool.append(unit)
         self.cost += unit.cost
         self.work += Work(unit.bytes, unit.items)
-        self.serve()
 
     def serve(self) -> None:
         """Pack what the agents asking want; with --chunk_size, every full chunk."""

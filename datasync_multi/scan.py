@@ -1225,18 +1225,30 @@ def _sampled_listing(mount: str, rel: str, mount_dev: int,
                      rng: random.Random) -> tuple[int, int, tuple[str, ...], bool]:
     """A directory's bytes, files (estimated past SIZE_SAMPLE_STATS entries besides its
     subdirectories), child directories, and whether it was estimated. Subdirectories are
-    told by the type readdir gives (an lstat where it gives none), and all measured."""
+    told by the type readdir gives (an lstat where it gives none), and all measured; an
+    entry whose type cannot be read is measured as the walk measures it (an error, counted
+    and logged). A directory that cannot be opened weighs nothing, as in the walk."""
     d, tree = Dir(), Tree({}, (), lambda _: iter(()))
-    fd = _open_dir(mount, rel)
+    try:
+        fd = _open_dir(mount, rel)
+    except OSError:
+        return 0, 0, (), False
     try:
         with os.scandir(fd) as it:
             dirs: list[os.DirEntry] = []
             others: list[os.DirEntry] = []
             for entry in it:
-                (dirs if entry.is_dir(follow_symlinks=False) else others).append(entry)
+                (dirs if _typed_dir(entry) else others).append(entry)
         drawn = rng.sample(others, SIZE_SAMPLE_STATS) if len(others) > SIZE_SAMPLE_STATS else others
         _tally(d, [], [], iter(dirs + drawn), rel, mount_dev, tree, [])
     finally:
         os.close(fd)
     scale = len(others) / len(drawn) if drawn else 1.0
     return round(d.bytes * scale), round(d.own_files * scale), d.children, len(drawn) < len(others)
+
+
+def _typed_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False

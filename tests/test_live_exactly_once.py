@@ -726,6 +726,19 @@ def test_an_idle_agent_gets_a_chunk_sized_by_its_rate_once_the_pool_holds_a_quar
     assert [u.pattern for c in chunks[:3] for u in c.units] == [u.pattern for u in units[:13]]  # oldest first
 
 
+def test_a_resumed_runs_pool_goes_back_with_its_bytes_and_entries_for_the_shares():
+    """The units a killed run left pooled go back into the pool counted as any other: their
+    cost, and their bytes and entries, on which each agent's rate is taken when the pool is
+    shared (missing, the pool's mix went negative once a resumed unit was packed)."""
+    pooled = [Unit(f"/d{i}/", DIR, 1000 * i, i, 1, 1000 * i + (i + 1) * 10) for i in range(1, 4)]
+    planner = LivePlanner(("",), Sizing.guided(64_000, 2, 4, 10), lambda rel: iter(()), lambda rel: False,
+                          lambda chunk: None, lambda cut: None, lone_roots=frozenset(),
+                          resume=Resume(pooled=pooled))
+    assert list(planner.packer.pool) == pooled
+    assert planner.packer.cost == sum(u.cost for u in pooled)
+    assert planner.packer.work == Work(6000, 9)
+
+
 def test_a_slow_idle_agent_is_not_kept_waiting_while_the_pool_fills_for_a_faster_ones_larger_chunk():
     """Two agents idle, the fast one first: a pool of a quarter of the slow one's chunk but
     not of the fast one's goes to the slow one at once; the fast one's turn waits for its own

@@ -186,6 +186,24 @@ def test_the_size_guess_weighs_a_large_directory_from_a_sample_of_its_files(tmp_
     assert "weighed" not in guess_size(str(tmp_path), ("share",), probes=16).how
 
 
+def test_a_directory_the_size_guess_cannot_open_weighs_nothing_as_in_the_walk(tmp_path, monkeypatch):
+    """A directory on a sampled path that cannot be opened (EACCES on NFS) counts as empty,
+    as the walk counts it, rather than failing the guess and the run."""
+    share = tmp_path / "share"
+    (share / "locked").mkdir(parents=True)
+    (share / "locked" / "f").write_bytes(b"x" * 100)
+    (share / "g").write_bytes(b"y" * 10)
+    real_open = os.open
+
+    def refusing(path, flags, *args, **kwargs):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", refusing)
+    guess = guess_size(str(tmp_path), ("share",), probes=16)
+    assert (guess.bytes, guess.entries) == (10, (1 + 1) + (0 + 1))  # share and its file g; "locked" as empty
+
+
 def test_the_file_system_s_use_is_taken_only_where_the_sample_agrees():
     sample = SizeGuess(10**9, 1000, "Knuth's estimate")
     agreeing = weigh_statvfs(sample, 2 * 10**9, 1200)
